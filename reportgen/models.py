@@ -1,0 +1,143 @@
+"""The model zoo: every network a study can name, built from plain options.
+
+Each model is a ``Net`` with two named ``nn.Sequential`` halves, ``featurizer`` and ``classifier``, and every
+layer inside has a readable name (``conv1``, ``relu1``, ``pool1``, ``flatten``, ``fc1`` ...), so forward hooks,
+architecture tables and posts can address layers by name. This module knows nothing about data or training.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+IMAGE_SIZE = 28
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
+
+
+class Net(nn.Module):
+    """featurizer (convolutions) -> classifier (flatten + linear layers)."""
+
+    def __init__(self, featurizer: nn.Sequential, classifier: nn.Sequential):
+        super().__init__()
+        self.featurizer = featurizer
+        self.classifier = classifier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.featurizer(x))
+
+
+def _activation(name: str) -> nn.Module:
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
+    return ACTIVATIONS[name]()
+
+
+def _feature_size(featurizer: nn.Module, in_channels: int) -> int:
+    # Run a dummy image through the convolutions so the first linear layer adapts to pooling on/off.
+    with torch.no_grad():
+        return int(featurizer(torch.zeros(1, in_channels, IMAGE_SIZE, IMAGE_SIZE)).numel())
+
+
+def lenet(in_channels: int = 1, num_classes: int = 10, dropout: float = 0.0, pooling: bool = True,
+          activation: str = "relu") -> Net:
+    """LeNet-5 style: two 5x5 convolutions, each followed by the activation and (optionally) 2x2 max-pooling,
+    then three linear layers (120 -> 84 -> classes). ``dropout`` > 0 adds dropout before fc2 and fc3."""
+    layers: list[tuple[str, nn.Module]] = [
+        ("conv1", nn.Conv2d(in_channels, 6, kernel_size=5, padding=2)), ("relu1", _activation(activation)),
+    ]
+    if pooling:
+        layers.append(("pool1", nn.MaxPool2d(2)))
+    layers += [("conv2", nn.Conv2d(6, 16, kernel_size=5)), ("relu2", _activation(activation))]
+    if pooling:
+        layers.append(("pool2", nn.MaxPool2d(2)))
+    featurizer = nn.Sequential(OrderedDict(layers))
+    flat = _feature_size(featurizer, in_channels)
+    head: list[tuple[str, nn.Module]] = [
+        ("flatten", nn.Flatten()), ("fc1", nn.Linear(flat, 120)), ("relu3", _activation(activation)),
+    ]
+    if dropout > 0:
+        head.append(("dropout1", nn.Dropout(dropout)))
+    head += [("fc2", nn.Linear(120, 84)), ("relu4", _activation(activation))]
+    if dropout > 0:
+        head.append(("dropout2", nn.Dropout(dropout)))
+    head.append(("fc3", nn.Linear(84, num_classes)))
+    return Net(featurizer, nn.Sequential(OrderedDict(head)))
+
+
+def tiny(in_channels: int = 1, num_classes: int = 10) -> Net:
+    """The one-block network: one 5x5 filter -> ReLU -> 2x2 max-pool -> 144 features -> 10 -> ReLU -> 10."""
+    featurizer = nn.Sequential(OrderedDict([
+        ("conv1", nn.Conv2d(in_channels, 1, kernel_size=5)), ("relu1", nn.ReLU()), ("pool1", nn.MaxPool2d(2)),
+    ]))
+    classifier = nn.Sequential(OrderedDict([
+        ("flatten", nn.Flatten()), ("fc1", nn.Linear(144, 10)), ("relu2", nn.ReLU()),
+        ("fc2", nn.Linear(10, num_classes)),
+    ]))
+    return Net(featurizer, classifier)
+
+
+def deep_pool(in_channels: int = 1, num_classes: int = 10, activation: str = "tanh") -> Net:
+    """Six 3x3 convolutions (16, 16 | 32, 32 | 32, 32 filters) with tanh and two 2x2 max-pools, one linear layer."""
+    widths = [16, 16, 32, 32, 32, 32]
+    layers: list[tuple[str, nn.Module]] = []
+    channels = in_channels
+    for i, width in enumerate(widths, start=1):
+        layers += [(f"conv{i}", nn.Conv2d(channels, width, kernel_size=3, padding=1)),
+                   (f"{activation}{i}", _activation(activation))]
+        if i in (2, 4):  # pool after each pair of 16- and 32-filter blocks: 28 -> 14 -> 7
+            layers.append((f"pool{i // 2}", nn.MaxPool2d(2)))
+        channels = width
+    featurizer = nn.Sequential(OrderedDict(layers))
+    flat = _feature_size(featurizer, in_channels)
+    classifier = nn.Sequential(OrderedDict([("flatten", nn.Flatten()), ("fc1", nn.Linear(flat, num_classes))]))
+    return Net(featurizer, classifier)
+
+
+def fcnn(in_channels: int = 1, num_classes: int = 10, hidden: list[int] | int | None = None,
+         match_params_of: str | None = None, activation: str = "relu") -> Net:
+    """Fully connected: flatten -> hidden layer(s) -> classes.
+
+    ``match_params_of`` names a CNN of the zoo (e.g. ``lenet``); the single hidden layer is then sized so the
+    parameter count is as close as possible to that model's, for a fair "same size" comparison."""
+    inputs = in_channels * IMAGE_SIZE * IMAGE_SIZE
+    if match_params_of is not None:
+        if hidden is not None:
+            raise ValueError("give either hidden or match_params_of, not both")
+        target = count_parameters(build_model(match_params_of, in_channels=in_channels, num_classes=num_classes))
+        # params(h) = inputs*h + h + h*classes + classes; solve for the nearest integer h.
+        hidden = [max(1, round((target - num_classes) / (inputs + 1 + num_classes)))]
+    if hidden is None:
+        hidden = [100]
+    if isinstance(hidden, int):
+        hidden = [hidden]
+    layers: list[tuple[str, nn.Module]] = [("flatten", nn.Flatten())]
+    width = inputs
+    for i, h in enumerate(hidden, start=1):
+        layers += [(f"fc{i}", nn.Linear(width, h)), (f"relu{i}", _activation(activation))]
+        width = h
+    layers.append((f"fc{len(hidden) + 1}", nn.Linear(width, num_classes)))
+    # No convolutions: the featurizer is the identity, kept so every model has the same two halves.
+    return Net(nn.Sequential(OrderedDict([("identity", nn.Identity())])), nn.Sequential(OrderedDict(layers)))
+
+
+MODELS: dict[str, Callable[..., Net]] = {"lenet": lenet, "tiny": tiny, "deep_pool": deep_pool, "fcnn": fcnn}
+
+
+def build_model(name: str, **options: Any) -> Net:
+    """Build a zoo model by name with keyword options (as written in an experiment's YAML)."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose from {sorted(MODELS)}")
+    return MODELS[name](**options)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def named_layers(model: Net) -> list[tuple[str, nn.Module]]:
+    """Every leaf layer in forward order, named ``featurizer.conv1`` style names shortened to ``conv1``."""
+    return list(model.featurizer.named_children()) + list(model.classifier.named_children())

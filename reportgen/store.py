@@ -1,0 +1,277 @@
+"""The results store: one directory per run, written atomically, complete only when its marker exists.
+
+Layout: ``results/<experiment>/<variant>/seed-<n>/`` holding
+
+- ``config.json``     the resolved run config (what was trained)
+- ``history.json``    per-epoch train/validation loss and accuracy, wall time per epoch, best epoch
+- ``metrics.json``    final test metrics of the best-validation checkpoint
+- ``predictions.npz`` test labels and class probabilities (loaded with ``allow_pickle=False``)
+- ``weights.safetensors`` the best-validation weights (safetensors: loading never runs code)
+- ``run.json``        versions, device, wall time, git commit, dataset checksum, cache key
+- ``COMPLETE.json``   the marker, written last: cache key and the SHA-256 of every file above
+
+A run is written into a hidden staging directory and renamed into place, so a run killed at any moment leaves
+either the previous complete run or nothing that looks complete.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import io
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from . import __version__
+
+MARKER = "COMPLETE.json"
+RUN_FILES = ("config.json", "history.json", "metrics.json", "predictions.npz", "weights.safetensors", "run.json")
+
+
+class StoreError(Exception):
+    """A one-line problem with the results directory."""
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+def cache_key(resolved: dict[str, Any], dataset_checksum: str) -> str:
+    """Hash of everything that determines a run's numbers: resolved config, data, package version."""
+    payload = {"config": resolved, "dataset_sha256": dataset_checksum, "reportgen": __version__}
+    return sha256_bytes(canonical_json(payload).encode())[:20]
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write to a temp file in the same directory, fsync, then rename over the target."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def json_bytes(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
+
+
+def npz_bytes(**arrays: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class RunState:
+    """What the store knows about one run slot."""
+    status: str  # 'complete', 'missing', 'incomplete', 'stale', 'corrupt'
+    reason: str = ""
+
+
+class Run:
+    """A complete run, read back for analysis and rendering. Never modifies the files."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.config: dict[str, Any] = self._json("config.json")
+        self.history: dict[str, Any] = self._json("history.json")
+        self.metrics: dict[str, Any] = self._json("metrics.json")
+        self.record: dict[str, Any] = self._json("run.json")
+
+    def _json(self, name: str) -> dict[str, Any]:
+        return json.loads((self.path / name).read_text())
+
+    @property
+    def seed(self) -> int:
+        return int(self.config["seed"])
+
+    def predictions(self) -> tuple[np.ndarray, np.ndarray]:
+        """(test labels [N], class probabilities [N, C])."""
+        with np.load(self.path / "predictions.npz", allow_pickle=False) as z:
+            return z["labels"], z["probs"]
+
+    def state_dict(self) -> dict[str, Any]:
+        from safetensors.torch import load_file
+        return load_file(str(self.path / "weights.safetensors"))
+
+    def load_model(self, device: str = "cpu"):
+        """The best-validation model, in eval mode."""
+        from .models import build_model
+        model = build_model(self.config["model"]["name"], **self.config["model"]["options"])
+        model.load_state_dict(self.state_dict())
+        return model.to(device).eval()
+
+
+class Store:
+    def __init__(self, root: str | Path = "results"):
+        self.root = Path(root)
+
+    def run_dir(self, experiment: str, variant: str, seed: int) -> Path:
+        return self.root / experiment / variant / f"seed-{seed}"
+
+    # ---- reading --------------------------------------------------------------------------------------
+    def state(self, experiment: str, variant: str, seed: int, key: str | None = None) -> RunState:
+        path = self.run_dir(experiment, variant, seed)
+        return check_run(path, key)
+
+    def load(self, experiment: str, variant: str, seed: int) -> Run:
+        path = self.run_dir(experiment, variant, seed)
+        state = check_run(path)
+        if state.status != "complete":
+            raise StoreError(f"{path}: run is {state.status}{': ' + state.reason if state.reason else ''}")
+        return Run(path)
+
+    def find_complete(self, key: str) -> Path | None:
+        """Another complete run with the same cache key (identical config and data), e.g. a baseline shared by
+        several studies; it can be copied instead of retrained."""
+        for marker in self.root.glob(f"*/*/seed-*/{MARKER}"):
+            try:
+                if json.loads(marker.read_text()).get("cache_key") == key and check_run(marker.parent, key).status == "complete":
+                    return marker.parent
+            except (OSError, ValueError):
+                continue
+        return None
+
+    # ---- writing --------------------------------------------------------------------------------------
+    def write_run(self, experiment: str, variant: str, seed: int, key: str, files: dict[str, bytes]) -> Path:
+        """Stage every file, write the marker last, then swap the staging directory into place."""
+        missing = set(RUN_FILES) - set(files)
+        if missing:
+            raise ValueError(f"run files missing: {sorted(missing)}")
+        final = self.run_dir(experiment, variant, seed)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staging = final.parent / f".{final.name}.partial-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        for name, data in files.items():
+            atomic_write(staging / name, data)
+        marker = {"cache_key": key, "files": {name: sha256_bytes(data) for name, data in sorted(files.items())}}
+        atomic_write(staging / MARKER, json_bytes(marker))
+        self._swap_in(staging, final)
+        return final
+
+    def copy_run(self, source: Path, experiment: str, variant: str, seed: int) -> Path:
+        final = self.run_dir(experiment, variant, seed)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staging = final.parent / f".{final.name}.partial-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(source, staging)
+        self._swap_in(staging, final)
+        return final
+
+    @staticmethod
+    def _swap_in(staging: Path, final: Path) -> None:
+        old = final.parent / f".{final.name}.old-{os.getpid()}"
+        if final.exists():
+            os.replace(final, old)
+        os.replace(staging, final)
+        shutil.rmtree(old, ignore_errors=True)
+        fsync_dir(final.parent)
+
+    def clean_partials(self) -> int:
+        """Remove staging directories left by killed runs (they were never complete)."""
+        count = 0
+        for path in list(self.root.glob("*/*/.seed-*.partial-*")) + list(self.root.glob("*/*/.seed-*.old-*")):
+            shutil.rmtree(path, ignore_errors=True)
+            count += 1
+        return count
+
+    def lock(self) -> "StoreLock":
+        return StoreLock(self.root)
+
+
+def check_run(path: Path, key: str | None = None) -> RunState:
+    """Is the run at ``path`` complete, and (with ``key``) is it the run this config asks for?"""
+    if not path.exists():
+        return RunState("missing")
+    marker_path = path / MARKER
+    if not marker_path.exists():
+        return RunState("incomplete", "no completion marker (the run was interrupted)")
+    try:
+        marker = json.loads(marker_path.read_text())
+        recorded = marker["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return RunState("corrupt", f"{MARKER} is unreadable")
+    for name in RUN_FILES:
+        file = path / name
+        if name not in recorded:
+            return RunState("corrupt", f"{name} is not recorded in {MARKER}")
+        if not file.exists():
+            return RunState("corrupt", f"{name} was deleted")
+        if sha256_file(file) != recorded[name]:
+            return RunState("corrupt", f"{name} was modified or truncated (its SHA-256 no longer matches)")
+    if key is not None and marker.get("cache_key") != key:
+        return RunState("stale", "config, data or reportgen version changed since it ran")
+    return RunState("complete")
+
+
+def fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class StoreLock:
+    """An exclusive lock on the results directory: two `reportgen run` never write into it at once."""
+
+    def __init__(self, root: Path):
+        self.path = root / ".lock"
+        self.fd: int | None = None
+
+    def __enter__(self) -> "StoreLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            holder = os.pread(self.fd, 64, 0).decode(errors="replace").strip() or "another process"
+            os.close(self.fd)
+            self.fd = None
+            raise StoreError(f"{self.root_name}: another `reportgen run` (pid {holder}) is writing results; "
+                             "wait for it to finish and run again") from None
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, str(os.getpid()).encode(), 0)
+        return self
+
+    @property
+    def root_name(self) -> str:
+        return str(self.path.parent)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+
+def iter_runs(root: Path) -> Iterator[Path]:
+    yield from sorted(p.parent for p in root.glob(f"*/*/seed-*/{MARKER}"))

@@ -1,0 +1,283 @@
+"""Training: one run is ``train_run`` (a plain loop a student can follow); ``run_experiments`` trains every run
+of the declared studies that the results store does not already hold.
+
+Speed tricks live on the data side (``reportgen.loader``): here there is only the loop.
+"""
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import __version__
+from .loader import DeviceLoader, Normalization, to_input
+from .models import build_model, count_parameters
+from .store import Store, cache_key, json_bytes, npz_bytes
+
+EVAL_BATCH = 1000
+
+
+class TrainingError(Exception):
+    """A run that cannot go on (e.g. the loss became NaN); the message names experiment, variant, seed, epoch."""
+
+
+class DeviceError(Exception):
+    """The requested device is not available."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA, then Apple's MPS, then the CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        built = "with" if torch.backends.cuda.is_built() else "without"
+        raise DeviceError(f"--device cuda: no CUDA device is available (torch {torch.__version__} was built {built} "
+                          "CUDA support); use --device cpu or --device auto")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise DeviceError("--device mps: Apple MPS is not available here; use --device cpu or --device auto")
+    return torch.device(name)
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    if device.type == "cpu":
+        return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    return device.type
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, norm: Normalization,
+             device: torch.device) -> tuple[float, float, np.ndarray]:
+    """Mean cross-entropy, accuracy and softmax probabilities of ``model`` on uint8 images."""
+    model.eval()
+    total_loss, correct, probs = 0.0, 0, []
+    for start in range(0, len(labels), EVAL_BATCH):
+        x = to_input(images[start:start + EVAL_BATCH].to(device), norm)
+        y = labels[start:start + EVAL_BATCH].to(device)
+        logits = model(x)
+        total_loss += float(F.cross_entropy(logits, y, reduction="sum"))
+        correct += int((logits.argmax(1) == y).sum())
+        probs.append(torch.softmax(logits.float(), 1).cpu().numpy())
+    n = len(labels)
+    return total_loss / n, correct / n, np.concatenate(probs).astype(np.float32)
+
+
+def make_optimizer(model: torch.nn.Module, cfg: dict[str, Any]) -> torch.optim.Optimizer:
+    if cfg["optimizer"] == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"],
+                               weight_decay=cfg["weight_decay"])
+    return torch.optim.Adam(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+
+
+def make_schedule(optimizer: torch.optim.Optimizer, cfg: dict[str, Any]):
+    if cfg["schedule"] == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg["step_size"], gamma=cfg["gamma"])
+    if cfg["schedule"] == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg["epochs"])
+    return None
+
+
+@dataclass
+class RunOutput:
+    history: list[dict[str, float]]
+    best_epoch: int
+    best_state: dict[str, torch.Tensor]
+    test_loss: float
+    test_acc: float
+    test_labels: np.ndarray
+    test_probs: np.ndarray
+    norm: Normalization
+    parameters: int
+    epoch_seconds: list[float] = field(default_factory=list)
+
+
+def train_run(config: dict[str, Any], splits: Any, device: torch.device, name: str = "run",
+              progress: Callable[[str], None] | None = None) -> RunOutput:
+    """Train one model as ``config`` (a resolved run config) says; keep the best-validation checkpoint."""
+    torch.manual_seed(config["seed"])
+    cfg = config["training"]
+    train_x, train_y = splits.train_images, splits.train_labels
+    if config.get("train_limit"):
+        train_x, train_y = train_x[:config["train_limit"]], train_y[:config["train_limit"]]
+    limit = config.get("eval_limit") or None
+    val_x, val_y = splits.val_images[:limit], splits.val_labels[:limit]
+    test_x, test_y = splits.test_images[:limit], splits.test_labels[:limit]
+
+    norm = Normalization.of(train_x)
+    loader = DeviceLoader(train_x, train_y, cfg["batch_size"], norm, device, shuffle=True, seed=config["seed"],
+                          augment=cfg.get("augment"))
+    model = build_model(config["model"]["name"], **config["model"]["options"]).to(device)
+    optimizer = make_optimizer(model, cfg)
+    schedule = make_schedule(optimizer, cfg)
+
+    history: list[dict[str, float]] = []
+    best_acc, best_epoch, best_state = -1.0, 0, None
+    epoch_seconds: list[float] = []
+    bar = _progress_bar(cfg["epochs"] * len(loader), name)
+    for epoch in range(1, cfg["epochs"] + 1):
+        started = time.perf_counter()
+        model.train()
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        for step, (x, y) in enumerate(loader):
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            if not torch.isfinite(loss):
+                raise TrainingError(f"{name}: loss became {float(loss)} at epoch {epoch}, batch {step + 1}; "
+                                    f"lower the learning rate (lr={cfg['lr']}) or check the data")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach() * len(y)
+            correct += (logits.argmax(1) == y).sum()
+            if bar is not None:
+                bar.update(1)
+        if schedule is not None:
+            schedule.step()
+        train_loss, train_acc = float(loss_sum) / len(train_y), int(correct) / len(train_y)
+        val_loss, val_acc, _ = evaluate(model, val_x, val_y, norm, device)
+        seconds = time.perf_counter() - started
+        epoch_seconds.append(seconds)
+        history.append({"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
+                        "val_loss": val_loss, "val_acc": val_acc, "seconds": seconds})
+        line = (f"{name} epoch {epoch}/{cfg['epochs']}: train loss {train_loss:.4f} acc {train_acc:.4f} | "
+                f"val loss {val_loss:.4f} acc {val_acc:.4f} | {seconds:.1f}s")
+        if bar is not None:
+            bar.set_postfix(val_acc=f"{val_acc:.4f}")
+        elif progress is not None:
+            progress(line)
+        if val_acc > best_acc:  # ties keep the earlier epoch
+            best_acc, best_epoch = val_acc, epoch
+            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    if bar is not None:
+        bar.close()
+
+    model.load_state_dict(best_state)
+    test_loss, test_acc, test_probs = evaluate(model, test_x, test_y, norm, device)
+    return RunOutput(history=history, best_epoch=best_epoch, best_state=best_state, test_loss=test_loss,
+                     test_acc=test_acc, test_labels=test_y.cpu().numpy().astype(np.int64), test_probs=test_probs,
+                     norm=norm, parameters=count_parameters(model), epoch_seconds=epoch_seconds)
+
+
+def _progress_bar(total: int, name: str):
+    """A tqdm bar with ETA on a terminal; None (plain per-epoch lines) otherwise."""
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, desc=name, unit="batch", leave=False, dynamic_ncols=True)
+
+
+def git_commit(cwd: Path | None = None) -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    commit = out.stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                           capture_output=True, text=True, timeout=5).stdout.strip()
+    return commit + ("-dirty" if dirty else "")
+
+
+def versions() -> dict[str, str]:
+    import torchvision
+    return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "numpy": np.__version__, "reportgen": __version__}
+
+
+def run_files(config: dict[str, Any], out: RunOutput, record: dict[str, Any]) -> dict[str, bytes]:
+    """Everything a run leaves in the store, serialised."""
+    from safetensors.torch import save
+    metrics = {"test_loss": out.test_loss, "test_acc": out.test_acc, "best_epoch": out.best_epoch,
+               "best_val_acc": out.history[out.best_epoch - 1]["val_acc"], "parameters": out.parameters,
+               "test_size": int(len(out.test_labels)),
+               "normalization": {"mean": out.norm.mean, "std": out.norm.std}}
+    history = {"epochs": out.history, "best_epoch": out.best_epoch}
+    return {
+        "config.json": json_bytes(config),
+        "history.json": json_bytes(history),
+        "metrics.json": json_bytes(metrics),
+        "predictions.npz": npz_bytes(labels=out.test_labels, probs=out.test_probs),
+        "weights.safetensors": save({k: v.contiguous() for k, v in out.best_state.items()}),
+        "run.json": json_bytes(record),
+    }
+
+
+def deterministic(enable: bool = True) -> None:
+    """Same seed, same config, same machine -> same numbers (CPU kernels are deterministic with this)."""
+    torch.use_deterministic_algorithms(enable, warn_only=True)
+
+
+# ---- running the declared studies ---------------------------------------------------------------------------
+@dataclass
+class PlannedRun:
+    """One (experiment, variant, seed) slot and what the store says about it."""
+    experiment: str
+    variant: str
+    seed: int
+    dataset: str
+    config: dict[str, Any]
+    key: str | None      # None when the dataset is not provisioned yet
+    status: str          # complete / missing / incomplete / stale / corrupt / no-data
+    reason: str = ""
+
+
+def plan_runs(experiments: dict, names: list[str], profile: str, store: Store,
+              checksums: dict[str, str | None]) -> list[PlannedRun]:
+    """Every run the named studies declare under ``profile``, with its cache status."""
+    planned = []
+    for name in names:
+        _, exp = experiments[name]
+        if not exp.trains:
+            continue
+        for variant in exp.variants:
+            dataset = variant.dataset or exp.dataset
+            for seed in exp.profile(profile)["seeds"]:
+                config = exp.resolve(variant, seed, profile)
+                checksum = checksums.get(dataset)
+                if checksum is None:
+                    planned.append(PlannedRun(name, variant.name, seed, dataset, config, None, "no-data",
+                                              f"{dataset} is not provisioned"))
+                    continue
+                key = cache_key(config, checksum)
+                state = store.state(name, variant.name, seed, key)
+                planned.append(PlannedRun(name, variant.name, seed, dataset, config, key, state.status, state.reason))
+    return planned
+
+
+def execute(run: PlannedRun, splits: Any, device: torch.device, store: Store, profile: str,
+            log: Callable[[str], None]) -> Path:
+    """Train one planned run (or copy an identical complete run) and write it to the store atomically."""
+    assert run.key is not None
+    twin = store.find_complete(run.key)
+    if twin is not None:
+        log(f"{run.experiment}/{run.variant}/seed-{run.seed}: identical run found at {twin}, copying")
+        return store.copy_run(twin, run.experiment, run.variant, run.seed)
+    name = f"{run.experiment}/{run.variant}/seed-{run.seed}"
+    started, wall = time.strftime("%Y-%m-%dT%H:%M:%S%z"), time.perf_counter()
+    out = train_run(run.config, splits, device, name=name, progress=log)
+    record = {
+        "experiment": run.experiment, "variant": run.variant, "seed": run.seed, "profile": profile,
+        "cache_key": run.key, "dataset": run.dataset, "dataset_sha256": splits.checksum,
+        "device": describe_device(device), "versions": versions(), "git_commit": git_commit(),
+        "started": started, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "wall_seconds": round(time.perf_counter() - wall, 3), "epoch_seconds": [round(s, 3) for s in out.epoch_seconds],
+        "train_size": int(min(len(splits.train_labels), run.config.get("train_limit") or len(splits.train_labels))),
+    }
+    path = store.write_run(run.experiment, run.variant, run.seed, run.key, run_files(run.config, out, record))
+    log(f"{name}: test accuracy {out.test_acc:.4f} (best epoch {out.best_epoch}), {record['wall_seconds']:.1f}s")
+    return path
