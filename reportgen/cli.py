@@ -204,14 +204,16 @@ def run(obj: Context, names: tuple[str, ...], profile: str, force: bool, device:
                     _log(f"warning: {dataset} left out ({exc})")
             planned = plan_runs(experiments, selected, profile, obj.store, _checksums(set(needed)))
             todo = [p for p in planned if p.status != "no-data" and (force or p.status != "complete")]
-            _log(f"{len(planned) - len(todo)} of {len(planned)} runs cached; {len(todo)} to run on {torch_device}")
+            cached = sum(p.status == "complete" for p in planned)
+            _log(f"{cached} of {len(planned)} runs cached; {len(todo)} to run on {torch_device}"
+                 + (" (--force retrains cached runs)" if force else ""))
             splits_cache: dict[str, object] = {}
             for p in todo:
                 if p.status in ("stale", "corrupt", "incomplete"):
                     _log(f"{p.experiment}/{p.variant}/seed-{p.seed}: {p.status} ({p.reason}); rerunning")
                 if p.dataset not in splits_cache:
                     splits_cache[p.dataset] = load_splits(p.dataset)
-                execute(p, splits_cache[p.dataset], torch_device, obj.store, profile, _log)
+                execute(p, splits_cache[p.dataset], torch_device, obj.store, profile, _log, force=force)
                 unavailable = obj.store.root / p.experiment / p.variant / UNAVAILABLE
                 unavailable.unlink(missing_ok=True)
     except (StoreError, DataError, TrainingError) as exc:

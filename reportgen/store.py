@@ -141,10 +141,12 @@ class Store:
             raise StoreError(f"{path}: run is {state.status}{': ' + state.reason if state.reason else ''}")
         return Run(path)
 
-    def find_complete(self, key: str) -> Path | None:
+    def find_complete(self, key: str, exclude: Path | None = None) -> Path | None:
         """Another complete run with the same cache key (identical config and data), e.g. a baseline shared by
         several studies; it can be copied instead of retrained."""
         for marker in self.root.glob(f"*/*/seed-*/{MARKER}"):
+            if exclude is not None and marker.parent == exclude:
+                continue
             try:
                 if json.loads(marker.read_text()).get("cache_key") == key and check_run(marker.parent, key).status == "complete":
                     return marker.parent

@@ -135,8 +135,8 @@ def train_run(config: dict[str, Any], splits: Any, device: torch.device, name: s
         for step, (x, y) in enumerate(loader):
             logits = model(x)
             loss = F.cross_entropy(logits, y)
-            if not torch.isfinite(loss):
-                raise TrainingError(f"{name}: loss became {float(loss)} at epoch {epoch}, batch {step + 1}; "
+            if not torch.isfinite(loss.detach()):
+                raise TrainingError(f"{name}: loss became {loss.item()} at epoch {epoch}, batch {step + 1}; "
                                     f"lower the learning rate (lr={cfg['lr']}) or check the data")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -260,10 +260,12 @@ def plan_runs(experiments: dict, names: list[str], profile: str, store: Store,
 
 
 def execute(run: PlannedRun, splits: Any, device: torch.device, store: Store, profile: str,
-            log: Callable[[str], None]) -> Path:
-    """Train one planned run (or copy an identical complete run) and write it to the store atomically."""
+            log: Callable[[str], None], force: bool = False) -> Path:
+    """Train one planned run (or, unless ``force``, copy an identical complete run of another study) and write
+    it to the store atomically."""
     assert run.key is not None
-    twin = store.find_complete(run.key)
+    own = store.run_dir(run.experiment, run.variant, run.seed)
+    twin = None if force else store.find_complete(run.key, exclude=own)
     if twin is not None:
         log(f"{run.experiment}/{run.variant}/seed-{run.seed}: identical run found at {twin}, copying")
         return store.copy_run(twin, run.experiment, run.variant, run.seed)

@@ -1,0 +1,187 @@
+"""Open a built site in headless Chromium and check what a reader would see.
+
+:func:`check_site_in_browser` serves ``site_dir`` over HTTP on 127.0.0.1, visits every page (the home page, the
+blog views and every post) and returns a report whose ``problems`` list is empty when the site is good:
+
+- every ``<img>`` loaded (``naturalWidth > 0``);
+- no SEVERE browser console message (a 404 for a script, stylesheet, font or image is one);
+- nothing was requested from another host (Chromium cannot resolve any host but 127.0.0.1, and the
+  Performance API's resource list is checked too);
+- every page with math (``.arithmatex``) was typeset by MathJax (``mjx-container``, no ``mjx-merror``);
+- every internal link (``a[href]`` into the site) answers HTTP 200.
+
+Screenshots of the home page and the first post go to ``artifacts_dir``. Used by tests/test_site.py on a small
+fixture site, and usable by an end-to-end test on the real ``site/``.
+"""
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+from urllib.parse import urldefrag, urlsplit
+
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--disable-dev-shm-usage", "--window-size=1280,1600",
+                  # Nothing but the local server can be reached: an off-site load fails loudly.
+                  "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1")
+POST_MARKER = "md-sidebar--post"  # Material's blog-post.html; not on the index, archive or category views
+WAIT_S = 30
+
+
+class BrowserUnavailable(Exception):
+    """Chromium or chromedriver is not installed."""
+
+
+def find_browser() -> tuple[str, str] | None:
+    """(chromium, chromedriver) paths, from $CHROME_BIN / $CHROMEDRIVER or the PATH; None if either is absent."""
+    chrome = os.environ.get("CHROME_BIN") or next(filter(None, map(shutil.which, CHROMIUM_NAMES)), None)
+    driver = os.environ.get("CHROMEDRIVER") or shutil.which("chromedriver")
+    return (chrome, driver) if chrome and driver else None
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+        pass
+
+
+def _serve(site_dir: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
+    handler = functools.partial(_QuietHandler, directory=str(site_dir))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/"
+
+
+def _pages(site_dir: Path) -> tuple[list[str], list[str]]:
+    """(all page paths, post page paths) relative to the site root, as URLs: 'blog/x/' for blog/x/index.html."""
+    pages, posts = [], []
+    for html in sorted(site_dir.rglob("*.html")):
+        rel = html.relative_to(site_dir).as_posix()
+        if rel == "404.html" or rel.startswith("assets/"):
+            continue
+        url = rel[: -len("index.html")] if rel.endswith("index.html") else rel
+        pages.append(url)
+        if POST_MARKER in html.read_text(encoding="utf-8", errors="replace"):
+            posts.append(url)
+    pages.sort(key=lambda u: (u != "", u))  # the home page first
+    return pages, posts
+
+
+def _driver(chrome: str, chromedriver: str, profile_dir: str):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chrome
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={profile_dir}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
+    driver.set_page_load_timeout(WAIT_S)
+    return driver
+
+
+def _wait(driver, script: str, timeout: float = WAIT_S) -> bool:
+    """Poll a JavaScript expression until it is truthy; False on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if driver.execute_script(f"return !!({script});"):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=WAIT_S) as resp:  # follows the dir -> dir/ redirect
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (urllib.error.URLError, OSError):
+        return 0
+
+
+_IMAGES = """return Array.from(document.images).map(i => [i.currentSrc || i.src, i.complete, i.naturalWidth]);"""
+_RESOURCES = """return performance.getEntriesByType('resource').map(e => e.name);"""
+_LINKS = """return Array.from(document.querySelectorAll('a[href]')).map(a => a.href);"""
+
+
+def check_site_in_browser(site_dir: Path, artifacts_dir: Path, timeout: float = WAIT_S) -> dict[str, Any]:
+    """Visit every page of the built site ``site_dir`` in headless Chromium; see the module docstring.
+
+    Raises :class:`BrowserUnavailable` when Chromium or chromedriver is not installed. Returns a dict with
+    ``base_url``, ``pages``, ``posts``, ``math_pages``, ``links_checked``, ``screenshots`` and ``problems``
+    (human-readable strings; empty when everything passed). ``timeout`` bounds each wait (page load, images,
+    MathJax) in seconds.
+    """
+    site_dir, artifacts_dir = Path(site_dir), Path(artifacts_dir)
+    found = find_browser()
+    if found is None:
+        raise BrowserUnavailable("chromium and chromedriver are needed (apt-get install chromium chromium-driver)")
+    if not (site_dir / "index.html").is_file():
+        raise FileNotFoundError(f"no built site in {site_dir} (index.html is missing)")
+    artifacts_dir.mkdir(parents=True, exist_ok=True)
+    pages, posts = _pages(site_dir)
+    problems: list[str] = []
+    links: dict[str, str] = {}  # internal link (without fragment) -> first page linking to it
+    math_pages: list[str] = []
+    screenshots: list[str] = []
+    server, base = _serve(site_dir)
+    origin = base.rstrip("/")
+    profile = tempfile.mkdtemp(prefix="reportgen-chromium-")
+    driver = None
+    try:
+        driver = _driver(*found, profile)
+        for page in pages:
+            driver.get(base + page)
+            _wait(driver, "document.readyState === 'complete'", timeout)
+            # Lazy images below the fold would never load in a screenshot-sized window: load them all.
+            driver.execute_script("document.querySelectorAll('img[loading=lazy]').forEach(i => i.loading = 'eager');")
+            _wait(driver, "Array.from(document.images).every(i => i.complete)", timeout)
+            for src, complete, width in driver.execute_script(_IMAGES):
+                if not complete or not width:
+                    problems.append(f"{page or '/'}: image did not load: {src}")
+            if driver.execute_script("return document.querySelector('.arithmatex') !== null;"):
+                math_pages.append(page)
+                if not _wait(driver, "document.querySelector('mjx-container') !== null", timeout):
+                    problems.append(f"{page or '/'}: MathJax did not typeset the math (no mjx-container)")
+                elif driver.execute_script("return document.querySelector('mjx-merror') !== null;"):
+                    problems.append(f"{page or '/'}: MathJax reported a TeX error (mjx-merror)")
+                else:  # the math fonts are web fonts: wait for them, so a font 404 shows up in the log below
+                    driver.execute_script("return document.fonts.ready.then(() => true);")
+            for url in driver.execute_script(_RESOURCES):
+                if not url.startswith((origin + "/", "data:", "blob:")):
+                    problems.append(f"{page or '/'}: loaded a resource from another host: {url}")
+            for entry in driver.get_log("browser"):
+                if entry.get("level") == "SEVERE":
+                    problems.append(f"{page or '/'}: console error: {entry.get('message')}")
+            for href in driver.execute_script(_LINKS):
+                url, _fragment = urldefrag(href)
+                if urlsplit(url).scheme in ("http", "https") and url.startswith(origin + "/"):
+                    links.setdefault(url, page)
+            if page == "" or (posts and page == posts[0]):
+                shot = artifacts_dir / ("home.png" if page == "" else f"post-{page.strip('/').replace('/', '-')}.png")
+                driver.save_screenshot(str(shot))
+                screenshots.append(str(shot))
+        for url, page in sorted(links.items()):
+            status = _status(url)
+            if status != 200:
+                problems.append(f"{page or '/'}: link {url[len(origin):]} answers HTTP {status or 'no response'}")
+    finally:
+        if driver is not None:
+            driver.quit()
+        server.shutdown()
+        server.server_close()
+        shutil.rmtree(profile, ignore_errors=True)
+    return {"base_url": base, "pages": pages, "posts": posts, "math_pages": math_pages,
+            "links_checked": len(links), "screenshots": screenshots, "problems": problems}

@@ -1,0 +1,50 @@
+"""Shared fixtures: a project directory with synthetic Fashion-MNIST IDX files provisioned through the real
+torchvision reader, the shipped experiment files, and empty results/docs. Never touches the real data."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.synthetic import write_idx_dataset
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def synthetic_idx(tmp_path_factory) -> Path:
+    """Four raw IDX files of a small, learnable dataset (600 train / 200 test)."""
+    directory = tmp_path_factory.mktemp("idx")
+    write_idx_dataset(directory, n_train=600, n_test=200)
+    return directory
+
+
+@pytest.fixture
+def data_root(tmp_path, monkeypatch, synthetic_idx) -> Path:
+    """REPORTGEN_DATA pointing at a fresh root where fashion-mnist is provisioned from the synthetic files."""
+    from reportgen.data import provision
+    root = tmp_path / "data"
+    monkeypatch.setenv("REPORTGEN_DATA", str(root))
+    monkeypatch.setenv("REPORTGEN_SKIP_CHECKSUM", "1")
+    provision("fashion-mnist", root, from_dir=synthetic_idx, skip_checksum=True, allow_download=False,
+              allow_install=False, log=lambda *_: None)
+    return root
+
+
+@pytest.fixture
+def project(tmp_path, data_root, monkeypatch) -> Path:
+    """A project directory (cwd) with experiments/dropout.yaml, docs/ and mkdocs.yml copied from the repo."""
+    proj = tmp_path / "project"
+    (proj / "experiments").mkdir(parents=True)
+    shutil.copy(ROOT / "experiments" / "dropout.yaml", proj / "experiments")
+    monkeypatch.chdir(proj)
+    monkeypatch.delenv("REPORTGEN_RESULTS", raising=False)
+    return proj
+
+
+def invoke(*args: str):
+    """Run the CLI in-process; returns Click's Result (exit_code, output)."""
+    from click.testing import CliRunner
+    from reportgen.cli import cli
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)

@@ -1,0 +1,147 @@
+"""The core pipeline on synthetic IDX data: training engine, results store, cache, CLI run/render/build."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from reportgen.config import load_experiment
+from reportgen.data import load_splits
+from reportgen.loader import DeviceLoader, Normalization, random_affine
+from reportgen.store import MARKER, Store, check_run
+from reportgen.train import TrainingError, train_run
+from tests.conftest import ROOT, invoke
+
+
+def smoke_config(**training):
+    exp = load_experiment(ROOT / "experiments" / "dropout.yaml")
+    config = exp.resolve(exp.variants[0], seed=0, profile="smoke")
+    config["training"].update(training)
+    return config
+
+
+def test_same_seed_gives_identical_history(data_root):
+    splits = load_splits("fashion-mnist")
+    config = smoke_config(epochs=2)
+    first = train_run(config, splits, torch.device("cpu"))
+    second = train_run(config, splits, torch.device("cpu"))
+    assert first.history == [{**r, "seconds": s["seconds"]} for r, s in zip(second.history, first.history)]
+    assert np.array_equal(first.test_probs, second.test_probs)
+    other = train_run({**config, "seed": 1}, splits, torch.device("cpu"))
+    assert other.history[0]["train_loss"] != first.history[0]["train_loss"]
+
+
+def test_training_learns_the_synthetic_task(data_root):
+    splits = load_splits("fashion-mnist")
+    out = train_run(smoke_config(epochs=3, lr=0.003), splits, torch.device("cpu"))
+    assert out.test_acc > 0.5  # chance is 0.1
+    assert out.best_epoch == 1 + int(np.argmax([h["val_acc"] for h in out.history]))
+
+
+def test_non_finite_loss_stops_with_names(data_root):
+    splits = load_splits("fashion-mnist")
+    with pytest.raises(TrainingError, match=r"dropout/no-dropout/seed-0: loss became (nan|inf) at epoch 1"):
+        train_run(smoke_config(lr=1e30, optimizer="sgd"), splits, torch.device("cpu"), name="dropout/no-dropout/seed-0")
+
+
+def test_loader_yields_every_image_once_per_epoch_in_seeded_order():
+    images = torch.arange(10, dtype=torch.uint8).view(10, 1, 1).expand(10, 28, 28).contiguous()
+    labels = torch.arange(10)
+    norm = Normalization(mean=0.0, std=1.0)
+    first = [y.tolist() for _, y in DeviceLoader(images, labels, 4, norm, shuffle=True, seed=3)]
+    again = [y.tolist() for _, y in DeviceLoader(images, labels, 4, norm, shuffle=True, seed=3)]
+    assert first == again and sorted(sum(first, [])) == list(range(10)) and [len(b) for b in first] == [4, 4, 2]
+
+
+def test_batched_affine_is_per_sample_and_identity_when_ranges_are_zero():
+    x = torch.rand(8, 1, 28, 28)
+    g = torch.Generator().manual_seed(0)
+    assert torch.allclose(random_affine(x, g), x, atol=1e-5)
+    same = x[:1].expand(8, 1, 28, 28)
+    out = random_affine(same, g, rotation=30, translate=0.1, scale=(0.9, 1.1), shear=10)
+    assert out.shape == same.shape and not torch.allclose(out[0], out[1])
+
+
+def test_run_caches_and_force_retrains(project):
+    result = invoke("run", "--profile", "smoke")
+    assert result.exit_code == 0, result.output
+    run_dir = project / "results" / "dropout" / "no-dropout" / "seed-0"
+    assert check_run(run_dir).status == "complete"
+    weights_mtime = (run_dir / "weights.safetensors").stat().st_mtime_ns
+    again = invoke("run", "--profile", "smoke")
+    assert "2 of 2 runs cached; 0 to run" in again.output
+    assert (run_dir / "weights.safetensors").stat().st_mtime_ns == weights_mtime
+    forced = invoke("run", "--profile", "smoke", "--force")
+    assert "2 of 2 runs cached; 2 to run" in forced.output and "identical run found" not in forced.output
+    assert (run_dir / "weights.safetensors").stat().st_mtime_ns != weights_mtime
+
+
+def test_forced_rerun_reproduces_the_same_numbers(project):
+    invoke("run", "--profile", "smoke")
+    run_dir = project / "results" / "dropout" / "dropout" / "seed-0"
+    before = (run_dir / "metrics.json").read_text(), (run_dir / "predictions.npz").read_bytes()
+    invoke("run", "--profile", "smoke", "--force")
+    assert ((run_dir / "metrics.json").read_text(), (run_dir / "predictions.npz").read_bytes()) == before
+
+
+def test_changed_config_makes_the_run_stale(project):
+    invoke("run", "--profile", "smoke")
+    path = project / "experiments" / "dropout.yaml"
+    path.write_text(path.read_text().replace("lr: 0.001", "lr: 0.002"))
+    result = invoke("run", "--profile", "smoke")
+    assert "stale" in result.output and "0 of 2 runs cached" in result.output
+
+
+def test_interrupted_run_is_not_complete_and_is_rerun(project):
+    invoke("run", "--profile", "smoke")
+    run_dir = project / "results" / "dropout" / "no-dropout" / "seed-0"
+    (run_dir / MARKER).unlink()  # as if killed before the marker was written
+    staging = run_dir.parent / ".seed-0.partial-999999"
+    staging.mkdir()
+    (staging / "config.json").write_text("{}")
+    assert check_run(run_dir).status == "incomplete"
+    result = invoke("run", "--profile", "smoke")
+    assert "incomplete" in result.output and "1 of 2 runs cached" in result.output
+    assert check_run(run_dir).status == "complete" and not staging.exists()
+
+
+def test_edited_result_file_is_detected_and_rerun(project):
+    invoke("run", "--profile", "smoke")
+    run_dir = project / "results" / "dropout" / "dropout" / "seed-0"
+    metrics = run_dir / "metrics.json"
+    metrics.write_text(metrics.read_text().replace('"test_acc": 0', '"test_acc": 1'))
+    state = check_run(run_dir)
+    assert state.status == "corrupt" and "metrics.json" in state.reason
+    result = invoke("run", "--profile", "smoke")
+    assert "corrupt" in result.output
+    assert check_run(run_dir).status == "complete"
+
+
+def test_identical_run_in_another_study_is_copied_not_retrained(project):
+    invoke("run", "--profile", "smoke")
+    text = (project / "experiments" / "dropout.yaml").read_text()
+    (project / "experiments" / "dropout2.yaml").write_text(text.replace("id: dropout", "id: dropout2"))
+    result = invoke("run", "dropout2", "--profile", "smoke")
+    assert "identical run found" in result.output
+    a = Store(project / "results").load("dropout", "dropout", 0)
+    b = Store(project / "results").load("dropout2", "dropout", 0)
+    assert a.metrics == b.metrics
+
+
+def test_render_needs_results_and_names_the_command(project):
+    result = invoke("render", "dropout", "--profile", "smoke")
+    assert result.exit_code == 1
+    assert "reportgen run dropout --profile smoke" in result.output
+
+
+def test_render_writes_post_with_numbers_from_results(project):
+    invoke("run", "--profile", "smoke")
+    result = invoke("render", "--profile", "smoke")
+    assert result.exit_code == 0, result.output
+    post = (project / "docs" / "blog" / "posts" / "dropout.md").read_text()
+    acc = Store(project / "results").load("dropout", "dropout", 0).metrics["test_acc"] * 100
+    assert f"{acc:.2f}" in post
+    assert (project / "docs" / "blog" / "posts" / "dropout" / "curves.png").stat().st_size > 1000
