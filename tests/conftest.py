@@ -27,6 +27,7 @@ def data_root(tmp_path, monkeypatch, synthetic_idx) -> Path:
     root = tmp_path / "data"
     monkeypatch.setenv("REPORTGEN_DATA", str(root))
     monkeypatch.setenv("REPORTGEN_SKIP_CHECKSUM", "1")
+    monkeypatch.setenv("REPORTGEN_OFFLINE", "1")
     provision("fashion-mnist", root, from_dir=synthetic_idx, skip_checksum=True, allow_download=False,
               allow_install=False, log=lambda *_: None)
     return root
