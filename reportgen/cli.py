@@ -13,6 +13,7 @@ Errors are one line and a non-zero exit: 2 for usage and configuration errors, 1
 """
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import sys
@@ -51,7 +52,20 @@ def fail(message: str) -> click.ClickException:
     return click.ClickException(message)
 
 
-profile_option = click.option("--profile", type=click.Choice(PROFILES), default="quick", show_default=True,
+class Choice(click.Choice):
+    """click.Choice that also suggests the closest valid value (``--profile smok`` -> did you mean 'smoke')."""
+
+    def convert(self, value, param, ctx):
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter as exc:
+            close = difflib.get_close_matches(str(value), [str(c) for c in self.choices], n=1, cutoff=0.5)
+            if close:
+                exc.message = f"{exc.message.rstrip('.')}; did you mean {close[0]!r}?"
+            raise
+
+
+profile_option = click.option("--profile", type=Choice(PROFILES), default="quick", show_default=True,
                               help="smoke: seconds, a few hundred images; quick: the default report; full: more epochs and seeds.")
 
 
@@ -77,7 +91,7 @@ def data() -> None:
 
 
 @data.command("fetch")
-@click.argument("names", nargs=-1, type=click.Choice(DATASET_NAMES))
+@click.argument("names", nargs=-1, type=Choice(DATASET_NAMES))
 @click.option("--from", "from_dir", type=click.Path(path_type=Path), default=None,
               help="A directory holding the four IDX files (raw or .gz) to use instead of a download.")
 @click.option("--skip-checksum", is_flag=True, help="Accept IDX files whose SHA-256 is not the known one (e.g. your own data).")
@@ -90,6 +104,8 @@ def data_fetch(obj: Context, names: tuple[str, ...], from_dir: Path | None, skip
     from .data import DataError, provision
     if from_dir is not None and len(names) != 1:
         raise click.UsageError("--from DIR needs exactly one dataset NAME (the one the directory holds)")
+    if from_dir is not None and not from_dir.expanduser().is_dir():
+        raise ConfigUsageError(f"--from {from_dir}: no such directory (it must hold the four {names[0]} IDX files)")
     if not names:
         names = tuple(sorted({v.dataset or e.dataset for _, e in obj.experiments().values() for v in e.variants}))
     failed = []
@@ -163,7 +179,7 @@ def list_cmd(obj: Context, profile: str) -> None:
 @click.argument("names", nargs=-1)
 @profile_option
 @click.option("--force", is_flag=True, help="Retrain even runs that are cached and complete.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True,
+@click.option("--device", type=Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True,
               help="auto picks CUDA, then MPS, then CPU.")
 @click.pass_obj
 def run(obj: Context, names: tuple[str, ...], profile: str, force: bool, device: str) -> None:
@@ -188,9 +204,11 @@ def run(obj: Context, names: tuple[str, ...], profile: str, force: bool, device:
                 needed.setdefault(v.dataset or exp.dataset, []).append((name, v.name, v.optional))
     try:
         with obj.store.lock():
-            removed = obj.store.clean_partials()
+            removed, restored = obj.store.clean_partials()
             if removed:
                 _log(f"removed {removed} half-written run(s) left by an interrupted run")
+            if restored:
+                _log(f"restored {restored} complete run(s) that an interrupted run had not yet moved into place")
             for dataset, users in needed.items():
                 try:
                     provision(dataset, log=_log)
@@ -257,7 +275,7 @@ def build(ctx: click.Context, obj: Context, profile: str) -> None:
 
 @cli.command()
 @click.option("--epochs", type=click.IntRange(1, 50), default=2, show_default=True, help="Epochs timed per pipeline.")
-@click.option("--dataset", type=click.Choice(DATASET_NAMES), default="fashion-mnist", show_default=True)
+@click.option("--dataset", type=Choice(DATASET_NAMES), default="fashion-mnist", show_default=True)
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=64, show_default=True)
 def bench(epochs: int, dataset: str, batch_size: int) -> None:
     """Seconds per LeNet epoch: our device-resident engine vs torchvision Dataset + DataLoader + PIL."""
@@ -269,18 +287,56 @@ def _log(line: str) -> None:
     click.echo(line, err=True)
 
 
-def main() -> None:
-    """Entry point: Click's own error handling, plus a clean exit 130 on Ctrl-C (finished runs stay)."""
+def _one_line_error(exc: BaseException) -> tuple[str, int] | None:
+    """The message and exit code for an error the user can act on; None for a bug (an unexpected exception)."""
+    from .config import ConfigError
+    from .data import DataError
+    from .store import StoreError
+    from .train import DeviceError, TrainingError
+    if isinstance(exc, click.UsageError):
+        plain = exc.ctx is not None and not isinstance(exc, ConfigUsageError)  # ours already say what to fix
+        hint = f" (see '{exc.ctx.command_path} --help')" if plain else ""
+        return exc.format_message() + hint, 2
+    if isinstance(exc, click.ClickException):
+        return exc.format_message(), exc.exit_code
+    if isinstance(exc, (ConfigError, DeviceError)):
+        return str(exc), 2
+    # RenderError and SiteError by name: importing render (matplotlib, scipy) only to classify an error is wasteful
+    if isinstance(exc, (DataError, StoreError, TrainingError)) or type(exc).__name__ in ("RenderError", "SiteError"):
+        return str(exc), 1
+    if isinstance(exc, OSError):  # a read-only directory, a full disk, a vanished file: say which and why
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror or exc}", 1
+    if isinstance(exc, MemoryError):
+        return "out of memory (try a smaller batch_size or --profile smoke)", 1
+    return None
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: every error is one line and an exit code (2 usage/config, 1 otherwise, 130 after Ctrl-C).
+
+    Finished runs are never lost: results are written atomically, so an interrupted command leaves only whole
+    runs. A bug (an exception none of our error types covers) is also one line; REPORTGEN_DEBUG=1 shows its
+    traceback."""
+    debug = os.environ.get("REPORTGEN_DEBUG", "").lower() in ("1", "true", "yes")
     try:
-        code = cli.main(standalone_mode=False)
+        code = cli.main(args=argv, prog_name="reportgen", standalone_mode=False)
     except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("\ninterrupted: finished runs are kept; run the same command again to continue", err=True)
         sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except Exception as exc:  # noqa: BLE001 - the one place where every error becomes one line
+        known = _one_line_error(exc)
+        if known is None:
+            if debug:
+                raise
+            detail = " ".join(str(exc).split())[:300]
+            known = (f"internal error: {type(exc).__name__}: {detail} (this is a bug in reportgen; "
+                     "REPORTGEN_DEBUG=1 shows the traceback)", 1)
+        message, status = known
+        click.echo(f"error: {message}", err=True)
+        sys.exit(status)
     sys.exit(code if isinstance(code, int) else 0)
 
 

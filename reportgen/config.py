@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 PROFILES = ("smoke", "quick", "full")
 DATASET_NAMES = ("mnist", "fashion-mnist", "kmnist")
@@ -28,6 +28,7 @@ ANALYSIS_NAMES = (
     "shift_curve", "per_class_f1",
 )
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+TEMPLATES = Path(__file__).parent / "templates"
 
 
 class ConfigError(Exception):
@@ -35,14 +36,16 @@ class ConfigError(Exception):
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a wrong type is an error, never coerced (``epochs: true`` is not 1, ``lr: "0.1"`` is not 0.1);
+    # allow_inf_nan=False: ``.nan`` and ``.inf`` are refused for every float field.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class AugmentConfig(Strict):
     """Random affine augmentation, drawn per image on the batch (degrees, fraction of size, scale range)."""
     rotation: float = Field(0.0, ge=0, le=180)
     translate: float = Field(0.0, ge=0, lt=1)
-    scale: tuple[float, float] = (1.0, 1.0)
+    scale: tuple[float, float] = Field((1.0, 1.0), strict=False)  # YAML gives a list
     shear: float = Field(0.0, ge=0, lt=90)
 
     @field_validator("scale")
@@ -73,28 +76,41 @@ class TrainingConfig(Strict):
         return v
 
 
-class LeNetOptions(Strict):
-    in_channels: int = Field(1, gt=0)
-    num_classes: int = Field(10, gt=1)
+class ImageOptions(Strict):
+    """What every model is fed: one-channel 28x28 images of 10 classes (any other value fails only mid-training)."""
+    in_channels: int = 1
+    num_classes: int = 10
+
+    @field_validator("in_channels")
+    @classmethod
+    def _grayscale(cls, v: int) -> int:
+        if v != 1:
+            raise ValueError("must be 1: MNIST, Fashion-MNIST and KMNIST images have one (grayscale) channel")
+        return v
+
+    @field_validator("num_classes")
+    @classmethod
+    def _ten_classes(cls, v: int) -> int:
+        if v != 10:
+            raise ValueError("must be 10: MNIST, Fashion-MNIST and KMNIST each have 10 classes")
+        return v
+
+
+class LeNetOptions(ImageOptions):
     dropout: float = Field(0.0, ge=0, lt=1)
     pooling: bool = True
     activation: Literal["relu", "tanh"] = "relu"
 
 
-class TinyOptions(Strict):
-    in_channels: int = Field(1, gt=0)
-    num_classes: int = Field(10, gt=1)
+class TinyOptions(ImageOptions):
+    pass
 
 
-class DeepPoolOptions(Strict):
-    in_channels: int = Field(1, gt=0)
-    num_classes: int = Field(10, gt=1)
+class DeepPoolOptions(ImageOptions):
     activation: Literal["relu", "tanh"] = "tanh"
 
 
-class FcnnOptions(Strict):
-    in_channels: int = Field(1, gt=0)
-    num_classes: int = Field(10, gt=1)
+class FcnnOptions(ImageOptions):
     hidden: Optional[list[int]] = None
     match_params_of: Optional[Literal["lenet", "tiny", "deep_pool"]] = None
     activation: Literal["relu", "tanh"] = "relu"
@@ -117,12 +133,19 @@ class ModelConfig(Strict):
     name: Literal["lenet", "tiny", "deep_pool", "fcnn"] = "lenet"
     options: dict[str, Any] = Field(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _check_options(self) -> "ModelConfig":
-        schema = MODEL_OPTIONS[self.name]
-        parsed = schema.model_validate(self.options)  # raises with the option's name in the error location
-        object.__setattr__(self, "options", parsed.model_dump(exclude_defaults=False))
-        return self
+    @field_validator("options")
+    @classmethod
+    def _check_options(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        if "name" not in info.data:  # the name itself is wrong; that error is reported instead
+            return v
+        # Raised inside a field validator, the schema's errors keep their location: model.options.<option>.
+        return MODEL_OPTIONS[info.data["name"]].model_validate(v).model_dump(exclude_defaults=False)
+
+
+class VariantModel(Strict):
+    """A variant's model override: another model name and/or some options (checked when the run resolves)."""
+    name: Optional[Literal["lenet", "tiny", "deep_pool", "fcnn"]] = None
+    options: dict[str, Any] = Field(default_factory=dict)
 
 
 class ProfileConfig(Strict):
@@ -168,13 +191,28 @@ class VariantConfig(Strict):
             raise ValueError("must be lower-case letters, digits, '-' or '_' (no path separators), at most 64")
         return v
 
+    @field_validator("model")
+    @classmethod
+    def _model_keys(cls, v: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
+        if v is not None:
+            VariantModel.model_validate(v)  # unknown keys and a wrong name fail here, with their location
+        return v
+
+    @field_validator("training")
+    @classmethod
+    def _no_epochs(cls, v: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
+        if v is not None and "epochs" in v:
+            # resolve() takes epochs from the profile, so a per-variant value would be silently ignored
+            raise ValueError("epochs cannot differ per variant; set training.epochs or profiles.<profile>.epochs")
+        return v
+
 
 class ExperimentConfig(Strict):
     id: str
     title: str
     description: str = ""
     question: str = ""
-    date: dt.date = dt.date(2026, 11, 23)
+    date: dt.date = Field(dt.date(2026, 11, 23), strict=False)  # a quoted "2026-11-23" is fine too
     categories: list[str] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
     template: Optional[str] = None
@@ -195,16 +233,37 @@ class ExperimentConfig(Strict):
             raise ValueError("must be lower-case letters, digits, '-' or '_' (no '/', '..' or absolute paths)")
         return v
 
-    @model_validator(mode="after")
-    def _variants(self) -> "ExperimentConfig":
-        names = [v.name for v in self.variants]
+    @field_validator("template")
+    @classmethod
+    def _template(cls, v: Optional[str]) -> Optional[str]:
+        if v is None:
+            return v
+        if not ID_PATTERN.match(v):
+            raise ValueError("must be a template name such as 'dropout' (no '/', '..' or file extension)")
+        available = sorted(p.name[:-len(".md.j2")] for p in TEMPLATES.glob("*.md.j2") if not p.name.startswith("_"))
+        if v not in available:
+            raise ValueError(f"no template {TEMPLATES.name}/{v}.md.j2{_closest(v, available)} "
+                             f"(available: {', '.join(available)})")
+        return v
+
+    @field_validator("variants")
+    @classmethod
+    def _unique_variants(cls, v: list[VariantConfig]) -> list[VariantConfig]:
+        names = [variant.name for variant in v]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValueError(f"duplicate variant name {dupes[0]!r}")
+            raise ValueError(f"duplicate variant name {dupes[0]!r}; variant names must be unique")
+        return v
+
+    @model_validator(mode="after")
+    def _variants(self) -> "ExperimentConfig":
+        # Errors raised here have no field location, so each message starts with the field it is about.
+        names = [v.name for v in self.variants]
         if self.trains and not self.variants:
-            raise ValueError("at least one variant is required")
+            raise ValueError("variants: at least one variant is required (or set trains: false)")
         if self.baseline is not None and self.baseline not in names:
-            raise ValueError(f"baseline {self.baseline!r} is not a variant (variants: {', '.join(names)})")
+            raise ValueError(f"baseline: {self.baseline!r} is not a variant name{_closest(self.baseline, names)} "
+                             f"(variants: {', '.join(names)})")
         return self
 
     # ---- resolution -------------------------------------------------------------------------------------
@@ -224,19 +283,26 @@ class ExperimentConfig(Strict):
                 return v
         raise KeyError(name)
 
+    def variant_model(self, variant: VariantConfig) -> ModelConfig:
+        """The experiment's model with ``variant``'s override applied (another name starts from no options)."""
+        model = {"name": self.model.name, "options": dict(self.model.options)}
+        if variant.model:
+            if variant.model.get("name") not in (None, self.model.name):
+                model = {"name": variant.model["name"], "options": {}}
+            model["options"].update(variant.model.get("options") or {})
+        return ModelConfig.model_validate(model)
+
+    def variant_training(self, variant: VariantConfig, epochs: int) -> TrainingConfig:
+        training = self.training.model_dump()
+        training.update(copy.deepcopy(variant.training or {}))
+        training["epochs"] = epochs
+        return TrainingConfig.model_validate(training)
+
     def resolve(self, variant: VariantConfig, seed: int, profile: str) -> dict[str, Any]:
         """The complete, plain-data config of one run (what is hashed into its cache key)."""
         prof = self.profile(profile)
-        model = {"name": self.model.name, "options": dict(self.model.options)}
-        if variant.model:
-            if "name" in variant.model and variant.model["name"] != self.model.name:
-                model = {"name": variant.model["name"], "options": {}}
-            model["options"].update(variant.model.get("options", {}))
-        model_cfg = ModelConfig.model_validate(model)
-        training = self.training.model_dump()
-        training.update(copy.deepcopy(variant.training or {}))
-        training["epochs"] = prof["epochs"]
-        training_cfg = TrainingConfig.model_validate(training)
+        model_cfg = self.variant_model(variant)
+        training_cfg = self.variant_training(variant, prof["epochs"])
         return {
             "dataset": variant.dataset or self.dataset,
             "model": {"name": model_cfg.name, "options": model_cfg.options},
@@ -254,98 +320,174 @@ def _closest(word: str, choices: list[str] | tuple[str, ...]) -> str:
     return f"; did you mean {match[0]!r}?" if match else ""
 
 
+_INTERNAL = ("function-after", "function-wrap", "function-plain", "literal", "list", "tuple", "dict", "[key]")
+
+
+def _clean(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Drop pydantic's internal location tags, keeping field names and list indices."""
+    return tuple(i for i in loc if isinstance(i, int) or (i not in _INTERNAL and "[" not in str(i)))
+
+
 def _location(loc: tuple[Any, ...]) -> str:
     parts: list[str] = []
     for item in loc:
-        if isinstance(item, int):
-            parts.append(f"[{item}]")
-        elif item in ("function-after", "literal", "list", "tuple") or "[" in str(item):
-            continue
+        parts.append(f"[{item}]" if isinstance(item, int) else ("." if parts else "") + str(item))
+    return "".join(parts)
+
+
+def _walk(data: Any, loc: tuple[Any, ...]) -> Any:
+    for item in loc:
+        if isinstance(data, dict):
+            data = data.get(item)
+        elif isinstance(data, list) and isinstance(item, int) and 0 <= item < len(data):
+            data = data[item]
         else:
-            parts.append(("." if parts else "") + str(item))
-    return "".join(parts) or "(top level)"
+            return None
+    return data
 
 
-def _allowed_fields(loc: tuple[Any, ...]) -> list[str]:
-    """Names valid at the parent of ``loc`` (for 'did you mean' on unknown keys)."""
-    model: Any = ExperimentConfig
-    for item in loc[:-1]:
-        if isinstance(item, int) or model is None:
-            continue
-        field = model.model_fields.get(item) if hasattr(model, "model_fields") else None
-        if field is None:
-            model = MODEL_OPTIONS.get(item) if item in MODEL_OPTIONS else None
-            continue
-        ann = field.annotation
-        for candidate in (ann, *getattr(ann, "__args__", ())):
-            for inner in (candidate, *getattr(candidate, "__args__", ())):
-                if isinstance(inner, type) and issubclass(inner, BaseModel):
-                    model = inner
-                    break
-            else:
-                continue
-            break
-        else:
-            model = None
-    return list(model.model_fields) if model is not None and hasattr(model, "model_fields") else []
+def _allowed_fields(loc: tuple[Any, ...], data: Any) -> list[str]:
+    """Field names valid in the mapping that holds the last element of ``loc`` (a full location in the file)."""
+    parent = loc[:-1]
+    names = [i for i in parent if not isinstance(i, int)]
+    if not names:
+        return list(ExperimentConfig.model_fields)
+    last = names[-1]
+    if last == "options":  # model options: which ones depends on the model the enclosing mapping names
+        model = _walk(data, parent[:-1]) or {}
+        name = model.get("name") if isinstance(model, dict) else None
+        if name is None:
+            top = data.get("model") if isinstance(data, dict) else None
+            name = top.get("name", "lenet") if isinstance(top, dict) else "lenet"
+        schema = MODEL_OPTIONS.get(name)
+        return list(schema.model_fields) if schema else []
+    if len(names) >= 2 and names[-2] == "profiles":
+        return list(ProfileConfig.model_fields)
+    schema = {"variants": VariantConfig, "model": ModelConfig, "training": TrainingConfig, "augment": AugmentConfig,
+              "profiles": None}.get(last)
+    return list(schema.model_fields) if schema else []
 
 
-def _format_error(path: Path, err: ValidationError, data: dict[str, Any], prefix: str = "") -> str:
-    e = err.errors()[0]
-    loc = tuple(e["loc"])
-    where = prefix + _location(loc)
+# Fields that belong to a section: an unknown top-level ``epochs`` is answered with "did you mean 'training.epochs'?".
+_SECTIONS = (("training", TrainingConfig), ("training.augment", AugmentConfig), ("model.options", LeNetOptions),
+             ("model.options", FcnnOptions), ("profiles.<profile>", ProfileConfig))
+
+
+def _pick(errors: list[Any]) -> Any:
+    """The most helpful of pydantic's errors: an unknown key first (it usually explains a 'missing' one too)."""
+    return next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+
+
+def _format_error(path: Path, err: ValidationError, data: dict[str, Any], prefix: tuple[Any, ...] = ()) -> str:
+    """One line: the file, the field (as written in the file), what is wrong, what is allowed, the closest name."""
+    e = _pick(err.errors())
+    loc = _clean(tuple(prefix) + tuple(e["loc"]))
+    where = _location(loc)
     kind = e["type"]
+    got = e.get("input")
     if kind == "extra_forbidden":
-        key = loc[-1]
-        allowed = _allowed_fields(loc)
-        if where.startswith("model.options"):
-            name = (data.get("model") or {}).get("name", "lenet")
-            allowed = list(MODEL_OPTIONS.get(name, LeNetOptions).model_fields)
-        hint = _closest(str(key), allowed)
+        key = str(loc[-1])
+        allowed = _allowed_fields(loc, data)
+        hint = _closest(key, allowed)
+        if not hint and len(loc) == 1:
+            homes = [f"{section}.{key}" for section, schema in _SECTIONS if key in schema.model_fields]
+            hint = f"; did you mean {homes[0]!r}?" if homes else ""
         return (f"{path}: unknown field {where!r}{hint} (allowed here: {', '.join(allowed)})" if allowed
                 else f"{path}: unknown field {where!r}{hint}")
     if kind == "literal_error":
         expected = e.get("ctx", {}).get("expected", "")
         choices = re.findall(r"'([^']*)'", expected)
-        return f"{path}: {where}: {e['input']!r} is not allowed; choose from {', '.join(choices)}{_closest(e['input'], choices)}"
-    msg = e["msg"].removeprefix("Value error, ")
-    got = e.get("input")
+        return f"{path}: {where}: {got!r} is not allowed; choose from {', '.join(choices)}{_closest(got, choices)}"
+    if kind == "missing":
+        return f"{path}: {where}: this field is required"
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        allowed = _allowed_fields(loc + ("?",), data)
+        fields = f" with fields {', '.join(allowed)}" if allowed else ""
+        return f"{path}: {where}: expected a mapping{fields} (got {got!r})"
+    msg = e["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
     shown = "" if isinstance(got, (dict, list)) or got is None else f" (got {got!r})"
-    return f"{path}: {where}: {msg}{shown}"
+    return f"{path}: {where}: {msg}{shown}" if where else f"{path}: {msg}"
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader (plain data only: no Python tags), refusing duplicate keys, and reading ``1e-3`` as a
+    number (YAML 1.1 would make it the string '1e-3', which the strict schema then refuses)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+            except TypeError:  # an unhashable key: let the base class report it
+                break
+            if duplicate:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                |[-+]?\.(?:inf|Inf|INF)
+                |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def _yaml_error(path: Path, exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if isinstance(exc, yaml.constructor.ConstructorError):
+        tag = re.search(r"tag '([^']*)'", problem)
+        if tag:  # e.g. !!python/object/apply: never executed, refused
+            problem = (f"tag {tag.group(1).replace('tag:yaml.org,2002:', '!!')!r} is not allowed "
+                       "(experiment files hold plain data: mappings, lists, strings, numbers)")
+        return f"{path}: YAML error{where}: {problem}"
+    return f"{path}: YAML syntax error{where}: {problem}"
 
 
 def load_experiment(path: str | Path) -> ExperimentConfig:
     """Read and validate one experiment file; raise ConfigError with a one-line message on any problem."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); "
+                          "save the file as UTF-8") from None
+    try:
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{path}: YAML syntax error at {line}{problem}") from None
+        raise ConfigError(_yaml_error(path, exc)) from None
+    except RecursionError:
+        raise ConfigError(f"{path}: YAML error: nested too deeply") from None
+    if data is None:
+        raise ConfigError(f"{path}: the file is empty; expected a mapping of fields (id, title, variants, ...)")
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of fields (id, title, variants, ...), got {type(data).__name__}")
+        raise ConfigError(f"{path}: expected a mapping of fields (id, title, variants, ...) at the top level, "
+                          f"got a {type(data).__name__}")
     try:
         exp = ExperimentConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(_format_error(path, err, data)) from None
     # Resolve every run once now, so a variant override that breaks a model or training field fails here.
     for index, variant in enumerate(exp.variants):
-        for section in ("model", "training"):
-            override = getattr(variant, section)
-            if not override:
+        for section, check in (("model", lambda v: exp.variant_model(v)),
+                               ("training", lambda v: exp.variant_training(v, exp.training.epochs))):
+            if not getattr(variant, section):
                 continue
             try:
-                exp.resolve(variant, 0, "quick")
+                check(variant)
             except ValidationError as err:
-                raise ConfigError(_format_error(path, err, data, prefix=f"variants[{index}].{section}.")) from None
+                raise ConfigError(_format_error(path, err, data, prefix=("variants", index, section))) from None
     return exp
 
 
@@ -355,7 +497,10 @@ def discover(directory: str | Path = "experiments") -> dict[str, tuple[Path, Exp
     if not directory.is_dir():
         raise ConfigError(f"{directory}: experiments directory not found (run from the project root or pass --experiments)")
     found: dict[str, tuple[Path, ExperimentConfig]] = {}
-    for path in sorted(directory.glob("*.y*ml")):
+    paths = sorted(p for p in directory.glob("*.y*ml") if p.suffix in (".yaml", ".yml") and not p.name.startswith("."))
+    if not paths:
+        raise ConfigError(f"{directory}: no experiment files (*.yaml) here; add one, or pass --experiments DIR")
+    for path in paths:
         exp = load_experiment(path)
         if exp.id in found:
             raise ConfigError(f"{path}: id {exp.id!r} is already used by {found[exp.id][0]}; ids must be unique")

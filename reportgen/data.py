@@ -154,7 +154,10 @@ def dataset_checksum(name: str, root: Path | None = None) -> str:
         path = raw_dir(name, root) / f
         if not path.is_file():
             raise DataError(f"{path} is missing; {fix}")
-        hashes[f] = _sha256(path)
+        try:
+            hashes[f] = _sha256(path)
+        except OSError as e:
+            raise DataError(f"cannot read {path}: {e.strerror or e}; {fix}") from None
         if hashes[f] != m["files"][f].get("sha256"):
             raise DataError(f"{path} changed since it was provisioned (sha256 {hashes[f][:12]}..., manifest says "
                             f"{str(m['files'][f].get('sha256'))[:12]}...): it is corrupt or was replaced; {fix}")
@@ -221,7 +224,7 @@ def _verify(info: DatasetInfo, staged: Path, skip_checksum: bool) -> tuple[dict[
         if hashes[f] != info.raw_sha256[f]:
             raise DataError(f"{f}: sha256 {hashes[f]} but {info.title} expects "
                             f"{info.raw_sha256[f]}; the file is corrupt or from a different dataset (fetch it "
-                            "again, or set REPORTGEN_SKIP_CHECKSUM=1 if you know it is right)")
+                            "again, or pass --skip-checksum / set REPORTGEN_SKIP_CHECKSUM=1 if you know it is right)")
     return hashes, True
 
 
@@ -381,9 +384,24 @@ def provision(name: str, root: Path | None = None, from_dir: Path | None = None,
     if is_prepared(name, root):
         try:
             dataset_checksum(name, root)
-            return f"already prepared in {_base(name, root)}: {_read_manifest(name, root).get('source', '?')}"
+            if from_dir is None:  # an explicit --from is installed anyway (the old copy stays until it verifies)
+                return f"already prepared in {_base(name, root)}: {_read_manifest(name, root).get('source', '?')}"
         except DataError as e:
             log(f"{info.title}: existing copy is damaged ({e}); provisioning it again")
+    elif _read_manifest(name, root) is not None:
+        log(f"{info.title}: existing copy in {raw_dir(name, root)} is incomplete (a file is missing or has the wrong "
+            "size); provisioning it again")
+    try:
+        return _provision(info, root, from_dir, skip_checksum, allow_download, allow_install, log)
+    except OSError as e:  # e.g. a read-only data root: every source would fail the same way
+        where = e.filename or root
+        raise DataError(f"cannot write {info.title} under {root}: {e.strerror or e} ({where}); set REPORTGEN_DATA "
+                        "to a writable directory or fix its permissions") from None
+
+
+def _provision(info: DatasetInfo, root: Path, from_dir: Path | None, skip_checksum: bool, allow_download: bool,
+               allow_install: bool, log) -> str:
+    name = info.name
 
     def install(directory: Path, source: str) -> str:
         return _install(info, root, directory, source, skip_checksum, log)
@@ -472,6 +490,10 @@ def load_splits(name: str, root: Path | None = None, val_size: int = 5000, split
     if not is_prepared(name, root):
         raise DataError(f"{info.title} is not prepared in {_base(name, root)}; run `reportgen data fetch {name}`")
     checksum = dataset_checksum(name, root)
+    if (_base(name, root) / "processed").exists():
+        # torchvision would read its legacy processed/ cache instead of the verified raw files
+        raise DataError(f"{_base(name, root) / 'processed'} appeared after provisioning and would be read instead of "
+                        f"the verified raw files; delete it or re-run `reportgen data fetch {name}`")
     base_root = str(Path(root if root is not None else data_root()))
     try:
         train = info.tv_class(base_root, train=True, download=False)

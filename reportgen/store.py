@@ -11,7 +11,14 @@ Layout: ``results/<experiment>/<variant>/seed-<n>/`` holding
 - ``COMPLETE.json``   the marker, written last: cache key and the SHA-256 of every file above
 
 A run is written into a hidden staging directory and renamed into place, so a run killed at any moment leaves
-either the previous complete run or nothing that looks complete.
+either the previous complete run or nothing that looks complete. The next ``reportgen run`` (holding the store's
+lock) removes what a killed writer left; a staging directory that was already complete when the writer died (killed
+between moving the old run aside and moving the new one in) is put in place instead, as is a moved-aside old run
+that nothing replaced.
+
+Test hook (off by default, for the fault-injection tests only): ``REPORTGEN_TEST_WRITE_DELAY=<seconds>`` makes
+:meth:`Store.write_run` sleep after each file it stages and between moving the old run aside and moving the new
+one in, so a test can kill the process at each of those moments.
 """
 from __future__ import annotations
 
@@ -22,6 +29,7 @@ import io
 import json
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -36,6 +44,16 @@ RUN_FILES = ("config.json", "history.json", "metrics.json", "predictions.npz", "
 
 class StoreError(Exception):
     """A one-line problem with the results directory."""
+
+
+def _test_pause() -> None:
+    """The REPORTGEN_TEST_WRITE_DELAY hook (see the module docstring); does nothing unless the variable is set."""
+    delay = os.environ.get("REPORTGEN_TEST_WRITE_DELAY")
+    if delay:
+        try:
+            time.sleep(float(delay))
+        except ValueError:
+            pass
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -161,24 +179,38 @@ class Store:
         if missing:
             raise ValueError(f"run files missing: {sorted(missing)}")
         final = self.run_dir(experiment, variant, seed)
-        final.parent.mkdir(parents=True, exist_ok=True)
         staging = final.parent / f".{final.name}.partial-{os.getpid()}"
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir()
-        for name, data in files.items():
-            atomic_write(staging / name, data)
-        marker = {"cache_key": key, "files": {name: sha256_bytes(data) for name, data in sorted(files.items())}}
-        atomic_write(staging / MARKER, json_bytes(marker))
-        self._swap_in(staging, final)
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir()
+            for name, data in files.items():
+                atomic_write(staging / name, data)
+                _test_pause()
+            marker = {"cache_key": key, "files": {name: sha256_bytes(data) for name, data in sorted(files.items())}}
+            atomic_write(staging / MARKER, json_bytes(marker))
+            self._swap_in(staging, final)
+        except BaseException as exc:  # full disk, read-only directory, Ctrl-C: nothing half-written stays behind
+            if not (staging / MARKER).exists():  # a complete staging run is left for clean_partials to put in place
+                shutil.rmtree(staging, ignore_errors=True)
+            if not isinstance(exc, OSError):
+                raise
+            raise StoreError(f"cannot write the run {final}: {exc.strerror or exc}"
+                             f"{' (' + str(exc.filename) + ')' if exc.filename else ''}; "
+                             "free space or fix permissions and run again (finished runs are kept)") from None
         return final
 
     def copy_run(self, source: Path, experiment: str, variant: str, seed: int) -> Path:
         final = self.run_dir(experiment, variant, seed)
-        final.parent.mkdir(parents=True, exist_ok=True)
         staging = final.parent / f".{final.name}.partial-{os.getpid()}"
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(source, staging)
-        self._swap_in(staging, final)
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(staging, ignore_errors=True)
+            shutil.copytree(source, staging)
+            self._swap_in(staging, final)
+        except (OSError, shutil.Error) as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise StoreError(f"cannot copy {source} to {final}: {exc}") from None
         return final
 
     @staticmethod
@@ -186,17 +218,29 @@ class Store:
         old = final.parent / f".{final.name}.old-{os.getpid()}"
         if final.exists():
             os.replace(final, old)
+            _test_pause()
         os.replace(staging, final)
         shutil.rmtree(old, ignore_errors=True)
         fsync_dir(final.parent)
 
-    def clean_partials(self) -> int:
-        """Remove staging directories left by killed runs (they were never complete)."""
-        count = 0
-        for path in list(self.root.glob("*/*/.seed-*.partial-*")) + list(self.root.glob("*/*/.seed-*.old-*")):
-            shutil.rmtree(path, ignore_errors=True)
-            count += 1
-        return count
+    def clean_partials(self) -> tuple[int, int]:
+        """Tidy up after killed writers (call it holding :meth:`lock`); returns (removed, restored).
+
+        A staging directory is removed, unless it is a complete run whose slot is empty (the writer died between
+        moving the old run aside and moving this one in): then it is moved into place. A moved-aside old run is
+        restored when nothing took its place, else removed. Nothing incomplete is ever moved into a slot."""
+        removed = restored = 0
+        leftovers = sorted(self.root.glob("*/*/.seed-*.partial-*")) + sorted(self.root.glob("*/*/.seed-*.old-*"))
+        for path in leftovers:
+            slot = path.parent / path.name[1:].split(".", 1)[0]  # .seed-0.partial-123 -> seed-0
+            if path.is_dir() and not slot.exists() and check_run(path).status == "complete":
+                os.replace(path, slot)
+                fsync_dir(slot.parent)
+                restored += 1
+            else:
+                shutil.rmtree(path, ignore_errors=True)
+                removed += 1
+        return removed, restored
 
     def lock(self) -> "StoreLock":
         return StoreLock(self.root)
@@ -212,15 +256,21 @@ def check_run(path: Path, key: str | None = None) -> RunState:
     try:
         marker = json.loads(marker_path.read_text())
         recorded = marker["files"]
+        if not isinstance(recorded, dict):
+            raise TypeError
     except (OSError, ValueError, KeyError, TypeError):
         return RunState("corrupt", f"{MARKER} is unreadable")
     for name in RUN_FILES:
         file = path / name
         if name not in recorded:
             return RunState("corrupt", f"{name} is not recorded in {MARKER}")
-        if not file.exists():
+        if not file.is_file():
             return RunState("corrupt", f"{name} was deleted")
-        if sha256_file(file) != recorded[name]:
+        try:
+            digest = sha256_file(file)
+        except OSError as exc:
+            return RunState("corrupt", f"{name} is unreadable ({exc.strerror or exc})")
+        if digest != recorded[name]:
             return RunState("corrupt", f"{name} was modified or truncated (its SHA-256 no longer matches)")
     if key is not None and marker.get("cache_key") != key:
         return RunState("stale", "config, data or reportgen version changed since it ran")
@@ -248,8 +298,12 @@ class StoreLock:
         self.fd: int | None = None
 
     def __enter__(self) -> "StoreLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StoreError(f"cannot lock the results directory {self.path.parent}: {exc.strerror or exc} "
+                             "(it must be a writable directory; pass --results DIR or set REPORTGEN_RESULTS)") from None
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
