@@ -16,7 +16,9 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import signal
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -236,6 +238,27 @@ def run(obj: Context, names: tuple[str, ...], profile: str, force: bool, device:
                 unavailable.unlink(missing_ok=True)
     except (StoreError, DataError, TrainingError) as exc:
         raise fail(str(exc)) from None
+    _precompute(experiments, selected, profile, obj.store)
+
+
+def _precompute(experiments, selected, profile: str, store) -> None:
+    """Fill the analysis cache (shift grids, activation statistics) right after training, so that `render` from
+    these results takes seconds. Only an optimisation: a problem here is a warning, and `render` retries."""
+    from .analysis import AnalysisError, precompute
+    from .render import RenderError, collect
+    for name in selected:
+        exp = experiments[name][1]
+        if not exp.trains:
+            continue
+        started = time.perf_counter()
+        try:
+            spent = precompute(collect(name, exp, profile, store))
+        except (AnalysisError, RenderError) as exc:
+            _log(f"warning: analyses of {name} not precomputed ({exc}); `reportgen render` will compute them")
+            continue
+        if sum(spent.values()) > 1.0:
+            _log(f"{name}: analysis cache (shift grids, activation statistics) filled in "
+                 f"{time.perf_counter() - started:.1f}s")
 
 
 # ---- render / build -----------------------------------------------------------------------------------
@@ -312,6 +335,15 @@ def _one_line_error(exc: BaseException) -> tuple[str, int] | None:
     return None
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a CI timeout, a closing terminal) unwinds exactly like Ctrl-C: locks are released, a run
+    being written is discarded, finished runs stay."""
+
+
+def _on_sigterm(signum, frame):  # noqa: ARG001 - the signal module's signature
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: every error is one line and an exit code (2 usage/config, 1 otherwise, 130 after Ctrl-C).
 
@@ -319,9 +351,15 @@ def main(argv: list[str] | None = None) -> None:
     runs. A bug (an exception none of our error types covers) is also one line; REPORTGEN_DEBUG=1 shows its
     traceback."""
     debug = os.environ.get("REPORTGEN_DEBUG", "").lower() in ("1", "true", "yes")
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         code = cli.main(args=argv, prog_name="reportgen", standalone_mode=False)
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, click.exceptions.Abort) as exc:
+        # Click turns KeyboardInterrupt (and so Terminated) into Abort; the original is its __context__
+        if isinstance(exc, Terminated) or isinstance(exc.__context__, Terminated):
+            click.echo("\nterminated (SIGTERM): finished runs are kept; run the same command again to continue",
+                       err=True)
+            sys.exit(143)
         click.echo("\ninterrupted: finished runs are kept; run the same command again to continue", err=True)
         sys.exit(130)
     except click.exceptions.Exit as exc:
@@ -337,6 +375,8 @@ def main(argv: list[str] | None = None) -> None:
         message, status = known
         click.echo(f"error: {message}", err=True)
         sys.exit(status)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     sys.exit(code if isinstance(code, int) else 0)
 
 

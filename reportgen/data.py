@@ -21,6 +21,7 @@ Every failure is a :class:`DataError` with a one-line message: which file, what 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import difflib
 import gzip
 import hashlib
@@ -31,6 +32,7 @@ import socket
 import subprocess
 import tarfile
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -381,6 +383,40 @@ def provision(name: str, root: Path | None = None, from_dir: Path | None = None,
     skip_checksum = skip_checksum or _env_flag("REPORTGEN_SKIP_CHECKSUM")
     if _env_flag("REPORTGEN_OFFLINE"):  # no download, no package installs: only local sources (tests use this)
         allow_download = allow_install = False
+    with _provision_lock(info, root, log):
+        return _provision_locked(info, name, root, from_dir, skip_checksum, allow_download, allow_install, log)
+
+
+STALE_PREFIXES = (".staging-", ".old-", ".download-", ".npm-")
+
+
+@contextmanager
+def _provision_lock(info: DatasetInfo, root: Path, log):
+    """One provisioning of a dataset at a time per data root (``<root>/.<Class>.lock``, an flock released by the
+    kernel even when the process is killed). Holding it, the scratch folders a killed fetch left behind are ours to
+    delete."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        handle = open(root / f".{info.tv_class.__name__}.lock", "a+")
+    except OSError:  # a read-only data root: reading a prepared copy needs no lock; writing fails with its message
+        yield
+        return
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"{info.title}: another reportgen process is provisioning it; waiting")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        base = root / info.tv_class.__name__
+        if base.is_dir():
+            for leftover in base.iterdir():
+                if leftover.name.startswith(STALE_PREFIXES):
+                    shutil.rmtree(leftover, ignore_errors=True)
+        yield
+
+
+def _provision_locked(info: DatasetInfo, name: str, root: Path, from_dir: Path | None, skip_checksum: bool,
+                      allow_download: bool, allow_install: bool, log) -> str:
     if is_prepared(name, root):
         try:
             dataset_checksum(name, root)

@@ -12,7 +12,10 @@ always appears literally: no HTML, no Markdown markup, no attribute lists, no ma
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -274,23 +277,52 @@ def render_study(exp_id: str, exp: Any, profile: str, store: Store, docs: Path,
     ``declared`` (study id -> title) lets a post link to the other posts of the site."""
     study = collect(exp_id, exp, profile, store)
     post_dir = docs / POSTS
-    figures = FigureWriter(directory=post_dir / exp_id, link_prefix=exp_id)
+    post_dir.mkdir(parents=True, exist_ok=True)
+    _recover(post_dir, exp_id)
+    # Figures go to a hidden staging folder (MkDocs skips dot-folders) and replace the post's folder only once the
+    # template has rendered, so a failed render leaves the previous post and its figures exactly as they were.
+    staging = Path(tempfile.mkdtemp(prefix=f".{exp_id}.render-", dir=post_dir))
     try:
-        analyses = {name: ANALYSES[name](study, figures) for name in exp.analyses}
-    except AnalysisError as exc:  # e.g. the images the analyses need are not provisioned: one line, no traceback
-        raise RenderError(f"{exp_id}: {exc}") from None
-    stats = summary(study) if study.variants else None
-    context = {
-        "exp": exp, "study": study, "profile": profile, "summary": stats, "analyses": analyses,
-        "repro": reproducibility(study, profile), "version": __version__, "setup": setup(exp, study, profile),
-        "unavailable": [v for v in study.variants if v.unavailable],
-        "post": post_link(declared if declared is not None else {exp_id: exp.title}),
-    }
-    template = _environment().get_template(f"{exp.template or exp_id}.md.j2")
-    text = template.render(**context)
-    target = post_dir / f"{exp_id}.md"
-    atomic_write(target, text.encode())
+        figures = FigureWriter(directory=staging, link_prefix=exp_id)
+        try:
+            analyses = {name: ANALYSES[name](study, figures) for name in exp.analyses}
+        except AnalysisError as exc:  # e.g. the images the analyses need are not provisioned: one line
+            raise RenderError(f"{exp_id}: {exc}") from None
+        stats = summary(study) if study.variants else None
+        context = {
+            "exp": exp, "study": study, "profile": profile, "summary": stats, "analyses": analyses,
+            "repro": reproducibility(study, profile), "version": __version__, "setup": setup(exp, study, profile),
+            "unavailable": [v for v in study.variants if v.unavailable],
+            "post": post_link(declared if declared is not None else {exp_id: exp.title}),
+        }
+        template = _environment().get_template(f"{exp.template or exp_id}.md.j2")
+        text = template.render(**context)
+        target = post_dir / f"{exp_id}.md"
+        final = post_dir / exp_id
+        old = post_dir / f".{exp_id}.old"
+        if final.exists():
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(final, old)
+        os.replace(staging, final)
+        atomic_write(target, text.encode())
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def _recover(post_dir: Path, exp_id: str) -> None:
+    """Undo what an interrupted render left: staging folders go, and a figure folder moved aside but never
+    replaced is put back."""
+    for leftover in post_dir.glob(f".{exp_id}.render-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    old, final = post_dir / f".{exp_id}.old", post_dir / exp_id
+    if old.exists():
+        if final.exists():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(old, final)
 
 
 # ---- the home page -----------------------------------------------------------------------------------------

@@ -270,3 +270,18 @@ def test_synthetic_data_is_learnable():
         opt.step()
     with torch.no_grad():
         assert (model(norm(xt)).argmax(1) == yt.long()).float().mean() > 0.5
+
+
+def test_scratch_folders_of_a_killed_fetch_are_removed_by_the_next_one(src):
+    """A fetch killed mid-copy leaves hidden scratch folders; the next provisioning (holding the per-dataset lock,
+    so they cannot belong to a running fetch) removes them, whether or not the data was already prepared."""
+    root = data.data_root()
+    base = root / "FashionMNIST"
+    for name in (".staging-x1", ".old-x2", ".download-x3", ".npm-x4"):
+        (base / name).mkdir(parents=True)
+        (base / name / "train-images-idx3-ubyte").write_bytes(b"half")
+    data.provision("fashion-mnist", from_dir=src, **QUIET)
+    assert data.is_prepared("fashion-mnist") and not _leftovers(root)
+    (base / ".staging-x5").mkdir()
+    assert data.provision("fashion-mnist", **QUIET).startswith("already prepared")
+    assert not _leftovers(root)

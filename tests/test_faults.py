@@ -945,3 +945,18 @@ def test_ctrl_c_exits_130_keeps_finished_runs_and_a_second_run_is_refused(slow_r
     result = run_here()
     assert result.code == 0 and "1 of 2 runs cached; 1 to run" in result.err, result.err
     same_as_reference()
+
+
+def test_sigterm_stops_like_ctrl_c_with_exit_143(slow_run):
+    """`kill PID` (SIGTERM, also what CI timeouts and closing terminals send) while a run is being written."""
+    start, run_here, results, same_as_reference = slow_run
+    proc = start(REPORTGEN_TEST_WRITE_DELAY="0.3")
+    proc.poll_path(_staging_with_files(results, SLOTS[0], at_least=1))
+    code, err = proc.signal(signal.SIGTERM)
+    assert code == 143 and "Traceback" not in err, err
+    assert err.rstrip().splitlines()[-1] == ("terminated (SIGTERM): finished runs are kept; run the same command "
+                                              "again to continue")
+    assert all(check_run(results / slot).status == "missing" for slot in SLOTS)
+    assert not list(results.rglob(".seed-*")), "SIGTERM left a staging directory"
+    assert run_here().code == 0
+    same_as_reference()

@@ -422,3 +422,25 @@ def test_unavailable_optional_dataset_is_left_out_with_a_visible_note(project):
     assert "KMNIST |" not in post.split("## Results")[1].split("## Reproduce")[0]
     home = (project / "docs" / "index.md").read_text()
     assert "KMNIST: *left out: dataset unavailable*" in home
+
+
+def test_a_failed_render_leaves_the_previous_post_and_figures(tmp_path):
+    """Figures are drawn into a hidden staging folder and swapped in only after the template rendered."""
+    exp, store = two_variant_study(tmp_path)
+    exp = exp.model_copy(update={"analyses": ["curves"]})
+    docs = tmp_path / "docs"
+    post = render_study("alpha", exp, "quick", store, docs)
+    before = {p.relative_to(docs): p.read_bytes() for p in sorted(docs.rglob("*")) if p.is_file()}
+    assert any(p.suffix == ".png" for p in before) and post.read_text()
+    # new numbers (other figures) and a template that cannot be found: the render fails after drawing
+    write_run(store, exp, "better", 0, "quick", 0.95)
+    broken = exp.model_copy(update={"template": "no-such-template"})
+    with pytest.raises(Exception, match="no-such-template"):
+        render_study("alpha", broken, "quick", store, docs)
+    after = {p.relative_to(docs): p.read_bytes() for p in sorted(docs.rglob("*")) if p.is_file()}
+    assert after == before  # same files, same bytes, no staging folder left behind
+    # an interrupted swap (figure folder moved aside, never replaced) is repaired by the next render
+    (docs / "blog/posts/alpha").rename(docs / "blog/posts/.alpha.old")
+    render_study("alpha", exp, "quick", store, docs)
+    assert (docs / "blog/posts/alpha").is_dir() and not (docs / "blog/posts/.alpha.old").exists()
+    assert not list((docs / "blog/posts").glob(".alpha*"))
