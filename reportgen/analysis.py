@@ -622,27 +622,30 @@ def shift_accuracy_grid(model: nn.Module, images: torch.Tensor, labels: torch.Te
     return {"zero": zero, "wrap": wrap, "n": np.array(len(labels))}
 
 
-def shift_images_limit() -> int | None:
-    """``$REPORTGEN_SHIFT_IMAGES``: evaluate the shift grid on only the first N test images (a CPU-only shortcut;
-    unset = the whole test set, the default)."""
+def shift_images_limit(study: Study | None = None, device: torch.device | None = None) -> int | None:
+    """How many test images (the first N) the shift grid uses; None = the whole test set.
+    ``$REPORTGEN_SHIFT_IMAGES`` decides when set; otherwise the profile's ``shift_images``, which applies on a CPU
+    (or MPS) only: on CUDA the whole test set takes seconds."""
     value = os.environ.get(SHIFT_IMAGES_ENV, "").strip()
-    if not value:
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise AnalysisError(f"{SHIFT_IMAGES_ENV}={value!r}: expected a positive number of test images")
+        return int(value)
+    if study is None or (device is not None and device.type == "cuda"):
         return None
-    if not value.isdigit() or int(value) < 1:
-        raise AnalysisError(f"{SHIFT_IMAGES_ENV}={value!r}: expected a positive number of test images")
-    return int(value)
+    return study.config.profile(study.profile).get("shift_images")
 
 
-def shift_grid_of(run: Run, radius: int = SHIFT_RADIUS) -> dict[str, Any]:
+def shift_grid_of(run: Run, radius: int = SHIFT_RADIUS, study: Study | None = None) -> dict[str, Any]:
     """The run's shift grid (cached on disk), checked: the unshifted cell must reproduce the run's test accuracy
-    (metrics.json) exactly; on another kind of device than the run was evaluated on, or on a subset
-    (``$REPORTGEN_SHIFT_IMAGES``), within one image per thousand of what its stored predictions give."""
+    (metrics.json) exactly; on another kind of device than the run was evaluated on, or on a subset (see
+    :func:`shift_images_limit`), within one image per thousand of what its stored predictions give."""
     images, labels = run_test_set(run)
     full = len(labels)
-    limit = shift_images_limit()
+    device = analysis_device(run)
+    limit = shift_images_limit(study, device)
     if limit is not None and limit < full:
         images, labels = images[:limit], labels[:limit]
-    device = analysis_device(run)
 
     def compute() -> dict[str, np.ndarray]:
         started = time.perf_counter()
@@ -1036,7 +1039,7 @@ def precompute(study: Study) -> dict[str, float]:
         run = first_run(v)
         started = time.perf_counter()
         if names & {"shift_grid", "shift_curve"}:
-            shift_grid_of(run)
+            shift_grid_of(run, study=study)
         if "activation_stats" in names:
             activation_stats_of(run)
         spent[str(run.path)] = time.perf_counter() - started
@@ -1196,7 +1199,7 @@ def shift_single(study: Study, figures) -> dict[str, Any]:
 
 
 def _shift_grids(study: Study) -> list[tuple[VariantResults, Run, dict[str, Any]]]:
-    return [(v, first_run(v), shift_grid_of(first_run(v))) for v in study.available]
+    return [(v, first_run(v), shift_grid_of(first_run(v), study=study)) for v in study.available]
 
 
 def shift_grid(study: Study, figures) -> dict[str, Any]:

@@ -507,3 +507,14 @@ def test_missing_images_are_a_one_line_render_error(study, workspace, monkeypatc
     message = r"^inside: the analyses need the fashion-mnist images: .*reportgen data fetch"
     with pytest.raises(RenderError, match=message):
         render_study("inside", exp, "smoke", Store(workspace / "results"), tmp_path / "docs")
+
+
+def test_profile_shift_images_applies_on_cpu_only_and_the_environment_wins(study, monkeypatch):
+    quick = analysis.Study(id=study.id, config=study.config, profile="quick", variants=study.variants)
+    assert study.config.profile("quick")["shift_images"] == 2000
+    assert analysis.shift_images_limit(quick, torch.device("cpu")) == 2000
+    assert analysis.shift_images_limit(quick, torch.device("cuda")) is None  # a GPU does the whole set in seconds
+    assert analysis.shift_images_limit(study, torch.device("cpu")) == 200  # smoke
+    assert analysis.shift_images_limit(None, torch.device("cpu")) is None
+    monkeypatch.setenv("REPORTGEN_SHIFT_IMAGES", "7")
+    assert analysis.shift_images_limit(quick, torch.device("cuda")) == 7
