@@ -1250,7 +1250,10 @@ def shift_curve(study: Study, figures) -> dict[str, Any]:
                      "end_pct": points[-1]["zero_pct"], "drop_pct": points[0]["zero_pct"] - points[-1]["zero_pct"]})
     fig = figures.shift_curve(series, name="shift-curve",
                               title="Test accuracy against shift distance") if series else None
-    return {"basis": FIRST_SEED, "radius": radius, "variants": rows, "figure": fig}
+    sizes = sorted({(int(g["n"]), int(g["full"])) for _, _, g in _shift_grids(study)})
+    return {"basis": FIRST_SEED, "radius": radius, "variants": rows, "figure": fig,
+            "subset": any(n < full for n, full in sizes), "test_sizes": [n for n, _ in sizes],
+            "full_test_size": max((full for _, full in sizes), default=0)}
 
 
 def per_class_f1(study: Study, figures) -> dict[str, Any]:
