@@ -14,7 +14,8 @@ drawing anything, e.g. right after training.
 
 The shift grid is by far the most expensive number here: 169 shifts × 2 modes × the whole test set is 3.4 million
 forward passes per model (minutes for LeNet on a laptop CPU, seconds on a GPU; runs trained on CUDA are analysed on
-CUDA when it is available). ``$REPORTGEN_SHIFT_IMAGES=N`` limits it to the first N test images.
+CUDA when it is available). On a CPU the profile's ``shift_images`` (2,000 in ``quick``) limits it to the first N
+test images, and ``$REPORTGEN_SHIFT_IMAGES=N`` does so everywhere.
 """
 from __future__ import annotations
 
@@ -1239,7 +1240,8 @@ def shift_curve(study: Study, figures) -> dict[str, Any]:
     d = np.sqrt(np.add.outer(np.arange(-radius, radius + 1) ** 2, np.arange(-radius, radius + 1) ** 2))
     bins = np.rint(d).astype(int)
     rows, series = [], {}
-    for v, run, g in _shift_grids(study):
+    grids = _shift_grids(study)
+    for v, run, g in grids:
         points = []
         for k in range(radius + 1):
             mask = bins == k
@@ -1250,7 +1252,7 @@ def shift_curve(study: Study, figures) -> dict[str, Any]:
                      "end_pct": points[-1]["zero_pct"], "drop_pct": points[0]["zero_pct"] - points[-1]["zero_pct"]})
     fig = figures.shift_curve(series, name="shift-curve",
                               title="Test accuracy against shift distance") if series else None
-    sizes = sorted({(int(g["n"]), int(g["full"])) for _, _, g in _shift_grids(study)})
+    sizes = sorted({(int(g["n"]), int(g["full"])) for _, _, g in grids})
     return {"basis": FIRST_SEED, "radius": radius, "variants": rows, "figure": fig,
             "subset": any(n < full for n, full in sizes), "test_sizes": [n for n, _ in sizes],
             "full_test_size": max((full for _, full in sizes), default=0)}

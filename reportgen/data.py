@@ -21,8 +21,8 @@ Every failure is a :class:`DataError` with a one-line message: which file, what 
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import difflib
+import fcntl
 import gzip
 import hashlib
 import json
@@ -399,6 +399,8 @@ def _provision_lock(info: DatasetInfo, root: Path, log):
         root.mkdir(parents=True, exist_ok=True)
         handle = open(root / f".{info.tv_class.__name__}.lock", "a+")
     except OSError:  # a read-only data root: reading a prepared copy needs no lock; writing fails with its message
+        handle = None
+    if handle is None:
         yield
         return
     with handle:

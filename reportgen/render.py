@@ -299,10 +299,8 @@ def render_study(exp_id: str, exp: Any, profile: str, store: Store, docs: Path,
         text = template.render(**context)
         target = post_dir / f"{exp_id}.md"
         final = post_dir / exp_id
-        old = post_dir / f".{exp_id}.old"
+        old = post_dir / f".{exp_id}.old"  # _recover made sure it does not exist
         if final.exists():
-            if old.exists():
-                shutil.rmtree(old)
             os.replace(final, old)
         os.replace(staging, final)
         atomic_write(target, text.encode())
