@@ -392,29 +392,31 @@ STALE_PREFIXES = (".staging-", ".old-", ".download-", ".npm-")
 
 @contextmanager
 def _provision_lock(info: DatasetInfo, root: Path, log):
-    """One provisioning of a dataset at a time per data root (``<root>/.<Class>.lock``, an flock released by the
-    kernel even when the process is killed). Holding it, the scratch folders a killed fetch left behind are ours to
-    delete."""
+    """One provisioning at a time per data root: an flock on the data root directory itself (no lock file to leave
+    behind; the kernel releases it even when the process is killed). Holding it, the scratch folders that a killed
+    fetch left behind are ours to delete."""
     try:
         root.mkdir(parents=True, exist_ok=True)
-        handle = open(root / f".{info.tv_class.__name__}.lock", "a+")
-    except OSError:  # a read-only data root: reading a prepared copy needs no lock; writing fails with its message
-        handle = None
-    if handle is None:
+        fd = os.open(root, os.O_RDONLY)
+    except OSError:  # an unreadable or uncreatable data root: the provisioning itself reports it
+        fd = None
+    if fd is None:
         yield
         return
-    with handle:
+    try:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            log(f"{info.title}: another reportgen process is provisioning it; waiting")
-            fcntl.flock(handle, fcntl.LOCK_EX)
+            log(f"{info.title}: another reportgen process is provisioning data in {root}; waiting")
+            fcntl.flock(fd, fcntl.LOCK_EX)
         base = root / info.tv_class.__name__
         if base.is_dir():
             for leftover in base.iterdir():
                 if leftover.name.startswith(STALE_PREFIXES):
                     shutil.rmtree(leftover, ignore_errors=True)
         yield
+    finally:
+        os.close(fd)
 
 
 def _provision_locked(info: DatasetInfo, name: str, root: Path, from_dir: Path | None, skip_checksum: bool,

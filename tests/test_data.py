@@ -285,3 +285,26 @@ def test_scratch_folders_of_a_killed_fetch_are_removed_by_the_next_one(src):
     (base / ".staging-x5").mkdir()
     assert data.provision("fashion-mnist", **QUIET).startswith("already prepared")
     assert not _leftovers(root)
+
+
+def test_a_second_provisioning_waits_for_the_first(src):
+    """Two fetches into one data root never interleave: the second waits (and says so) until the first is done."""
+    import fcntl
+    import os
+    import threading
+    import time
+    root = data.data_root()
+    root.mkdir(parents=True)
+    holder = os.open(root, os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX)  # another process is provisioning
+    said: list[str] = []
+    worker = threading.Thread(target=lambda: data.provision("fashion-mnist", from_dir=src, allow_download=False,
+                                                           allow_install=False, log=said.append))
+    worker.start()
+    deadline = time.monotonic() + 10
+    while not said and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert worker.is_alive() and "waiting" in said[0] and not data.is_prepared("fashion-mnist")
+    os.close(holder)  # the other process is done
+    worker.join(30)
+    assert not worker.is_alive() and data.is_prepared("fashion-mnist")
