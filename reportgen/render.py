@@ -181,7 +181,7 @@ def setup(exp: Any, study: Study, profile: str) -> dict[str, Any]:
     return {
         "variants": rows, "training": rows[0]["training"] if len(trainings) == 1 and rows else None,
         "augmented": any(r["augment"] != "none" for r in rows),
-        "datasets": list(dict.fromkeys(r["dataset_name"] for r in rows)),
+        "datasets": list(dict.fromkeys(r["dataset_name"] + (" (left out)" if r["unavailable"] else "") for r in rows)),
         "seeds": prof["seeds"], "epochs": prof["epochs"], "train_limit": prof["train_limit"],
         "eval_limit": prof["eval_limit"], "train_total": train_total,
         "val_size": min(val_size, prof["eval_limit"]) if prof["eval_limit"] else val_size,
