@@ -273,14 +273,7 @@ class FigureWriter:
             fig, ax = plt.subplots(figsize=(width, 0.6 + rows * 1.1 * (width - 1.1) / cols))
             limit = float(np.abs(tiles).max()) or 1.0
             norm = mcolors.Normalize(-limit, limit)
-            pitch, pitch_y = 1.12, 1.25
-            for k, tile in enumerate(tiles):
-                x0, y0 = (k % cols) * pitch, (k // cols) * pitch_y
-                image = ax.imshow(tile, cmap=DIVERGING, norm=norm, extent=(x0, x0 + 1, y0 + 1, y0),
-                                  interpolation="nearest")
-                if n > 1:
-                    ax.text(x0 + 0.5, y0 - 0.03, str(k), ha="center", va="bottom", fontsize=7, color=MUTED)
-            _tile_axes(ax, cols * pitch - (pitch - 1), rows * pitch_y - (pitch_y - 1), top=-0.2)
+            image = _tile_grid(ax, tiles, cols, (1.12, 1.25), DIVERGING, norm, str, fontsize=7)
             bar = fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02, shrink=0.9 if rows > 1 else 0.8)
             bar.set_label("weight")
             ax.set_title(title, fontsize=10 if big else 10.5)
@@ -334,13 +327,7 @@ class FigureWriter:
             width = WIDTH if n > 1 else WIDTH * 0.5
             fig, ax = plt.subplots(figsize=(width, 0.6 + rows * 1.1 * WIDTH * 0.85 / max(cols, 2)))
             cmap, norm = _activation_scale(maps)
-            pitch, pitch_y = 1.1, 1.22
-            for k, m in enumerate(maps):
-                x0, y0 = (k % cols) * pitch, (k // cols) * pitch_y
-                image = ax.imshow(m, cmap=cmap, norm=norm, extent=(x0, x0 + 1, y0 + 1, y0), interpolation="nearest")
-                if n > 1:
-                    ax.text(x0 + 0.5, y0 - 0.03, f"channel {k}", ha="center", va="bottom", fontsize=6.5, color=MUTED)
-            _tile_axes(ax, cols * pitch - (pitch - 1), rows * pitch_y - (pitch_y - 1), top=-0.2)
+            image = _tile_grid(ax, maps, cols, (1.1, 1.22), cmap, norm, lambda k: f"channel {k}", fontsize=6.5)
             fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02, shrink=0.9).set_label("activation")
             ax.set_title(title, fontsize=10)
             fig.tight_layout()
@@ -720,6 +707,21 @@ def _activation_scale(values: np.ndarray) -> tuple[str, mcolors.Normalize]:
         return SEQUENTIAL, mcolors.Normalize(0, high if high > 0 else 1.0)
     limit = max(abs(low), abs(high)) or 1.0
     return DIVERGING, mcolors.Normalize(-limit, limit)
+
+
+def _tile_grid(ax: plt.Axes, tiles: np.ndarray, cols: int, pitch: tuple[float, float], cmap, norm,
+               label: Callable[[int], str], fontsize: float):
+    """2-D tiles in rows of ``cols`` on one colour scale, each labelled above (when there is more than one);
+    returns the last image, for the colour bar."""
+    pitch_x, pitch_y = pitch
+    rows = math.ceil(len(tiles) / cols)
+    for k, tile in enumerate(tiles):
+        x0, y0 = (k % cols) * pitch_x, (k // cols) * pitch_y
+        image = ax.imshow(tile, cmap=cmap, norm=norm, extent=(x0, x0 + 1, y0 + 1, y0), interpolation="nearest")
+        if len(tiles) > 1:
+            ax.text(x0 + 0.5, y0 - 0.03, label(k), ha="center", va="bottom", fontsize=fontsize, color=MUTED)
+    _tile_axes(ax, cols * pitch_x - (pitch_x - 1), rows * pitch_y - (pitch_y - 1), top=-0.2)
+    return image
 
 
 def _tile_axes(ax: plt.Axes, width: float, height: float, top: float = -0.1, left: float = -0.02) -> None:
