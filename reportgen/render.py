@@ -26,7 +26,7 @@ from markupsafe import Markup
 from . import __version__
 from .analysis import ANALYSES, DATASET_NAMES, AnalysisError, Study, VariantResults, summary
 from .figures import FigureWriter, as_markdown
-from .store import Store, atomic_write, check_run
+from .store import Store, atomic_write, check_run, swap_dir
 
 TEMPLATES = Path(__file__).parent / "templates"
 POSTS = Path("blog") / "posts"
@@ -298,13 +298,8 @@ def render_study(exp_id: str, exp: Any, profile: str, store: Store, docs: Path,
         template = _environment().get_template(f"{exp.template or exp_id}.md.j2")
         text = template.render(**context)
         target = post_dir / f"{exp_id}.md"
-        final = post_dir / exp_id
-        old = post_dir / f".{exp_id}.old"  # _recover made sure it does not exist
-        if final.exists():
-            os.replace(final, old)
-        os.replace(staging, final)
+        swap_dir(staging, post_dir / exp_id, post_dir / f".{exp_id}.old")  # _recover made sure .old is free
         atomic_write(target, text.encode())
-        shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target

@@ -215,13 +215,7 @@ class Store:
 
     @staticmethod
     def _swap_in(staging: Path, final: Path) -> None:
-        old = final.parent / f".{final.name}.old-{os.getpid()}"
-        if final.exists():
-            os.replace(final, old)
-            _test_pause()
-        os.replace(staging, final)
-        shutil.rmtree(old, ignore_errors=True)
-        fsync_dir(final.parent)
+        swap_dir(staging, final, final.parent / f".{final.name}.old-{os.getpid()}")
 
     def clean_partials(self) -> tuple[int, int]:
         """Tidy up after killed writers (call it holding :meth:`lock`); returns (removed, restored).
@@ -275,6 +269,17 @@ def check_run(path: Path, key: str | None = None) -> RunState:
     if key is not None and marker.get("cache_key") != key:
         return RunState("stale", "config, data or reportgen version changed since it ran")
     return RunState("complete")
+
+
+def swap_dir(staging: Path, final: Path, old: Path) -> None:
+    """Put the finished directory ``staging`` in place of ``final``: the current ``final`` (if any) is renamed to
+    ``old`` first and deleted last. Killed in between, ``old`` is what a recovery step puts back."""
+    if final.exists():
+        os.replace(final, old)
+        _test_pause()
+    os.replace(staging, final)
+    shutil.rmtree(old, ignore_errors=True)
+    fsync_dir(final.parent)
 
 
 def fsync_dir(path: Path) -> None:
