@@ -11,6 +11,7 @@ picture, many times faster to draw.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import io
 import math
 import os
@@ -139,6 +140,14 @@ class FigureWriter:
             except OSError:
                 pass  # a read-only cache only costs time
         return self._write(name, alt, data)
+
+    def emit(self, name: str, alt: str, payload: Any, draw: Callable[[], plt.Figure]) -> Figure:
+        """Save ``draw()`` as ``<name>.png`` with ``alt`` text, or copy the PNG cached for the same drawing code
+        and ``payload``. The cache key is the source of ``draw`` itself (a closure in the analysis module that
+        owns the figure), this module (the shared style and helpers), matplotlib's version and the payload: editing
+        one figure redraws that figure only. Everything ``draw`` reads that is not in its source must be in
+        ``payload``."""
+        return self._emit(_source_key(draw), name, alt, payload, draw)
 
     # ---- the figures ------------------------------------------------------------------------------------
     def curves(self, series: dict[str, dict[str, np.ndarray]], title: str, name: str = "curves") -> Figure:
@@ -730,6 +739,20 @@ def _tile_axes(ax: plt.Axes, width: float, height: float, top: float = -0.1, lef
     ax.set_ylim(height - 0.05, top)
     ax.set_aspect("equal")
     ax.axis("off")
+
+
+def _source_key(draw: Callable[..., Any]) -> str:
+    code = draw.__code__
+    if code not in _SOURCES:
+        try:
+            text = inspect.getsource(draw)
+        except (OSError, TypeError):  # no source (e.g. built at run time): never cache under a shared key
+            text = f"{code.co_filename}:{code.co_firstlineno}:{id(code)}"
+        _SOURCES[code] = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return f"source:{_SOURCES[code]}"
+
+
+_SOURCES: dict[Any, str] = {}
 
 
 def as_markdown(figure: Figure | dict[str, Any]) -> str:

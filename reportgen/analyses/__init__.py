@@ -1,0 +1,86 @@
+"""The analyses a study can declare (``analyses: [curves, confusion, ...]``): one module each, found by name.
+
+An analysis is a module ``reportgen/analyses/<name>.py`` with a module-level ``ANALYSIS = Analysis(...)``, plus its
+partial template ``<name>.md.j2`` beside it. The module owns its computation (returning a dataclass that the
+partial reads as ``a``), its figures (drawn through :meth:`reportgen.figures.FigureWriter.emit`, each cached on
+its own drawing code), and its optional expensive per-run ``precompute`` step. Modules whose name starts with
+``_`` are shared helpers, not analyses.
+
+This package is the only list of analyses: config validation, ``reportgen list``, precompute, rendering and the
+"Write your own study" page all read :func:`names` and :func:`get`. Adding an analysis is adding one module and its
+partial; nothing else changes.
+"""
+from __future__ import annotations
+
+import difflib
+import importlib
+import pkgutil
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, Callable
+
+HERE = Path(__file__).parent
+
+
+@dataclass(frozen=True)
+class Analysis:
+    name: str
+    title: str                         # what the analysis is called in prose and on the "Write your own study" page
+    summary: str                       # one line: what it shows
+    compute: Callable[..., Any]        # (study, figures) -> the module's result dataclass
+    needs_training: bool = True        # False: works on a study that trains nothing (``trains: false``)
+    needs_convolution: bool = False    # True: at least one variant's model must have a convolution
+    precompute: Callable[..., Any] | None = None  # (study) -> None: fill the analysis cache, draw nothing
+
+    @property
+    def template(self) -> str:
+        """The partial's name in the template loader (``<name>.md.j2`` beside the module)."""
+        return f"{self.name}.md.j2"
+
+
+@cache
+def names() -> tuple[str, ...]:
+    """Every analysis name, sorted: the modules of this package, read from the folder without importing them."""
+    return tuple(sorted(m.name for m in pkgutil.iter_modules([str(HERE)]) if not m.name.startswith("_")))
+
+
+@cache
+def get(name: str) -> Analysis:
+    """The analysis called ``name`` (imports its module); KeyError with the closest name for an unknown one."""
+    if name not in names():
+        raise KeyError(f"unknown analysis {name!r}{closest(name)} (analyses: {', '.join(names())})")
+    analysis = importlib.import_module(f"{__name__}.{name}").ANALYSIS
+    if analysis.name != name:
+        raise RuntimeError(f"reportgen/analyses/{name}.py declares ANALYSIS.name {analysis.name!r}")
+    return analysis
+
+
+def closest(name: str) -> str:
+    match = difflib.get_close_matches(str(name), names(), n=1, cutoff=0.5)
+    return f"; did you mean {match[0]!r}?" if match else ""
+
+
+def why_not(name: str, exp: Any, profile: str = "quick") -> str | None:
+    """Why analysis ``name`` cannot apply to study ``exp`` (None when it can): it needs trained networks and the
+    study trains none, or it needs a convolution and no variant's model has one."""
+    analysis = get(name)
+    if analysis.needs_training and not exp.trains:
+        return f"{name} needs trained networks, and this study trains none (trains: false)"
+    if analysis.needs_convolution:
+        from torch import nn
+
+        from ..models import build_model
+        models = _variant_models(exp, profile)
+        if not any(any(isinstance(m, nn.Conv2d) for m in build_model(spec["name"], **spec["options"]).modules())
+                   for spec in models.values()):
+            return (f"{name} needs a convolution, and no variant of this study has one "
+                    f"(models: {', '.join(sorted({s['name'] for s in models.values()}))})")
+    return None
+
+
+def _variant_models(exp: Any, profile: str) -> dict[str, dict[str, Any]]:
+    seeds = exp.profile(profile)["seeds"]
+    if not exp.variants:
+        return {"model": {"name": exp.model.name, "options": dict(exp.model.options)}}
+    return {v.name: exp.resolve(v, seeds[0], profile)["model"] for v in exp.variants}

@@ -1,0 +1,83 @@
+"""Learning curves: train and validation loss and accuracy per epoch, mean over seeds with a min–max band."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from ..figures import PALETTE, WIDTH, Figure, FigureWriter
+from ..study import Study
+from . import Analysis
+
+
+@dataclass
+class VariantCurves:
+    name: str
+    label: str
+    dataset: str
+    seeds: list[int]
+    epochs: int
+    final_train_acc_pct: float
+    final_val_acc_pct: float
+    best_val_acc_pct: float
+
+
+@dataclass
+class CurvesResult:
+    figure: Figure | None
+    seeds: int                                   # the most seeds of any variant (1: no band)
+    variants: list[VariantCurves] = field(default_factory=list)
+
+
+def compute(study: Study, figures: FigureWriter) -> CurvesResult:
+    series, rows = {}, []
+    for v in study.available:
+        per_seed = {key: np.array([[row[key] for row in r.history["epochs"]] for r in v.runs])
+                    for key in ("train_loss", "val_loss", "train_acc", "val_acc")}
+        series[v.label] = per_seed
+        rows.append(VariantCurves(name=v.name, label=v.label, dataset=v.dataset, seeds=v.seeds,
+                                  epochs=int(per_seed["val_acc"].shape[1]),
+                                  final_train_acc_pct=100.0 * float(per_seed["train_acc"][:, -1].mean()),
+                                  final_val_acc_pct=100.0 * float(per_seed["val_acc"][:, -1].mean()),
+                                  best_val_acc_pct=100.0 * float(per_seed["val_acc"].max(1).mean())))
+    fig = draw_curves(figures, series, title=f"{study.config.title}: training curves") if series else None
+    return CurvesResult(figure=fig, variants=rows, seeds=max((len(v.runs) for v in study.available), default=0))
+
+
+def draw_curves(figures: FigureWriter, series: dict[str, dict[str, np.ndarray]], title: str,
+                name: str = "curves") -> Figure:
+    """Loss and accuracy per epoch; solid = train, dashed = validation; band = min–max over seeds."""
+    def draw() -> plt.Figure:
+        fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(WIDTH, 3.6))
+        for i, (label, s) in enumerate(series.items()):
+            color = PALETTE[i % len(PALETTE)]
+            epochs = np.arange(1, s["train_loss"].shape[1] + 1)
+            for ax, key, scale in ((ax_loss, "loss", 1), (ax_acc, "acc", 100)):
+                for split, style in (("train", "-"), ("val", "--")):
+                    values = s[f"{split}_{key}"] * scale
+                    ax.plot(epochs, values.mean(0), style, color=color, marker="o", markersize=3,
+                            label=f"{label} ({'train' if split == 'train' else 'validation'})")
+                    if values.shape[0] > 1:
+                        ax.fill_between(epochs, values.min(0), values.max(0), color=color, alpha=0.15, linewidth=0)
+        ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss")
+        ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
+        for ax in (ax_loss, ax_acc):
+            ax.xaxis.get_major_locator().set_params(integer=True)
+        handles, labels = ax_acc.get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=2,
+                   bbox_to_anchor=(0.5, -0.02 - 0.05 * ((len(labels) + 1) // 2)))
+        fig.suptitle(title)
+        fig.tight_layout()
+        return fig
+
+    n_seeds = max(s["train_loss"].shape[0] for s in series.values())
+    alt = (f"Training curves of {', '.join(series)}: loss and accuracy per epoch for the training set (solid) "
+           f"and validation set (dashed), mean of {n_seeds} seed(s) with a min–max band")
+    return figures.emit(name, alt, (series, title), draw)
+
+
+ANALYSIS = Analysis(
+    name="curves", title="Learning curves", compute=compute,
+    summary="Train and validation loss and accuracy per epoch, mean over seeds with a min–max band.",
+)

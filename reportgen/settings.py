@@ -1,0 +1,29 @@
+"""Every constant that more than one module needs, defined once, with its unit and the reason for its value.
+
+Nothing here imports torch, matplotlib or any other part of reportgen, so every module can read it cheaply.
+"""
+from __future__ import annotations
+
+# ---- images and datasets -------------------------------------------------------------------------------------
+IMAGE_SIZE = 28              # pixels per side of every MNIST-family image
+NUM_CLASSES = 10             # MNIST, Fashion-MNIST and KMNIST each have ten balanced classes
+DATASET_TRAIN_SIZE = 60_000  # training images of each dataset (and 10,000 test images)
+VAL_SIZE = 5_000             # training images held out to choose the best epoch (split seed 0)
+SPLIT_SEED = 0
+DATASET_TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "kmnist": "KMNIST"}
+
+# ---- evaluation and analyses ---------------------------------------------------------------------------------
+EVAL_BATCH = 1000            # batch of reportgen.train.evaluate; the shift grid's unshifted pass repeats it exactly
+SHIFT_RADIUS = 6             # the shift grid covers dx, dy in -6..6 pixels (169 shifts)
+CONFIDENCE = 0.95            # every interval in a post is a 95% interval
+FIRST_SEED = "the first seed's run"  # what per-model analyses (filters, feature maps, shift grid) are based on
+ANALYSIS_CACHE_VERSION = 1   # bump when a cached analysis computation changes meaning
+
+# ---- environment variables -----------------------------------------------------------------------------------
+ENV_DATA = "REPORTGEN_DATA"                    # data root (default: data/)
+ENV_RESULTS = "REPORTGEN_RESULTS"              # results store (default: results/)
+ENV_CACHE = "REPORTGEN_CACHE"                  # analysis and figure cache (default: .cache/)
+ENV_SHIFT_IMAGES = "REPORTGEN_SHIFT_IMAGES"    # shift grid on the first N test images
+ENV_SKIP_CHECKSUM = "REPORTGEN_SKIP_CHECKSUM"  # accept IDX files with unknown checksums
+ENV_OFFLINE = "REPORTGEN_OFFLINE"              # no downloads, no package installs (tests)
+ENV_DEBUG = "REPORTGEN_DEBUG"                  # show tracebacks of internal errors

@@ -1,0 +1,80 @@
+"""One study's results under one profile, as the analyses and templates see them: :class:`Study` of
+:class:`VariantResults`, and :func:`collect`, which finds them in the results store."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .store import Run, Store, check_run
+
+UNAVAILABLE = "UNAVAILABLE.txt"  # beside a variant's runs: why its dataset could not be provisioned
+
+
+class RenderError(Exception):
+    """One line: what is missing and the command that makes it."""
+
+
+@dataclass
+class VariantResults:
+    name: str
+    label: str
+    description: str
+    dataset: str
+    runs: list[Run] = field(default_factory=list)
+    unavailable: str | None = None  # why this variant was left out (e.g. its dataset could not be provisioned)
+
+    @property
+    def seeds(self) -> list[int]:
+        return [r.seed for r in self.runs]
+
+    def test_accs(self) -> np.ndarray:
+        return np.array([r.metrics["test_acc"] for r in self.runs])
+
+
+@dataclass
+class Study:
+    """One experiment's results under one profile, as the analyses and templates see them."""
+    id: str
+    config: Any                      # reportgen.config.ExperimentConfig
+    profile: str
+    variants: list[VariantResults]
+
+    @property
+    def available(self) -> list[VariantResults]:
+        return [v for v in self.variants if v.runs]
+
+    def variant(self, name: str) -> VariantResults:
+        return next(v for v in self.variants if v.name == name)
+
+
+def collect(exp_id: str, exp: Any, profile: str, store: Store) -> Study:
+    """The complete runs of every variant whose config is exactly what ``profile`` asks for."""
+    variants, missing = [], []
+    for v in exp.variants:
+        result = VariantResults(name=v.name, label=v.label or v.name, description=v.description,
+                                dataset=v.dataset or exp.dataset)
+        for seed in exp.profile(profile)["seeds"]:
+            path = store.run_dir(exp_id, v.name, seed)
+            state = check_run(path)
+            if state.status == "complete":
+                run = store.load(exp_id, v.name, seed)
+                if run.config == json.loads(json.dumps(exp.resolve(v, seed, profile))):
+                    result.runs.append(run)
+                    continue
+                state_text = "stale (trained with another config or profile)"
+            else:
+                state_text = state.status + (f": {state.reason}" if state.reason else "")
+            note = path.parent / UNAVAILABLE
+            if v.optional and note.exists():
+                result.unavailable = note.read_text().strip() or "its dataset could not be provisioned"
+                result.runs = []
+                break
+            missing.append(f"{v.name}/seed-{seed} ({state_text})")
+        variants.append(result)
+    if missing:
+        raise RenderError(f"{exp_id}: no results for {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}; "
+                          f"run: reportgen run {exp_id} --profile {profile}")
+    return Study(id=exp_id, config=exp, profile=profile, variants=variants)
