@@ -21,12 +21,6 @@ DATASET_NAMES = ("mnist", "fashion-mnist", "kmnist")
 MODEL_NAMES = ("lenet", "tiny", "deep_pool", "fcnn")
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("none", "step", "cosine")
-# Every analysis a study may ask for; reportgen.analysis implements each of these names.
-ANALYSIS_NAMES = (
-    "curves", "report", "confusion", "misclassified", "samples", "architecture", "filters", "feature_maps",
-    "activation_stats", "kernels", "output_size", "augmentation_gallery", "shift_single", "shift_grid",
-    "shift_curve", "per_class_f1",
-)
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -226,7 +220,7 @@ class ExperimentConfig(Strict):
     profiles: dict[Literal["smoke", "quick", "full"], ProfileConfig] = Field(default_factory=dict)
     variants: list[VariantConfig] = Field(default_factory=list)
     baseline: Optional[str] = None
-    analyses: list[Literal[ANALYSIS_NAMES]] = Field(default_factory=list)  # type: ignore[valid-type]
+    analyses: list[str] = Field(default_factory=list)  # names of modules in reportgen/analyses/
     trains: bool = True  # False for studies that only illustrate (e.g. convolution by hand)
 
     @field_validator("id")
@@ -247,6 +241,19 @@ class ExperimentConfig(Strict):
         if v not in available:
             raise ValueError(f"no template {TEMPLATES.name}/{v}.md.j2{_closest(v, available)} "
                              f"(available: {', '.join(available)})")
+        return v
+
+    @field_validator("analyses")
+    @classmethod
+    def _analyses(cls, v: list[str]) -> list[str]:
+        from . import analyses  # the registry: the modules of reportgen/analyses/ (read without importing them)
+        for index, name in enumerate(v):
+            if name not in analyses.names():
+                raise ValueError(f"[{index}] {name!r} is not allowed; choose from {', '.join(analyses.names())}"
+                                 f"{analyses.closest(name)}")
+        dupes = sorted({n for n in v if v.count(n) > 1})
+        if dupes:
+            raise ValueError(f"{dupes[0]!r} is listed twice; each analysis appears once in a post")
         return v
 
     @field_validator("variants")
@@ -409,6 +416,9 @@ def _format_error(path: Path, err: ValidationError, data: dict[str, Any], prefix
         fields = f" with fields {', '.join(allowed)}" if allowed else ""
         return f"{path}: {where}: expected a mapping{fields} (got {got!r})"
     msg = e["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
+    indexed = re.match(r"\[(\d+)\] (.*)", msg)  # a list validator naming the offending item: field[i]
+    if indexed:
+        where, msg, got = f"{where}[{indexed.group(1)}]", indexed.group(2), None
     shown = "" if isinstance(got, (dict, list)) or got is None else f" (got {got!r})"
     return f"{path}: {where}: {msg}{shown}" if where else f"{path}: {msg}"
 

@@ -16,7 +16,9 @@ from sklearn.metrics import classification_report, f1_score
 from reportgen import analysis
 from reportgen.analysis import (ANALYSES, AnalysisError, activation_statistics, architecture_table, capture_activations,
                                 layer_table, output_size_rows, shift_accuracy_grid, shift_images)
-from reportgen.config import ANALYSIS_NAMES, ExperimentConfig
+from reportgen.config import ExperimentConfig
+from reportgen.analyses import names as _names
+ANALYSIS_NAMES = _names()
 from reportgen.data import load_splits, provision
 from reportgen.figures import FigureWriter
 from reportgen.loader import Normalization, to_input

@@ -39,10 +39,17 @@ class Analysis:
         return f"{self.name}.md.j2"
 
 
+# TRANSITION (removed when every analysis is a module): names still served by reportgen/analysis.py.
+_LEGACY = ("report", "confusion", "misclassified", "samples", "architecture", "filters", "feature_maps",
+           "activation_stats", "kernels", "output_size", "augmentation_gallery", "shift_single", "shift_grid",
+           "shift_curve", "per_class_f1")
+
+
 @cache
 def names() -> tuple[str, ...]:
     """Every analysis name, sorted: the modules of this package, read from the folder without importing them."""
-    return tuple(sorted(m.name for m in pkgutil.iter_modules([str(HERE)]) if not m.name.startswith("_")))
+    found = {m.name for m in pkgutil.iter_modules([str(HERE)]) if not m.name.startswith("_")}
+    return tuple(sorted(found | set(_LEGACY)))
 
 
 @cache
