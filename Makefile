@@ -18,9 +18,10 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 ## Provision data, train what is not cached, render the posts and build the site into site/.
+## EXPERIMENTS="a b" runs and builds only those studies; the home page lists the others with the command that runs them.
 report: $(STAMP)
 	$(BIN)/reportgen run $(EXPERIMENTS) --profile $(PROFILE) --device $(DEVICE)
-	$(BIN)/reportgen build --profile $(PROFILE)
+	$(BIN)/reportgen build $(EXPERIMENTS) --profile $(PROFILE)
 
 ## The test suite (synthetic data only; seconds to a few minutes on a laptop CPU).
 test: $(STAMP)
@@ -37,10 +38,10 @@ render: $(STAMP)
 	$(BIN)/reportgen render $(EXPERIMENTS) --profile $(PROFILE)
 
 build: $(STAMP)
-	$(BIN)/reportgen build --profile $(PROFILE)
+	$(BIN)/reportgen build $(EXPERIMENTS) --profile $(PROFILE)
 
 serve: $(STAMP)
-	$(BIN)/reportgen build --profile $(PROFILE)
+	$(BIN)/reportgen build $(EXPERIMENTS) --profile $(PROFILE)
 	$(BIN)/mkdocs serve
 
 ## Our device-resident engine against torchvision Dataset + DataLoader + PIL transforms.
@@ -48,12 +49,15 @@ bench: $(STAMP)
 	$(BIN)/reportgen bench
 
 deploy: $(STAMP)
-	$(BIN)/reportgen build --profile $(PROFILE)
+	$(BIN)/reportgen build $(EXPERIMENTS) --profile $(PROFILE)
 	$(BIN)/mkdocs gh-deploy --force
 
-## Remove generated output (keeps data/ and the venv; `make distclean` removes those too).
+## Remove generated output: results, caches, the site, generated posts and pages, vendored assets, build leftovers
+## (keeps data/ and the venv; `make distclean` removes those too).
 clean:
-	rm -rf site results cache build docs/index.md docs/blog/posts/*.md docs/blog/posts/*/ test-artifacts
+	rm -rf site results .cache build test-artifacts .site-build-* .site-old-* \
+	  docs/index.md docs/write-your-own.md docs/blog/posts/*.md docs/blog/posts/*/ docs/blog/posts/.[!.]* \
+	  docs/assets/vendor docs/assets/figures
 
 distclean: clean
 	rm -rf $(VENV) data

@@ -16,9 +16,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data import DATASETS, data_root, load_splits, provision
+from .data import DATASETS, data_root, load_splits, validation_split
 from .loader import DeviceLoader, Normalization
 from .models import build_model
+from .provision import provision
+from .settings import SPLIT_SEED, VAL_SIZE
 from .train import describe_device, evaluate, resolve_device
 
 AUGMENT = {"rotation": 10.0, "translate": 0.1, "scale": (0.9, 1.1), "shear": 10.0}
@@ -62,9 +64,8 @@ def run_bench(epochs: int = 2, dataset: str = "fashion-mnist", batch_size: int =
     provision(dataset, log=log)
     torch_device = resolve_device(device)
     splits = load_splits(dataset)
-    from .data import validation_split
     full_train = DATASETS[dataset].tv_class(str(data_root()), train=True, download=False)
-    train_idx, _ = validation_split(full_train.targets, 5000, 0)  # the same 55,000 images as load_splits
+    train_idx, _ = validation_split(full_train.targets, VAL_SIZE, SPLIT_SEED)  # the same images as load_splits
     norm = Normalization.of(splits.train_images)
     log(f"bench: LeNet on {dataset}, {len(train_idx):,} training images, {epochs} epoch(s) each, "
         f"device {describe_device(torch_device)}, torch {torch.__version__}")

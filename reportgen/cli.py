@@ -14,20 +14,17 @@ Errors are one line and a non-zero exit: 2 for usage and configuration errors, 1
 from __future__ import annotations
 
 import difflib
-import json
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 import click
 
 from . import __version__
-from .config import DATASET_NAMES, PROFILES, ConfigError, discover, select
+from .config import DATASET_NAMES, PROFILES, ConfigError, discover
 from .store import Store, StoreError
 
-UNAVAILABLE = "UNAVAILABLE.txt"
 
 
 class Context:
@@ -125,48 +122,39 @@ def data_fetch(obj: Context, names: tuple[str, ...], from_dir: Path | None, skip
 @data.command("list")
 def data_list() -> None:
     """Each dataset, whether it is provisioned, and where it came from."""
-    from .data import DATASETS, data_root, is_prepared, raw_dir
+    from .data import DATASETS, checksums_verified, data_root, is_prepared, read_manifest
     click.echo(f"data root: {data_root()}")
-    for name, info in DATASETS.items():
+    for name in DATASETS:
         if is_prepared(name):
-            manifest_path = raw_dir(name).parent / "reportgen-manifest.json"
-            try:
-                manifest = json.loads(manifest_path.read_text())
-            except (OSError, ValueError):
-                manifest = {}
-            verified = "checksums verified" if manifest.get("verified") else "checksums NOT verified"
+            manifest = read_manifest(name) or {}  # is_prepared has just read it; {} only if it vanished since
+            verified = "checksums verified" if checksums_verified(manifest) else "checksums NOT verified"
             click.echo(f"  {name:<14} ready     {verified}; from {manifest.get('source', '?')}")
         else:
             click.echo(f"  {name:<14} missing   run: reportgen data fetch {name}")
 
 
-# ---- list / run ---------------------------------------------------------------------------------------
-def _checksums(datasets: set[str], verify: bool = True) -> dict[str, str | None]:
-    from .data import DataError, dataset_checksum, is_prepared
-    sums: dict[str, str | None] = {}
-    for name in sorted(datasets):
-        if not is_prepared(name):
-            sums[name] = None
-            continue
-        try:
-            sums[name] = dataset_checksum(name)
-        except DataError as exc:
-            raise fail(str(exc)) from None
-    return sums
+# ---- list / run / render / build ---------------------------------------------------------------------
+def _workspace(obj: Context):
+    from .pipeline import Workspace
+    return Workspace(obj.experiments_dir, obj.store, obj.docs)
 
 
 @cli.command("list")
 @profile_option
 @click.pass_obj
 def list_cmd(obj: Context, profile: str) -> None:
-    """Declared studies, their variants and seeds, and whether each run is cached."""
+    """Declared studies, their variants and seeds, and whether each run is cached; checks every study's
+    analyses and prose (the same checks `run` makes before training)."""
+    from .pipeline import checksums, preflight
     from .train import plan_runs
-    experiments = obj.experiments()
-    names = list(experiments)
-    datasets = {v.dataset or e.dataset for _, e in experiments.values() for v in e.variants}
-    planned = plan_runs(experiments, names, profile, obj.store, _checksums(datasets))
-    for name, (path, exp) in experiments.items():
-        click.echo(f"{name}  ({path})  {exp.title}")
+    studies = obj.experiments()
+    names = list(studies)
+    preflight(studies, names, profile)
+    datasets = {v.dataset or e.dataset for _, e in studies.values() for v in e.variants}
+    planned = plan_runs(studies, names, profile, obj.store, checksums(datasets))
+    for name, (path, exp) in studies.items():
+        prose = path.with_suffix(".md")
+        click.echo(f"{name}  ({path}{' + ' + prose.name if prose.exists() else ''})  {exp.title}")
         if not exp.trains:
             click.echo("    (illustration only: nothing to train)")
         for variant in exp.variants:
@@ -186,113 +174,44 @@ def list_cmd(obj: Context, profile: str) -> None:
 @click.pass_obj
 def run(obj: Context, names: tuple[str, ...], profile: str, force: bool, device: str) -> None:
     """Train every run of the named studies (default: all) that is not cached; reuse complete ones."""
-    from .data import DataError, load_splits, provision
-    from .train import DeviceError, TrainingError, deterministic, execute, plan_runs, resolve_device
-    experiments = obj.experiments()
-    try:
-        selected = select(experiments, names)
-    except ConfigError as exc:
-        raise ConfigUsageError(str(exc)) from None
-    try:
-        torch_device = resolve_device(device)
-    except DeviceError as exc:
-        raise ConfigUsageError(str(exc)) from None
-    deterministic()
-    needed: dict[str, list[tuple[str, str, bool]]] = {}
-    for name in selected:
-        exp = experiments[name][1]
-        if exp.trains:
-            for v in exp.variants:
-                needed.setdefault(v.dataset or exp.dataset, []).append((name, v.name, v.optional))
-    try:
-        with obj.store.lock():
-            removed, restored = obj.store.clean_partials()
-            if removed:
-                _log(f"removed {removed} half-written run(s) left by an interrupted run")
-            if restored:
-                _log(f"restored {restored} complete run(s) that an interrupted run had not yet moved into place")
-            for dataset, users in needed.items():
-                try:
-                    provision(dataset, log=_log)
-                except DataError as exc:
-                    if not all(optional for _, _, optional in users):
-                        raise fail(str(exc)) from None
-                    for exp_name, variant, _ in users:
-                        note = obj.store.root / exp_name / variant / UNAVAILABLE
-                        from .store import atomic_write
-                        atomic_write(note, (str(exc) + "\n").encode())
-                    _log(f"warning: {dataset} left out ({exc})")
-            planned = plan_runs(experiments, selected, profile, obj.store, _checksums(set(needed)))
-            todo = [p for p in planned if p.status != "no-data" and (force or p.status != "complete")]
-            cached = sum(p.status == "complete" for p in planned)
-            _log(f"{cached} of {len(planned)} runs cached; {len(todo)} to run on {torch_device}"
-                 + (" (--force retrains cached runs)" if force else ""))
-            splits_cache: dict[str, object] = {}
-            for p in todo:
-                if p.status in ("stale", "corrupt", "incomplete"):
-                    _log(f"{p.experiment}/{p.variant}/seed-{p.seed}: {p.status} ({p.reason}); rerunning")
-                if p.dataset not in splits_cache:
-                    splits_cache[p.dataset] = load_splits(p.dataset)
-                execute(p, splits_cache[p.dataset], torch_device, obj.store, profile, _log, force=force)
-                unavailable = obj.store.root / p.experiment / p.variant / UNAVAILABLE
-                unavailable.unlink(missing_ok=True)
-    except (StoreError, DataError, TrainingError) as exc:
-        raise fail(str(exc)) from None
-    _precompute(experiments, selected, profile, obj.store)
+    from .pipeline import run as run_stage
+    run_stage(_workspace(obj), names, profile, device, _log, force=force)
 
 
-def _precompute(experiments, selected, profile: str, store) -> None:
-    """Fill the analysis cache (shift grids, activation statistics) right after training, so that `render` from
-    these results takes seconds. Only an optimisation: a problem here is a warning, and `render` retries."""
-    from .analysis import AnalysisError, precompute
-    from .render import RenderError, collect
-    for name in selected:
-        exp = experiments[name][1]
-        if not exp.trains:
-            continue
-        started = time.perf_counter()
-        try:
-            spent = precompute(collect(name, exp, profile, store))
-        except (AnalysisError, RenderError) as exc:
-            _log(f"warning: analyses of {name} not precomputed ({exc}); `reportgen render` will compute them")
-            continue
-        if sum(spent.values()) > 1.0:
-            _log(f"{name}: analysis cache (shift grids, activation statistics) filled in "
-                 f"{time.perf_counter() - started:.1f}s")
+@cli.command()
+@click.argument("study_id", metavar="ID")
+@click.pass_obj
+def new(obj: Context, study_id: str) -> None:
+    """Scaffold a study: a commented experiments/ID.yaml and its prose experiments/ID.md, which run and render
+    as they are (`reportgen run ID --profile smoke && reportgen render ID --profile smoke`)."""
+    import datetime as dt
+
+    from .scaffold import new_study
+    for path in new_study(obj.experiments_dir, study_id, dt.date.today().isoformat()):
+        click.echo(f"wrote {path}")
+    obj.experiments()  # the new files validate with the rest (a duplicate id is reported here)
 
 
-# ---- render / build -----------------------------------------------------------------------------------
 @cli.command()
 @click.argument("names", nargs=-1)
 @profile_option
 @click.pass_obj
 def render(obj: Context, names: tuple[str, ...], profile: str) -> None:
-    """Write posts and figures from cached results only; never trains, never modifies results."""
-    from .render import RenderError, render_all
-    experiments = obj.experiments()
-    try:
-        selected = select(experiments, names)
-    except ConfigError as exc:
-        raise ConfigUsageError(str(exc)) from None
-    try:
-        for line in render_all(experiments, selected, profile, obj.store, obj.docs):
-            _log(line)
-    except RenderError as exc:
-        raise fail(str(exc)) from None
+    """Write the posts of the named studies (default: all) from cached results only; never trains, never
+    modifies results. A study without complete results is an error here (`build` leaves it out instead)."""
+    from .pipeline import render as render_stage
+    render_stage(_workspace(obj), names, profile, _log)
 
 
 @cli.command()
+@click.argument("names", nargs=-1)
 @profile_option
 @click.pass_obj
-@click.pass_context
-def build(ctx: click.Context, obj: Context, profile: str) -> None:
-    """Render every post, then `mkdocs build --strict` into site/ (the previous site stays if it fails)."""
-    from .site import SiteError, build_site
-    ctx.invoke(render, names=(), profile=profile)
-    try:
-        out = build_site(Path.cwd())
-    except SiteError as exc:
-        raise fail(str(exc)) from None
+def build(obj: Context, names: tuple[str, ...], profile: str) -> None:
+    """Build site/ from the named studies (default: all) that have complete results for the profile; the home
+    page lists the others with the command that runs them. The previous site stays if the build fails."""
+    from .pipeline import build as build_stage
+    out = build_stage(_workspace(obj), names, profile, _log, Path.cwd())
     click.echo(f"site built: {out}")
 
 
@@ -314,7 +233,6 @@ def _one_line_error(exc: BaseException) -> tuple[str, int] | None:
     """The message and exit code for an error the user can act on; None for a bug (an unexpected exception)."""
     from .config import ConfigError
     from .data import DataError
-    from .store import StoreError
     from .train import DeviceError, TrainingError
     if isinstance(exc, click.UsageError):
         plain = exc.ctx is not None and not isinstance(exc, ConfigUsageError)  # ours already say what to fix
@@ -322,7 +240,7 @@ def _one_line_error(exc: BaseException) -> tuple[str, int] | None:
         return exc.format_message() + hint, 2
     if isinstance(exc, click.ClickException):
         return exc.format_message(), exc.exit_code
-    if isinstance(exc, (ConfigError, DeviceError)):
+    if isinstance(exc, (ConfigError, DeviceError)):  # ProseError is a ConfigError
         return str(exc), 2
     # RenderError and SiteError by name: importing render (matplotlib, scipy) only to classify an error is wasteful
     if isinstance(exc, (DataError, StoreError, TrainingError)) or type(exc).__name__ in ("RenderError", "SiteError"):

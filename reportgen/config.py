@@ -90,10 +90,35 @@ class ImageOptions(Strict):
         return v
 
 
+Activation = Literal["relu", "tanh", "sigmoid", "gelu"]  # reportgen.models.ACTIVATIONS
+
+
 class LeNetOptions(ImageOptions):
     dropout: float = Field(0.0, ge=0, lt=1)
     pooling: bool = True
-    activation: Literal["relu", "tanh"] = "relu"
+    activation: Activation = "relu"
+    # Added after results were cached: left out of the resolved config at their default (OMITTED_AT_DEFAULT).
+    batch_norm: bool = False
+    channels: list[int] = [6, 16]  # widths of conv1 and conv2
+    kernel_size: int = 5
+
+    @field_validator("channels")
+    @classmethod
+    def _two_widths(cls, v: list[int]) -> list[int]:
+        if len(v) != 2 or any(c <= 0 for c in v):
+            raise ValueError("must be two positive convolution widths [conv1, conv2], e.g. [6, 16]")
+        return v
+
+    @field_validator("kernel_size")
+    @classmethod
+    def _odd_kernel(cls, v: int) -> int:
+        if v not in (3, 5, 7):
+            raise ValueError("must be 3, 5 or 7 (odd, so the padded conv1 keeps the 28x28 size)")
+        return v
+
+
+# Options each model gained after runs were cached: omitted from the resolved config while at their default.
+OMITTED_AT_DEFAULT: dict[str, tuple[str, ...]] = {"lenet": ("batch_norm", "channels", "kernel_size")}
 
 
 class TinyOptions(ImageOptions):
@@ -101,13 +126,13 @@ class TinyOptions(ImageOptions):
 
 
 class DeepPoolOptions(ImageOptions):
-    activation: Literal["relu", "tanh"] = "tanh"
+    activation: Activation = "tanh"
 
 
 class FcnnOptions(ImageOptions):
     hidden: Optional[list[int]] = None
     match_params_of: Optional[Literal["lenet", "tiny", "deep_pool"]] = None
-    activation: Literal["relu", "tanh"] = "relu"
+    activation: Activation = "relu"
 
     @model_validator(mode="after")
     def _one_of(self) -> "FcnnOptions":
@@ -133,7 +158,14 @@ class ModelConfig(Strict):
         if "name" not in info.data:  # the name itself is wrong; that error is reported instead
             return v
         # Raised inside a field validator, the schema's errors keep their location: model.options.<option>.
-        return MODEL_OPTIONS[info.data["name"]].model_validate(v).model_dump(exclude_defaults=False)
+        schema = MODEL_OPTIONS[info.data["name"]]
+        options = schema.model_validate(v).model_dump(exclude_defaults=False)
+        # The resolved config is hashed into each run's cache key: an option added later must not change the key
+        # of a run that leaves it at its default (that would force retraining every shipped study).
+        for key in OMITTED_AT_DEFAULT.get(info.data["name"], ()):
+            if options[key] == schema.model_fields[key].get_default(call_default_factory=True):
+                del options[key]
+        return options
 
 
 class VariantModel(Strict):

@@ -12,9 +12,9 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-IMAGE_SIZE = 28
+from .settings import IMAGE_SIZE  # one definition; models.IMAGE_SIZE stays importable
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
+ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU}
 
 
 # --8<-- [start:net]
@@ -38,28 +38,47 @@ def _activation(name: str) -> nn.Module:
 
 
 def _feature_size(featurizer: nn.Module, in_channels: int) -> int:
-    # Run a dummy image through the convolutions so the first linear layer adapts to pooling on/off.
+    # Run a dummy image through the convolutions: the first linear layer takes whatever size comes out.
     with torch.no_grad():
         return int(featurizer(torch.zeros(1, in_channels, IMAGE_SIZE, IMAGE_SIZE)).numel())
 
 
 # --8<-- [start:lenet]
 def lenet(in_channels: int = 1, num_classes: int = 10, dropout: float = 0.0, pooling: bool = True,
-          activation: str = "relu") -> Net:
-    """LeNet-5 style: two 5x5 convolutions, each followed by the activation and (optionally) 2x2 max-pooling,
-    then three linear layers (120 -> 84 -> classes). ``dropout`` > 0 adds dropout before fc2 and fc3."""
-    layers: list[tuple[str, nn.Module]] = [
-        ("conv1", nn.Conv2d(in_channels, 6, kernel_size=5, padding=2)), ("relu1", _activation(activation)),
-    ]
+          activation: str = "relu", batch_norm: bool = False, channels: tuple[int, int] = (6, 16),
+          kernel_size: int = 5) -> Net:
+    """LeNet-5 style: two k x k convolutions (6 and 16 filters by default), each followed by the activation and
+    (optionally) 2x2 max-pooling, then three linear layers (120 -> 84 -> classes). ``batch_norm`` adds batch
+    normalisation between each convolution and its activation; ``dropout`` > 0 adds dropout before fc2 and fc3."""
+    c1, c2 = channels
+    padding = kernel_size // 2  # conv1 keeps the 28x28 size (odd kernel); conv2 is unpadded
+    # With batch norm a convolution's bias would be subtracted again with the batch mean: BN's own shift replaces it.
+    conv1 = nn.Conv2d(in_channels, c1, kernel_size, padding=padding, bias=not batch_norm)
+    conv2 = nn.Conv2d(c1, c2, kernel_size, bias=not batch_norm)
+
+    layers: list[tuple[str, nn.Module]] = [("conv1", conv1)]
+    if batch_norm:
+        layers.append(("bn1", nn.BatchNorm2d(c1)))
+    layers.append(("relu1", _activation(activation)))
     if pooling:
         layers.append(("pool1", nn.MaxPool2d(2)))
-    layers += [("conv2", nn.Conv2d(6, 16, kernel_size=5)), ("relu2", _activation(activation))]
+    layers.append(("conv2", conv2))
+    if batch_norm:
+        layers.append(("bn2", nn.BatchNorm2d(c2)))
+    layers.append(("relu2", _activation(activation)))
     if pooling:
         layers.append(("pool2", nn.MaxPool2d(2)))
     featurizer = nn.Sequential(OrderedDict(layers))
-    flat = _feature_size(featurizer, in_channels)
+
+    # fc1 takes every feature-map pixel: a k x k kernel fits n + 2p - k + 1 times across n pixels; a pool halves n.
+    side = IMAGE_SIZE + 2 * padding - kernel_size + 1
+    if pooling:
+        side //= 2
+    side = side - kernel_size + 1
+    if pooling:
+        side //= 2
     head: list[tuple[str, nn.Module]] = [
-        ("flatten", nn.Flatten()), ("fc1", nn.Linear(flat, 120)), ("relu3", _activation(activation)),
+        ("flatten", nn.Flatten()), ("fc1", nn.Linear(c2 * side * side, 120)), ("relu3", _activation(activation)),
     ]
     if dropout > 0:
         head.append(("dropout1", nn.Dropout(dropout)))

@@ -27,3 +27,4 @@ ENV_SHIFT_IMAGES = "REPORTGEN_SHIFT_IMAGES"    # shift grid on the first N test 
 ENV_SKIP_CHECKSUM = "REPORTGEN_SKIP_CHECKSUM"  # accept IDX files with unknown checksums
 ENV_OFFLINE = "REPORTGEN_OFFLINE"              # no downloads, no package installs (tests)
 ENV_DEBUG = "REPORTGEN_DEBUG"                  # show tracebacks of internal errors
+ENV_TEST_WRITE_DELAY = "REPORTGEN_TEST_WRITE_DELAY"  # fault-injection tests: pause (seconds) at each write step

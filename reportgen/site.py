@@ -21,6 +21,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .fsutil import swap_dir
+
 MATHJAX_SPEC = "mathjax@3"
 MATHJAX_DIR = Path("assets") / "vendor" / "mathjax"  # relative to docs_dir
 MATHJAX_SCRIPT = "tex-mml-chtml.js"
@@ -84,9 +86,7 @@ def vendor_assets(docs_dir: Path) -> None:
         for name in ("LICENSE", "package.json"):
             if (unpacked / "package" / name).is_file():
                 shutil.copy2(unpacked / "package" / name, staging / name)
-        if target.exists():  # a partial copy without the script: replace it
-            shutil.rmtree(target)
-        staging.rename(target)
+        swap_dir(staging, target, tmp_path / "replaced")  # a partial copy without the script is replaced
 
 
 def _last_line(text: str | None) -> str:
@@ -129,7 +129,7 @@ def build_site(project_dir: Path, strict: bool = True) -> Path:
             more = f" (and {len(offsite) - 5} more)" if len(offsite) > 5 else ""
             raise SiteError(f"the site would load {len(offsite)} resource(s) from other hosts, "
                             f"vendor them under docs/assets/: {shown}{more}")
-        _swap_in(staging, site_dir)
+        swap_dir(staging, site_dir, site_dir.with_name(f".{site_dir.name}-old-{os.getpid()}"))
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
@@ -147,21 +147,6 @@ def _build_failure(log: str, returncode: int, strict: bool) -> str:
     mode = "strict " if strict else ""
     head = f"mkdocs {mode}build failed (exit status {returncode}){reason}; the previous site/ is unchanged"
     return "\n".join([head, *("  " + line for line in logged)])
-
-
-def _swap_in(new: Path, final: Path) -> None:
-    old = final.with_name(f".{final.name}-old-{os.getpid()}")
-    if old.exists():
-        shutil.rmtree(old)
-    if final.exists():
-        final.rename(old)
-    try:
-        new.rename(final)
-    except OSError:
-        if old.exists() and not final.exists():
-            old.rename(final)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------------- off-site loads

@@ -17,19 +17,17 @@ between moving the old run aside and moving the new one in) is put in place inst
 that nothing replaced.
 
 Test hook (off by default, for the fault-injection tests only): ``REPORTGEN_TEST_WRITE_DELAY=<seconds>`` makes
-:meth:`Store.write_run` sleep after each file it stages and between moving the old run aside and moving the new
-one in, so a test can kill the process at each of those moments.
+:meth:`Store.write_run` sleep after each file it stages and (in :func:`reportgen.fsutil.swap_dir`) between moving
+the old run aside and moving the new one in, so a test can kill the process at each of those moments.
 """
 from __future__ import annotations
 
 import errno
 import fcntl
-import hashlib
 import io
 import json
 import os
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -37,6 +35,10 @@ from typing import Any, Iterator
 import numpy as np
 
 from . import __version__
+# The file-system moves live in fsutil; they stay importable from here (render, figures, analyses and the CLI
+# import them from the store), and write_run looks atomic_write up here so the fault tests can patch it.
+from .fsutil import atomic_write, fsync_dir, pause_for_tests, sha256_bytes, sha256_file, swap_dir  # noqa: F401
+from .settings import ENV_RESULTS
 
 MARKER = "COMPLETE.json"
 RUN_FILES = ("config.json", "history.json", "metrics.json", "predictions.npz", "weights.safetensors", "run.json")
@@ -44,28 +46,6 @@ RUN_FILES = ("config.json", "history.json", "metrics.json", "predictions.npz", "
 
 class StoreError(Exception):
     """A one-line problem with the results directory."""
-
-
-def _test_pause() -> None:
-    """The REPORTGEN_TEST_WRITE_DELAY hook (see the module docstring); does nothing unless the variable is set."""
-    delay = os.environ.get("REPORTGEN_TEST_WRITE_DELAY")
-    if delay:
-        try:
-            time.sleep(float(delay))
-        except ValueError:
-            pass
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def canonical_json(obj: Any) -> str:
@@ -76,17 +56,6 @@ def cache_key(resolved: dict[str, Any], dataset_checksum: str) -> str:
     """Hash of everything that determines a run's numbers: resolved config, data, package version."""
     payload = {"config": resolved, "dataset_sha256": dataset_checksum, "reportgen": __version__}
     return sha256_bytes(canonical_json(payload).encode())[:20]
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same directory, fsync, then rename over the target."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def json_bytes(obj: Any) -> bytes:
@@ -186,7 +155,7 @@ class Store:
             staging.mkdir()
             for name, data in files.items():
                 atomic_write(staging / name, data)
-                _test_pause()
+                pause_for_tests()
             marker = {"cache_key": key, "files": {name: sha256_bytes(data) for name, data in sorted(files.items())}}
             atomic_write(staging / MARKER, json_bytes(marker))
             self._swap_in(staging, final)
@@ -271,30 +240,6 @@ def check_run(path: Path, key: str | None = None) -> RunState:
     return RunState("complete")
 
 
-def swap_dir(staging: Path, final: Path, old: Path) -> None:
-    """Put the finished directory ``staging`` in place of ``final``: the current ``final`` (if any) is renamed to
-    ``old`` first and deleted last. Killed in between, ``old`` is what a recovery step puts back."""
-    if final.exists():
-        os.replace(final, old)
-        _test_pause()
-    os.replace(staging, final)
-    shutil.rmtree(old, ignore_errors=True)
-    fsync_dir(final.parent)
-
-
-def fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 class StoreLock:
     """An exclusive lock on the results directory: two `reportgen run` never write into it at once."""
 
@@ -308,7 +253,7 @@ class StoreLock:
             self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             raise StoreError(f"cannot lock the results directory {self.path.parent}: {exc.strerror or exc} "
-                             "(it must be a writable directory; pass --results DIR or set REPORTGEN_RESULTS)") from None
+                             f"(it must be a writable directory; pass --results DIR or set {ENV_RESULTS})") from None
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:

@@ -20,9 +20,8 @@ import torch.nn.functional as F
 from . import __version__
 from .loader import DeviceLoader, Normalization, to_input
 from .models import build_model, count_parameters
+from .settings import EVAL_BATCH
 from .store import Store, cache_key, json_bytes, npz_bytes
-
-EVAL_BATCH = 1000
 
 
 class TrainingError(Exception):

@@ -14,6 +14,7 @@ import torchvision
 
 from reportgen import data
 from reportgen.data import DataError
+from tests.conftest import invoke
 from tests.synthetic import RAW_FILES, make_split, write_idx_dataset, write_idx_file
 
 QUIET = {"allow_download": False, "allow_install": False, "log": lambda *a: None}
@@ -308,3 +309,37 @@ def test_a_second_provisioning_waits_for_the_first(src):
     os.close(holder)  # the other process is done
     worker.join(30)
     assert not worker.is_alive() and data.is_prepared("fashion-mnist")
+
+
+def _data_list_line(name: str) -> str:
+    result = invoke("data", "list")
+    assert result.exit_code == 0, result.output
+    return next(line for line in result.output.splitlines() if line.split()[:1] == [name])
+
+
+def test_data_list_says_checksums_verified_for_verified_data(synthetic_idx, monkeypatch):
+    """`data list` reads the manifest key provisioning writes: matched checksums are reported as verified."""
+    _patch(monkeypatch, "fashion-mnist", raw_sha256=_hashes(synthetic_idx))
+    assert "checksums verified" in data.provision("fashion-mnist", from_dir=synthetic_idx, **QUIET)
+    line = _data_list_line("fashion-mnist")
+    assert "ready" in line and "checksums verified" in line and "NOT verified" not in line
+    assert "missing" in _data_list_line("mnist")
+
+
+def test_data_list_says_not_verified_when_checksums_were_skipped(data_root):
+    """The conftest fixture provisions with skip_checksum: the manifest records that, and `data list` says so."""
+    manifest = json.loads((data_root / "FashionMNIST" / data.MANIFEST).read_text())
+    assert manifest[data.MANIFEST_VERIFIED] is False
+    line = _data_list_line("fashion-mnist")
+    assert "ready" in line and "checksums NOT verified" in line and "checksum skipped" in line
+
+
+def test_data_list_reads_old_manifests_with_the_verified_key(src):
+    data.provision("fashion-mnist", from_dir=src, **QUIET)
+    path = data.data_root() / "FashionMNIST" / data.MANIFEST
+    manifest = json.loads(path.read_text())
+    del manifest[data.MANIFEST_VERIFIED]
+    path.write_text(json.dumps({**manifest, "verified": True}))
+    assert data.is_prepared("fashion-mnist") and "NOT verified" not in _data_list_line("fashion-mnist")
+    path.write_text(json.dumps({k: v for k, v in manifest.items() if k != "verified"}))
+    assert "checksums NOT verified" in _data_list_line("fashion-mnist")

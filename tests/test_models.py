@@ -1,8 +1,17 @@
-"""The model zoo: output shapes, parameter counts, named layers, featurizer/classifier split."""
+"""The model zoo: output shapes, parameter counts, named layers, featurizer/classifier split; LeNet's options and
+their config validation; the resolved configs of the shipped studies (cache keys); zoo.describe_model."""
+import hashlib
+import inspect
+import json
+import typing
+
 import pytest
 import torch
 
-from reportgen.models import MODELS, build_model, count_parameters, named_layers
+from reportgen import zoo
+from reportgen.config import Activation, ConfigError, load_experiment
+from reportgen.models import ACTIVATIONS, MODELS, build_model, count_parameters, named_layers
+from tests.conftest import ROOT
 
 ZOO = [
     ("lenet", {}, 61_706),
@@ -52,3 +61,216 @@ def test_lenet_layer_names_follow_the_tutorial():
 def test_unknown_model_name_is_refused():
     with pytest.raises(ValueError, match="unknown model"):
         build_model("resnet")
+
+
+# ---- LeNet options: batch_norm, channels, kernel_size, activation ------------------------------------------------
+def conv_params(c_in, c_out, k, bias=True):
+    """A k x k convolution: one k*k*c_in kernel (+ a bias) per output channel."""
+    return c_out * (c_in * k * k + (1 if bias else 0))
+
+
+def linear_params(n_in, n_out):
+    return n_out * (n_in + 1)
+
+
+def lenet_params(c1=6, c2=16, k=5, side=5, batch_norm=False):
+    """conv1 + conv2 (no bias with batch norm) + 2 per channel for batch norm (its scale and shift) + fc1 (c2 maps
+    of side x side) + fc2 + fc3. ``side`` is worked out by hand per case: conv1 keeps 28 (padding k // 2), a pool
+    halves, the unpadded conv2 takes k - 1 pixels off."""
+    bias = not batch_norm
+    return (conv_params(1, c1, k, bias) + conv_params(c1, c2, k, bias) + (2 * (c1 + c2) if batch_norm else 0)
+            + linear_params(c2 * side * side, 120) + linear_params(120, 84) + linear_params(84, 10))
+
+
+LENET_OPTIONS = [
+    ({}, lenet_params()),                                                    # 28 -> 14 -> 10 -> 5
+    ({"batch_norm": True}, lenet_params(batch_norm=True)),
+    ({"channels": [8, 32]}, lenet_params(c1=8, c2=32)),
+    ({"kernel_size": 3}, lenet_params(k=3, side=6)),                         # 28 -> 14 -> 12 -> 6
+    ({"kernel_size": 7}, lenet_params(k=7, side=4)),                         # 28 -> 14 -> 8 -> 4
+    ({"kernel_size": 3, "pooling": False}, lenet_params(k=3, side=26)),      # 28 -> 28 -> 26
+    ({"kernel_size": 7, "channels": [4, 12], "batch_norm": True, "dropout": 0.3, "activation": "gelu"},
+     lenet_params(c1=4, c2=12, k=7, side=4, batch_norm=True)),
+] + [({"activation": a}, lenet_params()) for a in ("relu", "tanh", "sigmoid", "gelu")]
+
+
+@pytest.mark.parametrize("options,params", LENET_OPTIONS, ids=[json.dumps(o) for o, _ in LENET_OPTIONS])
+def test_lenet_option_builds_runs_and_has_the_formula_parameter_count(options, params):
+    model = build_model("lenet", **options)
+    model.train()  # batch norm in training mode needs more than one value per channel: a batch of 4 images
+    assert model(torch.randn(4, 1, 28, 28)).shape == (4, 10)
+    assert count_parameters(model) == params
+
+
+def test_default_lenet_is_todays_lenet_so_trained_weights_still_load():
+    assert lenet_params() == 61_706
+    torch.manual_seed(0)
+    model = build_model("lenet")
+    assert count_parameters(model) == 61_706
+    assert list(model.state_dict()) == [
+        "featurizer.conv1.weight", "featurizer.conv1.bias", "featurizer.conv2.weight", "featurizer.conv2.bias",
+        "classifier.fc1.weight", "classifier.fc1.bias", "classifier.fc2.weight", "classifier.fc2.bias",
+        "classifier.fc3.weight", "classifier.fc3.bias"]
+    assert [n for n, _ in named_layers(model)] == [
+        "conv1", "relu1", "pool1", "conv2", "relu2", "pool2", "flatten", "fc1", "relu3", "fc2", "relu4", "fc3"]
+    # The same initial weights for a seed as before the options existed (sums taken at that commit, torch 2.x),
+    # so a rerun of a cached run trains the same network.
+    sums = [float(t.double().sum()) for t in model.state_dict().values()]
+    assert sums == pytest.approx([-1.023465, -0.371616, -0.665209, -0.204393, 3.108663, 0.523335, -0.247347,
+                                  -0.363525, 2.080306, 0.12142], abs=1e-5)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid", "gelu"])
+def test_each_activation_is_used_after_every_hidden_layer(activation):
+    for name, count in (("lenet", 4), ("deep_pool", 6), ("fcnn", 1)):
+        model = build_model(name, activation=activation)
+        used = [m for m in model.modules() if isinstance(m, tuple(ACTIVATIONS.values()))]
+        assert len(used) == count and all(type(m) is ACTIVATIONS[activation] for m in used), name
+        assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_config_and_zoo_offer_the_same_activations():
+    assert set(typing.get_args(Activation)) == set(ACTIVATIONS) == {"relu", "tanh", "sigmoid", "gelu"}
+
+
+def test_batch_norm_sits_between_each_convolution_and_its_activation():
+    model = build_model("lenet", batch_norm=True)
+    assert [n for n, _ in model.featurizer.named_children()] == [
+        "conv1", "bn1", "relu1", "pool1", "conv2", "bn2", "relu2", "pool2"]
+    assert [m.num_features for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)] == [6, 16]
+    assert model.featurizer.conv1.bias is None and model.featurizer.conv2.bias is None
+    # Building the model runs no image through it: the running statistics are untouched.
+    assert all(int(m.num_batches_tracked) == 0 for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in build_model("lenet").modules())
+
+
+def test_channels_and_kernel_size_set_the_convolutions_and_fc1():
+    model = build_model("lenet", channels=[8, 32], kernel_size=3)
+    conv1, conv2 = model.featurizer.conv1, model.featurizer.conv2
+    assert (conv1.out_channels, conv2.in_channels, conv2.out_channels) == (8, 8, 32)
+    assert conv1.kernel_size == conv2.kernel_size == (3, 3) and conv1.padding == (1, 1)
+    assert model.classifier.fc1.in_features == 32 * 6 * 6
+
+
+# ---- the resolved config of every shipped study is unchanged (it is hashed into each run's cache key) ----------
+# sha256 of json.dumps([exp.resolve(variant, seed, profile) for profile in smoke, quick, full for variant for seed
+# of the profile], separators=(",", ":")), computed at commit 204fee1 (before the new LeNet options existed).
+RESOLVED_AT_204FEE1 = {
+    "augmentation.yaml": "703315cd6f5e1038b792344eddf063785383f3579dc117053e160385749de672",
+    "cnn-vs-fc.yaml": "209af636ed7b2f001af122a4594e759f49411837d1711894091f88c8b67358c4",
+    "convolution.yaml": "4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945",
+    "datasets.yaml": "8ffce8e33b328fb0e29e1fabf3d158e78dd1bb38f349b355304972f484cc8781",
+    "dropout.yaml": "4b6a4160892bfecdaa7d0a69f7ce9d755086fa25bf5609d2a7226179e6bc2017",
+    "pooling.yaml": "5c795d11f37c9880e9bf51d94741d477c01d12d0e5b353a75d9bcbed3e992c0c",
+    "tiny.yaml": "1b50d3773afe8e5a58b3606d001ba7a08d33d3657c5a0408886102d1a9ceecfc",
+}
+LENET_AT_204FEE1 = {"in_channels": 1, "num_classes": 10, "dropout": 0.0, "pooling": True, "activation": "relu"}
+
+
+def all_resolved(exp):
+    return [exp.resolve(v, seed, profile) for profile in ("smoke", "quick", "full")
+            for v in exp.variants for seed in exp.profile(profile)["seeds"]]
+
+
+@pytest.mark.parametrize("filename", sorted(RESOLVED_AT_204FEE1))
+def test_shipped_experiments_resolve_byte_for_byte_as_before(filename):
+    exp = load_experiment(ROOT / "experiments" / filename)
+    text = json.dumps(all_resolved(exp), separators=(",", ":"))
+    assert hashlib.sha256(text.encode()).hexdigest() == RESOLVED_AT_204FEE1[filename], text[:2000]
+
+
+def test_default_lenet_options_resolve_exactly_as_before():
+    exp = load_experiment(ROOT / "experiments" / "dropout.yaml")
+    assert exp.resolve(exp.variant("no-dropout"), 0, "full")["model"] == {"name": "lenet", "options": LENET_AT_204FEE1}
+    assert exp.resolve(exp.variant("dropout"), 0, "full")["model"]["options"] == {**LENET_AT_204FEE1, "dropout": 0.5}
+
+
+STUDY = """\
+id: s
+title: S
+model: {{name: lenet}}
+variants:
+  - {{name: a}}
+  - {{name: b, model: {{options: {options}}}}}
+"""
+
+
+def resolved_options(tmp_path, options: str) -> dict:
+    path = tmp_path / "s.yaml"
+    path.write_text(STUDY.format(options=options))
+    exp = load_experiment(path)
+    return exp.resolve(exp.variant("b"), 0, "smoke")["model"]["options"]
+
+
+def test_new_options_written_at_their_default_keep_the_cache_key(tmp_path):
+    assert resolved_options(tmp_path, "{batch_norm: false, channels: [6, 16], kernel_size: 5}") == LENET_AT_204FEE1
+
+
+def test_new_options_away_from_their_default_are_in_the_resolved_config(tmp_path):
+    assert resolved_options(tmp_path, "{batch_norm: true, channels: [8, 32], kernel_size: 3}") == {
+        **LENET_AT_204FEE1, "batch_norm": True, "channels": [8, 32], "kernel_size": 3}
+
+
+@pytest.mark.parametrize("options,fragments", [
+    ("{batchnorm: true}", ["unknown field 'variants[1].model.options.batchnorm'", "did you mean 'batch_norm'?"]),
+    ("{kernal_size: 3}", ["unknown field 'variants[1].model.options.kernal_size'", "did you mean 'kernel_size'?"]),
+    ("{chanels: [8, 32]}", ["unknown field 'variants[1].model.options.chanels'", "did you mean 'channels'?"]),
+    ("{activation: gelo}", ["variants[1].model.options.activation: 'gelo' is not allowed",
+                            "choose from relu, tanh, sigmoid, gelu", "did you mean 'gelu'?"]),
+    ("{kernel_size: 4}", ["variants[1].model.options.kernel_size: must be 3, 5 or 7", "(got 4)"]),
+    ("{channels: [6]}", ["variants[1].model.options.channels: must be two positive convolution widths"]),
+    ("{channels: [6, 0]}", ["variants[1].model.options.channels: must be two positive convolution widths"]),
+    ("{batch_norm: 1}", ["variants[1].model.options.batch_norm: must be a valid boolean"]),
+])
+def test_a_bad_lenet_option_is_one_line_naming_the_closest_valid_name(tmp_path, options, fragments):
+    with pytest.raises(ConfigError) as err:
+        resolved_options(tmp_path, options)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(str(tmp_path / "s.yaml") + ": ")
+    for fragment in fragments:
+        assert fragment in message
+
+
+def test_the_batchnorm_study_compares_lenet_with_and_without_batch_norm_on_one_recipe():
+    exp = load_experiment(ROOT / "experiments" / "batchnorm.yaml")
+    plain, bn = (exp.resolve(exp.variant(name), 0, "full") for name in ("lenet", "batch-norm"))
+    assert plain["model"] == {"name": "lenet", "options": LENET_AT_204FEE1}
+    assert bn["model"] == {"name": "lenet", "options": {**LENET_AT_204FEE1, "batch_norm": True}}
+    assert plain["training"] == bn["training"] and plain["dataset"] == bn["dataset"] == "fashion-mnist"
+    assert exp.analyses == ["curves", "architecture"]
+
+
+# ---- zoo.describe_model: told from the built module, never from the model's name --------------------------------
+def test_describe_model_summarises_lenet_layer_by_layer():
+    described = zoo.describe_model({"name": "lenet", "options": LENET_AT_204FEE1})
+    assert described["name"] == "lenet" and described["parameters"] == 61_706
+    assert described["text"] == ("conv 5×5, 6 ch → ReLU → max-pool 2×2 → conv 5×5, 16 ch → ReLU → max-pool 2×2 → "
+                                 "linear 120 → ReLU → linear 84 → ReLU → linear 10")
+
+
+def test_describe_model_shows_batch_norm_dropout_and_the_options():
+    text = zoo.describe_model({"name": "lenet", "options": {"batch_norm": True, "dropout": 0.5, "kernel_size": 3,
+                                                            "channels": [8, 32], "activation": "tanh"}})["text"]
+    assert text == ("conv 3×3, 8 ch → batch norm → tanh → max-pool 2×2 → conv 3×3, 32 ch → batch norm → tanh → "
+                    "max-pool 2×2 → linear 120 → tanh → dropout 0.5 → linear 84 → tanh → dropout 0.5 → linear 10")
+
+
+def test_describe_model_folds_repeated_blocks():
+    text = zoo.describe_model({"name": "deep_pool", "options": {}})["text"]
+    assert text == ("(conv 3×3, 16 ch → tanh) ×2 → max-pool 2×2 → (conv 3×3, 32 ch → tanh) ×2 → max-pool 2×2 → "
+                    "(conv 3×3, 32 ch → tanh) ×2 → linear 10")
+
+
+@pytest.mark.parametrize("name,options", [(n, o) for n, o, _ in ZOO] + [("lenet", {"batch_norm": True})])
+def test_describe_model_has_a_row_per_layer_adding_up_to_the_parameter_count(name, options):
+    described = zoo.describe_model({"name": name, "options": options})
+    model = build_model(name, **options)
+    assert [r["name"] for r in described["layers"]] == [n for n, _ in named_layers(model)]
+    assert sum(r["parameters"] for r in described["layers"]) == described["parameters"] == count_parameters(model)
+    assert described["layers"][-1]["output_shape"] == [10]
+    assert all({"name", "type", "output_shape", "parameters"} <= set(r) for r in described["layers"])
+
+
+def test_zoo_never_branches_on_a_model_name():
+    source = inspect.getsource(zoo)
+    assert not [name for name in MODELS if f'"{name}"' in source or f"'{name}'" in source]

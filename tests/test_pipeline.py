@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from reportgen import fsutil
 from reportgen.config import load_experiment
 from reportgen.data import load_splits
 from reportgen.loader import DeviceLoader, Normalization, random_affine
@@ -63,6 +64,45 @@ def test_batched_affine_is_per_sample_and_identity_when_ranges_are_zero():
     same = x[:1].expand(8, 1, 28, 28)
     out = random_affine(same, g, rotation=30, translate=0.1, scale=(0.9, 1.1), shear=10)
     assert out.shape == same.shape and not torch.allclose(out[0], out[1])
+
+
+def test_atomic_write_leaves_old_bytes_and_no_temp_file_when_it_fails(tmp_path, monkeypatch):
+    target = tmp_path / "sub" / "metrics.json"
+    fsutil.atomic_write(target, b"old")
+    assert target.read_bytes() == b"old"
+
+    def full_disk(fd):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(fsutil.os, "fsync", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        fsutil.atomic_write(target, b"new")
+    monkeypatch.undo()
+    assert target.read_bytes() == b"old" and sorted(p.name for p in target.parent.iterdir()) == ["metrics.json"]
+    fsutil.atomic_write(target, b"new")
+    assert target.read_bytes() == b"new" and fsutil.sha256_file(target) == fsutil.sha256_bytes(b"new")
+
+
+def test_swap_dir_replaces_by_renames_and_puts_the_old_copy_back_if_moving_in_fails(tmp_path, monkeypatch):
+    final, aside = tmp_path / "site", tmp_path / ".site-old"
+
+    def folder(name: str, text: str) -> Path:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "index.html").write_text(text)
+        return tmp_path / name
+    fsutil.swap_dir(folder("new1", "one"), final, aside)  # nothing to move aside
+    (aside / "stale").mkdir(parents=True)  # left by an earlier interrupted swap
+    fsutil.swap_dir(folder("new2", "two"), final, aside)
+    assert (final / "index.html").read_text() == "two" and sorted(p.name for p in tmp_path.iterdir()) == ["site"]
+    real = fsutil.os.replace
+
+    def refuse_moving_in(src, dst):
+        if Path(src).name == "new3":
+            raise OSError(18, "Invalid cross-device link")
+        real(src, dst)
+    monkeypatch.setattr(fsutil.os, "replace", refuse_moving_in)
+    with pytest.raises(OSError, match="cross-device"):
+        fsutil.swap_dir(folder("new3", "three"), final, aside)
+    assert (final / "index.html").read_text() == "two" and not aside.exists()
 
 
 def test_run_caches_and_force_retrains(project):

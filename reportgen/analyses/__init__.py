@@ -23,6 +23,10 @@ from typing import Any, Callable
 HERE = Path(__file__).parent
 
 
+class AnalysisError(Exception):
+    """A one-line problem computing an analysis (missing data, results that do not match the data, ...)."""
+
+
 @dataclass(frozen=True)
 class Analysis:
     name: str
@@ -40,9 +44,7 @@ class Analysis:
 
 
 # TRANSITION (removed when every analysis is a module): names still served by reportgen/analysis.py.
-_LEGACY = ("report", "confusion", "misclassified", "samples", "architecture", "filters", "feature_maps",
-           "activation_stats", "kernels", "output_size", "augmentation_gallery", "shift_single", "shift_grid",
-           "shift_curve", "per_class_f1")
+_LEGACY: tuple[str, ...] = ()
 
 
 @cache

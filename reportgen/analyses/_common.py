@@ -31,8 +31,7 @@ from ..study import Study, VariantResults
 log: Callable[[str], None] = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
 
 
-class AnalysisError(Exception):
-    """A one-line problem computing an analysis (missing data, results that do not match the data, ...)."""
+from . import AnalysisError  # noqa: E402,F401 - defined in the registry so callers need not import torch
 
 
 def first_run(variant: VariantResults) -> Run:

@@ -1,0 +1,159 @@
+"""Activations over the whole test set: per layer of the first seed's model, the share of exact zeros (after each
+ReLU: how many neurons are silent), mean and largest output, and the units that never fire. The statistics are
+one hooked pass over every test image, cached on disk; ``precompute`` fills that cache after training."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from torch import nn
+
+from ..figures import PALETTE, WIDTH, Figure, FigureWriter
+from ..loader import Normalization, to_input
+from ..settings import EVAL_BATCH, FIRST_SEED
+from ..store import Run
+from ..study import Study
+from . import Analysis
+from ._common import (analysis_device, cached_arrays, capture_activations, first_run, layer_table, load_model,
+                      normalization, run_test_set, variant_head)
+
+
+@dataclass
+class LayerActivity:
+    name: str
+    type: str              # the module's class name
+    is_relu: bool
+    zero_pct: float        # share of all outputs over the test set that are exactly 0
+    mean: float
+    min: float
+    max: float
+    units: int             # channels of a 2-D map, entries of a vector
+    dead: int              # units that are 0 for every test image
+
+
+@dataclass
+class VariantActivations:
+    name: str
+    label: str
+    dataset: str
+    seeds: list[int]
+    seed: int
+    images: int                    # test images the statistics cover
+    layers: list[LayerActivity]
+    relu: list[LayerActivity]      # the ReLU layers of ``layers``
+
+
+@dataclass
+class ActivationStatsResult:
+    basis: str
+    variants: list[VariantActivations] = field(default_factory=list)
+    figure: Figure | None = None   # zeros after each ReLU; None when no variant has a ReLU
+
+
+def activation_statistics(model: nn.Module, images: torch.Tensor, norm: Normalization,
+                          batch: int = EVAL_BATCH) -> dict[str, np.ndarray]:
+    """Per layer over all ``images``: number of values, exact zeros, sum, min and max, and how many units (channels
+    of a 2-D map, entries of a vector) are zero for every image ("dead")."""
+    names = [n for n, _ in layer_table(model)]
+    count = dict.fromkeys(names, 0)
+    zeros = dict.fromkeys(names, 0)
+    total = dict.fromkeys(names, 0.0)
+    low = dict.fromkeys(names, math.inf)
+    high = dict.fromkeys(names, -math.inf)
+    alive: dict[str, torch.Tensor] = {}
+
+    def on_output(name: str, out: torch.Tensor) -> None:
+        nonzero = out != 0
+        count[name] += out.numel()
+        zeros[name] += out.numel() - int(nonzero.sum())
+        total[name] += float(out.sum(dtype=torch.float64))
+        lo, hi = torch.aminmax(out)
+        low[name], high[name] = min(low[name], float(lo)), max(high[name], float(hi))
+        unit = nonzero.flatten(2).any(2).any(0) if out.dim() == 4 else nonzero.flatten(1).any(0)
+        alive[name] = unit if name not in alive else alive[name] | unit
+
+    model.eval()
+    device = next(model.parameters()).device
+    with torch.inference_mode(), capture_activations(model, keep=False, on_output=on_output):
+        for start in range(0, len(images), batch):
+            model(to_input(images[start:start + batch].to(device).contiguous(), norm))
+    return {"names": np.array(names), "count": np.array([count[n] for n in names], dtype=np.int64),
+            "zeros": np.array([zeros[n] for n in names], dtype=np.int64),
+            "sum": np.array([total[n] for n in names]), "min": np.array([low[n] for n in names]),
+            "max": np.array([high[n] for n in names]),
+            "units": np.array([int(alive[n].numel()) if n in alive else 0 for n in names], dtype=np.int64),
+            "dead": np.array([int((~alive[n]).sum()) if n in alive else 0 for n in names], dtype=np.int64)}
+
+
+def activation_stats_of(run: Run) -> dict[str, np.ndarray]:
+    """The run's activation statistics over its whole test set (cached on disk)."""
+    images, _ = run_test_set(run)
+    device = analysis_device(run)
+    return cached_arrays(run, "activation_stats", {"n": len(images), "device": device.type},
+                         lambda: activation_statistics(load_model(run, device), images, normalization(run)))
+
+
+def precompute(study: Study) -> None:
+    """Fill the cache with every variant's activation statistics (first seed), drawing nothing."""
+    for v in study.available:
+        activation_stats_of(first_run(v))
+
+
+def compute(study: Study, figures: FigureWriter) -> ActivationStatsResult:
+    rows, relu_series = [], {}
+    for v in study.available:
+        run = first_run(v)
+        stats = activation_stats_of(run)
+        types = {n: type(m).__name__ for n, m in layer_table(load_model(run))}
+        layers = []
+        for i, name in enumerate(stats["names"].tolist()):
+            layers.append(LayerActivity(name=name, type=types.get(name, "?"), is_relu=types.get(name) == "ReLU",
+                                        zero_pct=100.0 * float(stats["zeros"][i] / stats["count"][i]),
+                                        mean=float(stats["sum"][i] / stats["count"][i]), min=float(stats["min"][i]),
+                                        max=float(stats["max"][i]), units=int(stats["units"][i]),
+                                        dead=int(stats["dead"][i])))
+        relus = [row for row in layers if row.is_relu]
+        if relus:
+            relu_series[v.label] = [(row.name, row.zero_pct) for row in relus]
+        rows.append(VariantActivations(**variant_head(v, run), images=int(run.metrics["test_size"]), layers=layers,
+                                       relu=relus))
+    fig = draw_zero_fractions(figures, relu_series, name="activation-zeros",
+                              title="Share of zeros after each ReLU over the test set") if relu_series else None
+    return ActivationStatsResult(basis=FIRST_SEED, variants=rows, figure=fig)
+
+
+def draw_zero_fractions(figures: FigureWriter, series: dict[str, list[tuple[str, float]]], title: str,
+                        name: str) -> Figure:
+    """Horizontal bars: the share of exact zeros after each ReLU, per variant."""
+    def draw() -> plt.Figure:
+        labels, values, colors = [], [], []
+        for i, (variant, layers) in enumerate(series.items()):
+            for layer, pct in layers:
+                labels.append(f"{variant} · {layer}")
+                values.append(pct)
+                colors.append(PALETTE[i % len(PALETTE)])
+        fig, ax = plt.subplots(figsize=(WIDTH, 0.6 + 0.3 * len(labels)))
+        y = np.arange(len(labels))
+        ax.barh(y, values, color=colors)
+        for yi, v in zip(y, values):
+            ax.text(v + 1, yi, f"{v:.1f}%", va="center", fontsize=8)
+        ax.set_yticks(y, labels)
+        ax.invert_yaxis()
+        ax.set(xlim=(0, 110), xlabel="share of activations that are exactly 0 (%)", title=title)
+        ax.grid(axis="y", visible=False)
+        fig.tight_layout()
+        return fig
+
+    parts = "; ".join(f"{v}: " + ", ".join(f"{layer} {pct:.1f}%" for layer, pct in layers)
+                      for v, layers in series.items())
+    alt = f"{title}. {parts}"
+    return figures.emit(name, alt, (series, title), draw)
+
+
+ANALYSIS = Analysis(
+    name="activation_stats", title="Activation statistics", compute=compute, precompute=precompute,
+    summary="Per layer over the whole test set: share of exact zeros, mean and largest output, units that never fire.",
+)

@@ -1,0 +1,57 @@
+"""Architecture, layer by layer: a hooked forward pass of one dummy image through every distinct model of the study
+gives each layer's type, settings, output shape and parameter count (needs no training)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..figures import FigureWriter
+from ..study import Study
+from . import Analysis
+from ._common import architecture_table, build_spec, model_specs
+
+
+@dataclass
+class LayerRow:
+    name: str
+    part: str                    # featurizer or classifier
+    type: str
+    details: str                 # the layer's settings as a reader writes them
+    output_shape: list[int]      # without the batch dimension
+    output: str                  # the same, as "6 × 28 × 28"
+    parameters: int
+    formula: str                 # how the parameters add up ("" for a layer without any)
+
+
+@dataclass
+class ModelArchitecture:
+    model: str
+    options: dict[str, Any]
+    variants: list[str]          # labels of the variants that use this model
+    input: str                   # the dummy image's shape, "1 × 28 × 28"
+    rows: list[LayerRow]
+    total: int                   # parameters of the layers, added up
+    trainable: int               # count_parameters of the whole model
+
+
+@dataclass
+class ArchitectureResult:
+    models: list[ModelArchitecture]
+
+
+def compute(study: Study, figures: FigureWriter) -> ArchitectureResult:
+    models = []
+    for spec in model_specs(study):
+        model = build_spec(spec)
+        table = architecture_table(model, spec["options"].get("in_channels", 1))
+        models.append(ModelArchitecture(model=spec["model"], options=spec["options"], variants=spec["variants"],
+                                        input=table["input"], rows=[LayerRow(**row) for row in table["rows"]],
+                                        total=table["total"], trainable=table["trainable"]))
+    return ArchitectureResult(models=models)
+
+
+ANALYSIS = Analysis(
+    name="architecture", title="Architecture, layer by layer", compute=compute, needs_training=False,
+    summary="Every layer of each model with its settings, the output shape a forward pass really produces, and "
+            "its parameter count.",
+)

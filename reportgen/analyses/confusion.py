@@ -1,0 +1,144 @@
+"""Confusion matrix: the first seed's test predictions as counts and row-normalised, and the class pairs mixed up
+most often (both directions together)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from ..figures import HEAT, TEXT_DARK, TEXT_LIGHT, WIDTH, Figure, FigureWriter
+from ..study import Study
+from . import Analysis
+from ._common import FIRST_SEED, class_names, first_run, pct, variant_head
+
+
+@dataclass
+class ConfusedPair:
+    a: str
+    b: str
+    a_as_b: int                  # test images of class a predicted as b
+    b_as_a: int
+    total: int
+    share_pct: float             # of the two classes' test images together
+
+
+@dataclass
+class VariantConfusion:
+    name: str
+    label: str
+    dataset: str
+    seeds: list[int]
+    seed: int
+    classes: list[str]
+    counts: list[list[int]]          # row = true class, column = predicted class
+    normalised: list[list[float]]    # each row divided by its class's support (0..1)
+    support: list[int]
+    recall_pct: list[float]
+    errors: int
+    test_size: int
+    pairs: list[ConfusedPair]
+    figure: Figure
+    figure_normalised: Figure
+
+
+@dataclass
+class ConfusionResult:
+    basis: str
+    variants: list[VariantConfusion]
+
+
+def confusion_counts(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> np.ndarray:
+    from sklearn.metrics import confusion_matrix
+    return confusion_matrix(labels, preds, labels=list(range(num_classes)))
+
+
+def most_confused_pairs(counts: np.ndarray, classes: list[str], top: int = 3) -> list[ConfusedPair]:
+    """The class pairs with the most mistakes in either direction (ties: lower class index first)."""
+    support = counts.sum(1)
+    pairs = []
+    for i in range(len(classes)):
+        for j in range(i + 1, len(classes)):
+            total = int(counts[i, j] + counts[j, i])
+            if total > 0:
+                pairs.append((-total, i, j))
+    rows = []
+    for neg, i, j in sorted(pairs)[:top]:
+        both = int(support[i] + support[j])
+        rows.append(ConfusedPair(a=classes[i], b=classes[j], a_as_b=int(counts[i, j]), b_as_a=int(counts[j, i]),
+                                 total=-neg, share_pct=100.0 * -neg / both if both else float("nan")))
+    return rows
+
+
+def compute(study: Study, figures: FigureWriter) -> ConfusionResult:
+    rows = []
+    for v in study.available:
+        run = first_run(v)
+        labels, probs = run.predictions()
+        classes = class_names(v.dataset, probs.shape[1])
+        counts = confusion_counts(labels, probs.argmax(1), len(classes))
+        support = counts.sum(1)
+        normalised = np.divide(counts, support[:, None], out=np.zeros(counts.shape), where=support[:, None] > 0)
+        fig_counts = draw_confusion(figures, counts, classes, normalised=False, name=f"confusion-{v.name}",
+                                    title=f"{v.label}: confusion matrix (seed {run.seed}, "
+                                          f"{len(labels):,} test images)")
+        fig_norm = draw_confusion(figures, normalised, classes, normalised=True,
+                                  name=f"confusion-{v.name}-normalised",
+                                  title=f"{v.label}: confusion matrix, each row as % of its class")
+        correct = np.diag(counts)
+        rows.append(VariantConfusion(
+            **variant_head(v, run), classes=classes, counts=counts.tolist(), normalised=normalised.tolist(),
+            support=support.tolist(), recall_pct=[pct(x) for x in np.diag(normalised)],
+            errors=int(len(labels) - correct.sum()), test_size=int(len(labels)),
+            pairs=most_confused_pairs(counts, classes), figure=fig_counts, figure_normalised=fig_norm))
+    return ConfusionResult(basis=FIRST_SEED, variants=rows)
+
+
+def draw_confusion(figures: FigureWriter, matrix: np.ndarray, classes: list[str], normalised: bool, title: str,
+                   name: str) -> Figure:
+    """A confusion matrix: rows = true class, columns = predicted class, every non-zero cell annotated."""
+    matrix = np.asarray(matrix, dtype=float)
+    values = matrix * 100 if normalised else matrix
+
+    def draw() -> plt.Figure:
+        n = len(classes)
+        fig, ax = plt.subplots(figsize=(WIDTH, WIDTH * 0.82))
+        top = values.max() if values.size else 1
+        image = ax.imshow(values, cmap=HEAT, vmin=0, vmax=100 if normalised else max(top, 1))
+        ax.grid(False)
+        size = 8 if n <= 10 else 6
+        for i in range(n):
+            for j in range(n):
+                v = values[i, j]
+                if v == 0:
+                    continue
+                text = (f"{v:.0f}" if v >= 9.95 else f"{v:.1f}") if normalised else f"{int(v)}"
+                dark = v > 0.55 * (100 if normalised else top)
+                ax.text(j, i, text, ha="center", va="center", fontsize=size,
+                        color=TEXT_LIGHT if dark else TEXT_DARK, fontweight="bold" if i == j else "normal")
+        ax.set_xticks(range(n), classes, rotation=40, ha="right", rotation_mode="anchor")
+        ax.set_yticks(range(n), classes)
+        ax.set(xlabel="predicted class", ylabel="true class", title=title)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        bar = fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02)
+        bar.set_label("% of the true class" if normalised else "test images")
+        fig.tight_layout()
+        return fig
+
+    off = matrix.copy()
+    np.fill_diagonal(off, -1)
+    i, j = np.unravel_index(int(np.argmax(off)), off.shape)
+    worst = (f"; the largest off-diagonal cell is true {classes[i]} predicted as {classes[j]}"
+             if off[i, j] > 0 else "")
+    alt = (f"{title}. Rows are the true class, columns the predicted class"
+           f"{', each row in percent of that class' if normalised else ', cells count test images'}; "
+           f"the diagonal holds the correct predictions{worst}")
+    return figures.emit(name, alt, (values, classes, normalised, title), draw)
+
+
+ANALYSIS = Analysis(
+    name="confusion", title="Confusion matrix", compute=compute,
+    summary="The first seed's test predictions as a confusion matrix (counts and per-class %), with the class "
+            "pairs mixed up most often.",
+)

@@ -1,0 +1,172 @@
+"""Learned filters: the weights of every convolution of the first seed's model, drawn as small images; for a fully
+connected variant (in a study that also has a convolutional one) its first layer's weights as 28×28 templates."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib import colors as mcolors
+from torch import nn
+
+from ..figures import DIVERGING, WIDTH, Figure, FigureWriter, _mosaic, _tile_grid, _with_bad
+from ..settings import FIRST_SEED, IMAGE_SIZE
+from ..study import Study, VariantResults
+from . import Analysis
+from ._common import first_run, layer_table, load_model, shape_text, variant_head
+
+
+@dataclass
+class FilterLayer:
+    name: str
+    shape: str                      # the weight tensor's shape, "out × in × kh × kw"
+    out_channels: int
+    in_channels: int
+    kernel: str                     # "5×5"
+    first: bool                     # a first layer: its filters look at the image itself
+    min: float
+    max: float
+    figure: Figure                  # one tile per filter (deeper layers: the mean over input channels)
+    detail_figure: Figure | None    # deeper layers: every input-channel slice of the first 16 × 16 filters
+    detail_out: int                 # output channels in the detail figure (0: none)
+    detail_in: int                  # input channels in the detail figure (0: none)
+
+
+@dataclass
+class LinearTemplates:
+    """A fully connected network's first layer: each hidden unit's weights as an image."""
+    name: str
+    units: int
+    shown: int
+    side: int
+    figure: Figure
+
+
+@dataclass
+class VariantFilters:
+    name: str
+    label: str
+    dataset: str
+    seeds: list[int]
+    seed: int
+    layers: list[FilterLayer] = field(default_factory=list)
+    linear: LinearTemplates | None = None
+
+
+@dataclass
+class FiltersResult:
+    basis: str
+    variants: list[VariantFilters] = field(default_factory=list)
+
+
+def compute(study: Study, figures: FigureWriter) -> FiltersResult:
+    rows = []
+    for v in study.available:
+        run = first_run(v)
+        model = load_model(run)
+        layers = []
+        for name, module in layer_table(model):
+            if not isinstance(module, nn.Conv2d):
+                continue
+            w = module.weight.detach().numpy()
+            out_c, in_c, kh, kw = w.shape
+            first = in_c == 1 or not layers
+            tiles = w[:, 0] if in_c == 1 else w.mean(1)
+            what = ("one tile per filter" if in_c == 1
+                    else f"one tile per output channel, mean over its {in_c} input channels")
+            fig = draw_filters(figures, tiles, name=f"filters-{v.name}-{name}", layer=name,
+                               title=f"{v.label}, {name}: {out_c} filter{'s' if out_c != 1 else ''} of "
+                                     f"{in_c} × {kh} × {kw} ({what})")
+            detail, out_shown, in_shown = None, 0, 0
+            if in_c > 1:
+                out_shown, in_shown = min(out_c, 16), min(in_c, 16)
+                some = "" if (out_shown, in_shown) == (out_c, in_c) else f" (the first {out_shown} × {in_shown})"
+                detail = draw_filter_detail(figures, w[:out_shown, :in_shown], name=f"filters-{v.name}-{name}-detail",
+                                            layer=name, title=f"{v.label}, {name}: each filter's {kh}×{kw} slice "
+                                                              f"for every input channel{some}")
+            layers.append(FilterLayer(name=name, shape=shape_text(w.shape), out_channels=out_c, in_channels=in_c,
+                                      kernel=f"{kh}×{kw}", first=first, min=float(w.min()), max=float(w.max()),
+                                      figure=fig, detail_figure=detail, detail_out=out_shown, detail_in=in_shown))
+        linear = None if layers else _linear_templates(figures, v, model)  # a fully connected network
+        rows.append(VariantFilters(**variant_head(v, run), layers=layers, linear=linear))
+    return FiltersResult(basis=FIRST_SEED, variants=rows)
+
+
+def _linear_templates(figures: FigureWriter, v: VariantResults, model: nn.Module) -> LinearTemplates | None:
+    """A network without convolutions: its first linear layer's weights are 28x28 templates (the first 32 units);
+    None when that layer does not take whole images."""
+    fc = next((m for _, m in layer_table(model) if isinstance(m, nn.Linear)), None)
+    pixels = IMAGE_SIZE * IMAGE_SIZE
+    if fc is None or fc.in_features % pixels != 0:
+        return None
+    w = fc.weight.detach().numpy()[:32].reshape(-1, fc.in_features // pixels, IMAGE_SIZE, IMAGE_SIZE)[:, 0]
+    name = next(n for n, m in layer_table(model) if m is fc)
+    return LinearTemplates(name=name, units=int(fc.out_features), shown=len(w), side=IMAGE_SIZE,
+                           figure=draw_filters(figures, w, name=f"filters-{v.name}-{name}", layer=name,
+                                               title=f"{v.label}, {name}: the weights of {len(w)} hidden units "
+                                                     f"as {IMAGE_SIZE} × {IMAGE_SIZE} images"))
+
+
+def draw_filters(figures: FigureWriter, tiles: np.ndarray, layer: str, title: str, name: str) -> Figure:
+    """Learned weights as small images on one symmetric colour scale (blue negative, red positive)."""
+    tiles = np.asarray(tiles, dtype=float)
+
+    def draw() -> plt.Figure:
+        n = len(tiles)
+        cols = min(n, 8)
+        rows = math.ceil(n / cols)
+        big = tiles.shape[-1] > 8
+        width = min(WIDTH, 1.8 + cols * 1.3)
+        fig, ax = plt.subplots(figsize=(width, 0.6 + rows * 1.1 * (width - 1.1) / cols))
+        limit = float(np.abs(tiles).max()) or 1.0
+        norm = mcolors.Normalize(-limit, limit)
+        image = _tile_grid(ax, tiles, cols, (1.12, 1.25), DIVERGING, norm, str, fontsize=7)
+        bar = fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02, shrink=0.9 if rows > 1 else 0.8)
+        bar.set_label("weight")
+        ax.set_title(title, fontsize=10 if big else 10.5)
+        fig.tight_layout()
+        return fig
+
+    alt = (f"{title}. Each tile shows the weights of {layer} as an image: red pixels are positive weights, blue "
+           f"negative, white near zero (range {tiles.min():.2f} to {tiles.max():.2f})")
+    return figures.emit(name, alt, (tiles, layer, title), draw)
+
+
+def draw_filter_detail(figures: FigureWriter, weights: np.ndarray, layer: str, title: str, name: str) -> Figure:
+    """Every 2-D slice of a deeper convolution's kernels: one column per output channel, one row per input
+    channel, on one symmetric colour scale."""
+    weights = np.asarray(weights, dtype=float)
+
+    def draw() -> plt.Figure:
+        out_c, in_c, kh, kw = weights.shape
+        limit = float(np.abs(weights).max()) or 1.0
+        tiles = weights.transpose(1, 0, 2, 3).reshape(-1, kh, kw)  # row r = input channel r
+        mosaic = _mosaic(tiles, out_c, gap=1)
+        cell = (WIDTH - 1.6) / out_c
+        fig, ax = plt.subplots(figsize=(WIDTH, 1.2 + in_c * cell))
+        image = ax.imshow(mosaic, cmap=_with_bad(DIVERGING), vmin=-limit, vmax=limit, interpolation="nearest")
+        ax.set_xticks([c * (kw + 1) + (kw - 1) / 2 for c in range(out_c)], [str(c) for c in range(out_c)],
+                      fontsize=7)
+        ax.set_yticks([r * (kh + 1) + (kh - 1) / 2 for r in range(in_c)], [str(r) for r in range(in_c)],
+                      fontsize=7)
+        ax.set(xlabel="output channel (filter)", ylabel="input channel")
+        ax.tick_params(length=0)
+        ax.grid(False)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        ax.set_title(title, fontsize=10)
+        fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02).set_label("weight")
+        fig.tight_layout()
+        return fig
+
+    alt = (f"{title}: a grid of {weights.shape[0]} columns (output channels, one per filter) by "
+           f"{weights.shape[1]} rows (input channels); each tile is one {weights.shape[2]}×{weights.shape[3]} "
+           "slice of a filter, red positive, blue negative")
+    return figures.emit(name, alt, (weights, layer, title), draw)
+
+
+ANALYSIS = Analysis(
+    name="filters", title="Learned filters", compute=compute, needs_convolution=True,
+    summary="The weights of every convolution of the first seed's model, drawn as small images.",
+)

@@ -1,0 +1,63 @@
+"""Output size of every layer: floor((n + 2p − k) / s) + 1 worked for every convolution and pooling layer from the
+module's own attributes, next to the size a real forward pass produces (needs no training)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from markupsafe import Markup
+
+from ..figures import FigureWriter
+from ..settings import IMAGE_SIZE
+from ..study import Study
+from . import Analysis
+from ._common import build_spec, model_specs, output_size_rows
+
+
+@dataclass
+class SizeRow:
+    name: str
+    type: str
+    n: int                       # input size (pixels per side)
+    k: int                       # kernel size
+    p: int                       # padding
+    s: int                       # stride
+    dilation: int
+    out: int                     # the formula's output size
+    actual: int                  # the forward pass's output size
+    matches: bool
+    channels: int
+    math: Markup                 # the formula with the numbers put in, as inline LaTeX
+
+
+@dataclass
+class ModelOutputSizes:
+    model: str
+    options: dict[str, Any]
+    variants: list[str]          # labels of the variants that use this model
+    input: int                   # the input image's size (pixels per side)
+    rows: list[SizeRow]          # empty for a model without convolution or pooling
+    all_match: bool
+
+
+@dataclass
+class OutputSizeResult:
+    models: list[ModelOutputSizes]
+
+
+def compute(study: Study, figures: FigureWriter) -> OutputSizeResult:
+    models = []
+    for spec in model_specs(study):
+        model = build_spec(spec)
+        rows = [SizeRow(**row) for row in output_size_rows(model, spec["options"].get("in_channels", 1))]
+        models.append(ModelOutputSizes(model=spec["model"], options=spec["options"], variants=spec["variants"],
+                                       input=IMAGE_SIZE, rows=rows, all_match=all(r.matches for r in rows)))
+    return OutputSizeResult(models=models)
+
+
+ANALYSIS = Analysis(
+    name="output_size", title="Output size of every layer", compute=compute, needs_training=False,
+    needs_convolution=True,
+    summary="The output-size formula worked for every convolution and pooling layer, checked against a real "
+            "forward pass.",
+)

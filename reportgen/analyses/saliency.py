@@ -1,0 +1,239 @@
+"""Where the network looks: Grad-CAM on the last convolution and input-gradient saliency, for the first test image of
+each class, per variant (the model of its first seed).
+
+Both maps explain the logit of the image's TRUE class (not the predicted one), so a wrong prediction shows what
+the network found, or failed to find, for the class it should have chosen.
+
+* Grad-CAM (Selvaraju et al., 2017): the last convolution's output channels A_k, each weighted by the mean
+  gradient of the logit over that channel's positions, summed over channels and passed through a ReLU; the coarse
+  map (e.g. 10 × 10 for LeNet's conv2) is stretched bilinearly to the 28 × 28 input.
+* Saliency (Simonyan et al., 2014): |∂ logit / ∂ pixel| of the normalised input, one value per pixel.
+
+Attribution uses Captum (``captum.attr.LayerGradCam`` + ``LayerAttribution.interpolate`` and
+``captum.attr.Saliency``) rather than pytorch-grad-cam (pip ``grad-cam``): Captum is the PyTorch project's own
+interpretability library (published by the PyTorch team, BSD licence) and has both methods, Grad-CAM and plain
+input gradients, behind one interface, while pytorch-grad-cam has Grad-CAM variants but no vanilla input-gradient
+saliency. Captum also installs with nothing this project does not already have (torch, numpy, matplotlib, tqdm,
+packaging), where pytorch-grad-cam pulls in OpenCV, ttach, Pillow and more. Either takes the target layer as a
+plain ``nn.Module``; our models need no reshape transform in either.
+
+Images go through exactly the preprocessing of training (:func:`reportgen.loader.to_input` with the run's own
+normalisation). The predicted class and its confidence shown beside each image are the run's stored predictions,
+the same numbers as its test accuracy. A fully connected variant has no convolution, so it gets the saliency map
+only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from torch import nn
+
+from ..figures import IMAGE_CMAP, SEQUENTIAL, TEXT_DARK, WRONG, Figure, FigureWriter
+from ..loader import to_input
+from ..settings import FIRST_SEED, IMAGE_SIZE
+from ..study import Study
+from . import Analysis
+from ._common import (cached_arrays, class_examples, class_names, first_run, layer_table, load_model, normalization,
+                      run_test_set)
+
+CHOICE = "the first test image of each class (correctly classified or not)"
+OBJECT_THRESHOLD = 0  # uint8 pixel value: MNIST-family backgrounds are exactly 0, so "> 0" is the drawn object
+GAP = 2               # pixels of white between the tiles of a figure column
+
+
+@dataclass
+class ShownImage:
+    index: int                        # position in the test set
+    true: str
+    predicted: str                    # the run's stored prediction
+    confidence_pct: float             # its softmax probability, in %
+    correct: bool
+    object_area_pct: float            # share of the image's pixels that are > OBJECT_THRESHOLD
+    saliency_inside_pct: float        # share of the saliency map's total on those pixels (NaN: an all-zero map)
+    gradcam_inside_pct: float | None  # the same for Grad-CAM (None: no convolution; NaN: an all-zero map)
+
+
+@dataclass
+class VariantSaliency:
+    name: str
+    label: str
+    dataset: str
+    seed: int
+    layer: str | None                 # the convolution Grad-CAM explains (None: the model has none)
+    grid: str | None                  # that layer's output size, e.g. "10 × 10", before stretching to 28 × 28
+    figure: Figure
+    images: list[ShownImage] = field(default_factory=list)
+    correct: int = 0
+    mean_object_area_pct: float = float("nan")
+    mean_saliency_inside_pct: float = float("nan")
+    mean_gradcam_inside_pct: float | None = None
+
+
+@dataclass
+class SaliencyResult:
+    basis: str = FIRST_SEED
+    choice: str = CHOICE
+    variants: list[VariantSaliency] = field(default_factory=list)
+    without_convolution: list[str] = field(default_factory=list)  # labels of the variants with saliency only
+
+
+def last_convolution(model: nn.Module) -> tuple[str, nn.Conv2d] | None:
+    """The last ``nn.Conv2d`` in forward order with its short name (``conv2``), or None for a model without one."""
+    convs = [(name, m) for name, m in layer_table(model) if isinstance(m, nn.Conv2d)]
+    return convs[-1] if convs else None
+
+
+def saliency_maps(model: nn.Module, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """|∂ logit[target] / ∂ x| for a normalised batch [N, 1, H, W]: [N, H, W], non-negative."""
+    from captum.attr import Saliency
+    with torch.inference_mode(False), torch.enable_grad():
+        attr = Saliency(model).attribute(x.detach().clone().requires_grad_(True), target=targets, abs=True)
+    return attr.detach().sum(1)  # one input channel: the sum only drops the channel axis
+
+
+def gradcam_maps(model: nn.Module, layer: nn.Module, x: torch.Tensor,
+                 targets: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Grad-CAM of ``layer`` for the target logits: ReLU(Σ_k mean(∂ logit / ∂ A_k) · A_k), stretched bilinearly to the
+    input's size. Returns ([N, H, W] non-negative, the layer's own (h, w))."""
+    from captum.attr import LayerAttribution, LayerGradCam
+    with torch.inference_mode(False), torch.enable_grad():
+        cam = LayerGradCam(model, layer).attribute(x.detach().clone().requires_grad_(True), target=targets,
+                                                   relu_attributions=True)
+    cam = cam.detach()
+    grid = (int(cam.shape[-2]), int(cam.shape[-1]))
+    up = LayerAttribution.interpolate(cam, tuple(x.shape[-2:]), interpolate_mode="bilinear")
+    return up.sum(1).clamp_min(0), grid  # bilinear weights are ≥ 0, so the clamp only removes rounding below 0
+
+
+def inside_share(maps: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Per map, the fraction of its total that lies on ``mask`` ([N, H, W] each); NaN for an all-zero map."""
+    total = maps.reshape(len(maps), -1).sum(1)
+    inside = (maps * mask).reshape(len(maps), -1).sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, inside / np.where(total > 0, total, 1), np.nan)
+
+
+def _mean_pct(shares: np.ndarray) -> float:
+    """Mean of the finite shares, in %; NaN when no map had any mass."""
+    finite = shares[np.isfinite(shares)]
+    return 100.0 * float(finite.mean()) if finite.size else float("nan")
+
+
+def _scaled(maps: np.ndarray) -> np.ndarray:
+    """Each map divided by its own maximum (an all-zero map stays zero): colours compare pixels of one image."""
+    top = maps.reshape(len(maps), -1).max(1).reshape(-1, 1, 1)
+    return np.divide(maps, top, out=np.zeros_like(maps), where=top > 0)
+
+
+def _column(tiles: np.ndarray) -> np.ndarray:
+    """[n, h, w] -> one [n·(h + GAP) − GAP, w] column, NaN between tiles (drawn white)."""
+    n, h, w = tiles.shape
+    out = np.full((n * (h + GAP) - GAP, w), np.nan)
+    for k in range(n):
+        out[k * (h + GAP):k * (h + GAP) + h] = tiles[k]
+    return out
+
+
+def compute(study: Study, figures: FigureWriter) -> SaliencyResult:
+    result = SaliencyResult()
+    for v in study.available:
+        run = first_run(v)
+        model = load_model(run)
+        images, y = run_test_set(run)
+        labels, probs = run.predictions()
+        names = class_names(v.dataset, probs.shape[1])
+        idx = class_examples(labels, probs.shape[1])
+        conv = last_convolution(model)
+        layer_name = conv[0] if conv else None
+
+        def attribute() -> dict[str, np.ndarray]:
+            x = to_input(images[idx], normalization(run))
+            targets = y[idx].long()
+            out = {"saliency": saliency_maps(model, x, targets).numpy().astype(np.float32)}
+            if conv is not None:
+                cam, grid = gradcam_maps(model, conv[1], x, targets)
+                out.update(gradcam=cam.numpy().astype(np.float32), grid=np.array(grid))
+            return out
+
+        arrays = cached_arrays(run, "saliency", {"images": idx, "layer": layer_name, "target": "true class"},
+                               attribute)
+        raw = images[idx].numpy()
+        mask = raw > OBJECT_THRESHOLD
+        sal_inside = inside_share(arrays["saliency"], mask)
+        cam_inside = inside_share(arrays["gradcam"], mask) if conv else None
+        area = mask.reshape(len(idx), -1).mean(1)
+        pred = probs[idx].argmax(1)
+        shown = [ShownImage(index=i, true=names[labels[i]], predicted=names[pred[k]],
+                            confidence_pct=100.0 * float(probs[i, pred[k]]), correct=bool(pred[k] == labels[i]),
+                            object_area_pct=100.0 * float(area[k]), saliency_inside_pct=100.0 * float(sal_inside[k]),
+                            gradcam_inside_pct=None if cam_inside is None else 100.0 * float(cam_inside[k]))
+                 for k, i in enumerate(idx)]
+        grid = arrays["grid"] if conv else None
+        figure = draw_saliency(
+            figures, raw, None if cam_inside is None else _scaled(arrays["gradcam"]), _scaled(arrays["saliency"]),
+            [(s.true, s.predicted, s.confidence_pct, s.correct) for s in shown],
+            title=f"{v.label}: where the network looks (seed {run.seed})", name=f"saliency-{v.name}",
+            layer=layer_name)
+        result.variants.append(VariantSaliency(
+            name=v.name, label=v.label, dataset=v.dataset, seed=run.seed, layer=layer_name,
+            grid=None if grid is None else f"{int(grid[0])} × {int(grid[1])}", figure=figure, images=shown,
+            correct=sum(s.correct for s in shown), mean_object_area_pct=100.0 * float(area.mean()),
+            mean_saliency_inside_pct=_mean_pct(sal_inside),
+            mean_gradcam_inside_pct=None if cam_inside is None else _mean_pct(cam_inside)))
+        if conv is None:
+            result.without_convolution.append(v.label)
+    return result
+
+
+def draw_saliency(figures: FigureWriter, images: np.ndarray, gradcam: np.ndarray | None, saliency: np.ndarray,
+                  rows: list[tuple[str, str, float, bool]], title: str, name: str, layer: str | None) -> Figure:
+    """One row per class: the test image, Grad-CAM over it (when there is a convolution), the saliency map; each
+    map scaled to its own maximum. Row labels: true class, then the prediction (red when wrong)."""
+    columns = [("image", _column(images.astype(float)), None)]
+    if gradcam is not None:
+        columns.append((f"Grad-CAM, {layer}", _column(images.astype(float)), _column(gradcam)))
+    columns.append(("saliency", _column(saliency), None))
+
+    def draw() -> plt.Figure:
+        n = len(rows)
+        fig, axes = plt.subplots(1, len(columns), figsize=(1.45 + 0.95 * len(columns), 0.5 + 0.8 * n),
+                                 squeeze=False)
+        for ax, (heading, base, overlay) in zip(axes[0], columns):
+            is_map = heading.startswith("saliency")
+            cmap = plt.get_cmap(SEQUENTIAL if is_map else IMAGE_CMAP).with_extremes(bad="white")
+            ax.imshow(base, cmap=cmap, vmin=0, vmax=1 if is_map else 255, interpolation="nearest")
+            if overlay is not None:
+                ax.imshow(overlay, cmap=plt.get_cmap(SEQUENTIAL).with_extremes(bad=(1, 1, 1, 0)), vmin=0, vmax=1,
+                          alpha=0.55, interpolation="nearest")
+            ax.set_title(heading, fontsize=8.5)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+        step = IMAGE_SIZE + GAP
+        first = axes[0][0]
+        first.set_yticks([k * step + IMAGE_SIZE / 2 for k in range(n)],
+                         [f"{true}\n→ {pred} {conf:.0f}%" for true, pred, conf, _ in rows], fontsize=7)
+        first.tick_params(length=0)
+        for tick, (_, _, _, correct) in zip(first.get_yticklabels(), rows):
+            tick.set_color(TEXT_DARK if correct else WRONG)
+        fig.suptitle(title, fontsize=10)
+        fig.tight_layout()
+        return fig
+
+    wrong = [true for true, _, _, correct in rows if not correct]
+    alt = (f"{title}. One row per class ({', '.join(r[0] for r in rows)}): the first test image of the class"
+           f"{', Grad-CAM of ' + layer + ' laid over it' if gradcam is not None else ''} and the input-gradient "
+           f"saliency map, each map scaled to its own maximum (bright = large). Row labels give the prediction; "
+           + (f"wrong for {', '.join(wrong)}" if wrong else "every shown image is classified correctly"))
+    return figures.emit(name, alt, (columns, rows, title), draw)
+
+
+ANALYSIS = Analysis(
+    name="saliency", title="Where the network looks", compute=compute, needs_training=True, needs_convolution=True,
+    summary="Grad-CAM on the last convolution and input-gradient saliency for one test image per class.",
+)

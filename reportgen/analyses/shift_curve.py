@@ -1,0 +1,112 @@
+"""Accuracy against shift distance: the shift grids summarised by how far the image moved (√(dx² + dy²), rounded;
+the accuracies at one distance averaged), one line per variant. Reads the same cached grids as ``shift_grid``
+(:func:`reportgen.analyses._shift.shift_grid_of`); ``precompute`` fills that cache after training."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from ..figures import MUTED, PALETTE, WIDTH, Figure, FigureWriter
+from ..settings import FIRST_SEED, SHIFT_RADIUS
+from ..study import Study
+from . import Analysis
+from ._common import first_run, pct, variant_head
+from ._shift import shift_grid_of
+
+
+@dataclass
+class CurvePoint:
+    distance: int            # √(dx² + dy²) rounded, in pixels
+    shifts: int              # how many shifts (dx, dy) have that distance
+    zero_pct: float          # mean accuracy over them, zero-filled
+    wrap_pct: float          # ... wrapped around
+    min_zero_pct: float
+
+
+@dataclass
+class VariantShiftCurve:
+    name: str
+    label: str
+    dataset: str
+    seeds: list[int]
+    seed: int
+    points: list[CurvePoint]     # distance 0..radius
+    start_pct: float             # zero-filled, unshifted
+    end_pct: float               # zero-filled, at distance radius
+    drop_pct: float              # start - end, in points
+
+
+@dataclass
+class ShiftCurveResult:
+    basis: str
+    radius: int
+    variants: list[VariantShiftCurve] = field(default_factory=list)
+    figure: Figure | None = None
+    subset: bool = False                                   # some grid uses only part of the test set
+    test_sizes: list[int] = field(default_factory=list)    # the distinct numbers of test images the grids use
+    full_test_size: int = 0
+
+
+def precompute(study: Study) -> None:
+    """Fill the cache with every variant's shift grid (first seed), drawing nothing."""
+    for v in study.available:
+        shift_grid_of(first_run(v), study=study)
+
+
+def compute(study: Study, figures: FigureWriter) -> ShiftCurveResult:
+    radius = SHIFT_RADIUS
+    d = np.sqrt(np.add.outer(np.arange(-radius, radius + 1) ** 2, np.arange(-radius, radius + 1) ** 2))
+    bins = np.rint(d).astype(int)
+    rows, series = [], {}
+    grids = [(v, first_run(v), shift_grid_of(first_run(v), study=study)) for v in study.available]
+    for v, run, g in grids:
+        points = []
+        for k in range(radius + 1):
+            mask = bins == k
+            points.append(CurvePoint(distance=k, shifts=int(mask.sum()), zero_pct=pct(g["zero"][mask].mean()),
+                                     wrap_pct=pct(g["wrap"][mask].mean()), min_zero_pct=pct(g["zero"][mask].min())))
+        series[v.label] = [asdict(p) for p in points]
+        rows.append(VariantShiftCurve(**variant_head(v, run), points=points, start_pct=points[0].zero_pct,
+                                      end_pct=points[-1].zero_pct, drop_pct=points[0].zero_pct - points[-1].zero_pct))
+    fig = draw_shift_curve(figures, series, name="shift-curve",
+                           title="Test accuracy against shift distance") if series else None
+    sizes = sorted({(int(g["n"]), int(g["full"])) for _, _, g in grids})
+    return ShiftCurveResult(basis=FIRST_SEED, radius=radius, variants=rows, figure=fig,
+                            subset=any(n < full for n, full in sizes), test_sizes=[n for n, _ in sizes],
+                            full_test_size=max((full for _, full in sizes), default=0))
+
+
+def draw_shift_curve(figures: FigureWriter, series: dict[str, list[dict[str, float]]], title: str, name: str) -> Figure:
+    """Accuracy against shift distance: solid zero-filled, dashed wrap-around, one colour per variant."""
+    def draw() -> plt.Figure:
+        fig, ax = plt.subplots(figsize=(WIDTH, 3.6))
+        from matplotlib.lines import Line2D
+        handles = []
+        for i, (label, points) in enumerate(series.items()):
+            color = PALETTE[i % len(PALETTE)]
+            d = [p["distance"] for p in points]
+            ax.plot(d, [p["zero_pct"] for p in points], "-o", color=color, markersize=4)
+            ax.plot(d, [p["wrap_pct"] for p in points], "--", color=color, alpha=0.7)
+            handles.append(Line2D([], [], color=color, marker="o", markersize=4, label=label))
+        handles += [Line2D([], [], color=MUTED, linestyle="-", label="zero-filled"),
+                    Line2D([], [], color=MUTED, linestyle="--", label="wrap-around")]
+        ax.set(xlabel="shift distance √(dx² + dy²) in pixels (rounded)", ylabel="test accuracy (%)",
+               title=title)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5))
+        fig.tight_layout()
+        return fig
+
+    parts = "; ".join(f"{label}: {p[0]['zero_pct']:.1f}% unshifted, {p[-1]['zero_pct']:.1f}% at "
+                      f"{p[-1]['distance']} pixels"
+                      for label, p in series.items())
+    alt = f"{title}, one line per variant (solid: zero-filled, dashed: wrap-around). {parts}"
+    return figures.emit(name, alt, (series, title), draw)
+
+
+ANALYSIS = Analysis(
+    name="shift_curve", title="Accuracy against shift distance", compute=compute, precompute=precompute,
+    summary="The shift grids summarised by shift distance: test accuracy against how far the image moved.",
+)

@@ -1,0 +1,133 @@
+"""Test accuracy for every shift: each variant's first-seed model on its test images moved by every (dx, dy) in
+-6..6 pixels, zero-filled and wrapped around, as heatmaps. The unshifted cell equals the model's test accuracy
+(checked in :func:`reportgen.analyses._shift.shift_grid_of`, which also caches the grid on disk; ``precompute``
+fills that cache after training)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from ..figures import SEQUENTIAL, TEXT_DARK, TEXT_LIGHT, WIDTH, WRONG, Figure, FigureWriter
+from ..settings import FIRST_SEED, SHIFT_RADIUS
+from ..study import Study
+from . import Analysis
+from ._common import first_run, pct, variant_head
+from ._shift import shift_grid_of
+
+
+@dataclass
+class AxisPoint:
+    dx: int                  # a horizontal shift (dy = 0)
+    zero_pct: float
+    wrap_pct: float
+
+
+@dataclass
+class VariantShiftGrid:
+    name: str
+    label: str
+    dataset: str
+    seeds: list[int]
+    seed: int
+    zero: list[list[float]]  # accuracy (%) [dy + radius][dx + radius], zero-filled
+    wrap: list[list[float]]  # ... wrapped around
+    figure: Figure
+    center_pct: float        # the unshifted cell
+    test_acc_pct: float      # the run's own test accuracy
+    center_matches: bool     # the unshifted cell reproduces the run's evaluation exactly
+    test_size: int           # test images the grid uses
+    full_test_size: int      # test images of the run
+    subset: bool             # test_size < full_test_size
+    device: str              # where the grid was computed ("cpu", "cuda")
+    mean_zero_pct: float
+    mean_wrap_pct: float
+    min_zero_pct: float
+    min_wrap_pct: float
+    max_diff_pct: float      # the largest zero-filled vs wrapped difference, in points
+    axis: list[AxisPoint]
+    corner_zero_pct: float   # shift (-radius, -radius)
+    corner_wrap_pct: float
+    seconds: float           # time the grid took when it was computed
+
+
+@dataclass
+class ShiftGridResult:
+    basis: str
+    radius: int
+    shifts: int              # (2 radius + 1)²
+    variants: list[VariantShiftGrid] = field(default_factory=list)
+    subset: bool = False     # some grid uses only part of the test set
+
+
+def precompute(study: Study) -> None:
+    """Fill the cache with every variant's shift grid (first seed), drawing nothing."""
+    for v in study.available:
+        shift_grid_of(first_run(v), study=study)
+
+
+def compute(study: Study, figures: FigureWriter) -> ShiftGridResult:
+    grids = [(v, first_run(v), shift_grid_of(first_run(v), study=study)) for v in study.available]
+    radius = SHIFT_RADIUS
+    rows = []
+    # One colour scale for every variant's heatmaps, from the lowest to the highest cell of any of them.
+    low = min((float(min(g["zero"].min(), g["wrap"].min())) for _, _, g in grids), default=0.0)
+    high = max((float(max(g["zero"].max(), g["wrap"].max())) for _, _, g in grids), default=1.0)
+    for v, run, g in grids:
+        zero, wrap = g["zero"] * 100, g["wrap"] * 100
+        fig = draw_shift_heatmaps(figures, zero, wrap, radius, vmin=100 * low, vmax=100 * max(high, low + 0.01),
+                                  name=f"shift-grid-{v.name}",
+                                  title=f"{v.label}: test accuracy (%) after moving every test image "
+                                        f"(seed {run.seed})")
+        axis = [AxisPoint(dx=dx, zero_pct=float(zero[radius, dx + radius]), wrap_pct=float(wrap[radius, dx + radius]))
+                for dx in range(-radius, radius + 1)]
+        rows.append(VariantShiftGrid(
+            **variant_head(v, run), zero=zero.tolist(), wrap=wrap.tolist(), figure=fig,
+            center_pct=float(zero[radius, radius]), test_acc_pct=pct(run.metrics["test_acc"]),
+            center_matches=g["center_delta_images"] == 0, test_size=g["n"], full_test_size=g["full"],
+            subset=g["n"] < g["full"], device=g["device"],
+            mean_zero_pct=float(zero.mean()), mean_wrap_pct=float(wrap.mean()),
+            min_zero_pct=float(zero.min()), min_wrap_pct=float(wrap.min()),
+            max_diff_pct=float(np.abs(zero - wrap).max()), axis=axis,
+            corner_zero_pct=float(zero[0, 0]), corner_wrap_pct=float(wrap[0, 0]), seconds=g["seconds"]))
+    return ShiftGridResult(basis=FIRST_SEED, radius=radius, shifts=(2 * radius + 1) ** 2, variants=rows,
+                           subset=any(r.subset for r in rows))
+
+
+def draw_shift_heatmaps(figures: FigureWriter, zero: np.ndarray, wrap: np.ndarray, radius: int, vmin: float, title: str,
+                   name: str, vmax: float = 100.0) -> Figure:
+    """Accuracy (%) for every shift, zero-filled next to wrapped around, same colour scale, values written in."""
+    def draw() -> plt.Figure:
+        fig, axes = plt.subplots(1, 2, figsize=(WIDTH, WIDTH * 0.5 + 0.3), layout="constrained")
+        extent = (-radius - 0.5, radius + 0.5, radius + 0.5, -radius - 0.5)
+        for ax, grid, label in ((axes[0], zero, "zero-filled (black comes in)"),
+                                (axes[1], wrap, "wrap-around (torch.roll)")):
+            image = ax.imshow(grid, cmap=SEQUENTIAL, vmin=vmin, vmax=vmax, extent=extent, interpolation="nearest")
+            for (iy, ix), v in np.ndenumerate(grid):
+                ax.text(ix - radius, iy - radius, f"{v:.0f}", ha="center", va="center", fontsize=5.5,
+                        color=TEXT_DARK if v > vmin + 0.6 * (vmax - vmin) else TEXT_LIGHT)
+            ax.add_patch(plt.Rectangle((-0.5, -0.5), 1, 1, fill=False, edgecolor=WRONG, linewidth=1.2))
+            ticks = list(range(-radius, radius + 1, 2))
+            ax.set_xticks(ticks)
+            ax.set_yticks(ticks)
+            ax.tick_params(labelsize=8)
+            ax.set(xlabel="dx: pixels to the right", ylabel="dy: pixels down", title=label)
+            ax.title.set_fontsize(9.5)
+            ax.grid(False)
+        fig.colorbar(image, ax=axes, fraction=0.025, pad=0.02).set_label("test accuracy (%)")
+        fig.suptitle(title, fontsize=10.5)
+        return fig
+
+    c = radius
+    alt = (f"{title}. Two {2 * radius + 1}×{2 * radius + 1} heatmaps of test accuracy for every shift from "
+           f"{-radius} to {radius} pixels: unshifted {zero[c, c]:.1f}%; shifted {radius} pixels right "
+           f"{zero[c, -1]:.1f}% zero-filled and {wrap[c, -1]:.1f}% wrapped; lowest {zero.min():.1f}% zero-filled")
+    return figures.emit(name, alt, (zero, wrap, radius, vmin, vmax, title), draw)
+
+
+ANALYSIS = Analysis(
+    name="shift_grid", title="Test accuracy for every shift", compute=compute, precompute=precompute,
+    summary="Test accuracy of each variant for every shift of the test images up to 6 pixels, zero-filled and "
+            "wrapped around, as heatmaps.",
+)

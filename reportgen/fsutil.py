@@ -1,0 +1,105 @@
+"""The three file-system moves every stage relies on, each implemented once.
+
+- :func:`sha256_file` hashes a file in 1 MiB chunks (datasets, run files);
+- :func:`atomic_write` replaces a file so that a reader sees either the old bytes or the new ones, never a mix
+  (manifests, run files, posts, cached figures);
+- :func:`swap_dir` replaces a whole directory (a run, a dataset's ``raw/``, a post's figures, the built site, the
+  vendored MathJax) by renames only, so an interruption leaves either the old directory in place or it moved aside
+  under a name that a recovery step recognises.
+
+Test hook (off by default, for the fault-injection tests only): ``REPORTGEN_TEST_WRITE_DELAY=<seconds>`` makes
+:func:`pause_for_tests` sleep; :func:`swap_dir` calls it between moving the old directory aside and moving the new one
+in, and the results store after each file it stages, so a test can kill the process at each of those moments.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import time
+from pathlib import Path
+
+from .settings import ENV_TEST_WRITE_DELAY
+
+CHUNK = 1 << 20  # bytes read at a time when hashing: large files never sit in memory whole
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of the file at ``path``; OSError if it cannot be read."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def pause_for_tests() -> None:
+    """The REPORTGEN_TEST_WRITE_DELAY hook (see the module docstring); does nothing unless the variable is set."""
+    delay = os.environ.get(ENV_TEST_WRITE_DELAY)
+    if delay:
+        try:
+            time.sleep(float(delay))
+        except ValueError:
+            pass
+
+
+def fsync_dir(path: Path) -> None:
+    """Make the renames inside directory ``path`` durable (best effort: some file systems refuse)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: a temp file in the same directory, fsync, then rename over the target.
+
+    Creates the parent directory. On any error (a full disk, Ctrl-C) the temp file is removed and the target is
+    left as it was; the error propagates unchanged.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def swap_dir(new: Path, final: Path, aside: Path) -> None:
+    """Put the finished directory ``new`` in place of ``final`` by renames only.
+
+    The current ``final`` (if any) is renamed to ``aside`` first and deleted last. Killed in between, ``final`` is
+    missing and ``aside`` holds the old copy: a recovery step puts it back (the results store's ``clean_partials``
+    and the renderer's ``_recover`` do). If moving ``new`` in fails, the old copy is put back at once and the error
+    propagates. ``aside`` must be on the same file system (a sibling of ``final``); a stale ``aside`` left by an
+    earlier interrupted swap is removed first, since ``final`` is replaced anyway.
+    """
+    if aside.exists():
+        shutil.rmtree(aside)
+    if final.exists():
+        os.replace(final, aside)
+        pause_for_tests()
+    try:
+        os.replace(new, final)
+    except BaseException:
+        if aside.exists() and not final.exists():
+            os.replace(aside, final)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+    fsync_dir(final.parent)

@@ -1,0 +1,63 @@
+"""The home page (``docs/index.md``): one table of every declared study, for one profile.
+
+A site is built from one profile: every number on it comes from that profile's runs, so a reader never compares
+numbers from two profiles. A study in the site links to its post; a declared study without complete results for
+the profile is listed as "not run in this profile" with the one command that runs it, and gets no post.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .markdown import package_environment
+from .post import POSTS
+from .settings import DATASET_TRAIN_SIZE, VAL_SIZE
+from .stats import summary
+from .store import Store, atomic_write
+from .study import RenderError, collect
+
+HOME = "index.md"
+
+
+def home_rows(experiments: dict, profile: str, store: Store, built: set[str]) -> list[dict[str, Any]]:
+    """One row per declared study, in blog order: its variants with test accuracy and interval, the paired
+    difference to the baseline, the data size and epochs, and the post's link when the study is in the site."""
+    rows = []
+    for number, (exp_id, (_, exp)) in enumerate(experiments.items(), start=1):
+        prof = exp.profile(profile)
+        row: dict[str, Any] = {
+            "number": number, "id": exp_id, "title": exp.title, "description": exp.description,
+            "trains": exp.trains, "link": (POSTS / f"{exp_id}.md").as_posix() if exp_id in built else None,
+            "variants": [], "missing": None, "baseline_label": None, "epochs": prof["epochs"],
+            "train_size": prof["train_limit"] or DATASET_TRAIN_SIZE - VAL_SIZE, "command": f"reportgen run {exp_id} --profile {profile}",
+        }
+        if exp.trains:
+            try:
+                study = collect(exp_id, exp, profile, store)
+            except RenderError:
+                row["missing"] = row["command"]
+            else:
+                stats = summary(study)
+                row["baseline_label"] = stats["baseline_label"] if stats["comparisons"] else None
+                by_name = {r["name"]: r for r in stats["rows"]}
+                for v in study.variants:
+                    r = by_name.get(v.name)
+                    row["variants"].append({
+                        "label": v.label, "acc": r["acc"] if r else None, "diff": r["diff"] if r else None,
+                        "is_baseline": v.name == stats["baseline"] and bool(stats["comparisons"]),
+                        "unavailable": v.unavailable is not None,
+                    })
+        rows.append(row)
+    return rows
+
+
+def render_home(experiments: dict, profile: str, store: Store, docs: Path, built: set[str]) -> Path:
+    """Write ``docs/index.md`` for the studies in ``built`` (the others are listed with what makes them)."""
+    rows = home_rows(experiments, profile, store, built)
+    seeds = sorted({s for _, exp in experiments.values() for s in exp.profile(profile)["seeds"]})
+    text = package_environment().get_template("_home.md.j2").render(rows=rows, profile=profile, seeds=seeds,
+                                                                     version=__version__)
+    target = docs / HOME
+    atomic_write(target, text.encode())
+    return target

@@ -1,0 +1,108 @@
+"""Jinja environments and the filters that format numbers: the only place where Markdown text is produced.
+
+Two environments:
+- :func:`package_environment` renders reportgen's own templates (``reportgen/templates/`` and the analysis partials
+  in ``reportgen/analyses/``);
+- :func:`prose_environment` renders a study's own prose (``experiments/<id>.md``) in Jinja's sandbox, with no
+  loader (no include, import or extends) and nothing beyond the documented context (:mod:`reportgen.prose`).
+
+In both, every ``{{ value }}`` passes through :func:`markdown_text`: strings from experiment files (titles,
+descriptions, labels) are escaped, so they always appear literally — no HTML, no Markdown markup, no attribute
+lists, no math, no Jinja. Generated Markdown (figure links, commands, rendered analyses) is wrapped in ``Markup``
+and passes unchanged.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from markupsafe import Markup
+
+from .settings import DATASET_TITLES
+
+TEMPLATES = Path(__file__).parent / "templates"
+ANALYSES = Path(__file__).parent / "analyses"
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]|$#!])")
+
+
+def html_text(value: str) -> str:
+    """HTML metacharacters escaped: the string shows as text in HTML (and in YAML front matter values)."""
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def markdown_text(value: Any) -> Any:
+    """Strings have their HTML metacharacters escaped and Markdown's inline metacharacters backslash-escaped, so
+    they render as text: never as HTML (``<script>``), emphasis, links, table cells (``|``), attribute lists
+    (``{: onclick=...}``), math (``$``) or code. Jinja never evaluates a value, so ``{{ 7*7 }}`` in a title stays
+    those characters. ``Markup`` values (generated Markdown) pass unchanged."""
+    if isinstance(value, Markup) or not isinstance(value, str):
+        return value
+    return html_text(_MARKDOWN_SPECIAL.sub(r"\\\1", value))
+
+
+def number(x: float | None, digits: int = 2) -> str:
+    return "—" if x is None or x != x else f"{x:.{digits}f}".replace("-", "\u2212")
+
+
+def signed_number(x: float | None, digits: int = 2) -> str:
+    return "—" if x is None or x != x else f"{x:+.{digits}f}".replace("-", "\u2212")
+
+
+def _get(ci: Any, key: str) -> Any:
+    return ci[key] if isinstance(ci, dict) else getattr(ci, key)
+
+
+def interval(ci: Any, digits: int = 2, signed: bool = False) -> str:
+    """'88.70 to 89.54' (or '—' without an interval, e.g. a single seed)."""
+    fmt = signed_number if signed else number
+    if ci is None or _get(ci, "n") < 2 or _get(ci, "low") != _get(ci, "low"):
+        return "—"
+    return f"{fmt(_get(ci, 'low'), digits)} to {fmt(_get(ci, 'high'), digits)}"
+
+
+def oneline(value: Any) -> str:
+    return " ".join(str(value).split())
+
+
+def seconds(s: float) -> str:
+    return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min"
+
+
+def figure(f: Any) -> Markup:
+    """A figure as Markdown image syntax; alt text comes from labels in experiment files, so brackets that would
+    end the image syntax early are escaped."""
+    if isinstance(f, dict):
+        f = {**f, "alt": re.sub(r"([\[\]\\])", r"\\\1", str(f["alt"]))}
+        return Markup(f"![{f['alt']}]({f['path']})")
+    f = replace(f, alt=re.sub(r"([\[\]\\])", r"\\\1", f.alt))
+    return Markup(f.markdown())
+
+
+FILTERS = {
+    "figure": figure, "pct": number, "signed": signed_number, "interval": interval, "oneline": oneline,
+    "seconds": seconds, "thousands": lambda n: f"{int(n):,}",
+    "code": lambda s: Markup(str(s)),
+    "yaml_str": lambda s: Markup(json.dumps(html_text(oneline(s)), ensure_ascii=False)),
+    "dataset_name": lambda d: DATASET_TITLES.get(d, d),
+}
+_OPTIONS = dict(autoescape=False, finalize=markdown_text, undefined=jinja2.StrictUndefined, trim_blocks=True,
+                lstrip_blocks=True, keep_trailing_newline=True)
+
+
+def package_environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader([str(TEMPLATES), str(ANALYSES)]), **_OPTIONS)
+    env.filters.update(FILTERS)
+    return env
+
+
+def prose_environment() -> ImmutableSandboxedEnvironment:
+    """The sandbox for a study's prose: no loader, no mutation of the context, unsafe attributes refused."""
+    env = ImmutableSandboxedEnvironment(loader=None, **_OPTIONS)
+    env.globals.clear()  # no range, lipsum, cycler, joiner, namespace, dict: only the documented names
+    env.filters.update({k: v for k, v in FILTERS.items() if k not in ("code", "yaml_str")})
+    return env

@@ -1,0 +1,164 @@
+"""One post: a study's cached results → its analyses (numbers and figures) → Markdown under ``docs/blog/posts/``.
+
+Every study gets the same frame (``templates/_post.md.j2``): front matter and question, the setup table, the models
+generated from the zoo, the body, and the reproduce box. The body is the study's own prose
+(``experiments/<id>.md``, rendered in a sandbox by :mod:`reportgen.prose`) with the blocks it places; every block it
+does not place follows it: the results table, then each declared analysis in the order of the YAML. A study with
+no prose gets exactly those blocks.
+
+Rendering reads results and never writes to them; the post and its figure folder are replaced only after
+everything rendered (figures are drawn into a hidden staging folder first).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from markupsafe import Markup
+
+from . import __version__, analyses, prose
+from .context import describe_model, reproducibility, setup
+from .figures import FigureWriter
+from .markdown import markdown_text, package_environment
+from .stats import summary
+from .store import Store, atomic_write, swap_dir
+from .study import RenderError, Study, collect
+
+POSTS = Path("blog") / "posts"
+
+
+def post_link(declared: dict[str, str]):
+    """``post("tiny")``: a relative link to another study's post when that study is in the site, else its title
+    as plain text — never a link that a strict build would reject."""
+    def link(exp_id: str, text: str | None = None) -> Markup:
+        label = markdown_text(text if text is not None else declared.get(exp_id, exp_id))
+        return Markup(f"[{label}]({exp_id}.md)" if exp_id in declared else label)
+    return link
+
+
+def models(exp: Any, profile: str) -> list[dict[str, Any]]:
+    """The distinct models of a study (from the zoo), each with the labels of the variants that use it."""
+    if not exp.variants:
+        return []
+    seed = exp.profile(profile)["seeds"][0]
+    found: dict[str, dict[str, Any]] = {}
+    for v in exp.variants:
+        model = exp.resolve(v, seed, profile)["model"]
+        key = json.dumps(model, sort_keys=True)
+        if key not in found:
+            found[key] = {**describe_model(model), "variants": []}
+        found[key]["variants"].append(v.label or v.name)
+    return list(found.values())
+
+
+def _measure(ci: dict[str, Any] | None, unit: str) -> prose.Measure | None:
+    if ci is None:
+        return None
+    return prose.Measure(mean=ci["mean"], low=ci["low"], high=ci["high"], std=ci["std"], n=int(ci["n"]), unit=unit,
+                         verdict=ci.get("verdict", ""))
+
+
+def _blocks(exp: Any, stats: dict[str, Any] | None, facts: dict[str, Any], sections: dict[str, Markup],
+            render: Any) -> prose.Blocks:
+    rows = {r["name"]: r for r in (stats["rows"] if stats else [])}
+    return prose.Blocks(
+        analyses=sections,
+        results=render("_results.md.j2") if exp.trains and stats else Markup(""),
+        models=render("_models.md.j2") if exp.trains else Markup(""),
+        gap=render("_gap.md.j2") if exp.trains and stats else Markup(""),
+        accuracy={n: _measure(r["acc"], "%") for n, r in rows.items()},
+        differences={n: _measure(r["diff"], " points") for n, r in rows.items() if r["diff"]},
+        variants={v["name"]: {"label": v["label"], "description": v["description"], "parameters": v["parameters"],
+                              "dataset": v["dataset"], "max_shift": v["max_shift"]} for v in facts["variants"]},
+        baseline=stats["baseline"] if stats else None)
+
+
+def body(exp: Any, prose_file: Path | None, blocks: prose.Blocks, namespace: dict[str, Any]) -> tuple[str, str]:
+    """The post's models section and body: the prose with what it places, then every block it did not place."""
+    parts = []
+    if prose_file is not None and prose_file.is_file():
+        parts.append(prose.render(prose_file, prose.context(blocks, **namespace)).strip("\n") + "\n")
+    if "results" not in blocks.placed:
+        parts.append(blocks.results)
+    parts += [blocks.analyses[name] for name in exp.analyses if f"analysis:{name}" not in blocks.placed]
+    models_text = "" if "models" in blocks.placed else blocks.models
+    return models_text, "\n".join(str(p).strip("\n") + "\n" for p in parts if str(p).strip())
+
+
+def render_study(exp_id: str, exp: Any, profile: str, store: Store, docs: Path,
+                 declared: dict[str, str] | None = None, prose_file: Path | None = None) -> Path:
+    """Write ``docs/blog/posts/<exp_id>.md`` (and its figures) from the cached results of ``profile``.
+    ``declared`` (study id -> title) are the posts of the site that this one may link to."""
+    study = collect(exp_id, exp, profile, store)
+    post_dir = docs / POSTS
+    post_dir.mkdir(parents=True, exist_ok=True)
+    _recover(post_dir, exp_id)
+    staging = Path(tempfile.mkdtemp(prefix=f".{exp_id}.render-", dir=post_dir))
+    try:
+        figures = FigureWriter(directory=staging, link_prefix=exp_id)
+        text = _render(study, exp, profile, figures, declared if declared is not None else {exp_id: exp.title},
+                       prose_file)
+        swap_dir(staging, post_dir / exp_id, post_dir / f".{exp_id}.old")  # _recover made sure .old is free
+        atomic_write(post_dir / f"{exp_id}.md", text.encode())
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return post_dir / f"{exp_id}.md"
+
+
+def _render(study: Study, exp: Any, profile: str, figures: FigureWriter, declared: dict[str, str],
+            prose_file: Path | None) -> str:
+    env = package_environment()
+    stats = summary(study) if study.variants else None
+    facts = setup(exp, study, profile)
+    link = post_link(declared)
+    common = {"exp": exp, "study": study, "profile": profile, "summary": stats, "setup": facts, "post": link,
+              "repro": reproducibility(study, profile), "version": __version__,
+              "unavailable": [v for v in study.variants if v.unavailable], "models": models(exp, profile)}
+    sections = {}
+    for name in exp.analyses:
+        try:
+            if name in analyses._LEGACY:  # TRANSITION: not yet a module
+                from .analysis import ANALYSES
+                result = ANALYSES[name](study, figures)
+                sections[name] = Markup(env.get_template(f"analyses/{name}.md.j2").render(
+                    analyses={name: result}, **common))
+                continue
+            result = analyses.get(name).compute(study, figures)
+        except analyses.AnalysisError as exc:  # e.g. the images it needs are not provisioned: one line
+            raise RenderError(f"{study.id}: {exc}") from None
+        sections[name] = Markup(env.get_template(analyses.get(name).template).render(a=result, **common))
+
+    def render(template: str) -> Markup:
+        return Markup(env.get_template(template).render(**common))
+
+    blocks = _blocks(exp, stats, facts, sections, render)
+    models_text, text = body(exp, prose_file, blocks,
+                             {"setup": facts, "profile": profile, "exp": exp, "post": link})
+    return env.get_template("_post.md.j2").render(body=Markup(text), **{**common, "models": Markup(models_text)})
+
+
+def _recover(post_dir: Path, exp_id: str) -> None:
+    """Undo what an interrupted render left: staging folders go, and a figure folder moved aside but never
+    replaced is put back."""
+    for leftover in post_dir.glob(f".{exp_id}.render-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    old, final = post_dir / f".{exp_id}.old", post_dir / exp_id
+    if old.exists():
+        if final.exists():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(old, final)
+
+
+def remove_post(docs: Path, exp_id: str) -> bool:
+    """Remove a generated post and its figures (a study left out of this site); True if there was one."""
+    post_dir = docs / POSTS
+    _recover(post_dir, exp_id) if post_dir.is_dir() else None
+    found = (post_dir / f"{exp_id}.md").exists()
+    (post_dir / f"{exp_id}.md").unlink(missing_ok=True)
+    shutil.rmtree(post_dir / exp_id, ignore_errors=True)
+    return found

@@ -1,0 +1,207 @@
+"""A study's own prose: ``experiments/<id>.md`` beside ``experiments/<id>.yaml``, optional.
+
+The prose is Markdown with a few Jinja expressions. It is rendered in Jinja's sandbox with nothing but the names
+in :data:`NAMES`: it places the post's blocks (an analysis, the results table, the models) and quotes measured
+numbers; it never computes one. Everything the prose does not place follows it in the default order: the results,
+then every declared analysis in the order of the YAML.
+
+:func:`check` finds every mistake a prose file can make before anything is trained — Jinja syntax, an unknown name
+(with the closest valid one), an analysis the study does not declare, a variant the study does not have, an
+include or import, an attribute the sandbox refuses — and reports it as one line naming the file and the line.
+"""
+from __future__ import annotations
+
+import difflib
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import jinja2
+from jinja2 import meta, nodes
+from jinja2.sandbox import SecurityError
+from markupsafe import Markup
+
+from .config import ConfigError
+from .markdown import interval, number, prose_environment, signed_number
+
+# Every name prose may use, with what it gives: the "Write your own study" page is generated from this table.
+NAMES: dict[str, tuple[str, str]] = {
+    "analysis": ('analysis("curves")', "places the section of a declared analysis here"),
+    "results": ("results()", "places the results table (test accuracy, intervals, paired verdicts) here"),
+    "models": ("models()", "places the description of each variant's model (layers and parameters) here"),
+    "gap": ("gap()", "places the train − validation gap table at the last epoch, with its verdicts, here"),
+    "acc": ('acc("variant")', "a variant's mean test accuracy with its interval, e.g. 83.79% (95% CI 83.38 to "
+            "84.20); also .mean .low .high .std .n"),
+    "diff": ('diff("variant")', "the paired difference in test accuracy to the baseline, e.g. −0.42 points (95% CI "
+             "−1.07 to +0.24); also .mean .low .high .verdict"),
+    "variant": ('variant("name")', "a variant's .label .description .parameters .dataset .max_shift"),
+    "setup": ("setup", "the setup: .epochs .seeds .train_limit .eval_limit .val_size .train_total .variants"),
+    "profile": ("profile", "the profile's name: smoke, quick or full"),
+    "study": ("study", "the study's .id .title .question"),
+    "post": ('post("tiny")', "a link to another study's post (plain text when that study is not in the site)"),
+}
+BLOCKS = ("analysis", "results", "models", "gap")
+
+
+class ProseError(ConfigError):
+    """One line: the prose file, the line, what is wrong and what is allowed."""
+
+
+def prose_path(yaml_path: Path) -> Path:
+    return yaml_path.with_suffix(".md")
+
+
+def _closest(word: str, choices: list[str]) -> str:
+    match = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.5)
+    return f"; did you mean {match[0]!r}?" if match else ""
+
+
+@dataclass(frozen=True)
+class Measure:
+    """A mean over seeds with its interval, in percent or percentage points; prints itself for prose."""
+    mean: float
+    low: float
+    high: float
+    std: float
+    n: int
+    unit: str = "%"
+    verdict: str = ""
+
+    def __str__(self) -> str:
+        fmt = signed_number if self.unit == " points" else number
+        ci = interval({"n": self.n, "low": self.low, "high": self.high}, signed=self.unit == " points")
+        return f"{fmt(self.mean)}{self.unit}" + (f" (95% CI {ci})" if ci != "—" else "")
+
+
+_NAN = float("nan")
+_PLACEHOLDER = Measure(_NAN, _NAN, _NAN, _NAN, 0)
+
+
+@dataclass
+class Blocks:
+    """What the post offers the prose: rendered blocks by name and measured numbers; records what was placed."""
+    analyses: dict[str, Markup]
+    results: Markup
+    models: Markup
+    gap: Markup
+    accuracy: dict[str, Measure]
+    differences: dict[str, Measure]
+    variants: dict[str, dict[str, Any]]
+    baseline: str | None
+
+    def __post_init__(self) -> None:
+        self.placed: list[str] = []
+
+    def _place(self, key: str, text: Markup) -> Markup:
+        if key in self.placed:
+            call = f'analysis("{key[9:]}")' if key.startswith("analysis:") else f"{key}()"
+            raise ValueError(f"{call} is placed twice; each block appears once in a post")
+        self.placed.append(key)
+        return text
+
+
+def context(blocks: Blocks, *, setup: dict[str, Any], profile: str, exp: Any,
+            post: Callable[..., Markup]) -> dict[str, Any]:
+    """The whole namespace of a prose template (:data:`NAMES`), bound to one post's blocks and numbers."""
+    variant_names = list(blocks.variants)
+
+    def known_variant(name: str) -> str:
+        if name not in blocks.variants:
+            raise ValueError(f"no variant {name!r}{_closest(name, variant_names)} (variants: {', '.join(variant_names)})")
+        return name
+
+    def analysis(name: str) -> Markup:
+        if name not in blocks.analyses:
+            declared = ", ".join(blocks.analyses) or "none"
+            raise ValueError(f"analysis({name!r}): the study does not declare it{_closest(name, list(blocks.analyses))} "
+                             f"(its analyses: {declared}; add it to analyses: in the YAML)")
+        return blocks._place(f"analysis:{name}", blocks.analyses[name])
+
+    def acc(name: str) -> Measure:
+        return blocks.accuracy.get(known_variant(name), _PLACEHOLDER)
+
+    def diff(name: str) -> Measure:
+        if known_variant(name) == blocks.baseline:
+            raise ValueError(f"diff({name!r}): {name!r} is the baseline; differences are to it")
+        return blocks.differences.get(name, Measure(_NAN, _NAN, _NAN, _NAN, 0, " points"))
+
+    return {
+        "analysis": analysis, "acc": acc, "diff": diff,
+        "results": lambda: blocks._place("results", blocks.results),
+        "models": lambda: blocks._place("models", blocks.models),
+        "gap": lambda: blocks._place("gap", blocks.gap),
+        "variant": lambda name: blocks.variants[known_variant(name)],
+        "setup": setup, "profile": profile, "post": post,
+        "study": {"id": exp.id, "title": exp.title, "question": exp.question},
+    }
+
+
+def render(path: Path, namespace: dict[str, Any]) -> str:
+    """The prose rendered with ``namespace`` (see :func:`context`); ProseError names the file and line."""
+    source = _read(path)
+    _static_check(path, source, namespace)
+    env = prose_environment()
+    env.loader = jinja2.FunctionLoader(lambda name: (source, str(path), lambda: True) if name == str(path) else None)
+    try:
+        template = env.get_template(str(path))
+        return template.render(**namespace)
+    except ProseError:
+        raise
+    except jinja2.TemplateSyntaxError as exc:
+        raise ProseError(f"{path}:{exc.lineno}: Jinja syntax error: {exc.message}") from None
+    except SecurityError as exc:
+        raise ProseError(f"{path}:{_line(exc, path)}: not allowed in prose: {exc} "
+                         f"(prose may use only: {_allowed()})") from None
+    except jinja2.UndefinedError as exc:
+        raise ProseError(f"{path}:{_line(exc, path)}: {exc.message} (prose may use only: {_allowed()})") from None
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+        raise ProseError(f"{path}:{_line(exc, path)}: {exc}") from None
+
+
+def check(path: Path, exp: Any, setup: dict[str, Any], profile: str) -> None:
+    """Render the prose once against placeholders (no results needed): every mistake surfaces here, before any
+    training, as one ProseError line."""
+    variants = {v.name: {"label": v.label or v.name, "description": v.description, "parameters": 0,
+                         "dataset": v.dataset or exp.dataset, "max_shift": 0.0} for v in exp.variants}
+    blocks = Blocks(analyses={name: Markup("") for name in exp.analyses}, results=Markup(""), models=Markup(""),
+                    gap=Markup(""), accuracy={}, differences={}, variants=variants,
+                    baseline=exp.baseline or (exp.variants[0].name if exp.variants else None))
+    render(path, context(blocks, setup=setup, profile=profile, exp=exp, post=lambda *a: Markup("")))
+
+
+def _read(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ProseError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ProseError(f"{path}:{line}: not UTF-8 text; save the file as UTF-8") from None
+
+
+def _static_check(path: Path, source: str, namespace: dict[str, Any]) -> None:
+    env = prose_environment()
+    try:
+        tree = env.parse(source)
+    except jinja2.TemplateSyntaxError as exc:
+        raise ProseError(f"{path}:{exc.lineno}: Jinja syntax error: {exc.message}") from None
+    for node in tree.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
+        raise ProseError(f"{path}:{node.lineno}: prose cannot {type(node).__name__.lower().replace('fromimport', 'import')} "
+                         f"other templates; use analysis(\"name\") to place an analysis (prose may use only: {_allowed()})")
+    undeclared = (meta.find_undeclared_variables(tree) - set(namespace)) | {"self"}
+    for node in tree.find_all(nodes.Name):
+        if node.name in undeclared:
+            raise ProseError(f"{path}:{node.lineno}: unknown name {node.name!r}{_closest(node.name, list(NAMES))} "
+                             f"(prose may use only: {_allowed()})")
+
+
+def _allowed() -> str:
+    return ", ".join(usage for usage, _ in NAMES.values())
+
+
+def _line(exc: BaseException, path: Path) -> str:
+    lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
+    return str(lines[-1]) if lines else "?"

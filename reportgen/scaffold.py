@@ -1,0 +1,202 @@
+"""``reportgen new ID`` (a commented study that runs and renders as it is) and the "Write your own study" page.
+
+The page is generated from the schema (:mod:`reportgen.config`), the prose names (:data:`reportgen.prose.NAMES`)
+and the analysis registry, so it lists exactly what the code accepts. Each field's one-line help lives in
+:data:`FIELD_HELP`; a test fails when a schema field has none, so the page cannot fall behind the schema.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from . import analyses, config, prose
+from .config import ConfigError, ID_PATTERN
+from .store import atomic_write
+
+FIELD_HELP: dict[str, str] = {
+    # the study
+    "id": "the study's name: lower-case letters, digits, '-' and '_'; also its post's file name",
+    "title": "the post's title",
+    "description": "one or two sentences under the title (and on the home page)",
+    "question": "the one question the study answers; shown first in the post",
+    "date": "the post's date (YYYY-MM-DD)",
+    "categories": "blog categories",
+    "tags": "blog tags",
+    "template": "another study's id whose prose file this study uses (default: experiments/<id>.md)",
+    "order": "position on the home page (smaller first)",
+    "dataset": "mnist, fashion-mnist or kmnist (a variant may override it)",
+    "model": "the model every variant starts from: name and options",
+    "training": "the training recipe every variant starts from",
+    "profiles": "per profile (smoke, quick, full): epochs, seeds, train_limit, eval_limit, shift_images",
+    "variants": "what is compared: each variant overrides model, training or dataset",
+    "baseline": "the variant the others are compared with (default: the first)",
+    "analyses": "the analyses of the post, in order (see the list below)",
+    "trains": "false for an illustration that trains nothing",
+    # a variant
+    "variants.name": "the variant's name (letters, digits, '-', '_')",
+    "variants.label": "how the post calls it (default: its name)",
+    "variants.description": "what changes, in a few words (the setup table)",
+    "variants.dataset": "another dataset for this variant",
+    "variants.model": "model overrides: another name and/or options",
+    "variants.training": "training overrides (any training field but epochs)",
+    "variants.optional": "leave the variant out, with a note, when its dataset cannot be provisioned",
+    # training
+    "training.optimizer": "sgd or adam",
+    "training.lr": "learning rate",
+    "training.momentum": "SGD momentum",
+    "training.weight_decay": "L2 weight decay",
+    "training.batch_size": "images per step",
+    "training.epochs": "passes over the training set (a profile may override it)",
+    "training.schedule": "learning-rate schedule: none, step or cosine",
+    "training.step_size": "epochs between learning-rate drops (schedule: step)",
+    "training.gamma": "factor of each drop (schedule: step)",
+    "training.augment": "random affine augmentation: rotation, translate, scale, shear",
+    "training.augment.rotation": "maximum rotation, degrees",
+    "training.augment.translate": "maximum shift, fraction of the image side",
+    "training.augment.scale": "[low, high] scale factors",
+    "training.augment.shear": "maximum shear, degrees",
+    # profiles
+    "profiles.epochs": "epochs in this profile",
+    "profiles.seeds": "seeds in this profile (each variant runs once per seed)",
+    "profiles.train_limit": "train on the first N training images",
+    "profiles.eval_limit": "validate and test on the first N images (a pipeline check, not a measurement)",
+    "profiles.shift_images": "shift grid on the first N test images (on a CPU)",
+}
+SECTIONS: list[tuple[str, Any]] = [
+    ("", config.ExperimentConfig), ("variants.", config.VariantConfig), ("training.", config.TrainingConfig),
+    ("training.augment.", config.AugmentConfig), ("profiles.", config.ProfileConfig),
+]
+
+STUDY_YAML = """\
+# {id}: a study is this file plus the optional prose beside it ({id}.md).
+# `reportgen run {id} --profile smoke` trains it in seconds; `reportgen render {id} --profile smoke` writes the post.
+# Every field is listed on the site's "Write your own study" page.
+id: {id}
+title: "{title}"
+description: What changes when LeNet's convolutions are followed by batch normalisation?
+question: Does batch normalisation after each convolution change LeNet's test accuracy on Fashion-MNIST?
+date: {date}
+order: 200
+categories: [Your studies]
+tags: [lenet, fashion-mnist]
+dataset: fashion-mnist          # mnist, fashion-mnist or kmnist
+model:
+  name: lenet                   # lenet, tiny, deep_pool or fcnn
+training:                       # the recipe every variant starts from
+  optimizer: adam
+  lr: 0.001
+  batch_size: 128
+  epochs: 5
+profiles:                       # smoke: seconds; quick: minutes on a laptop; full: the real measurement
+  quick: {{epochs: 5, train_limit: 10000}}
+baseline: plain
+variants:                       # what is compared; each variant overrides model, training or dataset
+  - name: plain
+    label: LeNet
+    description: LeNet as it is
+  - name: batch-norm
+    label: LeNet + batch norm
+    description: batch normalisation after each convolution
+    model: {{options: {{batch_norm: true}}}}
+analyses: [curves, confusion]   # placed in this order unless the prose places them
+"""
+
+STUDY_PROSE = """\
+<!-- The prose of the {id} study: Markdown, with a few names that place blocks and quote measured numbers.
+     Everything it does not place follows it: the results table, then each analysis of the YAML, in order. -->
+## What we compare
+
+Both variants are the same LeNet; one normalises the output of each convolution over the batch before its
+activation. Everything else — data, seeds, recipe — is the same.
+
+{{{{ models() }}}}
+
+## Training
+
+{{{{ analysis("curves") }}}}
+
+{{{{ results() }}}}
+
+With batch norm the network reaches {{{{ acc("batch-norm") }}}} test accuracy, against {{{{ acc("plain") }}}} without:
+a difference of {{{{ diff("batch-norm") }}}}.
+"""
+
+
+def new_study(studies_dir: Path, study_id: str, today: str) -> list[Path]:
+    """Write ``<id>.yaml`` and ``<id>.md`` under ``studies_dir``; never overwrites a file."""
+    if not ID_PATTERN.match(study_id):
+        raise ConfigError(f"{study_id!r}: a study id is lower-case letters, digits, '-' or '_' (at most 64, "
+                          "starting with a letter or digit)")
+    files = {studies_dir / f"{study_id}.yaml": STUDY_YAML, studies_dir / f"{study_id}.md": STUDY_PROSE}
+    existing = [str(p) for p in files if p.exists()]
+    if existing:
+        raise ConfigError(f"{existing[0]}: already exists; choose another id or edit that file")
+    title = study_id.replace("-", " ").replace("_", " ").capitalize()
+    for path, template in files.items():
+        atomic_write(path, template.format(id=study_id, title=title, date=today).encode())
+    return list(files)
+
+
+def _field_rows() -> list[tuple[str, str, str]]:
+    rows = []
+    for prefix, schema in SECTIONS:
+        for name, field in schema.model_fields.items():
+            key = prefix + name
+            default = field.get_default(call_default_factory=True)
+            if field.is_required():
+                shown = "required"
+            elif default in (None, [], {}, "") or hasattr(default, "model_dump"):
+                shown = "—"
+            else:
+                shown = str(default).lower() if isinstance(default, bool) else str(default)
+            rows.append((key, shown, FIELD_HELP.get(key, "")))
+    return rows
+
+
+def _option_rows() -> list[tuple[str, str, str]]:
+    rows = []
+    for model, schema in config.MODEL_OPTIONS.items():
+        options = [f"{n} ({f.get_default(call_default_factory=True)})" for n, f in schema.model_fields.items()
+                   if n not in ("in_channels", "num_classes")]
+        rows.append((model, ", ".join(options) or "—", ""))
+    return rows
+
+
+def guide_markdown() -> str:
+    """The "Write your own study" page."""
+    lines = [
+        "---", "description: Declare a study in YAML, write its prose in Markdown, and reportgen turns it into a post.",
+        "---", "", "# Write your own study", "",
+        "A study is a YAML file in `experiments/` and, optionally, a Markdown file of prose beside it with the same",
+        "name. Nothing else: no Python, no template. Start from a working example:", "",
+        "```bash", "reportgen new my-study                  # writes experiments/my-study.yaml and .md",
+        "reportgen run my-study --profile smoke  # trains it in seconds (quick, full: real measurements)",
+        "reportgen render my-study --profile smoke", "```", "",
+        "`reportgen list` checks every study and its prose before anything is trained: a mistake is one line",
+        "naming the file, the line or field, and what is allowed.", "",
+        "## Fields", "", "| Field | Default | What it is |", "|---|---|---|",
+    ]
+    lines += [f"| `{k}` | {d if d in ('required', '—') else '`' + d + '`'} | {h} |" for k, d, h in _field_rows()]
+    lines += ["", "## Models and their options", "", "Set under `model:` (or a variant's `model:`) as "
+              "`name:` and `options:`.", "", "| Model | Options (default) |", "|---|---|"]
+    lines += [f"| `{m}` | {o} |" for m, o, _ in _option_rows()]
+    lines += ["", "## Analyses", "", "List them under `analyses:`; each becomes a section of the post.", "",
+              "| Analysis | What it shows | Needs |", "|---|---|---|"]
+    for name in analyses.names():
+        a = analyses.get(name)
+        needs = ", ".join(n for n, flag in (("trained networks", a.needs_training),
+                                            ("a convolution", a.needs_convolution)) if flag) or "—"
+        lines.append(f"| `{name}` | {a.title}: {a.summary} | {needs} |")
+    lines += ["", "## Names in the prose", "",
+              "The prose is Markdown. Inside `{{ }}` it may use only these names (it is rendered in a sandbox):", "",
+              "| Name | What it gives |", "|---|---|"]
+    lines += [f"| `{usage}` | {text} |" for usage, text in prose.NAMES.values()]
+    lines += ["", "Blocks the prose does not place follow it: the results table, then every analysis of the YAML",
+              "in its order. Without a prose file the post is exactly those blocks.", ""]
+    return "\n".join(lines).replace("{{ }}", "`{{ }}`")
+
+
+def write_guide(docs: Path) -> Path:
+    target = docs / "write-your-own.md"
+    atomic_write(target, guide_markdown().encode())
+    return target

@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Compare the numbers in two renderings of the same posts: did a change of templates lose any?
+
+    python scripts/post_numbers.py BEFORE_DIR AFTER_DIR
+
+Both directories hold rendered posts (``<id>.md``; a ``docs`` folder or its ``blog/posts`` folder both work). For
+every post present in both, every number token in the Markdown is collected — integers, thousands separators
+(61,706), signs (+0.42, -1, and the Unicode minus −1.07), decimals and percentages (83.79%) — and the two
+multisets are compared: numbers in BEFORE that AFTER lacks are *missing*, numbers only in AFTER are *added*.
+
+Two parts are left out on both sides because they are generated differently now: the "Model" column of the setup
+table (``| Variant | What changes | Model | ...``) and the generated "## The model" / "## The models" section (up
+to the next heading of level 1 or 2).
+
+One summary line per post; the missing and added numbers are listed below it. Exit status 1 if any number is
+missing from any post (or a post is missing altogether), else 0. Standard library only.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+
+# A number: optional sign (ASCII or the Unicode minus), digits with optional thousands groups, optional
+# decimals, optional percent sign. Not part of a word (e.g. the 2 in "fc2", "conv1", "seed-0" is not a
+# separate number only where a letter or underscore is glued to its left).
+NUMBER = re.compile(
+    r"(?<![\w.])"                                   # not inside a word or after a decimal point
+    r"[+\-\u2212]?"                                 # sign
+    r"(?:\d{1,3}(?:,\d{3})+|\d+)"                   # 61,706 or 61706
+    r"(?:\.\d+)?"                                   # decimals
+    r"%?"                                           # percent
+)
+HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*$")
+MODEL_HEADING = re.compile(r"^The models?$")
+TABLE_ROW = re.compile(r"^\s*\|.*\|\s*$")
+
+
+def cells(row: str) -> list[str]:
+    return [c.strip() for c in row.strip().strip("|").split("|")]
+
+
+def strip_excluded(text: str) -> str:
+    """The post without its generated "The model(s)" section and without the Model column of the setup table."""
+    out: list[str] = []
+    skipping_section = False
+    model_column: int | None = None   # index of the "Model" column while inside the setup's variant table
+    fence = False
+    for line in text.splitlines():
+        if line.lstrip().startswith("```"):
+            fence = not fence
+        heading = None if fence else HEADING.match(line)
+        if heading and len(heading.group(1)) <= 2:
+            skipping_section = bool(MODEL_HEADING.match(heading.group(2)))
+        if skipping_section:
+            continue
+        if TABLE_ROW.match(line):
+            row = cells(line)
+            if model_column is None and "Model" in row and "Variant" in row:
+                model_column = row.index("Model")
+            elif model_column is not None and model_column < len(row):
+                row[model_column] = ""
+                line = "| " + " | ".join(row) + " |"
+        else:
+            model_column = None
+        out.append(line)
+    return "\n".join(out)
+
+
+def numbers(text: str) -> Counter[str]:
+    """Every number token, normalised: the Unicode minus as '-'."""
+    return Counter(m.group(0).replace("\u2212", "-") for m in NUMBER.finditer(text))
+
+
+def posts(directory: Path) -> dict[str, Path]:
+    for candidate in (directory / "blog" / "posts", directory):
+        found = {p.stem: p for p in sorted(candidate.glob("*.md"))}
+        if found:
+            return found
+    return {}
+
+
+def listing(counter: Counter[str]) -> str:
+    return ", ".join(f"{n}×{c}" if c > 1 else n for n, c in sorted(counter.items(), key=lambda kv: kv[0]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("before", type=Path, help="directory of the posts rendered before the change")
+    parser.add_argument("after", type=Path, help="directory of the posts rendered after the change")
+    args = parser.parse_args(argv)
+    before, after = posts(args.before), posts(args.after)
+    if not before:
+        parser.error(f"no posts (*.md) in {args.before}")
+    failed = False
+    for name in sorted(before.keys() | after.keys()):
+        if name not in after:
+            print(f"{name}: MISSING after (only in {args.before})")
+            failed = True
+            continue
+        if name not in before:
+            print(f"{name}: new post (only in {args.after}); nothing to compare")
+            continue
+        old = numbers(strip_excluded(before[name].read_text(encoding="utf-8")))
+        new = numbers(strip_excluded(after[name].read_text(encoding="utf-8")))
+        missing, added = old - new, new - old
+        status = "FAIL" if missing else "ok"
+        print(f"{name}: {status}: {sum(old.values())} numbers before, {sum(new.values())} after, "
+              f"{sum(missing.values())} missing, {sum(added.values())} added")
+        if missing:
+            print(f"    missing: {listing(missing)}")
+        if added:
+            print(f"    added:   {listing(added)}")
+        failed |= bool(missing)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
