@@ -146,6 +146,7 @@ def list_cmd(obj: Context, profile: str) -> None:
     """Declared studies, their variants and seeds, and whether each run is cached; checks every study's
     analyses and prose (the same checks `run` makes before training)."""
     from .pipeline import checksums, preflight
+    from .prose import prose_path
     from .train import plan_runs
     studies = obj.experiments()
     names = list(studies)
@@ -153,8 +154,8 @@ def list_cmd(obj: Context, profile: str) -> None:
     datasets = {v.dataset or e.dataset for _, e in studies.values() for v in e.variants}
     planned = plan_runs(studies, names, profile, obj.store, checksums(datasets))
     for name, (path, exp) in studies.items():
-        prose = path.with_suffix(".md")
-        click.echo(f"{name}  ({path}{' + ' + prose.name if prose.exists() else ''})  {exp.title}")
+        prose = prose_path(path, exp)
+        click.echo(f"{name}  ({path}{' + ' + prose.name if prose else ''})  {exp.title}")
         if not exp.trains:
             click.echo("    (illustration only: nothing to train)")
         for variant in exp.variants:

@@ -16,13 +16,14 @@ from typing import Any, Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from .settings import SPLIT_SEED, VAL_SIZE
+
 PROFILES = ("smoke", "quick", "full")
 DATASET_NAMES = ("mnist", "fashion-mnist", "kmnist")
 MODEL_NAMES = ("lenet", "tiny", "deep_pool", "fcnn")
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("none", "step", "cosine")
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-TEMPLATES = Path(__file__).parent / "templates"
 
 
 class ConfigError(Exception):
@@ -265,14 +266,9 @@ class ExperimentConfig(Strict):
     @field_validator("template")
     @classmethod
     def _template(cls, v: Optional[str]) -> Optional[str]:
-        if v is None:
-            return v
-        if not ID_PATTERN.match(v):
-            raise ValueError("must be a template name such as 'dropout' (no '/', '..' or file extension)")
-        available = sorted(p.name[:-len(".md.j2")] for p in TEMPLATES.glob("*.md.j2") if not p.name.startswith("_"))
-        if v not in available:
-            raise ValueError(f"no template {TEMPLATES.name}/{v}.md.j2{_closest(v, available)} "
-                             f"(available: {', '.join(available)})")
+        if v is not None and not ID_PATTERN.match(v):
+            raise ValueError("must be the id of another study whose prose file this one uses, such as 'dropout' "
+                             "(no '/', '..' or file extension)")
         return v
 
     @field_validator("analyses")
@@ -353,8 +349,8 @@ class ExperimentConfig(Strict):
             "seed": seed,
             "train_limit": prof["train_limit"],
             "eval_limit": prof["eval_limit"],
-            "val_size": 5000,
-            "split_seed": 0,
+            "val_size": VAL_SIZE,
+            "split_seed": SPLIT_SEED,
         }
 
 

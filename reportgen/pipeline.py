@@ -51,8 +51,8 @@ def preflight(studies: dict, names: list[str], profile: str) -> None:
             reason = analyses.why_not(analysis, exp, profile)
             if reason:
                 raise ConfigError(f"{path}: analyses[{index}]: {reason}")
-        prose_file = prose_path(path)
-        if prose_file.exists():
+        prose_file = prose_path(path, exp)
+        if prose_file is not None:
             empty = Study(id=name, config=exp, profile=profile,
                           variants=[VariantResults(name=v.name, label=v.label or v.name, description=v.description,
                                                    dataset=v.dataset or exp.dataset) for v in exp.variants])
@@ -167,7 +167,7 @@ def render(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, log:
     for name in selected:
         started = time.perf_counter()
         path, exp = studies[name]
-        target = render_study(name, exp, profile, ws.store, ws.docs, declared, prose_path(path))
+        target = render_study(name, exp, profile, ws.store, ws.docs, declared, prose_path(path, exp))
         log(f"rendered {target} in {time.perf_counter() - started:.1f}s")
     home = render_home(studies, profile, ws.store, ws.docs, site)
     log(f"rendered {home} ({len(site)} of {len(studies)} studies in the site)")

@@ -121,12 +121,6 @@ def _render(study: Study, exp: Any, profile: str, figures: FigureWriter, declare
     sections = {}
     for name in exp.analyses:
         try:
-            if name in analyses._LEGACY:  # TRANSITION: not yet a module
-                from .analysis import ANALYSES
-                result = ANALYSES[name](study, figures)
-                sections[name] = Markup(env.get_template(f"analyses/{name}.md.j2").render(
-                    analyses={name: result}, **common))
-                continue
             result = analyses.get(name).compute(study, figures)
         except analyses.AnalysisError as exc:  # e.g. the images it needs are not provisioned: one line
             raise RenderError(f"{study.id}: {exc}") from None

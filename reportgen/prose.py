@@ -48,8 +48,18 @@ class ProseError(ConfigError):
     """One line: the prose file, the line, what is wrong and what is allowed."""
 
 
-def prose_path(yaml_path: Path) -> Path:
-    return yaml_path.with_suffix(".md")
+def prose_path(yaml_path: Path, exp: Any = None) -> Path | None:
+    """The study's prose: ``<id>.md`` beside its YAML; else, with ``template: other``, ``other.md`` (another
+    study's prose, reused); else None. A ``template`` naming no prose file is a ConfigError with the closest."""
+    own = yaml_path.with_suffix(".md")
+    if own.exists() or exp is None or not getattr(exp, "template", None):
+        return own if own.exists() else None
+    shared = yaml_path.parent / f"{exp.template}.md"
+    if not shared.exists():
+        available = sorted(p.stem for p in yaml_path.parent.glob("*.md"))
+        raise ConfigError(f"{yaml_path}: template: no prose file {shared.name} beside it"
+                          f"{_closest(exp.template, available)} (prose files: {', '.join(available) or 'none'})")
+    return shared
 
 
 def _closest(word: str, choices: list[str]) -> str:

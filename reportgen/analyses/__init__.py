@@ -43,15 +43,10 @@ class Analysis:
         return f"{self.name}.md.j2"
 
 
-# TRANSITION (removed when every analysis is a module): names still served by reportgen/analysis.py.
-_LEGACY: tuple[str, ...] = ()
-
-
 @cache
 def names() -> tuple[str, ...]:
     """Every analysis name, sorted: the modules of this package, read from the folder without importing them."""
-    found = {m.name for m in pkgutil.iter_modules([str(HERE)]) if not m.name.startswith("_")}
-    return tuple(sorted(found | set(_LEGACY)))
+    return tuple(sorted(m.name for m in pkgutil.iter_modules([str(HERE)]) if not m.name.startswith("_")))
 
 
 @cache
