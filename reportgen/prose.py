@@ -108,7 +108,7 @@ class Blocks:
             call = f'analysis("{key[9:]}")' if key.startswith("analysis:") else f"{key}()"
             raise ValueError(f"{call} is placed twice; each block appears once in a post")
         self.placed.append(key)
-        return text
+        return Markup(text.strip("\n"))  # the prose's own blank lines set the spacing
 
 
 def context(blocks: Blocks, *, setup: dict[str, Any], profile: str, exp: Any,

@@ -9,8 +9,8 @@ every post present in both, every number token in the Markdown is collected — 
 multisets are compared: numbers in BEFORE that AFTER lacks are *missing*, numbers only in AFTER are *added*.
 
 Two parts are left out on both sides because they are generated differently now: the "Model" column of the setup
-table (``| Variant | What changes | Model | ...``) and the generated "## The model" / "## The models" section (up
-to the next heading of level 1 or 2).
+table (``| Variant | What changes | Model | ...``) and the generated "## The model" / "## The models" section (the
+one with "...: layer by layer" boxes, up to the next heading; a hand-written "## The model" section is kept).
 
 One summary line per post; the missing and added numbers are listed below it. Exit status 1 if any number is
 missing from any post (or a post is missing altogether), else 0. Standard library only.
@@ -24,17 +24,19 @@ from collections import Counter
 from pathlib import Path
 
 # A number: optional sign (ASCII or the Unicode minus), digits with optional thousands groups, optional
-# decimals, optional percent sign. Not part of a word (e.g. the 2 in "fc2", "conv1", "seed-0" is not a
-# separate number only where a letter or underscore is glued to its left).
+# decimals, optional percent sign. Never part of a word: the 2 of "fc2", the digits of a commit hash
+# ("50b6062…") or of "10h" are not numbers; "5×5" is two (× is not a word character).
 NUMBER = re.compile(
-    r"(?<![\w.])"                                   # not inside a word or after a decimal point
+    r"(?<![\w.])"                                   # not glued to a word or a decimal point on the left
     r"[+\-\u2212]?"                                 # sign
     r"(?:\d{1,3}(?:,\d{3})+|\d+)"                   # 61,706 or 61706
     r"(?:\.\d+)?"                                   # decimals
     r"%?"                                           # percent
+    r"(?!\w|\.\w)"                                  # nor on the right (a full stop ending a sentence is fine)
 )
 HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*$")
-MODEL_HEADING = re.compile(r"^The models?$")
+MODEL_HEADING = re.compile(r"^##\s+The models?\s*$")
+LAYER_BOX = re.compile(r'^\?\?\?\+? info ".*: layer by layer"')
 TABLE_ROW = re.compile(r"^\s*\|.*\|\s*$")
 
 
@@ -42,19 +44,36 @@ def cells(row: str) -> list[str]:
     return [c.strip() for c in row.strip().strip("|").split("|")]
 
 
+def generated_models_sections(lines: list[str]) -> set[int]:
+    """Line numbers of the generated models section(s): a "## The model(s)" heading whose section (up to the next
+    heading of any level; the generated block has none of its own) holds a "...: layer by layer" box. A
+    hand-written "## The model" section (prose, no such box) is kept."""
+    skip: set[int] = set()
+    fence = False
+    starts: list[int] = []
+    headings: list[int] = []
+    for i, line in enumerate(lines):
+        if line.lstrip().startswith("```"):
+            fence = not fence
+        if not fence and HEADING.match(line):
+            headings.append(i)
+            if MODEL_HEADING.match(line):
+                starts.append(i)
+    for start in starts:
+        end = next((h for h in headings if h > start), len(lines))
+        if any(LAYER_BOX.match(lines[i]) for i in range(start, end)):
+            skip.update(range(start, end))
+    return skip
+
+
 def strip_excluded(text: str) -> str:
     """The post without its generated "The model(s)" section and without the Model column of the setup table."""
     out: list[str] = []
-    skipping_section = False
     model_column: int | None = None   # index of the "Model" column while inside the setup's variant table
-    fence = False
-    for line in text.splitlines():
-        if line.lstrip().startswith("```"):
-            fence = not fence
-        heading = None if fence else HEADING.match(line)
-        if heading and len(heading.group(1)) <= 2:
-            skipping_section = bool(MODEL_HEADING.match(heading.group(2)))
-        if skipping_section:
+    lines = text.splitlines()
+    skip = generated_models_sections(lines)
+    for i, line in enumerate(lines):
+        if i in skip:
             continue
         if TABLE_ROW.match(line):
             row = cells(line)
