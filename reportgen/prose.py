@@ -29,7 +29,8 @@ from .markdown import interval, number, prose_environment, signed_number
 NAMES: dict[str, tuple[str, str]] = {
     "analysis": ('analysis("curves")', "places the section of a declared analysis here"),
     "results": ("results()", "places the results table (test accuracy, intervals, paired verdicts) here"),
-    "models": ("models()", "places the description of each variant's model (layers and parameters) here"),
+    "models": ("models()", "places the description of each variant's model (layers and parameters) here; "
+               "models(heading=False) leaves out its heading"),
     "gap": ("gap()", "places the train − validation gap table at the last epoch, with its verdicts, here"),
     "acc": ('acc("variant")', "a variant's mean test accuracy with its interval, e.g. 83.79% (95% CI 83.38 to "
             "84.20); also .mean .low .high .std .n"),
@@ -139,7 +140,8 @@ def context(blocks: Blocks, *, setup: dict[str, Any], profile: str, exp: Any,
     return {
         "analysis": analysis, "acc": acc, "diff": diff,
         "results": lambda: blocks._place("results", blocks.results),
-        "models": lambda: blocks._place("models", blocks.models),
+        "models": lambda heading=True: blocks._place(
+            "models", blocks.models if heading else Markup(blocks.models.split("\n", 1)[-1])),
         "gap": lambda: blocks._place("gap", blocks.gap),
         "variant": lambda name: blocks.variants[known_variant(name)],
         "setup": setup, "profile": profile, "post": post,
