@@ -185,7 +185,7 @@ def build(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, log: 
     studies = ws.studies()
     selected = select(studies, names)
     ready = complete(studies, selected, profile, ws.store)
-    for name in studies:
+    for name in sorted(set(studies) | generated_posts(ws.docs)):
         if name not in ready and remove_post(ws.docs, name):
             log(f"removed the post of {name} (not in this {profile} site)")
     for name in selected:
@@ -194,6 +194,12 @@ def build(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, log: 
                 f"--profile {profile})")
     render(ws, ready, profile, log, in_site=ready) if ready else _home_only(ws, studies, profile, log)
     return build_site(project)
+
+
+def generated_posts(docs: Path) -> set[str]:
+    """The ids of the posts under docs/blog/posts (all generated: the folder is not hand-written)."""
+    from .post import POSTS
+    return {p.stem for p in (docs / POSTS).glob("*.md")}
 
 
 def _home_only(ws: Workspace, studies: dict, profile: str, log: Log) -> None:

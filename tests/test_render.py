@@ -2,6 +2,8 @@
 
 Runs are written straight into a results store with :meth:`Store.write_run`, through the same serialiser as
 training (:func:`reportgen.train.run_files`), so the renderer reads exactly what `reportgen run` would leave.
+Every post goes through the generic frame (``reportgen/templates/_post.md.j2``): a study without prose gets the
+complete post, a study with prose (``experiments/<id>.md``) gets its prose and every block it did not place.
 """
 from __future__ import annotations
 
@@ -11,19 +13,25 @@ import re
 import textwrap
 from pathlib import Path
 
+import jinja2
 import markdown
 import numpy as np
 import pytest
 import torch
 import yaml
+from markupsafe import Markup
 from scipy import stats as scipy_stats
 
-from reportgen.analysis import Study, VariantResults, mean_ci, paired_difference, summary, verdict
+from reportgen import post as post_mod
 from reportgen.config import discover, load_experiment
 from reportgen.loader import Normalization
+from reportgen.markdown import html_text, interval, markdown_text, number, signed_number
 from reportgen.models import build_model, count_parameters
-from reportgen.render import RenderError, collect, markdown_text, render_all, render_study
+from reportgen.post import render_study
+from reportgen.prose import ProseError, prose_path
+from reportgen.stats import mean_ci, paired_difference, summary, verdict
 from reportgen.store import Store
+from reportgen.study import RenderError, Study, VariantResults, collect
 from reportgen.train import RunOutput, run_files
 from tests.conftest import ROOT, invoke
 
@@ -89,7 +97,6 @@ TWO_VARIANTS = """
 id: {id}
 title: {title}
 description: {description}
-template: dropout
 date: 2026-01-02
 categories: [Tests]
 tags: [t]
