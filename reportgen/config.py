@@ -22,7 +22,7 @@ PROFILES = ("smoke", "quick", "full")
 DATASET_NAMES = ("mnist", "fashion-mnist", "kmnist")
 MODEL_NAMES = ("lenet", "tiny", "deep_pool", "fcnn")
 OPTIMIZERS = ("sgd", "adam")
-SCHEDULES = ("none", "step", "cosine")
+SCHEDULES = ("none", "step", "cosine", "onecycle", "warmup_cosine")
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
@@ -53,22 +53,59 @@ class AugmentConfig(Strict):
 
 class TrainingConfig(Strict):
     optimizer: Literal["sgd", "adam"] = "adam"
-    lr: float = Field(1e-3, gt=0)
+    lr: float = Field(1e-3, gt=0)  # the peak learning rate under onecycle and warmup_cosine
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
     batch_size: int = Field(128, gt=0, le=65536)
     epochs: int = Field(5, gt=0, le=1000)
-    schedule: Literal["none", "step", "cosine"] = "none"
+    # none, step and cosine change the learning rate once per epoch; onecycle and warmup_cosine once per batch.
+    schedule: Literal["none", "step", "cosine", "onecycle", "warmup_cosine"] = "none"
     step_size: int = Field(5, gt=0)
     gamma: float = Field(0.5, gt=0, le=1)
     augment: Optional[AugmentConfig] = None
+    # Added after results were cached: left out of the resolved config at their default (TRAINING_OMITTED_AT_DEFAULT).
+    label_smoothing: float = Field(0.0, ge=0, lt=1)  # CrossEntropyLoss(label_smoothing=...) of the training loss
+    warmup_epochs: int = Field(1, ge=0, le=1000)     # warmup_cosine: epochs of linear warmup from 0 to lr
+    pct_start: float = Field(0.3, gt=0, lt=1)        # onecycle: fraction of the steps spent rising to lr
+    div_factor: float = Field(25.0, ge=1)            # onecycle: starts at lr / div_factor
+    final_div_factor: float = Field(1e4, ge=1)       # onecycle: ends at lr / div_factor / final_div_factor
 
-    @field_validator("lr", "weight_decay", "momentum", "gamma")
+    @field_validator("lr", "weight_decay", "momentum", "gamma", "label_smoothing", "pct_start", "div_factor",
+                     "final_div_factor")
     @classmethod
     def _finite(cls, v: float) -> float:
         if not math.isfinite(v):
             raise ValueError("must be a finite number")
         return v
+
+    @model_validator(mode="after")
+    def _schedule_fields(self) -> "TrainingConfig":
+        # A field of another schedule would be silently ignored: say so instead.
+        for name, schedule in SCHEDULE_FIELDS.items():
+            if self.schedule != schedule and getattr(self, name) != TrainingConfig.model_fields[name].default:
+                raise ValueError(f"{name} applies to schedule: {schedule} only (schedule is {self.schedule})")
+        return self
+
+    def resolved(self) -> dict[str, Any]:
+        """Plain data for the resolved run config: fields added after results were cached are left out while at
+        their default, so every run cached before they existed keeps its cache key."""
+        data = self.model_dump(mode="json")
+        for name in TRAINING_OMITTED_AT_DEFAULT:
+            if getattr(self, name) == TrainingConfig.model_fields[name].default:
+                del data[name]
+        return data
+
+    @classmethod
+    def complete(cls, resolved: dict[str, Any]) -> dict[str, Any]:
+        """A resolved training config with the fields left out at their default put back (what training reads)."""
+        return {**cls().model_dump(mode="json"), **resolved}
+
+
+# Training fields added after runs were cached: omitted from the resolved config while at their default.
+TRAINING_OMITTED_AT_DEFAULT = ("label_smoothing", "warmup_epochs", "pct_start", "div_factor", "final_div_factor")
+# Fields that only one schedule reads.
+SCHEDULE_FIELDS = {"warmup_epochs": "warmup_cosine", "pct_start": "onecycle", "div_factor": "onecycle",
+                   "final_div_factor": "onecycle"}
 
 
 class ImageOptions(Strict):
@@ -345,7 +382,7 @@ class ExperimentConfig(Strict):
         return {
             "dataset": variant.dataset or self.dataset,
             "model": {"name": model_cfg.name, "options": model_cfg.options},
-            "training": training_cfg.model_dump(mode="json"),
+            "training": training_cfg.resolved(),
             "seed": seed,
             "train_limit": prof["train_limit"],
             "eval_limit": prof["eval_limit"],

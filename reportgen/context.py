@@ -46,10 +46,19 @@ def describe_training(training: dict[str, Any]) -> str:
         parts.append(f"weight decay {training['weight_decay']:g}")
     parts.append(f"batch size {training['batch_size']}")
     parts.append(f"{training['epochs']} epoch{'s' if training['epochs'] != 1 else ''}")
-    if training["schedule"] == "step":
+    schedule = training.get("schedule", "none")
+    if schedule == "step":
         parts.append(f"learning rate × {training['gamma']:g} every {training['step_size']} epochs")
-    elif training["schedule"] == "cosine":
+    elif schedule == "cosine":
         parts.append("cosine learning-rate schedule")
+    elif schedule == "onecycle":
+        parts.append(f"one-cycle schedule per batch (peak at the learning rate after "
+                     f"{100 * training.get('pct_start', 0.3):g}% of the steps)")
+    elif schedule == "warmup_cosine":
+        warmup = training.get("warmup_epochs", 1)
+        parts.append(f"{warmup:g} epoch{'s' if warmup != 1 else ''} of linear warmup, then a cosine decay per batch")
+    if training.get("label_smoothing"):
+        parts.append(f"label smoothing {training['label_smoothing']:g}")
     return ", ".join(parts)
 
 

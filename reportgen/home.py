@@ -21,8 +21,9 @@ HOME = "index.md"
 
 
 def home_rows(experiments: dict, profile: str, store: Store, built: set[str]) -> list[dict[str, Any]]:
-    """One row per declared study, in blog order: its variants with test accuracy and interval, the paired
-    difference to the baseline, the data size and epochs, and the post's link when the study is in the site."""
+    """One row per declared study, in blog order: its variants with test accuracy and interval (and whether their
+    networks were still learning), the paired difference to the baseline, the data size and epochs, and the
+    post's link when the study is in the site."""
     rows = []
     for number, (exp_id, (_, exp)) in enumerate(experiments.items(), start=1):
         prof = exp.profile(profile)
@@ -47,6 +48,7 @@ def home_rows(experiments: dict, profile: str, store: Store, built: set[str]) ->
                         "label": v.label, "acc": r["acc"] if r else None, "diff": r["diff"] if r else None,
                         "is_baseline": v.name == stats["baseline"] and bool(stats["comparisons"]),
                         "unavailable": v.unavailable is not None,
+                        "still_learning": bool(r and r["convergence"]["still_learning"]),
                     })
         rows.append(row)
     return rows
@@ -56,8 +58,9 @@ def render_home(experiments: dict, profile: str, store: Store, docs: Path, built
     """Write ``docs/index.md`` for the studies in ``built`` (the others are listed with what makes them)."""
     rows = home_rows(experiments, profile, store, built)
     seeds = sorted({s for _, exp in experiments.values() for s in exp.profile(profile)["seeds"]})
+    still_learning = any(v["still_learning"] for row in rows if row["link"] for v in row["variants"])
     text = package_environment().get_template("_home.md.j2").render(rows=rows, profile=profile, seeds=seeds,
-                                                                     version=__version__)
+                                                                     version=__version__, still_learning=still_learning)
     target = docs / HOME
     atomic_write(target, text.encode())
     return target

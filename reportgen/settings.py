@@ -28,3 +28,16 @@ ENV_SKIP_CHECKSUM = "REPORTGEN_SKIP_CHECKSUM"  # accept IDX files with unknown c
 ENV_OFFLINE = "REPORTGEN_OFFLINE"              # no downloads, no package installs (tests)
 ENV_DEBUG = "REPORTGEN_DEBUG"                  # show tracebacks of internal errors
 ENV_TEST_WRITE_DELAY = "REPORTGEN_TEST_WRITE_DELAY"  # fault-injection tests: pause (seconds) at each write step
+
+# ---- convergence: did a variant's networks stop improving, or were they still learning? ----------------------
+# Measured from each run's per-epoch validation accuracy (history.json), so runs trained before this existed get
+# the same diagnosis. The gain is val_acc(last epoch) - val_acc(CONVERGENCE_WINDOW epochs earlier), in points;
+# a run with fewer epochs uses all of them after the first (a shorter window with the same threshold is the
+# stricter test, so a short run is never called converged more easily).
+CONVERGENCE_WINDOW = 3       # epochs over which the validation-accuracy gain is measured
+# A variant is "still learning" when its mean gain over seeds exceeds CONVERGED_GAIN_POINTS, or exceeds half of it
+# while the best validation epoch is the last one on most seeds (more than half). Why 0.3 points over 3 epochs:
+# a network still gaining 0.1 points per epoch would gain about a point in ten more epochs, the size of the
+# differences the posts weigh; below that, the drift is within the seed-to-seed spread of a final accuracy
+# (a few tenths of a point), so more epochs would not change a comparison.
+CONVERGED_GAIN_POINTS = 0.3  # percentage points of validation accuracy over CONVERGENCE_WINDOW epochs

@@ -8,7 +8,7 @@ from typing import Any, Callable
 import numpy as np
 from scipy import stats as scipy_stats
 
-from .settings import CONFIDENCE, DATASET_TITLES as DATASET_NAMES
+from .settings import CONFIDENCE, CONVERGED_GAIN_POINTS, CONVERGENCE_WINDOW, DATASET_TITLES as DATASET_NAMES
 from .store import Run
 from .study import Study, VariantResults
 
@@ -48,6 +48,51 @@ def final_gap(run: Run) -> float:
     """Train minus validation accuracy at the last epoch, in percentage points."""
     last = run.history["epochs"][-1]
     return 100 * (last["train_acc"] - last["val_acc"])
+
+
+# ---- convergence: measured from the per-epoch validation accuracy of every run --------------------------------
+CONVERGED, STILL_LEARNING, NOT_MEASURED = "converged", "still learning", "not measured"
+
+
+def run_convergence(epochs: list[dict[str, float]], window: int = CONVERGENCE_WINDOW) -> dict[str, Any]:
+    """One run's diagnosis from its per-epoch history: the validation-accuracy gain (percentage points) over the
+    last ``window`` epochs (fewer when the run is shorter: all epochs after the first), and whether the best
+    validation epoch is the last one (ties go to the earlier epoch, as in training). One epoch has no gain."""
+    val = [e["val_acc"] for e in epochs]
+    k = min(window, len(val) - 1)
+    best = val.index(max(val)) + 1
+    gain = 100 * (val[-1] - val[-1 - k]) if k > 0 else float("nan")
+    return {"gain": gain, "window": k, "best_epoch": best, "best_is_last": best == len(val)}
+
+
+def convergence(runs: list[Run], threshold: float = CONVERGED_GAIN_POINTS) -> dict[str, Any]:
+    """Whether a variant's networks had stopped improving: per run :func:`run_convergence`, then the rule —
+    "still learning" when the mean gain over seeds exceeds ``threshold``, or exceeds half of it while the best
+    epoch is the last one on most seeds (more than half); "converged" otherwise; "not measured" for one-epoch
+    runs. ``text`` says the gain in words ("+0.90 points over the last 3 epochs")."""
+    per_run = [run_convergence(r.history["epochs"]) for r in runs]
+    measured = [c for c in per_run if c["window"] > 0]
+    best_last = sum(c["best_is_last"] for c in per_run)
+    if not measured:
+        return {"gain": float("nan"), "window": 0, "best_is_last": best_last, "n": len(per_run),
+                "still_learning": False, "verdict": NOT_MEASURED, "text": "one epoch: no gain to measure"}
+    gain = float(np.mean([c["gain"] for c in measured]))
+    window = min(c["window"] for c in measured)
+    most_best_last = best_last > len(per_run) / 2
+    still = gain > threshold or (most_best_last and gain > threshold / 2)
+    span = "the last epoch" if window == 1 else f"the last {window} epochs"
+    return {"gain": gain, "window": window, "best_is_last": best_last, "n": len(per_run), "still_learning": still,
+            "verdict": STILL_LEARNING if still else CONVERGED,
+            "text": f"{_pts(gain, sign=True)} points over {span}"}
+
+
+def learning_caveat(sentence: str, labels: list[str]) -> str:
+    """``sentence`` (a verdict) with the caveat that the named variants were still learning."""
+    if not labels:
+        return sentence
+    who = labels[0] if len(labels) == 1 else " and ".join(labels)
+    verb = "was" if len(labels) == 1 else "were"
+    return f"{sentence.rstrip('.')}; {who} {verb} still learning, so longer training may change this."
 
 
 def paired_difference(a: VariantResults, b: VariantResults, confidence: float = CONFIDENCE, *,
@@ -119,10 +164,11 @@ def verdict(subject: str, reference: str, ci: dict[str, float], metric: str = "t
 
 def summary(study: Study) -> dict[str, Any]:
     """The numbers every post states, in percent / percentage points: per variant the test accuracy (mean, std,
-    t-interval over seeds), parameters, last-epoch train and validation accuracy and their gap, best epoch; and the
-    paired difference of every variant against the study's ``baseline`` (default: the first variant) in test
-    accuracy (``comparisons``) and in the train − validation gap (``gap_comparisons``), each with its interval
-    and verdict. Variants left out (``unavailable``) are listed with the reason."""
+    t-interval over seeds), parameters, last-epoch train and validation accuracy and their gap, best epoch, and
+    whether its networks converged (``convergence``, from the stored histories); and the paired difference of every
+    variant against the study's ``baseline`` (default: the first variant) in test accuracy (``comparisons``) and in
+    the train − validation gap (``gap_comparisons``), each with its interval and verdict — a verdict about a
+    variant that was still learning says so. Variants left out (``unavailable``) are listed with the reason."""
     rows = []
     for v in study.available:
         rows.append({
@@ -136,6 +182,7 @@ def summary(study: Study) -> dict[str, Any]:
             "best_epoch": mean_ci([r.metrics["best_epoch"] for r in v.runs]),
             "epochs": len(v.runs[0].history["epochs"]),
             "wall_seconds": sum(r.record["wall_seconds"] for r in v.runs),
+            "convergence": convergence(v.runs),
             "diff": None, "gap_diff": None,
         })
     baseline_name = study.config.baseline or (study.available[0].name if study.available else None)
@@ -143,15 +190,20 @@ def summary(study: Study) -> dict[str, Any]:
     gap_comparisons: list[dict[str, Any]] = []
     base = next((v for v in study.available if v.name == baseline_name), None)
     if base is not None:
+        base_row = rows[study.available.index(base)]
         for v, row in zip(study.available, rows):
             if v.name == baseline_name:
                 continue
+            # a verdict about a network that was still learning may not survive longer training: it says so
+            learning = [r["label"] for r in (base_row, row) if r["convergence"]["still_learning"]]
             diff = paired_difference(base, v)
             if diff is not None:
+                diff["verdict"] = learning_caveat(diff["verdict"], learning)
                 comparisons.append(diff)
                 row["diff"] = diff
             gap = paired_difference(base, v, value=final_gap, metric="the train − validation gap", words=GAP_WORDS)
             if gap is not None:
+                gap["verdict"] = learning_caveat(gap["verdict"], learning)
                 gap_comparisons.append(gap)
                 row["gap_diff"] = gap
     unavailable = [{"name": v.name, "label": v.label, "dataset": v.dataset, "reason": v.unavailable}
@@ -164,4 +216,6 @@ def summary(study: Study) -> dict[str, Any]:
         "comparisons": comparisons, "gap_comparisons": gap_comparisons,
         "unavailable": unavailable, "n_seeds": n_seeds, "single_seed": n_seeds == 1,
         "confidence": CONFIDENCE, "confidence_pct": round(100 * CONFIDENCE),
+        "still_learning": [row["label"] for row in rows if row["convergence"]["still_learning"]],
+        "converged_gain_points": CONVERGED_GAIN_POINTS, "convergence_window": CONVERGENCE_WINDOW,
     }

@@ -5,11 +5,13 @@ Speed tricks live on the data side (``reportgen.loader``): here there is only th
 """
 from __future__ import annotations
 
+import math
 import platform
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -18,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from . import __version__
+from .config import TrainingConfig
 from .loader import DeviceLoader, Normalization, to_input
 from .models import build_model, count_parameters
 from .settings import EVAL_BATCH
@@ -81,11 +84,38 @@ def make_optimizer(model: torch.nn.Module, cfg: dict[str, Any]) -> torch.optim.O
     return torch.optim.Adam(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
 
 
-def make_schedule(optimizer: torch.optim.Optimizer, cfg: dict[str, Any]):
+# Schedules that change the learning rate after every batch (the others: after every epoch).
+PER_BATCH_SCHEDULES = ("onecycle", "warmup_cosine")
+
+
+def warmup_cosine_factor(step: int, warmup_steps: int, total_steps: int) -> float:
+    """The learning rate of batch ``step`` (0-based) as a fraction of the peak: a linear rise reaching the peak at
+    batch ``warmup_steps - 1``, then half a cosine down to 0 at ``total_steps`` (one past the last batch)."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def make_schedule(optimizer: torch.optim.Optimizer, cfg: dict[str, Any], steps_per_epoch: int):
+    """The learning-rate scheduler ``cfg`` asks for (None for a constant rate); the training loop steps it after
+    every batch for PER_BATCH_SCHEDULES and after every epoch otherwise."""
+    total = cfg["epochs"] * steps_per_epoch
     if cfg["schedule"] == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg["step_size"], gamma=cfg["gamma"])
     if cfg["schedule"] == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg["epochs"])
+    if cfg["schedule"] == "onecycle":
+        # cycle_momentum=False: the schedule changes the learning rate only, so `momentum` (and Adam's betas)
+        # stay what the config says for every variant.
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=cfg["lr"], total_steps=total, pct_start=cfg["pct_start"], div_factor=cfg["div_factor"],
+            final_div_factor=cfg["final_div_factor"], cycle_momentum=False)
+    if cfg["schedule"] == "warmup_cosine":
+        # A profile with fewer epochs than the warmup spends all of them warming up.
+        warmup = min(cfg["warmup_epochs"] * steps_per_epoch, total)
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, partial(warmup_cosine_factor, warmup_steps=warmup,
+                                                                    total_steps=total))
     return None
 
 
@@ -107,7 +137,7 @@ def train_run(config: dict[str, Any], splits: Any, device: torch.device, name: s
               progress: Callable[[str], None] | None = None) -> RunOutput:
     """Train one model as ``config`` (a resolved run config) says; keep the best-validation checkpoint."""
     torch.manual_seed(config["seed"])
-    cfg = config["training"]
+    cfg = TrainingConfig.complete(config["training"])  # the resolved config leaves newer fields out at default
     train_x, train_y = splits.train_images, splits.train_labels
     if config.get("train_limit"):
         train_x, train_y = train_x[:config["train_limit"]], train_y[:config["train_limit"]]
@@ -120,7 +150,8 @@ def train_run(config: dict[str, Any], splits: Any, device: torch.device, name: s
                           augment=cfg.get("augment"))
     model = build_model(config["model"]["name"], **config["model"]["options"]).to(device)
     optimizer = make_optimizer(model, cfg)
-    schedule = make_schedule(optimizer, cfg)
+    schedule = make_schedule(optimizer, cfg, len(loader))
+    per_batch = cfg["schedule"] in PER_BATCH_SCHEDULES
 
     history: list[dict[str, float]] = []
     best_acc, best_epoch, best_state = -1.0, 0, None
@@ -133,18 +164,21 @@ def train_run(config: dict[str, Any], splits: Any, device: torch.device, name: s
         correct = torch.zeros((), device=device, dtype=torch.long)
         for step, (x, y) in enumerate(loader):
             logits = model(x)
-            loss = F.cross_entropy(logits, y)
+            # label smoothing shapes the training loss only; validation and test losses stay plain cross-entropy
+            loss = F.cross_entropy(logits, y, label_smoothing=cfg["label_smoothing"])
             if not torch.isfinite(loss.detach()):
                 raise TrainingError(f"{name}: loss became {loss.item()} at epoch {epoch}, batch {step + 1}; "
                                     f"lower the learning rate (lr={cfg['lr']}) or check the data")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if per_batch:
+                schedule.step()
             loss_sum += loss.detach() * len(y)
             correct += (logits.argmax(1) == y).sum()
             if bar is not None:
                 bar.update(1)
-        if schedule is not None:
+        if schedule is not None and not per_batch:
             schedule.step()
         train_loss, train_acc = float(loss_sum) / len(train_y), int(correct) / len(train_y)
         val_loss, val_acc, _ = evaluate(model, val_x, val_y, norm, device)

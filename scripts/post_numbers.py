@@ -9,8 +9,8 @@ every post present in both, every number token in the Markdown is collected — 
 multisets are compared: numbers in BEFORE that AFTER lacks are *missing*, numbers only in AFTER are *added*.
 
 Two parts are left out on both sides because they are generated differently now: the "Model" column of the setup
-table (``| Variant | What changes | Model | ...``) and the generated "## The model" / "## The models" section (the
-one with "...: layer by layer" boxes, up to the next heading; a hand-written "## The model" section is kept).
+table (``| Variant | What changes | Model | ...``) and the generated models block (its heading, one-line summaries
+and "...: layer by layer" boxes); hand-written text, even under a "## The model" heading, is kept.
 
 One summary line per post; the missing and added numbers are listed below it. Exit status 1 if any number is
 missing from any post (or a post is missing altogether), else 0. Standard library only.
@@ -44,25 +44,30 @@ def cells(row: str) -> list[str]:
     return [c.strip() for c in row.strip().strip("|").split("|")]
 
 
+SUMMARY_LINE = re.compile(r"^.+: .+ \u2014 [\d,]+ parameters\.$")
+
+
 def generated_models_sections(lines: list[str]) -> set[int]:
-    """Line numbers of the generated models section(s): a "## The model(s)" heading whose section (up to the next
-    heading of any level; the generated block has none of its own) holds a "...: layer by layer" box. A
-    hand-written "## The model" section (prose, no such box) is kept."""
+    """Line numbers of the generated models block (``models()``): its "## The model(s)" heading when it has one,
+    the one-line summaries ("Label: conv 5×5 ... — 61,706 parameters.") and the "...: layer by layer" boxes with
+    their indented tables. Hand-written text around it, even under a "## The model" heading, is kept."""
     skip: set[int] = set()
-    fence = False
-    starts: list[int] = []
-    headings: list[int] = []
+    in_box = False
     for i, line in enumerate(lines):
-        if line.lstrip().startswith("```"):
-            fence = not fence
-        if not fence and HEADING.match(line):
-            headings.append(i)
-            if MODEL_HEADING.match(line):
-                starts.append(i)
-    for start in starts:
-        end = next((h for h in headings if h > start), len(lines))
-        if any(LAYER_BOX.match(lines[i]) for i in range(start, end)):
-            skip.update(range(start, end))
+        if LAYER_BOX.match(line):
+            in_box = True
+            skip.add(i)
+        elif in_box and (line.startswith("    ") or not line.strip()):
+            skip.add(i)
+        else:
+            in_box = False
+            if SUMMARY_LINE.match(line):
+                skip.add(i)
+    for i, line in enumerate(lines):  # a generated heading: followed (after blank lines) by a summary line
+        if MODEL_HEADING.match(line):
+            j = next((k for k in range(i + 1, len(lines)) if lines[k].strip()), None)
+            if j is not None and j in skip and SUMMARY_LINE.match(lines[j]):
+                skip.add(i)
     return skip
 
 

@@ -1,12 +1,10 @@
 """The analysis modules report, confusion, misclassified, samples, per_class_f1, architecture, output_size and
-kernels: each returns its dataclass with the fields its partial reads, writes its figures where the post links
-them, and — the migration check — gives exactly the numbers, figures (byte for byte) and Markdown of the old
-functions in reportgen.analysis that it replaces."""
+kernels: each result's numbers checked against independent computations (scikit-learn, the stored predictions,
+direct convolutions, real tensor shapes), its figures written where the post links them, the analyses that need no
+training on a study that trains nothing, and every draw function's PNG the same whether drawn or cached."""
 from __future__ import annotations
 
-import dataclasses
 import importlib
-import math
 from pathlib import Path
 
 import numpy as np
@@ -14,25 +12,24 @@ import pytest
 import torch
 from sklearn.metrics import classification_report, f1_score
 
-import tests.test_analysis as legacy
-from reportgen import analyses, analysis
+import tests.test_analysis as shared
+from reportgen import analyses
 from reportgen.config import ExperimentConfig, load_experiment
 from reportgen.data import load_splits
-from reportgen.figures import Figure, FigureWriter
+from reportgen.figures import FigureWriter
 from reportgen.models import build_model, count_parameters
-from reportgen.render import _environment
+from reportgen.settings import FIRST_SEED
 from reportgen.study import Study
 
 ROOT = Path(__file__).resolve().parent.parent
-NAMES = ("report", "confusion", "misclassified", "samples", "per_class_f1", "architecture", "output_size", "kernels")
-RESULTS = {"report": "ReportResult", "confusion": "ConfusionResult", "misclassified": "MisclassifiedResult",
-           "samples": "SamplesResult", "per_class_f1": "PerClassF1Result", "architecture": "ArchitectureResult",
-           "output_size": "OutputSizeResult", "kernels": "KernelsResult"}
-NO_TRAINING = {"samples", "architecture", "output_size", "kernels"}
+PNG = b"\x89PNG\r\n\x1a\n"
 
-# The two-variant (LeNet, fully connected), two-seed study of real one-epoch runs that tests/test_analysis.py uses.
-workspace = legacy.workspace
-study = legacy.study
+# The two-variant (LeNet, fully connected), two-seed study of real one-epoch runs, and each analysis computed once
+# on it (figures into docs/<study id>/), shared with tests/test_analysis.py.
+workspace = shared.workspace
+study = shared.study
+rendered = shared.rendered
+POST = shared.EXPERIMENT["id"]  # how the post links the figures: "<study id>/<name>.png"
 
 
 def module(name: str):
@@ -43,52 +40,11 @@ def writer(directory: Path, cache: bool = False) -> FigureWriter:
     return FigureWriter(directory=directory, link_prefix="post", cache_dir=(directory / ".cache") if cache else None)
 
 
-def plain(value):
-    """Figures as {path, alt}, dataclasses as dicts, NaN as a marker: what asdict of a new result must equal."""
-    if isinstance(value, Figure) or dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = dataclasses.asdict(value)
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(plain(v) for v in value)
-    if isinstance(value, float) and math.isnan(value):
-        return "NaN"
-    return value
-
-
-def field_names(result) -> set[str]:
-    return {f.name for f in dataclasses.fields(result)}
-
-
-@pytest.fixture(scope="module")
-def computed(study, tmp_path_factory):
-    """Every module's compute() once, figures drawn (no cache) into one post folder."""
-    root = tmp_path_factory.mktemp("new")
-    figures = writer(root)
-    return {name: module(name).compute(study, figures) for name in NAMES}, root
-
-
-# ---- registry and partials ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", NAMES)
-def test_module_is_registered_with_its_partial(name):
-    a = analyses.get(name)
-    assert a.compute is module(name).compute and a.title and a.summary and "\n" not in a.summary
-    assert name not in analyses._LEGACY and name in analyses.names()
-    partial = analyses.HERE / a.template
-    old = (ROOT / "reportgen" / "templates" / "analyses" / f"{name}.md.j2").read_text()
-    assert old.splitlines(keepends=True)[0] == f"{{% set a = analyses.{name} %}}\n"
-    assert partial.read_text() == "".join(old.splitlines(keepends=True)[1:])
-    assert a.needs_training == (name not in NO_TRAINING)
-    assert a.needs_convolution == (name == "output_size")
-    assert len(Path(module(name).__file__).read_text().splitlines()) <= 400
-
-
+# ---- analyses that need no training ---------------------------------------------------------------------------
 def test_analyses_that_need_no_training_work_on_the_convolution_study(workspace, tmp_path):
     exp = load_experiment(ROOT / "experiments" / "convolution.yaml")
     assert not exp.trains
     bare = Study(id=exp.id, config=exp, profile="smoke", variants=[])
-    for name in NAMES:
-        assert (analyses.why_not(name, exp) is None) == (name in NO_TRAINING), name
     figures = writer(tmp_path)
     samples = module("samples").compute(bare, figures)
     assert [d.dataset for d in samples.datasets] == ["fashion-mnist"]
@@ -111,25 +67,7 @@ def test_output_size_needs_a_convolution_and_explains_a_model_without_one(worksp
     assert result.models[0].rows == [] and result.models[0].all_match
 
 
-# ---- the migration check: same numbers, same PNG bytes, same Markdown as reportgen.analysis ---------------------
-@pytest.mark.parametrize("name", NAMES)
-def test_result_figures_and_markdown_equal_the_old_function(name, study, computed, tmp_path):
-    results, new_dir = computed
-    new = results[name]
-    assert type(new).__name__ == RESULTS[name] and dataclasses.is_dataclass(new)
-    old_writer = writer(tmp_path / "old")
-    old = analysis.ANALYSES[name](study, old_writer)
-    assert field_names(new) == set(old)
-    assert plain(dataclasses.asdict(new)) == plain(old)
-    for path in old_writer.written:
-        assert (new_dir / path.name).read_bytes() == path.read_bytes(), path.name
-    env = _environment()
-    context = {"exp": study.config, "study": study, "profile": study.profile}
-    old_text = env.get_template(f"analyses/{name}.md.j2").render(analyses={name: old}, **context)
-    new_text = env.from_string((analyses.HERE / f"{name}.md.j2").read_text()).render(a=new, **context)
-    assert new_text == old_text and new_text.startswith("### ")
-
-
+# ---- draw functions: the same PNG drawn or cached -------------------------------------------------------------------
 def _draw_inputs():
     rng = np.random.default_rng(7)
     classes = ["zero", "one", "two", "three"]
@@ -139,7 +77,7 @@ def _draw_inputs():
     f1 = [[{"name": c, "f1": 0.5 + 0.1 * i, "min": 0.45 + 0.1 * i, "max": 0.58 + 0.1 * i}
            for i, c in enumerate(classes)] for _ in range(2)]
     image = rng.random((28, 28))
-    kernels = [(n, np.array(w, dtype=float), rng.normal(size=(28, 28))) for n, _, w in analysis.HAND_KERNELS]
+    kernels = [(n, np.array(w, dtype=float), rng.normal(size=(28, 28))) for n, _, w in module("kernels").HAND_KERNELS]
     return [
         ("confusion", "confusion", dict(matrix=counts, classes=classes, normalised=False, title="t", name="c")),
         ("confusion", "confusion", dict(matrix=counts / counts.sum(1, keepdims=True), classes=classes,
@@ -158,98 +96,114 @@ def _draw_inputs():
 
 @pytest.mark.parametrize("name,method,kwargs", [pytest.param(*case, id=f"{case[1]}-{case[2]['name']}")
                                                for case in _draw_inputs()])
-def test_draw_function_png_is_byte_identical_to_the_old_figure_method(name, method, kwargs, tmp_path):
-    old = getattr(writer(tmp_path / "old"), method)(**kwargs)
-    new = getattr(module(name), f"draw_{method}")(writer(tmp_path / "new"), **kwargs)
-    assert new == old
+def test_draw_function_writes_the_same_png_drawn_or_cached(name, method, kwargs, tmp_path):
+    draw = getattr(module(name), f"draw_{method}")
     png = f"{kwargs['name']}.png"
-    assert (tmp_path / "new" / png).read_bytes() == (tmp_path / "old" / png).read_bytes()
-
-
-def test_figures_are_cached_on_the_new_drawing_code(study, tmp_path):
-    first = writer(tmp_path, cache=True)
-    module("confusion").compute(study, first)
-    again = writer(tmp_path, cache=True)
-    module("confusion").compute(study, again)
-    assert first.drawn == 4 and again.drawn == 0 and again.reused == 4
+    first = writer(tmp_path / "first", cache=True)
+    fig = draw(first, **kwargs)
+    assert fig.path == f"post/{png}" and fig.alt and "\n" not in fig.alt and not {"[", "]"} & set(fig.alt)
+    assert (first.drawn, first.reused, first.written) == (1, 0, [tmp_path / "first" / png])
+    data = (tmp_path / "first" / png).read_bytes()
+    assert data.startswith(PNG) and len(data) > 1000
+    again = FigureWriter(directory=tmp_path / "again", link_prefix="post", cache_dir=tmp_path / "first" / ".cache")
+    assert draw(again, **kwargs) == fig and (again.drawn, again.reused) == (0, 1)
+    fresh = writer(tmp_path / "fresh")  # no cache: drawn again, byte for byte what the cache held
+    draw(fresh, **kwargs)
+    assert (tmp_path / "again" / png).read_bytes() == (tmp_path / "fresh" / png).read_bytes() == data
 
 
 # ---- behaviour of each module ---------------------------------------------------------------------------------
-def test_report_is_scikit_learns_classification_report(study, computed):
-    result = computed[0]["report"]
+def test_report_is_scikit_learns_classification_report(study, rendered):
+    result = rendered["report"]
     classes = list(load_splits("fashion-mnist").classes)
-    assert result.basis == analysis.FIRST_SEED
+    assert result.basis == FIRST_SEED
+    assert [row.name for row in result.variants] == [v.name for v in study.available]
     for row, v in zip(result.variants, study.available):
         labels, probs = v.runs[0].predictions()
         expected = classification_report(labels, probs.argmax(1), labels=list(range(10)), target_names=classes,
                                          output_dict=True, zero_division=0)
-        assert row.raw == expected and row.seed == 0 and row.test_size == len(labels)
-        assert [(c.name, c.f1, c.support) for c in row.classes] == [
-            (c, expected[c]["f1-score"], expected[c]["support"]) for c in classes]
-        assert row.macro.f1 == expected["macro avg"]["f1-score"] and row.accuracy == expected["accuracy"]
+        assert row.raw == expected and row.seed == v.runs[0].seed == 0 and row.test_size == len(labels)
+        assert [(c.name, c.precision, c.recall, c.f1, c.support) for c in row.classes] == [
+            (c, expected[c]["precision"], expected[c]["recall"], expected[c]["f1-score"], expected[c]["support"])
+            for c in classes]
+        assert row.accuracy == expected["accuracy"] == pytest.approx(v.runs[0].metrics["test_acc"])
+        assert row.macro.f1 == expected["macro avg"]["f1-score"]
+        assert row.weighted.precision == expected["weighted avg"]["precision"]
         per_seed = [f1_score(y, p.argmax(1), average="macro", labels=list(range(10)), zero_division=0)
                     for y, p in (r.predictions() for r in v.runs)]
         assert row.macro_f1_seeds["n"] == 2 and row.macro_f1_seeds["mean"] == pytest.approx(np.mean(per_seed))
 
 
-def test_confusion_counts_pairs_and_both_figures(study, computed):
-    result, root = computed[0]["confusion"], computed[1]
+def test_confusion_counts_pairs_and_both_figures(study, rendered):
+    result, root = rendered["confusion"], rendered.directory
     mod = module("confusion")
     for row, v in zip(result.variants, study.available):
         labels, probs = v.runs[0].predictions()
         counts = np.array(row.counts)
-        assert counts.sum() == len(labels) and list(counts.sum(1)) == row.support
+        assert counts.sum() == len(labels)
+        assert list(counts.sum(1)) == list(np.bincount(labels, minlength=10)) == row.support
         assert np.trace(counts) == len(labels) - row.errors == int((probs.argmax(1) == labels).sum())
+        normalised = np.array(row.normalised)
+        for i in range(10):
+            if row.support[i]:
+                assert normalised[i].sum() == pytest.approx(1.0)
         assert all(isinstance(p, mod.ConfusedPair) for p in row.pairs) and len(row.pairs) <= 3
         both = counts + counts.T
         off = sorted((int(both[i, j]) for i in range(10) for j in range(i + 1, 10) if both[i, j]), reverse=True)
         assert [p.total for p in row.pairs] == off[:3]
-        assert row.figure.path == f"post/confusion-{v.name}.png"
-        assert row.figure_normalised.path == f"post/confusion-{v.name}-normalised.png"
+        for p in row.pairs:
+            i, j = row.classes.index(p.a), row.classes.index(p.b)
+            assert (p.a_as_b, p.b_as_a) == (counts[i, j], counts[j, i])
+        assert row.figure.path == f"{POST}/confusion-{v.name}.png"
+        assert row.figure_normalised.path == f"{POST}/confusion-{v.name}-normalised.png"
         assert (root / f"confusion-{v.name}.png").stat().st_size > 1000
+        assert (root / f"confusion-{v.name}-normalised.png").stat().st_size > 1000
     counts = np.array([[5, 2, 0], [4, 6, 1], [0, 1, 3]])
     assert [(p.a, p.b, p.a_as_b, p.b_as_a, p.total) for p in mod.most_confused_pairs(counts, list("abc"))] == [
         ("a", "b", 2, 4, 6), ("b", "c", 1, 1, 2)]
 
 
-def test_misclassified_shows_the_most_confident_mistakes(study, computed):
-    result, root = computed[0]["misclassified"], computed[1]
+def test_misclassified_shows_the_most_confident_mistakes(study, rendered):
+    result, root = rendered["misclassified"], rendered.directory
     assert any(row.errors for row in result.variants)  # the figure branch is exercised
     for row, v in zip(result.variants, study.available):
         labels, probs = v.runs[0].predictions()
         assert row.errors == int((probs.argmax(1) != labels).sum()) and len(row.shown) == min(18, row.errors)
-        assert all(s.true != s.predicted for s in row.shown)
+        for s in row.shown:
+            assert s.true != s.predicted
+            assert s.confidence_pct == pytest.approx(100 * probs[s.index].max())
         confidences = [s.confidence_pct for s in row.shown]
         assert confidences == sorted(confidences, reverse=True)
         if row.errors:
-            assert row.figure.path == f"post/misclassified-{v.name}.png"
+            assert row.figure.path == f"{POST}/misclassified-{v.name}.png"
             assert (root / f"misclassified-{v.name}.png").exists()
         else:  # a perfect run has no mistakes to draw
             assert row.figure is None and not (root / f"misclassified-{v.name}.png").exists()
 
 
-def test_samples_one_grid_per_dataset(computed):
-    result, root = computed[0]["samples"], computed[1]
+def test_samples_one_grid_per_dataset(rendered):
+    result, root = rendered["samples"], rendered.directory
     (d,) = result.datasets
     splits = load_splits("fashion-mnist")
     assert d.dataset == "fashion-mnist" and d.classes == list(splits.classes) and d.size == 28
     assert sum(d.train_counts) == d.train_size == len(splits.train_labels)
-    assert d.figure.path == "post/samples-fashion-mnist.png" and (root / "samples-fashion-mnist.png").exists()
+    assert d.figure.path == f"{POST}/samples-fashion-mnist.png" and (root / "samples-fashion-mnist.png").exists()
 
 
-def test_per_class_f1_is_the_mean_over_seeds(study, computed):
-    result, root = computed[0]["per_class_f1"], computed[1]
+def test_per_class_f1_is_the_mean_over_seeds(study, rendered):
+    result, root = rendered["per_class_f1"], rendered.directory
     for row, v in zip(result.variants, study.available):
         per_seed = np.array([f1_score(y, p.argmax(1), labels=list(range(10)), average=None, zero_division=0)
                              for y, p in (r.predictions() for r in v.runs)])
         assert [c.f1 for c in row.classes] == pytest.approx(list(per_seed.mean(0)))
+        assert [c.min for c in row.classes] == pytest.approx(list(per_seed.min(0)))
         assert [c.max for c in row.classes] == pytest.approx(list(per_seed.max(0)))
         assert row.worst.f1 == min(c.f1 for c in row.classes) and row.best.f1 == max(c.f1 for c in row.classes)
-    assert result.figure.path == "post/per-class-f1.png" and (root / "per-class-f1.png").exists()
+    assert result.figure.path == f"{POST}/per-class-f1.png" and (root / "per-class-f1.png").exists()
 
 
-def test_architecture_and_output_size_of_each_model(study, computed):
-    arch, sizes = computed[0]["architecture"], computed[0]["output_size"]
+def test_architecture_and_output_size_of_each_model(study, rendered):
+    arch, sizes = rendered["architecture"], rendered["output_size"]
     assert [m.variants for m in arch.models] == [["LeNet"], ["Fully connected"]]
     for m in arch.models:
         assert m.total == m.trainable == sum(r.parameters for r in m.rows)
@@ -258,12 +212,14 @@ def test_architecture_and_output_size_of_each_model(study, computed):
     assert [(r.name, r.n, r.k, r.p, r.s, r.out, r.actual) for r in lenet.rows] == [
         ("conv1", 28, 5, 2, 1, 28, 28), ("pool1", 28, 2, 0, 2, 14, 14), ("conv2", 14, 5, 0, 1, 10, 10),
         ("pool2", 10, 2, 0, 2, 5, 5)]
+    assert r"\left\lfloor \frac{28 + 2 \cdot 2 - 5}{1} \right\rfloor + 1" in str(lenet.rows[0].math)
     assert lenet.all_match and lenet.input == 28 and fc.rows == []
 
 
-def test_kernels_are_real_convolutions_of_a_test_image(computed):
-    result, root = computed[0]["kernels"], computed[1]
+def test_kernels_are_real_convolutions_of_a_test_image(rendered):
+    result, root = rendered["kernels"], rendered.directory
     splits = load_splits("fashion-mnist")
+    assert [k.name for k in result.kernels] == ["box blur", "outline", "horizontal lines", "vertical lines"]
     assert result.image["class"] == splits.classes[int(splits.test_labels[0])]
     image = splits.test_images[result.image["index"]].numpy().astype(np.float64) / 255
     padded = np.pad(image, 1)
@@ -274,4 +230,4 @@ def test_kernels_are_real_convolutions_of_a_test_image(computed):
     assert module("kernels").apply_kernels(torch.ones(5, 5), [[[1.0] * 3] * 3]).shape == (1, 5, 5)
     assert str(result.kernels[0].tex).startswith(r"\(\begin{bmatrix} \tfrac{1}{9}")
     assert result.output_size == result.size == 28
-    assert result.figure.path == "post/kernels.png" and (root / "kernels.png").exists()
+    assert result.figure.path == f"{POST}/kernels.png" and (root / "kernels.png").exists()

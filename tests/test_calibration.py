@@ -1,26 +1,27 @@
 """The calibration analysis: ECE and reliability bins against hand-computed examples, per-seed ECE with its interval
-and the paired difference on crafted predictions, and compute() + partial on a trained synthetic study."""
+and the paired difference on crafted predictions, and compute() + partial on the trained synthetic study of
+tests/test_analysis.py. The registry entry and why_not are tested with every other analysis there."""
 from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
 
-import jinja2
 import numpy as np
 import pytest
-import torch
 
-from reportgen import analyses
+import tests.test_analysis as shared
 from reportgen.analyses import calibration
 from reportgen.analyses.calibration import bin_index, expected_calibration_error, reliability_bins
-from reportgen.config import ExperimentConfig
-from reportgen.data import load_splits, provision
 from reportgen.figures import FigureWriter
-from reportgen.render import _environment
-from reportgen.store import Store, cache_key
-from reportgen.study import Study, VariantResults, collect
-from reportgen.train import run_files, train_run, versions
-from tests.synthetic import write_idx_dataset
+from reportgen.markdown import package_environment
+from reportgen.study import Study, VariantResults
+
+# The two-variant (LeNet, fully connected), two-seed study of real one-epoch runs, and each analysis computed once
+# on it (figures into docs/<study id>/), shared with tests/test_analysis.py.
+workspace = shared.workspace
+study = shared.study
+rendered = shared.rendered
+POST = shared.EXPERIMENT["id"]
 
 
 def predictions(confidence: list[float], correct: list[bool], classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
@@ -75,15 +76,6 @@ def test_ece_counts_every_bin_with_its_weight():
     assert expected_calibration_error(labels, probs) == pytest.approx(by_hand)
     assert expected_calibration_error(labels, probs, n_bins=1) == pytest.approx(
         abs((probs.argmax(1) == labels).mean() - probs.max(1).mean()))
-
-
-# ---- registry ---------------------------------------------------------------------------------------------------
-def test_calibration_is_registered_with_its_partial():
-    assert {"calibration", "saliency"} <= set(analyses.names())
-    a = analyses.get("calibration")
-    assert a.name == "calibration" and a.needs_training and not a.needs_convolution
-    assert (analyses.HERE / a.template).is_file()
-    assert analyses.why_not("calibration", SimpleNamespace(trains=False)) is not None
 
 
 # ---- compute() on crafted predictions: exact per-seed numbers -------------------------------------------------------
@@ -150,52 +142,12 @@ def test_confident_predictions_and_their_mistakes_are_counted(tmp_path):
 
 
 # ---- compute() on trained runs ----------------------------------------------------------------------------------
-EXPERIMENT = {
-    "id": "calib", "title": "Calibration check", "dataset": "fashion-mnist",
-    "model": {"name": "tiny"}, "training": {"epochs": 1, "batch_size": 64, "lr": 0.003},
-    "profiles": {"smoke": {"seeds": [0, 1], "train_limit": 300, "eval_limit": 60}},
-    "variants": [{"name": "tiny", "label": "Tiny"},
-                 {"name": "fc", "label": "Fully connected", "model": {"name": "fcnn", "options": {"hidden": [32]}}}],
-    "analyses": ["calibration"],
-}
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """Two variants × two seeds, one epoch on 300 synthetic images, read back by collect."""
-    root = tmp_path_factory.mktemp("calibration")
-    mp = pytest.MonkeyPatch()
-    write_idx_dataset(root / "idx", n_train=600, n_test=200)
-    for name, value in (("REPORTGEN_DATA", root / "data"), ("REPORTGEN_SKIP_CHECKSUM", "1"),
-                        ("REPORTGEN_OFFLINE", "1"), ("REPORTGEN_CACHE", root / "cache")):
-        mp.setenv(name, str(value))
-    provision("fashion-mnist", root / "data", from_dir=root / "idx", skip_checksum=True, allow_download=False,
-              allow_install=False, log=lambda *_: None)
-    exp = ExperimentConfig.model_validate(EXPERIMENT)
-    splits = load_splits("fashion-mnist")
-    store = Store(root / "results")
-    for variant in exp.variants:
-        for seed in exp.profile("smoke")["seeds"]:
-            config = exp.resolve(variant, seed, "smoke")
-            out = train_run(config, splits, torch.device("cpu"))
-            key = cache_key(config, splits.checksum)
-            record = {"experiment": exp.id, "variant": variant.name, "seed": seed, "profile": "smoke",
-                      "cache_key": key, "dataset": "fashion-mnist", "dataset_sha256": splits.checksum,
-                      "device": "cpu (test)", "versions": versions(), "git_commit": None, "started": "",
-                      "finished": "", "wall_seconds": 1.0, "epoch_seconds": out.epoch_seconds,
-                      "train_size": config["train_limit"]}
-            store.write_run(exp.id, variant.name, seed, key, run_files(config, out, record))
-    study = collect(exp.id, exp, "smoke", store)
-    writer = FigureWriter(directory=root / "docs" / exp.id, link_prefix=exp.id)
-    yield study, calibration.compute(study, writer), writer
-    mp.undo()
-
-
-def test_compute_on_trained_runs_matches_their_stored_predictions_and_metrics(trained):
-    study, result, writer = trained
-    assert [p.name for p in writer.written] == ["calibration.png"]
-    assert writer.written[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert result.figure.path == "calib/calibration.png" and result.seeds == 2
+def test_compute_on_trained_runs_matches_their_stored_predictions_and_metrics(study, rendered):
+    result = rendered["calibration"]
+    assert [p.name for p in rendered.figures["calibration"]] == ["calibration.png"]
+    assert rendered.figures["calibration"][0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert result.figure.path == f"{POST}/calibration.png" and result.seeds == 2
+    assert [row.label for row in result.variants] == [v.label for v in study.available]
     for v, row in zip(study.available, result.variants):
         eces = [100 * expected_calibration_error(*r.predictions()) for r in v.runs]
         assert row.ece_per_seed == pytest.approx(eces) and row.ece["n"] == 2
@@ -208,18 +160,17 @@ def test_compute_on_trained_runs_matches_their_stored_predictions_and_metrics(tr
 
 
 def _render(result, exp=None) -> str:
-    env = _environment()
-    env.loader = jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(analyses.HERE)), env.loader])
-    return env.get_template("calibration.md.j2").render(a=result, exp=exp, profile="smoke", setup={}, summary=None,
-                                                        post=lambda *a: "")
+    return package_environment().get_template("calibration.md.j2").render(
+        a=result, exp=exp, profile="smoke", setup={}, summary=None, post=lambda *a: "")
 
 
-def test_partial_renders_the_numbers_and_the_verdicts(trained):
-    study, result, _ = trained
+def test_partial_renders_the_numbers_and_the_verdicts(study, rendered):
+    result = rendered["calibration"]
     text = _render(result, study.config)
     assert text.startswith("### ")
-    assert "](calib/calibration.png)" in text
+    assert f"]({POST}/calibration.png)" in text
     assert r"\sum_{m=1}^{15}" in text
-    tiny = result.variants[0]
-    assert f"| Tiny | {tiny.ece['mean']:.2f} | {tiny.ece['low']:.2f} to {tiny.ece['high']:.2f} |".replace("-", "\u2212") in text
+    first = result.variants[0]
+    row = f"| {first.label} | {first.ece['mean']:.2f} | {first.ece['low']:.2f} to {first.ece['high']:.2f} |"
+    assert row.replace("-", "\u2212") in text
     assert result.comparisons[0]["verdict"] in text

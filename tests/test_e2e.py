@@ -1,24 +1,40 @@
-"""The whole pipeline, as a user runs it, on synthetic data: every shipped study under the `smoke` profile,
-rendered and built with `mkdocs build --strict`, then opened in headless Chromium."""
+"""The whole pipeline, as a user runs it, on synthetic data: every shipped study (its YAML and its prose) under the
+`smoke` profile, run, rendered and built with `mkdocs build --strict`, then opened in headless Chromium."""
 from __future__ import annotations
 
+import re
 import shutil
 import time
+from pathlib import Path
 
 import pytest
 
+from reportgen.site import SiteError, vendor_assets
 from tests.browser import BrowserUnavailable, check_site_in_browser
 from tests.conftest import ROOT, invoke
+
+# Generated into docs/ by reportgen: left out of the copy of the hand-written site.
+GENERATED = ("index.md", "write-your-own.md", "blog/posts", "assets/vendor", "assets/figures")
 
 
 @pytest.fixture
 def full_project(project):
-    """The `project` fixture plus every shipped experiment, mkdocs.yml, docs/ and the model source (snippets)."""
-    for path in (ROOT / "experiments").glob("*.yaml"):
-        shutil.copy(path, project / "experiments")
+    """The `project` fixture plus every shipped study (YAML and prose), mkdocs.yml, the hand-written docs/, the
+    vendored MathJax and the model source (snippets)."""
+    for pattern in ("*.yaml", "*.md"):
+        for path in (ROOT / "experiments").glob(pattern):
+            shutil.copy(path, project / "experiments")
     shutil.copy(ROOT / "mkdocs.yml", project)
-    shutil.copytree(ROOT / "docs", project / "docs", ignore=shutil.ignore_patterns("posts", "index.md"))
-    (project / "docs" / "blog" / "posts").mkdir(parents=True, exist_ok=True)
+    try:
+        vendor_assets(ROOT / "docs")  # once (npm) into the project's gitignored docs/assets/vendor, as test_site does
+    except SiteError as exc:
+        pytest.fail(f"cannot vendor MathJax for the end-to-end test: {exc}", pytrace=False)
+
+    def skip_generated(directory: str, names: list[str]) -> set[str]:
+        rel = Path(directory).relative_to(ROOT / "docs")
+        return {n for n in names if (rel / n).as_posix() in GENERATED or n == "__pycache__"}
+    shutil.copytree(ROOT / "docs", project / "docs", ignore=skip_generated)
+    shutil.copytree(ROOT / "docs" / "assets" / "vendor", project / "docs" / "assets" / "vendor")
     shutil.copytree(ROOT / "reportgen", project / "reportgen", ignore=shutil.ignore_patterns("__pycache__"))
     return project
 
@@ -30,13 +46,23 @@ def test_smoke_profile_runs_renders_and_builds_every_study(full_project, tmp_pat
     result = invoke("build", "--profile", "smoke")
     assert result.exit_code == 0, result.output
     elapsed = time.perf_counter() - started
+    assert "not run in the" not in result.output and "removed the post" not in result.output, result.output
 
     site = full_project / "site"
     assert (site / "index.html").exists()
     experiments = sorted(p.stem for p in (ROOT / "experiments").glob("*.yaml"))
+    home = (full_project / "docs" / "index.md").read_text()
+    assert "not run in the" not in home and "not in this build" not in home
     for exp in experiments:
         post = full_project / "docs" / "blog" / "posts" / f"{exp}.md"
         assert post.exists(), f"no post for {exp}"
+        assert f"](blog/posts/{exp}.md)" in home, exp
+        assert (site / "blog" / exp / "index.html").is_file(), exp
+        text = post.read_text()
+        assert "## Reproduce this post" in text and "--profile smoke" in text, exp
+        if (ROOT / "experiments" / f"{exp}.md").exists():  # the prose is in the post: its first heading
+            heading = re.search(r"^#+ [^{\n]+$", (ROOT / "experiments" / f"{exp}.md").read_text(), re.M)
+            assert heading is None or heading.group(0) in text, (exp, heading)
     try:
         report = check_site_in_browser(site, ROOT / "test-artifacts")
     except BrowserUnavailable as exc:

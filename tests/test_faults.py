@@ -224,8 +224,9 @@ BAD_FILES = [
     ("id-backslash", study_with("id: study", "id: 'a\\\\b'"), ["id: must be lower-case letters"]),
     ("id-dots", study_with("id: study", "id: '..'"), ["id: must be lower-case letters"]),
     ("variant-name-path", study_with("{name: a,", "{name: ../a,"), ["variants[0].name: must be lower-case letters"]),
-    ("template-path", STUDY + "template: ../../../etc/passwd\n", ["template: must be a template name"]),
-    ("template-unknown", STUDY + "template: dropuot\n", ["template: no template", "did you mean 'dropout'?"]),
+    ("template-path", STUDY + "template: ../../../etc/passwd\n",
+     ["template: must be the id of another study whose prose file this one uses"]),
+    ("template-unknown", STUDY + "template: dropuot\n", ["template: no prose file dropuot.md beside it"]),
     ("python-tag", "!!python/object/apply:os.system ['echo pwned']\n",
      ["line 1", "tag '!!python/object/apply:os.system' is not allowed"]),
     ("python-name-tag", STUDY + "order: !!python/name:os.system\n", ["tag '!!python/name:os.system' is not allowed"]),
@@ -339,10 +340,32 @@ def test_render_without_results_names_missing_runs_and_the_command(isolated, rg)
     assert not (isolated / "docs" / "blog" / "posts" / "dropout.md").exists()
 
 
-def test_study_without_a_post_template_is_one_line(isolated, rg):
-    (isolated / "experiments" / "nopost.yaml").write_text("id: nopost\ntitle: No template yet\ntrains: false\n")
-    one_line_error(rg("render", "nopost"), 1, "nopost.md.j2", only_line=True)
-    assert not (isolated / "docs" / "blog" / "posts" / "nopost.md").exists()
+def test_template_naming_no_prose_file_is_one_line_exit_2_with_the_closest(isolated, rg):
+    """``template:`` names another study whose prose is reused; a name with no prose file beside it is refused
+    before anything is trained or written, with the closest prose file."""
+    (isolated / "experiments" / "study.yaml").write_text(STUDY + "template: dropuot\n")
+    shutil.copy(ROOT / "experiments" / "dropout.md", isolated / "experiments" / "dropout.md")
+    for command in (["list"], ["run", "--profile", "smoke"], ["render", "--profile", "smoke"]):
+        one_line_error(rg(*command), 2, "experiments/study.yaml: template: no prose file dropuot.md beside it",
+                       "did you mean 'dropout'?", "(prose files: dropout)", only_line=True)
+    assert not (isolated / "results").exists() and not (isolated / "docs").exists()
+
+
+def test_study_without_prose_or_template_renders_a_complete_post(isolated, rg):
+    """There are no per-study templates: a study that is only a YAML file renders (here an illustration, which
+    trains nothing; a trained one is in test_render.py) with the generic frame and its declared analyses."""
+    (isolated / "experiments" / "nopost.yaml").write_text(
+        "id: nopost\ntitle: No prose yet\ndescription: Only YAML.\ntrains: false\nanalyses: [output_size]\n")
+    result = rg("render", "nopost")
+    assert result.code == 0 and "error" not in result.err, result.err
+    post = (isolated / "docs" / "blog" / "posts" / "nopost.md").read_text()
+    front = yaml.safe_load(post.split("---\n")[1])
+    assert front["title"] == "No prose yet" and front["slug"] == "nopost" and front["description"] == "Only YAML."
+    assert post.index("# No prose yet") < post.index("### Output size of every layer") < post.index(
+        "## Reproduce this post")
+    assert "reportgen render nopost --profile quick" in post and "nothing is trained for this post" in post
+    assert "## Setup" not in post and "| Test accuracy (%) |" not in post  # nothing was trained
+    assert "[No prose yet](blog/posts/nopost.md)" in (isolated / "docs" / "index.md").read_text()
 
 
 # ---- bad data -----------------------------------------------------------------------------------------------

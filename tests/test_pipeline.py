@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -105,6 +106,34 @@ def test_swap_dir_replaces_by_renames_and_puts_the_old_copy_back_if_moving_in_fa
     assert (final / "index.html").read_text() == "two" and not aside.exists()
 
 
+@pytest.fixture(scope="module")
+def smoke_results(tmp_path_factory, synthetic_idx) -> Path:
+    """The dropout study's smoke runs, trained once for the module by `reportgen run` (on the same synthetic
+    data as the ``project`` fixture's, so the copies are cached runs there)."""
+    from reportgen.data import provision
+    base = tmp_path_factory.mktemp("smoke-results")
+    (base / "experiments").mkdir()
+    shutil.copy(ROOT / "experiments" / "dropout.yaml", base / "experiments")
+    with pytest.MonkeyPatch.context() as m:
+        m.setenv("REPORTGEN_DATA", str(base / "data"))
+        m.setenv("REPORTGEN_SKIP_CHECKSUM", "1")
+        m.setenv("REPORTGEN_OFFLINE", "1")
+        m.delenv("REPORTGEN_RESULTS", raising=False)
+        m.chdir(base)
+        provision("fashion-mnist", base / "data", from_dir=synthetic_idx, skip_checksum=True, allow_download=False,
+                  allow_install=False, log=lambda *_: None)
+        result = invoke("run", "--profile", "smoke")
+    assert result.exit_code == 0, result.output
+    return base / "results"
+
+
+@pytest.fixture
+def trained(project, smoke_results) -> Path:
+    """``project`` with the dropout study's smoke runs in its results (as if `reportgen run` had trained them)."""
+    shutil.copytree(smoke_results, project / "results")
+    return project
+
+
 def test_run_caches_and_force_retrains(project):
     result = invoke("run", "--profile", "smoke")
     assert result.exit_code == 0, result.output
@@ -119,24 +148,24 @@ def test_run_caches_and_force_retrains(project):
     assert (run_dir / "weights.safetensors").stat().st_mtime_ns != weights_mtime
 
 
-def test_forced_rerun_reproduces_the_same_numbers(project):
-    invoke("run", "--profile", "smoke")
+def test_forced_rerun_reproduces_the_same_numbers(trained):
+    project = trained
     run_dir = project / "results" / "dropout" / "dropout" / "seed-0"
     before = (run_dir / "metrics.json").read_text(), (run_dir / "predictions.npz").read_bytes()
     invoke("run", "--profile", "smoke", "--force")
     assert ((run_dir / "metrics.json").read_text(), (run_dir / "predictions.npz").read_bytes()) == before
 
 
-def test_changed_config_makes_the_run_stale(project):
-    invoke("run", "--profile", "smoke")
+def test_changed_config_makes_the_run_stale(trained):
+    project = trained
     path = project / "experiments" / "dropout.yaml"
     path.write_text(path.read_text().replace("lr: 0.001", "lr: 0.002"))
     result = invoke("run", "--profile", "smoke")
     assert "stale" in result.output and "0 of 2 runs cached" in result.output
 
 
-def test_interrupted_run_is_not_complete_and_is_rerun(project):
-    invoke("run", "--profile", "smoke")
+def test_interrupted_run_is_not_complete_and_is_rerun(trained):
+    project = trained
     run_dir = project / "results" / "dropout" / "no-dropout" / "seed-0"
     (run_dir / MARKER).unlink()  # as if killed before the marker was written
     staging = run_dir.parent / ".seed-0.partial-999999"
@@ -148,8 +177,8 @@ def test_interrupted_run_is_not_complete_and_is_rerun(project):
     assert check_run(run_dir).status == "complete" and not staging.exists()
 
 
-def test_edited_result_file_is_detected_and_rerun(project):
-    invoke("run", "--profile", "smoke")
+def test_edited_result_file_is_detected_and_rerun(trained):
+    project = trained
     run_dir = project / "results" / "dropout" / "dropout" / "seed-0"
     metrics = run_dir / "metrics.json"
     metrics.write_text(metrics.read_text().replace('"test_acc": 0', '"test_acc": 1'))
@@ -160,8 +189,8 @@ def test_edited_result_file_is_detected_and_rerun(project):
     assert check_run(run_dir).status == "complete"
 
 
-def test_identical_run_in_another_study_is_copied_not_retrained(project):
-    invoke("run", "--profile", "smoke")
+def test_identical_run_in_another_study_is_copied_not_retrained(trained):
+    project = trained
     text = (project / "experiments" / "dropout.yaml").read_text()
     (project / "experiments" / "dropout2.yaml").write_text(text.replace("id: dropout", "id: dropout2"))
     result = invoke("run", "dropout2", "--profile", "smoke")
@@ -171,14 +200,21 @@ def test_identical_run_in_another_study_is_copied_not_retrained(project):
     assert a.metrics == b.metrics
 
 
-def test_render_needs_results_and_names_the_command(project):
-    result = invoke("render", "dropout", "--profile", "smoke")
-    assert result.exit_code == 1
-    assert "reportgen run dropout --profile smoke" in result.output
+def test_render_needs_results_and_names_the_command(project, capsys):
+    """`render` is explicit: a study without results is an error (one line, the command that makes them, exit 1),
+    unlike `build`, which leaves it out."""
+    from reportgen.cli import main
+    with pytest.raises(SystemExit) as exit_:
+        main(["render", "dropout", "--profile", "smoke"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 1 and "Traceback" not in err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert "dropout: no results for" in err and "reportgen run dropout --profile smoke" in err
+    assert not (project / "docs" / "blog" / "posts" / "dropout.md").exists()
 
 
-def test_render_writes_post_with_numbers_from_results(project):
-    invoke("run", "--profile", "smoke")
+def test_render_writes_post_with_numbers_from_results(trained):
+    project = trained
     result = invoke("render", "--profile", "smoke")
     assert result.exit_code == 0, result.output
     post = (project / "docs" / "blog" / "posts" / "dropout.md").read_text()

@@ -255,7 +255,10 @@ def test_post_states_the_numbers_of_the_results(tmp_path):
     # the reproducibility box: command, seeds, epochs, device, commit, wall time
     assert "reportgen run alpha --profile quick" in post and "| Seeds | 0, 1, 2 |" in post
     assert "| Epochs | 2 |" in post and "cpu (test)" in post and "`abc123`" in post and "15 s of training over 6 runs" in post
-    assert '--8<-- "reportgen/models.py:lenet"' in post and "$$" in post
+    # the models come from the zoo: one line per distinct model, with its parameter count
+    assert "## The models" in post
+    assert re.search(r"^Base: conv 5×5, 6 ch → ReLU → .* — 61,706 parameters\.$", post, re.M)
+    assert re.search(r"^Better: .*dropout 0\.5.* — 61,706 parameters\.$", post, re.M)
 
 
 def test_verdicts_in_the_post_are_exactly_the_computed_ones(tmp_path):
@@ -264,19 +267,113 @@ def test_verdicts_in_the_post_are_exactly_the_computed_ones(tmp_path):
     post = render_study("alpha", exp, "quick", store, tmp_path / "docs").read_text()
     s = summary(study)
     assert s["comparisons"] and s["gap_comparisons"]
-    for c in s["comparisons"] + s["gap_comparisons"]:
+    for c in s["comparisons"]:
         assert markdown_text(c["verdict"]) in post
     assert "No clear difference in test accuracy between Better and Base at 3 seeds" in post
+    # the gap table (and its verdicts) appears only where the prose places gap()
+    assert not any(markdown_text(c["verdict"]) in post for c in s["gap_comparisons"])
+    prose = tmp_path / "experiments" / "alpha.md"
+    prose.write_text("## The gap\n\n{{ gap() }}\n")
+    post = render_study("alpha", exp, "quick", store, tmp_path / "docs", prose_file=prose).read_text()
+    for c in s["comparisons"] + s["gap_comparisons"]:
+        assert markdown_text(c["verdict"]) in post
 
 
-def test_every_shipped_template_renders_from_results(tmp_path):
-    """Each shipped study's own template, with synthetic runs for every variant (analyses left out: they are
-    tested with their partials elsewhere) and an unavailable optional variant where there is one."""
-    experiments = discover(ROOT / "experiments")
-    assert list(experiments) == ["convolution", "tiny", "dropout", "pooling", "augmentation", "cnn-vs-fc", "datasets"]
+NO_PROSE = """
+id: plain
+title: A study with nothing but its YAML
+description: No prose, no template.
+question: Does a YAML file alone make a whole post?
+date: 2026-02-03
+categories: [Tests]
+tags: [t]
+training: {epochs: 2}
+profiles:
+  quick: {epochs: 2, seeds: [0, 1]}
+baseline: narrow
+variants:
+  - {name: narrow, label: Narrow, description: LeNet as it is}
+  - {name: wide, label: Wide, description: wider convolutions, model: {options: {channels: [8, 24]}}}
+analyses: [confusion, curves, architecture]
+"""
+
+
+def test_a_study_without_prose_gets_a_complete_post(tmp_path):
+    """No template, no prose: the post is the frame (front matter, question, setup, models) with the results and
+    every declared analysis in the order of the YAML, then the reproduce box; it builds a linkable page."""
+    experiments = tmp_path / "experiments"
+    path = write_experiment(experiments, NO_PROSE)
+    exp = load_experiment(path)
+    assert prose_path(path, exp) is None
     store = Store(tmp_path / "results")
-    for exp_id, (_, exp) in experiments.items():
-        exp = exp.model_copy(update={"analyses": []})
+    for seed in (0, 1):
+        write_run(store, exp, "narrow", seed, "quick", 0.80 + 0.01 * seed)
+        write_run(store, exp, "wide", seed, "quick", 0.84 + 0.01 * seed)
+    result = invoke("--experiments", str(experiments), "--results", str(store.root), "--docs", str(tmp_path / "docs"),
+                    "render", "plain", "--profile", "quick")
+    assert result.exit_code == 0, result.output
+    post = (tmp_path / "docs" / "blog" / "posts" / "plain.md").read_text()
+    front = yaml.safe_load(post.split("---\n")[1])
+    assert front["title"] == exp.title and front["slug"] == "plain" and str(front["date"]) == "2026-02-03"
+    assert front["categories"] == ["Tests"] and front["tags"] == ["t"] and front["description"] == exp.description
+    narrow = count_parameters(build_model("lenet"))
+    wide = count_parameters(build_model("lenet", channels=[8, 24]))
+    assert narrow != wide
+    headings = ["# A study with nothing but its YAML", "## The question", "## Setup", "## The models", "## Results",
+                "### Confusion matrix", "### Learning curves", "### Architecture, layer by layer",
+                "## Reproduce this post"]
+    at = [post.find("\n" + h + "\n") for h in headings]
+    assert -1 not in at and at == sorted(at), dict(zip(headings, at))
+    setup = post[at[2]:at[3]]
+    assert "| Narrow | LeNet as it is |" in setup and f"| {narrow:,} |" in setup and f"| {wide:,} |" in setup
+    models = post[at[3]:at[4]]
+    assert re.search(rf"^Narrow: conv 5×5, 6 ch → .* — {narrow:,} parameters\.$", models, re.M)
+    assert re.search(rf"^Wide: conv 5×5, 8 ch → .* — {wide:,} parameters\.$", models, re.M)
+    assert "| Test accuracy (%) |" in post[at[4]:at[5]]
+    figures = re.findall(r"!\[[^\]]*\]\((plain/[^)]+)\)", post)
+    assert figures and all((tmp_path / "docs" / "blog" / "posts" / f).is_file() for f in figures), figures
+    assert "reportgen run plain --profile quick" in post[at[-1]:]
+    assert post.count("## Results") == 1 and post.count("### Learning curves") == 1
+
+
+@pytest.fixture
+def stub_analyses(monkeypatch):
+    """Every analysis renders as one marker comment (their computations and partials are tested in
+    test_analyses_*): what is under test is the frame, the prose and where each block lands."""
+    from reportgen import analyses
+    real_get = analyses.get
+
+    class Stub:
+        template = "stub.md.j2"
+
+        def __init__(self, name: str):
+            self.name = real_get(name).name  # an unknown name still fails
+
+        def compute(self, study, figures):
+            return self.name
+    monkeypatch.setattr(analyses, "get", Stub)
+    real_env = post_mod.package_environment
+
+    def environment():
+        env = real_env()
+        env.loader = jinja2.ChoiceLoader([jinja2.DictLoader({"stub.md.j2": "<!-- analysis {{ a | code }} -->\n"}),
+                                          env.loader])
+        return env
+    monkeypatch.setattr(post_mod, "package_environment", environment)
+
+
+SHIPPED = ["convolution", "tiny", "dropout", "pooling", "augmentation", "cnn-vs-fc", "datasets", "batchnorm"]
+
+
+def test_every_shipped_study_renders_from_results_with_its_prose(tmp_path, stub_analyses):
+    """Each shipped study, through its own prose, with synthetic runs for every variant and an unavailable optional
+    variant where there is one: front matter, every declared analysis placed exactly once, the models, the
+    results, links to the other posts, the reproduce box."""
+    experiments = discover(ROOT / "experiments")
+    assert list(experiments) == SHIPPED
+    declared = {k: e.title for k, (_, e) in experiments.items()}
+    store = Store(tmp_path / "results")
+    for exp_id, (path, exp) in experiments.items():
         for v in exp.variants:
             if v.optional and v.dataset == "kmnist":
                 (store.root / exp_id / v.name).mkdir(parents=True)
@@ -284,24 +381,41 @@ def test_every_shipped_template_renders_from_results(tmp_path):
                 continue
             for seed in exp.profile("quick")["seeds"]:
                 write_run(store, exp, v.name, seed, "quick", 0.8 + 0.01 * seed)
-        post = render_study(exp_id, exp, "quick", store, tmp_path / "docs",
-                            {k: e.title for k, (_, e) in experiments.items()}).read_text()
+        prose = prose_path(path, exp)
+        assert prose is not None and prose.name == f"{exp_id}.md", exp_id
+        post = render_study(exp_id, exp, "quick", store, tmp_path / "docs", declared, prose).read_text()
         front = yaml.safe_load(post.split("---")[1])
         assert front["title"] == exp.title and front["slug"] == exp_id and str(front["date"]) == str(exp.date)
         assert front["categories"] and front["tags"] and front["description"]
-        assert "--8<-- \"reportgen/models.py:" in post and "## Reproduce this post" in post
+        assert "--8<-- \"reportgen/models.py:" in post and post.rstrip().split("\n## ")[-1].startswith(
+            "Reproduce this post"), exp_id
+        for name in exp.analyses:
+            assert post.count(f"<!-- analysis {name} -->") == 1, (exp_id, name)
+        assert "{{" not in post and "{%" not in post, exp_id  # no Jinja left unrendered
         if exp.trains:
-            assert "| Test accuracy (%) |" in post
-    # distinct dates, newest first = the reading order, so the blog index lists the path top-down
-    dates = [e.date for _, e in experiments.values()]
-    assert len(set(dates)) == len(dates) and dates == sorted(dates, reverse=True)
+            assert post.count("| Test accuracy (%) |") == 1, exp_id
+            for m in post_mod.models(exp, "quick"):
+                assert f"{markdown_text(m['text'])} — {m['parameters']:,} parameters." in post, (exp_id, m["name"])
+    links = re.findall(r"\]\(([a-z0-9-]+)\.md\)", (tmp_path / "docs" / "blog" / "posts" / "convolution.md").read_text())
+    assert "tiny" in links and set(links) <= set(experiments)
+
+
+def test_blog_dates_follow_the_reading_order():
+    """Distinct dates, newest first = the reading order (``order``), so the blog index, which lists posts newest
+    first, lists the path top-down like the home page."""
+    experiments = discover(ROOT / "experiments")
+    dates = {exp_id: e.date for exp_id, (_, e) in experiments.items()}
+    assert len(set(dates.values())) == len(dates)
+    out_of_order = [f"{a} ({dates[a]}) is not newer than {b} ({dates[b]})"
+                    for a, b in zip(dates, list(dates)[1:]) if dates[a] <= dates[b]]
+    assert not out_of_order, "; ".join(out_of_order)
 
 
 def test_baseline_lenet_is_shared_between_studies():
     """The plain LeNet of these studies must resolve to the same run (it is trained once and copied); a drift
     in one training block would silently retrain it and cost minutes per profile."""
     experiments = discover(ROOT / "experiments")
-    shared = [("augmentation", "none"), ("cnn-vs-fc", "lenet"), ("datasets", "fashion-mnist")]
+    shared = [("augmentation", "none"), ("cnn-vs-fc", "lenet"), ("datasets", "fashion-mnist"), ("batchnorm", "lenet")]
     for profile in ("smoke", "quick", "full"):
         configs = [experiments[e][1].resolve(experiments[e][1].variant(v), 0, profile) for e, v in shared]
         assert all(c == configs[0] for c in configs), profile
@@ -336,10 +450,12 @@ def test_hostile_text_from_experiment_files_renders_literally(tmp_path):
     assert_literal(html, r"<h1>")
     assert len(re.findall(r"\{\{ 7\*7 \}\}", html)) >= 2  # the title and the description
     assert "<b>Base</b>" not in html and "&lt;b&gt;Base&lt;/b&gt; | x" in html
-    # the escaped '|' keeps every row of the results table at the header's number of cells
-    table = next(t for t in re.findall(r"<table>.*?</table>", html, re.S) if "Test accuracy (%)" in t)
-    cells = [len(re.findall(r"<t[hd][ >]", row)) for row in re.findall(r"<tr>.*?</tr>", table, re.S)]
-    assert len(set(cells)) == 1, cells
+    # the escaped '|' keeps every row of every table (setup, results) at the header's number of cells
+    tables = re.findall(r"<table>.*?</table>", html, re.S)
+    assert any("Test accuracy (%)" in t for t in tables) and any("What changes" in t for t in tables)
+    for table in tables:
+        cells = [len(re.findall(r"<t[hd][ >]", row)) for row in re.findall(r"<tr>.*?</tr>", table, re.S)]
+        assert len(set(cells)) == 1, cells
 
     invoke("--experiments", str(tmp_path / "experiments"), "--results", str(tmp_path / "results"),
            "--docs", str(tmp_path / "docs"), "render", "--profile", "quick")
@@ -354,42 +470,89 @@ def test_markdown_text_escapes_only_text():
 
 
 # ---- the home page -----------------------------------------------------------------------------------------
-def test_home_page_lists_every_study_and_its_links_resolve(tmp_path):
+
+
+def test_number_filters():
+    assert number(89.123) == "89.12" and number(-1.5, 1) == f"{MINUS}1.5" and number(None) == number(float("nan")) == "—"
+    assert signed_number(0.5) == "+0.50" and signed_number(-0.5) == f"{MINUS}0.50" and signed_number(None) == "—"
+    ci = mean_ci([1.0, 2.0, 3.0])
+    assert interval(ci) == f"{ci['low']:.2f} to {ci['high']:.2f}".replace("-", MINUS)
+    assert interval(mean_ci([-3.0, -1.0]), signed=True).startswith(MINUS) and " to +" in interval(
+        mean_ci([-3.0, -1.0]), signed=True)
+    assert interval(mean_ci([1.0])) == interval(None) == "—"  # one seed: no interval
+
+
+def test_html_text_escapes_html_only():
+    assert html_text('<a href="x">&</a> *b*') == '&lt;a href="x"&gt;&amp;&lt;/a&gt; *b*'
+
+
+# ---- the home page -----------------------------------------------------------------------------------------
+@pytest.fixture
+def reportgen(capsys):
+    """``reportgen ARGS`` through the console entry point (its error handling and exit codes): (code, output)."""
+    from reportgen.cli import main
+
+    def call(*args: str) -> tuple[int, str]:
+        capsys.readouterr()
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        captured = capsys.readouterr()
+        return code, captured.out + captured.err
+    return call
+
+
+def test_home_page_lists_every_study_and_its_links_resolve(tmp_path, reportgen):
     exp, store = two_variant_study(tmp_path, exp_id="alpha", title="Alpha study")
     write_experiment(tmp_path / "experiments", TWO_VARIANTS.format(
         id="beta", title='"Beta study"', description='"Never run."', base_label='"Base"'))
+    delta = load_experiment(write_experiment(tmp_path / "experiments", TWO_VARIANTS.format(
+        id="delta", title='"Delta study"', description='"Run, not rendered."', base_label='"Base"')))
+    for seed in (0, 1, 2):
+        write_run(store, delta, "base", seed, "quick", 0.7)
+        write_run(store, delta, "better", seed, "quick", 0.75)
     write_experiment(tmp_path / "experiments", """
         id: gamma
         title: Gamma illustration
         description: Nothing to train.
-        template: convolution
         trains: false
         """)
     docs = tmp_path / "docs"
     args = ["--experiments", str(tmp_path / "experiments"), "--results", str(tmp_path / "results"), "--docs", str(docs)]
-    result = invoke(*args, "render", "alpha", "--profile", "quick")
-    assert result.exit_code == 0, result.output
+    code, output = reportgen(*args, "render", "alpha", "--profile", "quick")
+    assert code == 0, output
     home = (docs / "index.md").read_text()
-    for title in ("Alpha study", "Beta study", "Gamma illustration"):
-        assert title in home
-    assert "[Alpha study](blog/posts/alpha.md)" in home
-    assert "Beta study (post not rendered yet)" in home and "run `reportgen run beta --profile quick`" in home
-    assert "Gamma illustration (post not rendered yet)" in home and "an illustration: nothing is trained" in home
+    rows = {title: next(line for line in home.splitlines() if title in line)
+            for title in ("Alpha study", "Beta study", "Gamma illustration", "Delta study")}
+    assert "[Alpha study](blog/posts/alpha.md)" in rows["Alpha study"]
+    assert "**not run in the `quick` profile** — run `reportgen run beta --profile quick`" in rows["Beta study"]
+    assert "](" not in rows["Beta study"] and "](" not in rows["Gamma illustration"]
+    assert "an illustration, not in this build" in rows["Gamma illustration"]
+    assert "not in this build — `reportgen build delta --profile quick` adds it" in rows["Delta study"]
+    assert "](" not in rows["Delta study"]
     base = mean_ci([80.0, 81.0, 82.0])
-    assert f"Base: {base['mean']:.2f} ({base['low']:.2f} to {base['high']:.2f})" in home
-    assert "Better: +" in home
+    assert f"Base: {base['mean']:.2f} ({base['low']:.2f} to {base['high']:.2f})" in rows["Alpha study"]
+    assert "Better: +" in rows["Alpha study"] and "Base: baseline" in rows["Alpha study"]
+    assert "`quick` profile (seeds\n0, 1, 2)" in home
     # rendering another subset keeps the first one and adds the new link
-    assert invoke(*args, "render", "gamma", "--profile", "quick").exit_code == 0
+    assert reportgen(*args, "render", "gamma", "--profile", "quick")[0] == 0
     home = (docs / "index.md").read_text()
     assert "[Alpha study](blog/posts/alpha.md)" in home and "[Gamma illustration](blog/posts/gamma.md)" in home
-    assert "Beta study (post not rendered yet)" in home
+    assert "an illustration: nothing is trained" in home
+    assert "**not run in the `quick` profile** — run `reportgen run beta --profile quick`" in home
     targets = re.findall(r"\]\(([^)]+)\)", home)
     assert set(targets) >= {"blog/posts/alpha.md", "blog/posts/gamma.md"}
     for target in targets:  # relative to docs/; about.md and the blog index are the hand-written pages
         assert (docs / target).is_file() or (ROOT / "docs" / target).is_file(), target
-    # a full render fails for the study without results, and names the command that makes them
-    result = invoke(*args, "render", "--profile", "quick")
-    assert result.exit_code == 1 and "reportgen run beta --profile quick" in result.output
+    # an explicit render of every study fails for the one without results: one line, the command, exit 1
+    posts = {p.name: p.read_bytes() for p in (docs / "blog" / "posts").glob("*.md")}
+    code, output = reportgen(*args, "render", "--profile", "quick")
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert code == 1 and len(errors) == 1 and "reportgen run beta --profile quick" in errors[0], output
+    assert "Traceback" not in output
+    assert {p.name: p.read_bytes() for p in (docs / "blog" / "posts").glob("*.md")} == posts
 
 
 def test_collect_refuses_stale_results(tmp_path):
@@ -397,6 +560,16 @@ def test_collect_refuses_stale_results(tmp_path):
     other = exp.model_copy(update={"training": exp.training.model_copy(update={"lr": 0.5})})
     with pytest.raises(RenderError, match="stale"):
         collect("alpha", other, "quick", store)
+
+
+def test_collect_refuses_a_partly_run_study(tmp_path):
+    exp, store = two_variant_study(tmp_path)
+    more_seeds = exp.model_copy(update={"profiles": {"quick": exp.profiles["quick"].model_copy(
+        update={"seeds": [0, 1, 2, 3]})}})
+    with pytest.raises(RenderError, match=r"base/seed-3 \(missing\), better/seed-3 \(missing\); "
+                                          r"run: reportgen run alpha --profile quick"):
+        collect("alpha", more_seeds, "quick", store)
+    assert len(collect("alpha", exp, "quick", store).variants[0].runs) == 3
 
 
 # ---- an optional dataset that cannot be provisioned --------------------------------------------------------
@@ -407,7 +580,6 @@ def test_unavailable_optional_dataset_is_left_out_with_a_visible_note(project):
     write_experiment(project / "experiments", """
         id: sets
         title: Two datasets
-        template: datasets
         baseline: fashion
         variants:
           - {name: fashion, label: Fashion-MNIST, dataset: fashion-mnist, optional: true}
@@ -431,23 +603,35 @@ def test_unavailable_optional_dataset_is_left_out_with_a_visible_note(project):
     assert "KMNIST: *left out: dataset unavailable*" in home
 
 
+# ---- rendering is atomic ------------------------------------------------------------------------------------
 def test_a_failed_render_leaves_the_previous_post_and_figures(tmp_path):
-    """Figures are drawn into a hidden staging folder and swapped in only after the template rendered."""
+    """Figures are drawn into a hidden staging folder and swapped in only after the whole post rendered."""
     exp, store = two_variant_study(tmp_path)
     exp = exp.model_copy(update={"analyses": ["curves"]})
     docs = tmp_path / "docs"
     post = render_study("alpha", exp, "quick", store, docs)
     before = {p.relative_to(docs): p.read_bytes() for p in sorted(docs.rglob("*")) if p.is_file()}
     assert any(p.suffix == ".png" for p in before) and post.read_text()
-    # new numbers (other figures) and a template that cannot be found: the render fails after drawing
+    # new numbers (other figures) and prose that fails at render time, after the figures were drawn
     write_run(store, exp, "better", 0, "quick", 0.95)
-    broken = exp.model_copy(update={"template": "no-such-template"})
-    with pytest.raises(Exception, match="no-such-template"):
-        render_study("alpha", broken, "quick", store, docs)
+    prose = tmp_path / "experiments" / "alpha.md"
+    prose.write_text('{{ analysis("curves") }}\n\nBetter reached {{ acc("bettr") }}.\n')
+    with pytest.raises(ProseError, match=r"alpha\.md:3: no variant 'bettr'; did you mean 'better'\?"):
+        render_study("alpha", exp, "quick", store, docs, prose_file=prose)
     after = {p.relative_to(docs): p.read_bytes() for p in sorted(docs.rglob("*")) if p.is_file()}
     assert after == before  # same files, same bytes, no staging folder left behind
+    # the same render with good prose swaps in the new figures
+    prose.write_text('{{ analysis("curves") }}\n\nBetter reached {{ acc("better") }}.\n')
+    render_study("alpha", exp, "quick", store, docs, prose_file=prose)
+    swapped = {p.relative_to(docs): p.read_bytes() for p in sorted(docs.rglob("*")) if p.is_file()}
+    assert swapped.keys() == before.keys() and all(
+        swapped[k] != before[k] for k in before if k.suffix == ".png"), "the figures were not replaced"
     # an interrupted swap (figure folder moved aside, never replaced) is repaired by the next render
     (docs / "blog/posts/alpha").rename(docs / "blog/posts/.alpha.old")
     render_study("alpha", exp, "quick", store, docs)
     assert (docs / "blog/posts/alpha").is_dir() and not (docs / "blog/posts/.alpha.old").exists()
+    assert not list((docs / "blog/posts").glob(".alpha*"))
+    # a staging folder left by a killed render goes too
+    (docs / "blog/posts/.alpha.render-killed").mkdir()
+    render_study("alpha", exp, "quick", store, docs)
     assert not list((docs / "blog/posts").glob(".alpha*"))

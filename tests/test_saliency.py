@@ -1,38 +1,31 @@
 """The saliency analysis: Grad-CAM and input-gradient maps checked against hand-written autograd, the layer Grad-CAM
-explains, the "share on the object" number, the registry and why_not, and compute() + partial on a trained
-synthetic study with a convolutional and a fully connected variant."""
+explains, the "share on the object" number, and compute() + partial on the trained synthetic study of
+tests/test_analysis.py (a convolutional and a fully connected variant). The registry entry and why_not are tested
+with every other analysis in tests/test_analysis.py."""
 from __future__ import annotations
 
 import math
 
-import jinja2
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from reportgen import analyses
+import tests.test_analysis as shared
 from reportgen.analyses import saliency
 from reportgen.analyses._common import class_names, load_model, normalization
-from reportgen.config import ExperimentConfig
-from reportgen.data import load_splits, provision
+from reportgen.data import load_splits
 from reportgen.figures import FigureWriter
 from reportgen.loader import to_input
+from reportgen.markdown import package_environment
 from reportgen.models import build_model
-from reportgen.render import _environment
-from reportgen.store import Store, cache_key
-from reportgen.study import collect
-from reportgen.train import run_files, train_run, versions
-from tests.synthetic import write_idx_dataset
 
-EXPERIMENT = {
-    "id": "looks", "title": "Where it looks", "dataset": "fashion-mnist",
-    "model": {"name": "lenet"}, "training": {"epochs": 1, "batch_size": 64, "lr": 0.003},
-    "profiles": {"smoke": {"seeds": [0], "train_limit": 300, "eval_limit": 60}},
-    "variants": [{"name": "lenet", "label": "LeNet"},
-                 {"name": "fc", "label": "Fully connected", "model": {"name": "fcnn", "options": {"hidden": [32]}}}],
-    "analyses": ["saliency"],
-}
+# The two-variant (LeNet, fully connected), two-seed study of real one-epoch runs, and each analysis computed once
+# on it (figures into docs/<study id>/), shared with tests/test_analysis.py.
+workspace = shared.workspace
+study = shared.study
+rendered = shared.rendered
+POST = shared.EXPERIMENT["id"]
 
 
 # ---- the maps ---------------------------------------------------------------------------------------------------
@@ -101,74 +94,27 @@ def test_inside_share_is_the_share_of_the_map_on_the_mask():
     assert share[2] == pytest.approx(0.25)  # a flat map lands on the mask in proportion to its area
 
 
-# ---- registry -----------------------------------------------------------------------------------------------------
-def test_saliency_is_registered_with_its_partial():
-    assert "saliency" in analyses.names()
-    a = analyses.get("saliency")
-    assert a.name == "saliency" and a.needs_training and a.needs_convolution
-    assert (analyses.HERE / a.template).is_file()
-
-
-def test_why_not_saliency_for_a_study_without_a_convolution():
-    fc_only = ExperimentConfig.model_validate({**EXPERIMENT, "model": {"name": "fcnn"},
-                                               "variants": [{"name": "fc"}]})
-    reason = analyses.why_not("saliency", fc_only)
-    assert reason is not None and "convolution" in reason and "fcnn" in reason
-    assert analyses.why_not("saliency", ExperimentConfig.model_validate(EXPERIMENT)) is None  # one variant is a CNN
-
-
 # ---- compute() on trained runs ----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    """LeNet and a fully connected network, one seed, one epoch on 300 synthetic images, read back by collect."""
-    root = tmp_path_factory.mktemp("saliency")
-    mp = pytest.MonkeyPatch()
-    write_idx_dataset(root / "idx", n_train=600, n_test=200)
-    for name, value in (("REPORTGEN_DATA", root / "data"), ("REPORTGEN_SKIP_CHECKSUM", "1"),
-                        ("REPORTGEN_OFFLINE", "1"), ("REPORTGEN_CACHE", root / "cache")):
-        mp.setenv(name, str(value))
-    provision("fashion-mnist", root / "data", from_dir=root / "idx", skip_checksum=True, allow_download=False,
-              allow_install=False, log=lambda *_: None)
-    exp = ExperimentConfig.model_validate(EXPERIMENT)
-    splits = load_splits("fashion-mnist")
-    store = Store(root / "results")
-    for variant in exp.variants:
-        config = exp.resolve(variant, 0, "smoke")
-        out = train_run(config, splits, torch.device("cpu"))
-        key = cache_key(config, splits.checksum)
-        record = {"experiment": exp.id, "variant": variant.name, "seed": 0, "profile": "smoke", "cache_key": key,
-                  "dataset": "fashion-mnist", "dataset_sha256": splits.checksum, "device": "cpu (test)",
-                  "versions": versions(), "git_commit": None, "started": "", "finished": "", "wall_seconds": 1.0,
-                  "epoch_seconds": out.epoch_seconds, "train_size": config["train_limit"]}
-        store.write_run(exp.id, variant.name, 0, key, run_files(config, out, record))
-    yield collect(exp.id, exp, "smoke", store), root
-    mp.undo()
+def computed(rendered):
+    return rendered["saliency"]
 
 
-@pytest.fixture(scope="module")
-def computed(study):
-    s, root = study
-    writer = FigureWriter(directory=root / "docs" / s.id, link_prefix=s.id)
-    return saliency.compute(s, writer), writer
-
-
-def test_compute_writes_one_figure_per_variant(computed):
-    result, writer = computed
-    names = sorted(p.name for p in writer.written)
-    assert names == ["saliency-fc.png", "saliency-lenet.png"]
-    for path in writer.written:
+def test_compute_writes_one_figure_per_variant(rendered, computed):
+    result = computed
+    assert sorted(p.name for p in rendered.figures["saliency"]) == ["saliency-fc.png", "saliency-lenet.png"]
+    for path in rendered.figures["saliency"]:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert [v.figure.path for v in result.variants] == ["looks/saliency-lenet.png", "looks/saliency-fc.png"]
+    assert [v.figure.path for v in result.variants] == [f"{POST}/saliency-lenet.png", f"{POST}/saliency-fc.png"]
 
 
 def test_compute_shows_the_first_test_image_of_each_class_with_the_stored_prediction(study, computed):
-    s, _ = study
-    result, _ = computed
+    result = computed
     lenet, fc = result.variants
     assert (lenet.layer, lenet.grid, lenet.seed) == ("conv2", "10 × 10", 0)
     assert (fc.layer, fc.grid, fc.mean_gradcam_inside_pct) == (None, None, None)
     assert result.without_convolution == ["Fully connected"]
-    for v, runs in zip(result.variants, (s.variant("lenet").runs, s.variant("fc").runs)):
+    for v, runs in zip(result.variants, (study.variant("lenet").runs, study.variant("fc").runs)):
         labels, probs = runs[0].predictions()
         first = [int(np.flatnonzero(labels == c)[0]) for c in range(10)]
         assert [img.index for img in v.images] == first
@@ -185,9 +131,8 @@ def test_compute_shows_the_first_test_image_of_each_class_with_the_stored_predic
 
 def test_compute_uses_training_preprocessing(study, computed):
     """The stored saliency maps are those of the run's model on to_input(images, run normalisation)."""
-    s, _ = study
-    result, _ = computed
-    run = s.variant("lenet").runs[0]
+    result = computed
+    run = study.variant("lenet").runs[0]
     idx = [img.index for img in result.variants[0].images]
     images = load_splits("fashion-mnist").test_images[idx]
     x = to_input(images, normalization(run))
@@ -202,25 +147,27 @@ def test_compute_uses_training_preprocessing(study, computed):
     np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 
-def test_a_second_render_reuses_cached_maps_and_figures(study, computed):
-    s, root = study
-    first, _ = computed
-    writer = FigureWriter(directory=root / "docs2" / s.id, link_prefix=s.id)
-    again = saliency.compute(s, writer)
-    assert writer.reused == 2 and writer.drawn == 0
+def test_a_second_render_reads_the_maps_from_the_cache(study, workspace, computed, monkeypatch, tmp_path):
+    def no_recompute(*args, **kwargs):
+        raise AssertionError("the cached maps should have been used")
+
+    monkeypatch.setattr(saliency, "saliency_maps", no_recompute)
+    monkeypatch.setattr(saliency, "gradcam_maps", no_recompute)
+    again = saliency.compute(study, FigureWriter(directory=tmp_path / study.id, link_prefix=study.id))
     assert [img.saliency_inside_pct for v in again.variants for img in v.images] == \
-        [img.saliency_inside_pct for v in first.variants for img in v.images]
+        [img.saliency_inside_pct for v in computed.variants for img in v.images]
+    assert [img.gradcam_inside_pct for img in again.variants[0].images] == \
+        [img.gradcam_inside_pct for img in computed.variants[0].images]
+    cached = list((workspace / "cache" / "analysis").rglob("saliency-*.npz"))
+    assert len(cached) == len(study.available)
 
 
 def test_partial_renders_the_numbers(study, computed):
-    s, _ = study
-    result, _ = computed
-    env = _environment()
-    env.loader = jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(analyses.HERE)), env.loader])
-    text = env.get_template("saliency.md.j2").render(a=result, exp=s.config, profile="smoke", setup={},
-                                                     summary=None, post=lambda *a: "")
+    result = computed
+    text = package_environment().get_template("saliency.md.j2").render(
+        a=result, exp=study.config, profile="smoke", setup={}, summary=None, post=lambda *a: "")
     assert text.startswith("### ")
-    assert "](looks/saliency-lenet.png)" in text and "](looks/saliency-fc.png)" in text
+    assert f"]({POST}/saliency-lenet.png)" in text and f"]({POST}/saliency-fc.png)" in text
     assert "| LeNet | 0 | conv2 (10 × 10) |" in text
     assert "| Fully connected | 0 | none |" in text and "no Grad-CAM map" in text
     assert f"{result.variants[0].mean_saliency_inside_pct:.2f}" in text

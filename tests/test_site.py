@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from reportgen import site as site_mod
+from reportgen.scaffold import write_guide
 from reportgen.site import SiteError, build_site, external_resources, vendor_assets
 
 try:
@@ -26,8 +27,9 @@ except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.
 
 PROJECT = Path(__file__).resolve().parents[1]
 ARTIFACTS = PROJECT / "test-artifacts"
-# Generated into docs/ by `reportgen render` / vendor_assets; the fixture writes its own fake versions.
-GENERATED = ("index.md", "blog/posts", "assets/vendor", "assets/figures")
+# Generated into docs/ by `reportgen render` / vendor_assets; the fixture writes its own fake versions (and the
+# real "Write your own study" page, which the nav of mkdocs.yml lists).
+GENERATED = ("index.md", "write-your-own.md", "blog/posts", "assets/vendor", "assets/figures")
 SNIPPET = "reportgen/models.py"
 
 HOME = """\
@@ -110,6 +112,7 @@ def make_project(root: Path, vendored: Path) -> Path:
     (root / "reportgen").mkdir()
     shutil.copy2(PROJECT / SNIPPET, root / SNIPPET)
     docs = root / "docs"
+    write_guide(docs)
     (docs / "index.md").write_text(HOME, encoding="utf-8")
     posts = docs / "blog" / "posts"
     (posts / "example").mkdir(parents=True)
@@ -145,6 +148,7 @@ def test_strict_build_passes(built: Path):
     assert first_line in html_module.unescape(re.sub(r"<[^>]+>", "", html))  # the snippet was included
     assert 'class="arithmatex"' in html
     assert (built / "blog" / "index.html").is_file() and (built / "about" / "index.html").is_file()
+    assert "Write your own study" in (built / "write-your-own" / "index.html").read_text(encoding="utf-8")
     assert (built / "blog" / "category" / "convolutions" / "index.html").is_file()
     assert (built / "blog" / "archive" / "2024" / "index.html").is_file()
     assert "Example: the output size of a convolution" in (built / "blog" / "index.html").read_text("utf-8")
