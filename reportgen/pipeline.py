@@ -62,8 +62,10 @@ def preflight(studies: dict, names: list[str], profile: str) -> None:
 
 # ---- run -----------------------------------------------------------------------------------------------------
 def run(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, device: str, log: Log,
-        force: bool = False) -> None:
-    """Train every run of the named studies (default: all) that is not cached, then precompute their analyses."""
+        force: bool = False, workers: int | None = None) -> None:
+    """Train every run of the named studies (default: all) that is not cached, in ``workers`` parallel processes
+    (default: one per core on a CPU), then precompute their analyses."""
+    from .workers import default_workers, execute_all
     from .data import DataError, load_splits, provision
     from .store import atomic_write
     from .train import deterministic, execute, plan_runs, resolve_device
@@ -98,13 +100,19 @@ def run(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, device:
         cached = sum(p.status == "complete" for p in planned)
         log(f"{cached} of {len(planned)} runs cached; {len(todo)} to run on {torch_device}"
             + (" (--force retrains cached runs)" if force else ""))
-        splits: dict[str, object] = {}
         for p in todo:
             if p.status in ("stale", "corrupt", "incomplete"):
                 log(f"{p.experiment}/{p.variant}/seed-{p.seed}: {p.status} ({p.reason}); rerunning")
+        splits: dict[str, object] = {}
+
+        def serial(p) -> None:
             if p.dataset not in splits:
                 splits[p.dataset] = load_splits(p.dataset)
             execute(p, splits[p.dataset], torch_device, ws.store, profile, log, force=force)
+
+        count = workers if workers is not None else default_workers(torch_device.type)
+        execute_all(todo, torch_device, ws.store, profile, log, force, count, serial)
+        for p in todo:
             (ws.store.root / p.experiment / p.variant / UNAVAILABLE).unlink(missing_ok=True)
     precompute(studies, selected, profile, ws.store, log)
 

@@ -53,8 +53,11 @@ def canonical_json(obj: Any) -> str:
 
 
 def cache_key(resolved: dict[str, Any], dataset_checksum: str) -> str:
-    """Hash of everything that determines a run's numbers: resolved config, data, package version."""
-    payload = {"config": resolved, "dataset_sha256": dataset_checksum, "reportgen": __version__}
+    """Hash of everything that determines a run's numbers: resolved config, data, package version and the
+    training engine (threads per CPU run, memory layout)."""
+    from .settings import TRAINING_ENGINE
+    payload = {"config": resolved, "dataset_sha256": dataset_checksum, "reportgen": __version__,
+               "engine": TRAINING_ENGINE}
     return sha256_bytes(canonical_json(payload).encode())[:20]
 
 

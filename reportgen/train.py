@@ -23,7 +23,7 @@ from . import __version__
 from .config import TrainingConfig
 from .loader import DeviceLoader, Normalization, to_input
 from .models import build_model, count_parameters
-from .settings import EVAL_BATCH
+from .settings import CHANNELS_LAST_ON_CPU, CPU_THREADS_PER_RUN, EVAL_BATCH
 from .store import Store, cache_key, json_bytes, npz_bytes
 
 
@@ -135,7 +135,20 @@ class RunOutput:
 
 def train_run(config: dict[str, Any], splits: Any, device: torch.device, name: str = "run",
               progress: Callable[[str], None] | None = None) -> RunOutput:
-    """Train one model as ``config`` (a resolved run config) says; keep the best-validation checkpoint."""
+    """Train one model as ``config`` (a resolved run config) says; keep the best-validation checkpoint.
+    On a CPU the run trains on CPU_THREADS_PER_RUN threads (restored afterwards), so its numbers are the same on
+    any machine and whether or not other runs train beside it."""
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(CPU_THREADS_PER_RUN)
+    try:
+        return _train(config, splits, device, name, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(config: dict[str, Any], splits: Any, device: torch.device, name: str,
+           progress: Callable[[str], None] | None) -> RunOutput:
     torch.manual_seed(config["seed"])
     cfg = TrainingConfig.complete(config["training"])  # the resolved config leaves newer fields out at default
     train_x, train_y = splits.train_images, splits.train_labels
@@ -149,6 +162,11 @@ def train_run(config: dict[str, Any], splits: Any, device: torch.device, name: s
     loader = DeviceLoader(train_x, train_y, cfg["batch_size"], norm, device, shuffle=True, seed=config["seed"],
                           augment=cfg.get("augment"))
     model = build_model(config["model"]["name"], **config["model"]["options"]).to(device)
+    # channels_last: the same arithmetic in another memory layout, faster on a CPU; evaluation keeps the default
+    # layout, so the test pass matches what the analyses later compute from the saved weights, bit for bit
+    fast = device.type == "cpu" and CHANNELS_LAST_ON_CPU
+    layout = torch.channels_last if fast else torch.contiguous_format
+    model = model.to(memory_format=layout)
     optimizer = make_optimizer(model, cfg)
     schedule = make_schedule(optimizer, cfg, len(loader))
     per_batch = cfg["schedule"] in PER_BATCH_SCHEDULES
@@ -163,7 +181,7 @@ def train_run(config: dict[str, Any], splits: Any, device: torch.device, name: s
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
         for step, (x, y) in enumerate(loader):
-            logits = model(x)
+            logits = model(x.contiguous(memory_format=layout))
             # label smoothing shapes the training loss only; validation and test losses stay plain cross-entropy
             loss = F.cross_entropy(logits, y, label_smoothing=cfg["label_smoothing"])
             if not torch.isfinite(loss.detach()):
@@ -194,10 +212,11 @@ def train_run(config: dict[str, Any], splits: Any, device: torch.device, name: s
             progress(line)
         if val_acc > best_acc:  # ties keep the earlier epoch
             best_acc, best_epoch = val_acc, epoch
-            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            best_state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     if bar is not None:
         bar.close()
 
+    model = model.to(memory_format=torch.contiguous_format)
     model.load_state_dict(best_state)
     test_loss, test_acc, test_probs = evaluate(model, test_x, test_y, norm, device)
     return RunOutput(history=history, best_epoch=best_epoch, best_state=best_state, test_loss=test_loss,
@@ -205,9 +224,12 @@ def train_run(config: dict[str, Any], splits: Any, device: torch.device, name: s
                      norm=norm, parameters=count_parameters(model), epoch_seconds=epoch_seconds)
 
 
+PROGRESS_BARS = True  # False in worker processes: several bars on one terminal would overwrite each other
+
+
 def _progress_bar(total: int, name: str):
     """A tqdm bar with ETA on a terminal; None (plain per-epoch lines) otherwise."""
-    if not sys.stderr.isatty():
+    if not PROGRESS_BARS or not sys.stderr.isatty():
         return None
     from tqdm import tqdm
     return tqdm(total=total, desc=name, unit="batch", leave=False, dynamic_ncols=True)

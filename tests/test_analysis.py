@@ -362,9 +362,12 @@ def test_shift_grid_on_a_subset_is_checked_against_the_stored_predictions(study,
         shift_grid_of(run)
 
 
-def test_profile_shift_images_applies_on_cpu_only_and_the_environment_wins(study, monkeypatch):
-    quick = Study(id=study.id, config=study.config, profile="quick", variants=study.variants)
-    assert study.config.profile("quick")["shift_images"] == 2000
+def test_profile_shift_images_applies_on_cpu_only_and_the_environment_wins(monkeypatch):
+    monkeypatch.delenv("REPORTGEN_SHIFT_IMAGES", raising=False)
+    exp = ExperimentConfig.model_validate(EXPERIMENT)
+    quick = Study(id=exp.id, config=exp, profile="quick", variants=[])
+    study = Study(id=exp.id, config=exp, profile="smoke", variants=[])
+    assert exp.profile("quick")["shift_images"] == 2000
     assert shift_images_limit(quick, torch.device("cpu")) == 2000
     assert shift_images_limit(quick, torch.device("cuda")) is None  # a GPU does the whole set in seconds
     assert shift_images_limit(study, torch.device("cpu")) == 200  # smoke

@@ -251,7 +251,7 @@ def test_post_states_the_numbers_of_the_results(tmp_path):
     assert row("Base", base) + " 61,706 | baseline | |" in post
     assert row("Better", better) + f" 61,706 | +{diff['mean']:.2f} | +{diff['low']:.2f} to +{diff['high']:.2f} |" in post
     assert (f"Better improves test accuracy by {diff['mean']:.2f} percentage points compared with Base "
-            f"(95% CI {diff['low']:.2f} to {diff['high']:.2f}, paired over 3 seeds).") in post
+            f"(95% CI {diff['low']:.2f} to {diff['high']:.2f}, paired over 3 seeds)") in post
     # the reproducibility box: command, seeds, epochs, device, commit, wall time
     assert "reportgen run alpha --profile quick" in post and "| Seeds | 0, 1, 2 |" in post
     assert "| Epochs | 2 |" in post and "cpu (test)" in post and "`abc123`" in post and "15 s of training over 6 runs" in post
