@@ -884,8 +884,11 @@ def slow_run(slow, monkeypatch, rg):
         monkeypatch.setenv(key, env[key])
     results = base / f"results-{os.urandom(4).hex()}"
 
-    def start(*args: str, **extra_env: str) -> Proc:
-        return Proc(["--results", str(results), "run", "--profile", "smoke", *args], base, {**env, **extra_env})
+    def start(*args: str, workers: int = 1, **extra_env: str) -> Proc:
+        """One worker by default: the runs train one after the other, so each moment the tests wait for is well
+        defined; the parallel tests pass ``workers=2``."""
+        return Proc(["--results", str(results), "run", "--profile", "smoke", "--workers", str(workers), *args], base,
+                    {**env, **extra_env})
 
     def run_here(*args: str) -> Result:
         return rg("--results", str(results), "run", "--profile", "smoke", *args)
@@ -983,3 +986,41 @@ def test_sigterm_stops_like_ctrl_c_with_exit_143(slow_run):
     assert not list(results.rglob(".seed-*")), "SIGTERM left a staging directory"
     assert run_here().code == 0
     same_as_reference()
+
+
+# ---- interruptions of parallel runs (`reportgen run --workers N`, the default on a multi-core CPU) ---------------
+def test_sigkill_of_a_parallel_run_stops_its_workers_too(slow_run):
+    """`kill -9` of `reportgen run` (or the OOM killer): its worker processes must die with it, not go on training
+    and writing into a results directory whose lock nobody holds any more."""
+    start, run_here, results, same_as_reference = slow_run
+    proc = start(workers=2, REPORTGEN_TEST_WRITE_DELAY="0.3")  # writing a run takes > 2 s
+    proc.wait_for("in 2 worker processes")
+    proc.wait_for("epoch 1/2")
+    code, _ = proc.kill()
+    proc.thread.join(timeout=120)  # stderr ends when every process holding it (the workers too) has exited
+    assert code == -signal.SIGKILL and not proc.thread.is_alive()
+    err = "".join(proc.stderr)
+    assert [check_run(results / slot).status for slot in SLOTS] == ["missing", "missing"], (
+        f"worker processes went on writing runs after their parent was killed:\n{err}")
+    result = run_here()
+    assert result.code == 0, result.err
+    same_as_reference()
+
+
+def test_sigterm_of_a_parallel_run_leaves_no_half_written_run(slow_run):
+    """SIGTERM (or Ctrl-C) while workers write their runs: exit 143, the one-line message, and the workers'
+    staging directories are removed like a serial run's."""
+    start, run_here, results, same_as_reference = slow_run
+    proc = start(workers=2, REPORTGEN_TEST_WRITE_DELAY="0.3")
+    proc.poll_path(_staging_with_files(results, SLOTS[0], at_least=1))
+    code, _ = proc.signal(signal.SIGTERM)
+    proc.thread.join(timeout=120)
+    err = "".join(proc.stderr)
+    assert code == 143 and "Traceback" not in err, err
+    assert err.rstrip().splitlines()[-1] == ("terminated (SIGTERM): finished runs are kept; run the same command "
+                                              "again to continue")
+    assert not list(results.rglob(".seed-*")), f"SIGTERM left a worker's staging directory:\n{err}"
+    assert {check_run(results / slot).status for slot in SLOTS} <= {"complete", "missing"}
+    assert run_here().code == 0
+    same_as_reference()
+

@@ -626,12 +626,15 @@ def test_a_failed_render_leaves_the_previous_post_and_figures(tmp_path):
     swapped = {p.relative_to(docs): p.read_bytes() for p in sorted(docs.rglob("*")) if p.is_file()}
     assert swapped.keys() == before.keys() and all(
         swapped[k] != before[k] for k in before if k.suffix == ".png"), "the figures were not replaced"
-    # an interrupted swap (figure folder moved aside, never replaced) is repaired by the next render
+    # what a killed render leaves (its figure folder moved aside and never replaced, a staging folder) is repaired
+    # by the next render, before it draws anything: even one that fails has the figures back in place
+    figures = {p.name: p.read_bytes() for p in (docs / "blog/posts/alpha").iterdir()}
     (docs / "blog/posts/alpha").rename(docs / "blog/posts/.alpha.old")
-    render_study("alpha", exp, "quick", store, docs)
-    assert (docs / "blog/posts/alpha").is_dir() and not (docs / "blog/posts/.alpha.old").exists()
-    assert not list((docs / "blog/posts").glob(".alpha*"))
-    # a staging folder left by a killed render goes too
     (docs / "blog/posts/.alpha.render-killed").mkdir()
-    render_study("alpha", exp, "quick", store, docs)
+    prose.write_text('{{ acc("bettr") }}\n')
+    with pytest.raises(ProseError, match="bettr"):
+        render_study("alpha", exp, "quick", store, docs, prose_file=prose)
+    assert {p.name: p.read_bytes() for p in (docs / "blog/posts/alpha").iterdir()} == figures
     assert not list((docs / "blog/posts").glob(".alpha*"))
+    render_study("alpha", exp, "quick", store, docs)
+    assert (docs / "blog/posts/alpha").is_dir() and not list((docs / "blog/posts").glob(".alpha*"))

@@ -132,3 +132,11 @@ def shift_grid_of(run: Run, radius: int = SHIFT_RADIUS, study: Study | None = No
             "seconds": float(arrays["seconds"]), "device": device.type}
 
 
+
+
+def precompute_shift_grids(study: Study) -> None:
+    """Fill the cache with every variant's shift grid (first seed), drawing nothing (shift_grid and shift_curve
+    share these grids, so their precompute is this one function)."""
+    from ._common import first_run
+    for v in study.available:
+        shift_grid_of(first_run(v), study=study)

@@ -13,6 +13,7 @@ from ..settings import FIRST_SEED, SHIFT_RADIUS
 from ..study import Study
 from . import Analysis
 from ._common import first_run, pct, variant_head
+from ._shift import precompute_shift_grids as precompute
 from ._shift import shift_grid_of
 
 
@@ -47,12 +48,6 @@ class ShiftCurveResult:
     subset: bool = False                                   # some grid uses only part of the test set
     test_sizes: list[int] = field(default_factory=list)    # the distinct numbers of test images the grids use
     full_test_size: int = 0
-
-
-def precompute(study: Study) -> None:
-    """Fill the cache with every variant's shift grid (first seed), drawing nothing."""
-    for v in study.available:
-        shift_grid_of(first_run(v), study=study)
 
 
 def compute(study: Study, figures: FigureWriter) -> ShiftCurveResult:

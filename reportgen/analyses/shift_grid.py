@@ -14,6 +14,7 @@ from ..settings import FIRST_SEED, SHIFT_RADIUS
 from ..study import Study
 from . import Analysis
 from ._common import first_run, pct, variant_head
+from ._shift import precompute_shift_grids as precompute
 from ._shift import shift_grid_of
 
 
@@ -59,12 +60,6 @@ class ShiftGridResult:
     shifts: int              # (2 radius + 1)²
     variants: list[VariantShiftGrid] = field(default_factory=list)
     subset: bool = False     # some grid uses only part of the test set
-
-
-def precompute(study: Study) -> None:
-    """Fill the cache with every variant's shift grid (first seed), drawing nothing."""
-    for v in study.available:
-        shift_grid_of(first_run(v), study=study)
 
 
 def compute(study: Study, figures: FigureWriter) -> ShiftGridResult:
