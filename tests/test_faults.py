@@ -989,6 +989,19 @@ def test_sigterm_stops_like_ctrl_c_with_exit_143(slow_run):
 
 
 # ---- interruptions of parallel runs (`reportgen run --workers N`, the default on a multi-core CPU) ---------------
+def _children(pid: int) -> list[int]:
+    """The ids of the processes whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
 def test_sigkill_of_a_parallel_run_stops_its_workers_too(slow_run):
     """`kill -9` of `reportgen run` (or the OOM killer): its worker processes must die with it, not go on training
     and writing into a results directory whose lock nobody holds any more."""
@@ -996,12 +1009,21 @@ def test_sigkill_of_a_parallel_run_stops_its_workers_too(slow_run):
     proc = start(workers=2, REPORTGEN_TEST_WRITE_DELAY="0.3")  # writing a run takes > 2 s
     proc.wait_for("in 2 worker processes")
     proc.wait_for("epoch 1/2")
-    code, _ = proc.kill()
-    proc.thread.join(timeout=120)  # stderr ends when every process holding it (the workers too) has exited
-    assert code == -signal.SIGKILL and not proc.thread.is_alive()
-    err = "".join(proc.stderr)
-    assert [check_run(results / slot).status for slot in SLOTS] == ["missing", "missing"], (
-        f"worker processes went on writing runs after their parent was killed:\n{err}")
+    workers = _children(proc.popen.pid)
+    try:
+        code, _ = proc.kill()
+        proc.thread.join(timeout=30)  # stderr ends when every process holding it (the workers too) has exited
+        err = "".join(proc.stderr)
+        assert code == -signal.SIGKILL
+        assert not proc.thread.is_alive(), "worker processes outlived their killed parent"
+        assert [check_run(results / slot).status for slot in SLOTS] == ["missing", "missing"], (
+            f"worker processes went on writing runs after their parent was killed:\n{err}")
+    finally:
+        for pid in workers:  # started by this test: none may outlive it, whatever the outcome
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
     result = run_here()
     assert result.code == 0, result.err
     same_as_reference()
