@@ -192,6 +192,9 @@ def build(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, log: 
     from .site import build_site
     studies = ws.studies()
     selected = select(studies, names)
+    preflight(studies, selected, profile)
+    if not (project / "mkdocs.yml").is_file():
+        raise ConfigError(f"{project / 'mkdocs.yml'}: not found; run `reportgen build` from the project root")
     ready = complete(studies, selected, profile, ws.store)
     for name in sorted(set(studies) | generated_posts(ws.docs)):
         if name not in ready and remove_post(ws.docs, name):

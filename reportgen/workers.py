@@ -43,6 +43,10 @@ def execute_all(todo: list[Any], device: Any, store: Any, profile: str, log: Log
     """Run ``todo``: serially through ``serial(run)`` with one worker (or one run), else in ``workers`` processes;
     runs that are copies of another run in ``todo`` go last, serially."""
     first, later = split_twins(todo, force)
+    if not force:  # a run another study already trained is a copy: no process needed
+        copies = [p for p in first if store.find_complete(p.key, exclude=store.run_dir(p.experiment, p.variant,
+                                                                                    p.seed)) is not None]
+        first, later = [p for p in first if p not in copies], copies + later
     if workers <= 1 or len(first) <= 1:
         for p in first + later:
             serial(p)
@@ -50,7 +54,8 @@ def execute_all(todo: list[Any], device: Any, store: Any, profile: str, log: Log
     workers = min(workers, len(first))
     log(f"training {len(first)} runs in {workers} worker processes, one thread each")
     context = multiprocessing.get_context("spawn")  # no fork: torch's threads and the store lock stay in the parent
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
+                               initargs=(os.getpid(),))
     try:
         futures = [pool.submit(_train_one, p, str(device), str(store.root), profile, force) for p in first]
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
@@ -58,8 +63,9 @@ def execute_all(todo: list[Any], device: Any, store: Any, profile: str, log: Log
             future.result()  # the first failure (one line, from the run's own error) propagates
     except BaseException:
         for process in list(getattr(pool, "_processes", {}).values()):
-            process.terminate()  # Ctrl-C or SIGTERM: stop the other runs now; their partial directories are removed
-        pool.shutdown(wait=True, cancel_futures=True)
+            process.terminate()  # Ctrl-C or SIGTERM: a worker exits through its SIGTERM handler, which unwinds
+        pool.shutdown(wait=True, cancel_futures=True)  # the run it was writing (its staging folder goes)
+        store.clean_partials()  # and whatever a worker killed harder left behind
         raise
     pool.shutdown(wait=True)
     for p in later:
@@ -70,13 +76,20 @@ def execute_all(todo: list[Any], device: Any, store: Any, profile: str, log: Log
 _SPLITS: dict[str, Any] = {}
 
 
-def _init_worker() -> None:
+def _init_worker(parent: int) -> None:
     import signal
 
     from . import train
+    if sys.platform.startswith("linux"):  # die with the parent, even after its kill -9 (PR_SET_PDEATHSIG = 1)
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
     train.PROGRESS_BARS = False
     train.deterministic()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it terminates the workers on Ctrl-C
+    # SIGTERM unwinds like an exception, so a run being written removes its staging folder (never a half run)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
 def _train_one(run: Any, device: str, store_root: str, profile: str, force: bool) -> str:

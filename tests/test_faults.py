@@ -34,7 +34,7 @@ import pytest
 import yaml
 
 from reportgen import data as data_mod
-from reportgen.store import MARKER, RUN_FILES, check_run
+from reportgen.store import MARKER, check_run
 from tests.conftest import ROOT
 from tests.synthetic import RAW_FILES, write_idx_dataset
 
@@ -527,9 +527,9 @@ def test_read_only_data_root(isolated, rg, idx, monkeypatch):
         one_line_error(rg("data", "fetch", "fashion-mnist", "--from", str(idx)), 1,
                        "cannot write Fashion-MNIST under", "Read-only file system", "set REPORTGEN_DATA")
     assert rg("data", "fetch", "fashion-mnist", "--from", str(idx)).code == 0
-    with monkeypatch.context() as m:  # provisioned, then read-only: training only reads it
+    with monkeypatch.context() as m:  # provisioned, then read-only: training (in this process) only reads it
         _deny_writes_under(m, root, errno.EROFS)
-        result = rg("run", "--profile", "smoke")
+        result = rg("run", "--profile", "smoke", "--workers", "1")
     assert result.code == 0, result.err
 
 
@@ -555,6 +555,7 @@ def test_results_path_unusable(study, rg, monkeypatch):
 
 
 def test_disk_full_while_writing_keeps_finished_runs(study, rg, monkeypatch):
+    """(One worker: the fault is injected into this process, where the runs are then written.)"""
     from reportgen import store
     variants = [v["name"] for v in shipped_study()["variants"]]
     real = store.atomic_write
@@ -565,7 +566,7 @@ def test_disk_full_while_writing_keeps_finished_runs(study, rg, monkeypatch):
         real(path, data)
     with monkeypatch.context() as m:
         m.setattr(store, "atomic_write", full_disk)
-        line = one_line_error(rg("run", "--profile", "smoke"), 1, "No space left on device",
+        line = one_line_error(rg("run", "--profile", "smoke", "--workers", "1"), 1, "No space left on device",
                               "finished runs are kept")
     assert variants[1] in line
     results = study / "results" / "dropout"
@@ -582,12 +583,12 @@ def test_unexpected_exception_is_one_line_and_debug_shows_it(study, rg, monkeypa
     def boom(*args, **kwargs):
         raise ValueError("boom\nsecond line")
     monkeypatch.setattr(train, "train_run", boom)
-    one_line_error(rg("run", "--profile", "smoke"), 1, "internal error: ValueError: boom second line",
-                   "REPORTGEN_DEBUG=1")
+    one_line_error(rg("run", "--profile", "smoke", "--workers", "1"), 1,
+                   "internal error: ValueError: boom second line", "REPORTGEN_DEBUG=1")
     monkeypatch.setenv("REPORTGEN_DEBUG", "1")
     with pytest.raises(ValueError, match="boom"):
         from reportgen.cli import main
-        main(["run", "--profile", "smoke"])
+        main(["run", "--profile", "smoke", "--workers", "1"])
 
 
 def test_corrupt_cached_runs_are_detected_said_and_rerun(study, rg):

@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from markupsafe import Markup
 from scipy import stats as scipy_stats
 
 from reportgen import post as post_mod
@@ -474,7 +473,8 @@ def test_markdown_text_escapes_only_text():
 
 def test_number_filters():
     assert number(89.123) == "89.12" and number(-1.5, 1) == f"{MINUS}1.5" and number(None) == number(float("nan")) == "—"
-    assert signed_number(0.5) == "+0.50" and signed_number(-0.5) == f"{MINUS}0.50" and signed_number(None) == "—"
+    assert signed_number(0.5) == "+0.50" and signed_number(-0.5) == f"{MINUS}0.50"
+    assert signed_number(None) == "—"
     ci = mean_ci([1.0, 2.0, 3.0])
     assert interval(ci) == f"{ci['low']:.2f} to {ci['high']:.2f}".replace("-", MINUS)
     assert interval(mean_ci([-3.0, -1.0]), signed=True).startswith(MINUS) and " to +" in interval(
@@ -505,7 +505,7 @@ def reportgen(capsys):
 
 
 def test_home_page_lists_every_study_and_its_links_resolve(tmp_path, reportgen):
-    exp, store = two_variant_study(tmp_path, exp_id="alpha", title="Alpha study")
+    _, store = two_variant_study(tmp_path, exp_id="alpha", title="Alpha study")
     write_experiment(tmp_path / "experiments", TWO_VARIANTS.format(
         id="beta", title='"Beta study"', description='"Never run."', base_label='"Base"'))
     delta = load_experiment(write_experiment(tmp_path / "experiments", TWO_VARIANTS.format(
