@@ -6,6 +6,8 @@ STAMP  := $(VENV)/.installed
 PROFILE ?= quick
 DEVICE  ?= auto
 EXPERIMENTS ?=
+# The studies to run and build (EXPERIMENTS= is the same); empty: all of them.
+STUDIES ?= $(EXPERIMENTS)
 
 .PHONY: report test data run render build serve bench deploy clean venv
 
@@ -18,10 +20,10 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 ## Provision data, train what is not cached, render the posts and build the site into site/.
-## EXPERIMENTS="a b" runs and builds only those studies; the home page lists the others with the command that runs them.
+## STUDIES="a b" (or EXPERIMENTS="a b") runs and builds only those studies; the home page lists the others with the command that runs them.
 report: $(STAMP)
-	$(BIN)/reportgen run $(EXPERIMENTS) --profile $(PROFILE) --device $(DEVICE)
-	$(BIN)/reportgen build $(EXPERIMENTS) --profile $(PROFILE)
+	$(BIN)/reportgen run $(STUDIES) --profile $(PROFILE) --device $(DEVICE)
+	$(BIN)/reportgen build $(STUDIES) --profile $(PROFILE)
 
 ## The test suite (synthetic data only; seconds to a few minutes on a laptop CPU).
 test: $(STAMP)
@@ -32,16 +34,16 @@ data: $(STAMP)
 	$(BIN)/reportgen data fetch
 
 run: $(STAMP)
-	$(BIN)/reportgen run $(EXPERIMENTS) --profile $(PROFILE) --device $(DEVICE)
+	$(BIN)/reportgen run $(STUDIES) --profile $(PROFILE) --device $(DEVICE)
 
 render: $(STAMP)
-	$(BIN)/reportgen render $(EXPERIMENTS) --profile $(PROFILE)
+	$(BIN)/reportgen render $(STUDIES) --profile $(PROFILE)
 
 build: $(STAMP)
-	$(BIN)/reportgen build $(EXPERIMENTS) --profile $(PROFILE)
+	$(BIN)/reportgen build $(STUDIES) --profile $(PROFILE)
 
 serve: $(STAMP)
-	$(BIN)/reportgen build $(EXPERIMENTS) --profile $(PROFILE)
+	$(BIN)/reportgen build $(STUDIES) --profile $(PROFILE)
 	$(BIN)/mkdocs serve
 
 ## Our device-resident engine against torchvision Dataset + DataLoader + PIL transforms.
@@ -49,7 +51,7 @@ bench: $(STAMP)
 	$(BIN)/reportgen bench
 
 deploy: $(STAMP)
-	$(BIN)/reportgen build $(EXPERIMENTS) --profile $(PROFILE)
+	$(BIN)/reportgen build $(STUDIES) --profile $(PROFILE)
 	$(BIN)/mkdocs gh-deploy --force
 
 ## Remove generated output: results, caches, the site, generated posts and pages, vendored assets, build leftovers

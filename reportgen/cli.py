@@ -3,8 +3,8 @@
     reportgen data fetch [NAME...]      provision datasets (prepared dir, --from DIR, system packages, download)
     reportgen data list                 what is provisioned, from where, verified or not
     reportgen list                      declared studies, variants, seeds and whether each run is cached
-    reportgen run [EXPERIMENT...]       train what is not cached (--profile smoke|quick|full, --force, --device)
-    reportgen render [EXPERIMENT...]    posts and figures from cached results only (never trains)
+    reportgen run [STUDY...]       train what is not cached (--profile smoke|quick|full, --force, --device)
+    reportgen render [STUDY...]    posts and figures from cached results only (never trains)
     reportgen build                     render + mkdocs build --strict into site/
     reportgen bench                     our engine against the usual Dataset + DataLoader + PIL pipeline
 
@@ -28,14 +28,14 @@ from .store import Store, StoreError
 
 
 class Context:
-    def __init__(self, experiments: Path, results: Path, docs: Path):
-        self.experiments_dir = experiments
+    def __init__(self, studies: Path, results: Path, docs: Path):
+        self.studies_dir = studies
         self.store = Store(results)
         self.docs = docs
 
-    def experiments(self):
+    def studies(self):
         try:
-            return discover(self.experiments_dir)
+            return discover(self.studies_dir)
         except ConfigError as exc:
             raise ConfigUsageError(str(exc)) from None
 
@@ -70,17 +70,18 @@ profile_option = click.option("--profile", type=Choice(PROFILES), default="quick
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="reportgen")
-@click.option("--experiments", "experiments_dir", type=click.Path(path_type=Path), default=Path("experiments"),
-              show_default=True, help="Directory of experiment YAML files.")
+@click.option("--studies", "--experiments", "studies_dir", type=click.Path(path_type=Path),
+              default=Path("experiments"), show_default=True,
+              help="Directory of the study files (YAML and prose); --experiments is the same option.")
 @click.option("--results", "results_dir", type=click.Path(path_type=Path),
               default=lambda: Path(os.environ.get("REPORTGEN_RESULTS", "results")), show_default="results",
               help="Results store (REPORTGEN_RESULTS overrides).")
 @click.option("--docs", "docs_dir", type=click.Path(path_type=Path), default=Path("docs"), show_default=True,
               help="MkDocs docs directory that receives the generated posts.")
 @click.pass_context
-def cli(ctx: click.Context, experiments_dir: Path, results_dir: Path, docs_dir: Path) -> None:
-    """Run declared CNN experiments and publish them as a tutorial blog."""
-    ctx.obj = Context(experiments_dir, results_dir, docs_dir)
+def cli(ctx: click.Context, studies_dir: Path, results_dir: Path, docs_dir: Path) -> None:
+    """Run declared CNN studies and publish them as a tutorial blog."""
+    ctx.obj = Context(studies_dir, results_dir, docs_dir)
 
 
 # ---- data ---------------------------------------------------------------------------------------------
@@ -106,7 +107,7 @@ def data_fetch(obj: Context, names: tuple[str, ...], from_dir: Path | None, skip
     if from_dir is not None and not from_dir.expanduser().is_dir():
         raise ConfigUsageError(f"--from {from_dir}: no such directory (it must hold the four {names[0]} IDX files)")
     if not names:
-        names = tuple(sorted({v.dataset or e.dataset for _, e in obj.experiments().values() for v in e.variants}))
+        names = tuple(sorted({v.dataset or e.dataset for _, e in obj.studies().values() for v in e.variants}))
     failed = []
     for name in names:
         try:
@@ -136,7 +137,7 @@ def data_list() -> None:
 # ---- list / run / render / build ---------------------------------------------------------------------
 def _workspace(obj: Context):
     from .pipeline import Workspace
-    return Workspace(obj.experiments_dir, obj.store, obj.docs)
+    return Workspace(obj.studies_dir, obj.store, obj.docs)
 
 
 @cli.command("list")
@@ -148,7 +149,7 @@ def list_cmd(obj: Context, profile: str) -> None:
     from .pipeline import checksums, preflight
     from .prose import prose_path
     from .train import plan_runs
-    studies = obj.experiments()
+    studies = obj.studies()
     names = list(studies)
     preflight(studies, names, profile)
     datasets = {v.dataset or e.dataset for _, e in studies.values() for v in e.variants}
@@ -159,7 +160,7 @@ def list_cmd(obj: Context, profile: str) -> None:
         if not exp.trains:
             click.echo("    (illustration only: nothing to train)")
         for variant in exp.variants:
-            runs = [p for p in planned if p.experiment == name and p.variant == variant.name]
+            runs = [p for p in planned if p.study == name and p.variant == variant.name]
             cells = " ".join(f"seed-{p.seed}:{p.status}" for p in runs)
             click.echo(f"    {variant.name:<20} {variant.dataset or exp.dataset:<14} {cells}")
     done = sum(p.status == "complete" for p in planned)
@@ -190,9 +191,9 @@ def new(obj: Context, study_id: str) -> None:
     import datetime as dt
 
     from .scaffold import new_study
-    for path in new_study(obj.experiments_dir, study_id, dt.date.today().isoformat()):
+    for path in new_study(obj.studies_dir, study_id, dt.date.today().isoformat()):
         click.echo(f"wrote {path}")
-    obj.experiments()  # the new files validate with the rest (a duplicate id is reported here)
+    obj.studies()  # the new files validate with the rest (a duplicate id is reported here)
 
 
 @cli.command()

@@ -1,6 +1,6 @@
 """Experiments are data: one YAML file per study under ``experiments/``, validated here with pydantic.
 
-A bad file never produces a traceback: :func:`load_experiment` raises :class:`ConfigError` whose message is one
+A bad file never produces a traceback: :func:`load_study` raises :class:`ConfigError` whose message is one
 line naming the file, the field, what is allowed and (for names) the closest valid one.
 """
 from __future__ import annotations
@@ -274,7 +274,7 @@ class VariantConfig(Strict):
         return v
 
 
-class ExperimentConfig(Strict):
+class StudyConfig(Strict):
     id: str
     title: str
     description: str = ""
@@ -331,7 +331,7 @@ class ExperimentConfig(Strict):
         return v
 
     @model_validator(mode="after")
-    def _variants(self) -> "ExperimentConfig":
+    def _variants(self) -> "StudyConfig":
         # Errors raised here have no field location, so each message starts with the field it is about.
         names = [v.name for v in self.variants]
         if self.trains and not self.variants:
@@ -360,7 +360,7 @@ class ExperimentConfig(Strict):
         raise KeyError(name)
 
     def variant_model(self, variant: VariantConfig) -> ModelConfig:
-        """The experiment's model with ``variant``'s override applied (another name starts from no options)."""
+        """The study's model with ``variant``'s override applied (another name starts from no options)."""
         model = {"name": self.model.name, "options": dict(self.model.options)}
         if variant.model:
             if variant.model.get("name") not in (None, self.model.name):
@@ -427,7 +427,7 @@ def _allowed_fields(loc: tuple[Any, ...], data: Any) -> list[str]:
     parent = loc[:-1]
     names = [i for i in parent if not isinstance(i, int)]
     if not names:
-        return list(ExperimentConfig.model_fields)
+        return list(StudyConfig.model_fields)
     last = names[-1]
     if last == "options":  # model options: which ones depends on the model the enclosing mapping names
         model = _walk(data, parent[:-1]) or {}
@@ -524,13 +524,13 @@ def _yaml_error(path: Path, exc: yaml.YAMLError) -> str:
         tag = re.search(r"tag '([^']*)'", problem)
         if tag:  # e.g. !!python/object/apply: never executed, refused
             problem = (f"tag {tag.group(1).replace('tag:yaml.org,2002:', '!!')!r} is not allowed "
-                       "(experiment files hold plain data: mappings, lists, strings, numbers)")
+                       "(study files hold plain data: mappings, lists, strings, numbers)")
         return f"{path}: YAML error{where}: {problem}"
     return f"{path}: YAML syntax error{where}: {problem}"
 
 
-def load_experiment(path: str | Path) -> ExperimentConfig:
-    """Read and validate one experiment file; raise ConfigError with a one-line message on any problem."""
+def load_study(path: str | Path) -> StudyConfig:
+    """Read and validate one study file; raise ConfigError with a one-line message on any problem."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -554,7 +554,7 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
         raise ConfigError(f"{path}: expected a mapping of fields (id, title, variants, ...) at the top level, "
                           f"got a {type(data).__name__}")
     try:
-        exp = ExperimentConfig.model_validate(data)
+        exp = StudyConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(_format_error(path, err, data)) from None
     # Resolve every run once now, so a variant override that breaks a model or training field fails here.
@@ -570,28 +570,28 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
     return exp
 
 
-def discover(directory: str | Path = "experiments") -> dict[str, tuple[Path, ExperimentConfig]]:
-    """All experiment files in ``directory`` by id; two files with the same id are an error."""
+def discover(directory: str | Path = "experiments") -> dict[str, tuple[Path, StudyConfig]]:
+    """All study files in ``directory`` by id; two files with the same id are an error."""
     directory = Path(directory)
     if not directory.is_dir():
-        raise ConfigError(f"{directory}: experiments directory not found (run from the project root or pass --experiments)")
-    found: dict[str, tuple[Path, ExperimentConfig]] = {}
+        raise ConfigError(f"{directory}: studies directory not found (run from the project root or pass --studies DIR)")
+    found: dict[str, tuple[Path, StudyConfig]] = {}
     paths = sorted(p for p in directory.glob("*.y*ml") if p.suffix in (".yaml", ".yml") and not p.name.startswith("."))
     if not paths:
-        raise ConfigError(f"{directory}: no experiment files (*.yaml) here; add one, or pass --experiments DIR")
+        raise ConfigError(f"{directory}: no study files (*.yaml) here; add one, or pass --studies DIR")
     for path in paths:
-        exp = load_experiment(path)
+        exp = load_study(path)
         if exp.id in found:
             raise ConfigError(f"{path}: id {exp.id!r} is already used by {found[exp.id][0]}; ids must be unique")
         found[exp.id] = (path, exp)
     return dict(sorted(found.items(), key=lambda kv: (kv[1][1].order, kv[0])))
 
 
-def select(experiments: dict[str, tuple[Path, ExperimentConfig]], names: tuple[str, ...] | list[str]) -> list[str]:
-    """Validate experiment names given on the command line (all when none)."""
+def select(studies: dict[str, tuple[Path, StudyConfig]], names: tuple[str, ...] | list[str]) -> list[str]:
+    """Validate study names given on the command line (all when none)."""
     if not names:
-        return list(experiments)
+        return list(studies)
     for name in names:
-        if name not in experiments:
-            raise ConfigError(f"unknown experiment {name!r}{_closest(name, list(experiments))} (declared: {', '.join(experiments)})")
+        if name not in studies:
+            raise ConfigError(f"unknown study {name!r}{_closest(name, list(studies))} (declared: {', '.join(studies)})")
     return list(dict.fromkeys(names))

@@ -20,12 +20,12 @@ from .study import RenderError, collect
 HOME = "index.md"
 
 
-def home_rows(experiments: dict, profile: str, store: Store, built: set[str]) -> list[dict[str, Any]]:
+def home_rows(studies: dict, profile: str, store: Store, built: set[str]) -> list[dict[str, Any]]:
     """One row per declared study, in blog order: its variants with test accuracy and interval (and whether their
     networks were still learning), the paired difference to the baseline, the data size and epochs, and the
     post's link when the study is in the site."""
     rows = []
-    for number, (exp_id, (_, exp)) in enumerate(experiments.items(), start=1):
+    for number, (exp_id, (_, exp)) in enumerate(studies.items(), start=1):
         prof = exp.profile(profile)
         row: dict[str, Any] = {
             "number": number, "id": exp_id, "title": exp.title, "description": exp.description,
@@ -54,10 +54,10 @@ def home_rows(experiments: dict, profile: str, store: Store, built: set[str]) ->
     return rows
 
 
-def render_home(experiments: dict, profile: str, store: Store, docs: Path, built: set[str]) -> Path:
+def render_home(studies: dict, profile: str, store: Store, docs: Path, built: set[str]) -> Path:
     """Write ``docs/index.md`` for the studies in ``built`` (the others are listed with what makes them)."""
-    rows = home_rows(experiments, profile, store, built)
-    seeds = sorted({s for _, exp in experiments.values() for s in exp.profile(profile)["seeds"]})
+    rows = home_rows(studies, profile, store, built)
+    seeds = sorted({s for _, exp in studies.values() for s in exp.profile(profile)["seeds"]})
     still_learning = any(v["still_learning"] for row in rows if row["link"] for v in row["variants"])
     text = package_environment().get_template("_home.md.j2").render(rows=rows, profile=profile, seeds=seeds,
                                                                      version=__version__, still_learning=still_learning)

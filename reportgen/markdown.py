@@ -6,7 +6,7 @@ Two environments:
 - :func:`prose_environment` renders a study's own prose (``experiments/<id>.md``) in Jinja's sandbox, with no
   loader (no include, import or extends) and nothing beyond the documented context (:mod:`reportgen.prose`).
 
-In both, every ``{{ value }}`` passes through :func:`markdown_text`: strings from experiment files (titles,
+In both, every ``{{ value }}`` passes through :func:`markdown_text`: strings from study files (titles,
 descriptions, labels) are escaped, so they always appear literally — no HTML, no Markdown markup, no attribute
 lists, no math, no Jinja. Generated Markdown (figure links, commands, rendered analyses) is wrapped in ``Markup``
 and passes unchanged.
@@ -74,7 +74,7 @@ def seconds(s: float) -> str:
 
 
 def figure(f: Any) -> Markup:
-    """A figure as Markdown image syntax; alt text comes from labels in experiment files, so brackets that would
+    """A figure as Markdown image syntax; alt text comes from labels in study files, so brackets that would
     end the image syntax early are escaped."""
     if isinstance(f, dict):
         f = {**f, "alt": re.sub(r"([\[\]\\])", r"\\\1", str(f["alt"]))}

@@ -156,7 +156,7 @@ MODELS: dict[str, Callable[..., Net]] = {"lenet": lenet, "tiny": tiny, "deep_poo
 
 
 def build_model(name: str, **options: Any) -> Net:
-    """Build a zoo model by name with keyword options (as written in an experiment's YAML)."""
+    """Build a zoo model by name with keyword options (as written in a study's YAML)."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose from {sorted(MODELS)}")
     return MODELS[name](**options)

@@ -102,7 +102,7 @@ def run(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, device:
             + (" (--force retrains cached runs)" if force else ""))
         for p in todo:
             if p.status in ("stale", "corrupt", "incomplete"):
-                log(f"{p.experiment}/{p.variant}/seed-{p.seed}: {p.status} ({p.reason}); rerunning")
+                log(f"{p.study}/{p.variant}/seed-{p.seed}: {p.status} ({p.reason}); rerunning")
         splits: dict[str, object] = {}
 
         def serial(p) -> None:
@@ -113,7 +113,7 @@ def run(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, device:
         count = workers if workers is not None else default_workers(torch_device.type)
         execute_all(todo, torch_device, ws.store, profile, log, force, count, serial)
         for p in todo:
-            (ws.store.root / p.experiment / p.variant / UNAVAILABLE).unlink(missing_ok=True)
+            (ws.store.root / p.study / p.variant / UNAVAILABLE).unlink(missing_ok=True)
     precompute(studies, selected, profile, ws.store, log)
 
 

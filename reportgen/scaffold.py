@@ -68,7 +68,7 @@ FIELD_HELP: dict[str, str] = {
     "profiles.shift_images": "shift grid on the first N test images (on a CPU)",
 }
 SECTIONS: list[tuple[str, Any]] = [
-    ("", config.ExperimentConfig), ("variants.", config.VariantConfig), ("training.", config.TrainingConfig),
+    ("", config.StudyConfig), ("variants.", config.VariantConfig), ("training.", config.TrainingConfig),
     ("training.augment.", config.AugmentConfig), ("profiles.", config.ProfileConfig),
 ]
 

@@ -1,6 +1,6 @@
 """The results store: one directory per run, written atomically, complete only when its marker exists.
 
-Layout: ``results/<experiment>/<variant>/seed-<n>/`` holding
+Layout: ``results/<study>/<variant>/seed-<n>/`` holding
 
 - ``config.json``     the resolved run config (what was trained)
 - ``history.json``    per-epoch train/validation loss and accuracy, wall time per epoch, best epoch
@@ -116,16 +116,16 @@ class Store:
     def __init__(self, root: str | Path = "results"):
         self.root = Path(root)
 
-    def run_dir(self, experiment: str, variant: str, seed: int) -> Path:
-        return self.root / experiment / variant / f"seed-{seed}"
+    def run_dir(self, study: str, variant: str, seed: int) -> Path:
+        return self.root / study / variant / f"seed-{seed}"
 
     # ---- reading --------------------------------------------------------------------------------------
-    def state(self, experiment: str, variant: str, seed: int, key: str | None = None) -> RunState:
-        path = self.run_dir(experiment, variant, seed)
+    def state(self, study: str, variant: str, seed: int, key: str | None = None) -> RunState:
+        path = self.run_dir(study, variant, seed)
         return check_run(path, key)
 
-    def load(self, experiment: str, variant: str, seed: int) -> Run:
-        path = self.run_dir(experiment, variant, seed)
+    def load(self, study: str, variant: str, seed: int) -> Run:
+        path = self.run_dir(study, variant, seed)
         state = check_run(path)
         if state.status != "complete":
             raise StoreError(f"{path}: run is {state.status}{': ' + state.reason if state.reason else ''}")
@@ -145,12 +145,12 @@ class Store:
         return None
 
     # ---- writing --------------------------------------------------------------------------------------
-    def write_run(self, experiment: str, variant: str, seed: int, key: str, files: dict[str, bytes]) -> Path:
+    def write_run(self, study: str, variant: str, seed: int, key: str, files: dict[str, bytes]) -> Path:
         """Stage every file, write the marker last, then swap the staging directory into place."""
         missing = set(RUN_FILES) - set(files)
         if missing:
             raise ValueError(f"run files missing: {sorted(missing)}")
-        final = self.run_dir(experiment, variant, seed)
+        final = self.run_dir(study, variant, seed)
         staging = final.parent / f".{final.name}.partial-{os.getpid()}"
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
@@ -172,8 +172,8 @@ class Store:
                              "free space or fix permissions and run again (finished runs are kept)") from None
         return final
 
-    def copy_run(self, source: Path, experiment: str, variant: str, seed: int) -> Path:
-        final = self.run_dir(experiment, variant, seed)
+    def copy_run(self, source: Path, study: str, variant: str, seed: int) -> Path:
+        final = self.run_dir(study, variant, seed)
         staging = final.parent / f".{final.name}.partial-{os.getpid()}"
         try:
             final.parent.mkdir(parents=True, exist_ok=True)

@@ -36,9 +36,9 @@ class VariantResults:
 
 @dataclass
 class Study:
-    """One experiment's results under one profile, as the analyses and templates see them."""
+    """One study's results under one profile, as the analyses and templates see them."""
     id: str
-    config: Any                      # reportgen.config.ExperimentConfig
+    config: Any                      # reportgen.config.StudyConfig
     profile: str
     variants: list[VariantResults]
 

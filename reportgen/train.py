@@ -1,4 +1,4 @@
-"""Training: one run is ``train_run`` (a plain loop a student can follow); ``run_experiments`` trains every run
+"""Training: one run is ``train_run`` (a plain loop a student can follow); ``reportgen.pipeline.run`` trains every run
 of the declared studies that the results store does not already hold.
 
 Speed tricks live on the data side (``reportgen.loader``): here there is only the loop.
@@ -28,7 +28,7 @@ from .store import Store, cache_key, json_bytes, npz_bytes
 
 
 class TrainingError(Exception):
-    """A run that cannot go on (e.g. the loss became NaN); the message names experiment, variant, seed, epoch."""
+    """A run that cannot go on (e.g. the loss became NaN); the message names study, variant, seed, epoch."""
 
 
 class DeviceError(Exception):
@@ -280,8 +280,8 @@ def deterministic(enable: bool = True) -> None:
 # ---- running the declared studies ---------------------------------------------------------------------------
 @dataclass
 class PlannedRun:
-    """One (experiment, variant, seed) slot and what the store says about it."""
-    experiment: str
+    """One (study, variant, seed) slot and what the store says about it."""
+    study: str
     variant: str
     seed: int
     dataset: str
@@ -291,12 +291,12 @@ class PlannedRun:
     reason: str = ""
 
 
-def plan_runs(experiments: dict, names: list[str], profile: str, store: Store,
+def plan_runs(studies: dict, names: list[str], profile: str, store: Store,
               checksums: dict[str, str | None]) -> list[PlannedRun]:
     """Every run the named studies declare under ``profile``, with its cache status."""
     planned = []
     for name in names:
-        _, exp = experiments[name]
+        _, exp = studies[name]
         if not exp.trains:
             continue
         for variant in exp.variants:
@@ -319,22 +319,22 @@ def execute(run: PlannedRun, splits: Any, device: torch.device, store: Store, pr
     """Train one planned run (or, unless ``force``, copy an identical complete run of another study) and write
     it to the store atomically."""
     assert run.key is not None
-    own = store.run_dir(run.experiment, run.variant, run.seed)
+    own = store.run_dir(run.study, run.variant, run.seed)
     twin = None if force else store.find_complete(run.key, exclude=own)
     if twin is not None:
-        log(f"{run.experiment}/{run.variant}/seed-{run.seed}: identical run found at {twin}, copying")
-        return store.copy_run(twin, run.experiment, run.variant, run.seed)
-    name = f"{run.experiment}/{run.variant}/seed-{run.seed}"
+        log(f"{run.study}/{run.variant}/seed-{run.seed}: identical run found at {twin}, copying")
+        return store.copy_run(twin, run.study, run.variant, run.seed)
+    name = f"{run.study}/{run.variant}/seed-{run.seed}"
     started, wall = time.strftime("%Y-%m-%dT%H:%M:%S%z"), time.perf_counter()
     out = train_run(run.config, splits, device, name=name, progress=log)
     record = {
-        "experiment": run.experiment, "variant": run.variant, "seed": run.seed, "profile": profile,
+        "study": run.study, "variant": run.variant, "seed": run.seed, "profile": profile,
         "cache_key": run.key, "dataset": run.dataset, "dataset_sha256": splits.checksum,
         "device": describe_device(device), "versions": versions(), "git_commit": git_commit(),
         "started": started, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "wall_seconds": round(time.perf_counter() - wall, 3), "epoch_seconds": [round(s, 3) for s in out.epoch_seconds],
         "train_size": int(min(len(splits.train_labels), run.config.get("train_limit") or len(splits.train_labels))),
     }
-    path = store.write_run(run.experiment, run.variant, run.seed, run.key, run_files(run.config, out, record))
+    path = store.write_run(run.study, run.variant, run.seed, run.key, run_files(run.config, out, record))
     log(f"{name}: test accuracy {out.test_acc:.4f} (best epoch {out.best_epoch}), {record['wall_seconds']:.1f}s")
     return path

@@ -1,5 +1,5 @@
 """Shared fixtures: a project directory with synthetic Fashion-MNIST IDX files provisioned through the real
-torchvision reader, the shipped experiment files, and empty results/docs. Never touches the real data."""
+torchvision reader, the shipped study files, and empty results/docs. Never touches the real data."""
 from __future__ import annotations
 
 import shutil

@@ -14,7 +14,7 @@ from sklearn.metrics import classification_report, f1_score
 
 import tests.test_analysis as shared
 from reportgen import analyses
-from reportgen.config import ExperimentConfig, load_experiment
+from reportgen.config import StudyConfig, load_study
 from reportgen.data import load_splits
 from reportgen.figures import FigureWriter
 from reportgen.models import build_model, count_parameters
@@ -42,7 +42,7 @@ def writer(directory: Path, cache: bool = False) -> FigureWriter:
 
 # ---- analyses that need no training ---------------------------------------------------------------------------
 def test_analyses_that_need_no_training_work_on_the_convolution_study(workspace, tmp_path):
-    exp = load_experiment(ROOT / "experiments" / "convolution.yaml")
+    exp = load_study(ROOT / "experiments" / "convolution.yaml")
     assert not exp.trains
     bare = Study(id=exp.id, config=exp, profile="smoke", variants=[])
     figures = writer(tmp_path)
@@ -59,7 +59,7 @@ def test_analyses_that_need_no_training_work_on_the_convolution_study(workspace,
 
 def test_output_size_needs_a_convolution_and_explains_a_model_without_one(workspace, tmp_path):
     data = {"id": "flat", "title": "Flat", "trains": False, "model": {"name": "fcnn"}, "analyses": ["output_size"]}
-    exp = ExperimentConfig.model_validate(data)
+    exp = StudyConfig.model_validate(data)
     assert "needs a convolution" in analyses.why_not("output_size", exp)
     assert analyses.why_not("architecture", exp) is None and analyses.why_not("kernels", exp) is None
     result = module("output_size").compute(Study(id="flat", config=exp, profile="smoke", variants=[]),

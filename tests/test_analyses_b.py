@@ -17,7 +17,7 @@ import tests.test_analysis as shared
 from reportgen import analyses
 from reportgen.analyses import _shift
 from reportgen.analyses._common import layer_table, load_model
-from reportgen.config import load_experiment
+from reportgen.config import load_study
 from reportgen.data import load_splits
 from reportgen.figures import FigureWriter
 from reportgen.loader import Normalization, to_input
@@ -296,7 +296,7 @@ def _outputs(model, images, norm) -> list[torch.Tensor]:
 
 
 def test_augmentation_gallery_works_without_training_and_uses_a_variants_settings(workspace, tmp_path):
-    illustration = load_experiment(ROOT / "experiments" / "convolution.yaml")
+    illustration = load_study(ROOT / "experiments" / "convolution.yaml")
     bare = module("augmentation_gallery").compute(Study(id=illustration.id, config=illustration, profile="smoke",
                                                         variants=[]), writer(tmp_path / "bare"))
     splits = load_splits("fashion-mnist")
@@ -309,7 +309,7 @@ def test_augmentation_gallery_works_without_training_and_uses_a_variants_setting
     assert sorted(p.name for p in (tmp_path / "bare").glob("*.png")) == [
         "augmentation-random-affine.png", "augmentation-torchvision.png"]
     assert bare.affine.draws == 2 * bare.draws == 12
-    augmented = load_experiment(ROOT / "experiments" / "augmentation.yaml")
+    augmented = load_study(ROOT / "experiments" / "augmentation.yaml")
     result = module("augmentation_gallery").compute(Study(id=augmented.id, config=augmented, profile="quick",
                                                           variants=[]), writer(tmp_path / "aug"))
     assert result.affine.source == "LeNet + augmentation"

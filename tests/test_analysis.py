@@ -26,7 +26,7 @@ from reportgen.analyses import _shift
 from reportgen.analyses._common import (AnalysisError, architecture_table, capture_activations, layer_table,
                                         output_size_rows)
 from reportgen.analyses._shift import shift_accuracy_grid, shift_grid_of, shift_images, shift_images_limit
-from reportgen.config import ExperimentConfig, load_experiment
+from reportgen.config import StudyConfig, load_study
 from reportgen.context import setup
 from reportgen.data import load_splits, provision
 from reportgen.figures import FigureWriter
@@ -131,7 +131,7 @@ def study(workspace):
     """A two-variant (LeNet, fully connected), two-seed study of real runs (1 epoch each) written by Store.write_run
     and read back by collect, exactly as `reportgen render` sees them."""
     if "study" not in _SHARED:
-        exp = ExperimentConfig.model_validate(EXPERIMENT)
+        exp = StudyConfig.model_validate(EXPERIMENT)
         splits = load_splits("fashion-mnist")
         store = Store(workspace / "results")
         for variant in exp.variants:
@@ -196,10 +196,10 @@ def test_every_analysis_is_registered_with_its_partial_and_flags(name):
 
 
 def test_why_not_names_what_is_missing():
-    mixed = ExperimentConfig.model_validate(EXPERIMENT)  # trains, and one variant (LeNet) has a convolution
-    flat = ExperimentConfig.model_validate({**EXPERIMENT, "id": "flat", "model": {"name": "fcnn"},
+    mixed = StudyConfig.model_validate(EXPERIMENT)  # trains, and one variant (LeNet) has a convolution
+    flat = StudyConfig.model_validate({**EXPERIMENT, "id": "flat", "model": {"name": "fcnn"},
                                             "variants": [{"name": "fc", "label": "Fully connected"}]})
-    illustration = load_experiment(ROOT / "experiments" / "convolution.yaml")  # trains nothing; LeNet
+    illustration = load_study(ROOT / "experiments" / "convolution.yaml")  # trains nothing; LeNet
     assert not illustration.trains
     for name in analyses.names():
         a = analyses.get(name)
@@ -364,7 +364,7 @@ def test_shift_grid_on_a_subset_is_checked_against_the_stored_predictions(study,
 
 def test_profile_shift_images_applies_on_cpu_only_and_the_environment_wins(monkeypatch):
     monkeypatch.delenv("REPORTGEN_SHIFT_IMAGES", raising=False)
-    exp = ExperimentConfig.model_validate(EXPERIMENT)
+    exp = StudyConfig.model_validate(EXPERIMENT)
     quick = Study(id=exp.id, config=exp, profile="quick", variants=[])
     study = Study(id=exp.id, config=exp, profile="smoke", variants=[])
     assert exp.profile("quick")["shift_images"] == 2000
@@ -394,7 +394,7 @@ def test_pipeline_precompute_fills_each_cache_once_and_skips_studies_that_train_
     monkeypatch.setattr(_shift, "shift_accuracy_grid", counting("grid", real_grid))
     monkeypatch.setattr(stats, "activation_statistics", counting("stats", real_stats))
     # convolution trains nothing and has no results: precompute must not even collect it (that would warn)
-    illustration = load_experiment(ROOT / "experiments" / "convolution.yaml")
+    illustration = load_study(ROOT / "experiments" / "convolution.yaml")
     studies = {study.id: (None, study.config), illustration.id: (None, illustration)}
     messages = []
     precompute(studies, [study.id, illustration.id], "smoke", Store(workspace / "results"), messages.append)

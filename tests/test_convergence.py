@@ -4,7 +4,6 @@ verdict, the list in every post, the † on the home page, and the About page's 
 from __future__ import annotations
 
 import re
-import textwrap
 
 import numpy as np
 import pytest

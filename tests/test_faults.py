@@ -4,7 +4,7 @@ Every fault goes through the real command line: in-process through ``reportgen.c
 with its error handling, fast) and, where a process has to be killed or interrupted, as a real
 ``python -m reportgen.cli`` subprocess. Synthetic data only; nothing here touches the network or the real data.
 
-Groups: bad experiment files, bad data, bad command lines, interruptions (SIGKILL mid-epoch, while writing, while
+Groups: bad study files, bad data, bad command lines, interruptions (SIGKILL mid-epoch, while writing, while
 swapping a run in; SIGINT; a second concurrent run), corrupt cached runs, render/build never touching results,
 read-only and full disks, and security (no unpickling, safe YAML, experiment text rendered literally).
 """
@@ -133,7 +133,7 @@ def write_study(proj: Path, study: dict[str, Any], name: str = "dropout.yaml") -
     return path
 
 
-# ---- bad experiment files -----------------------------------------------------------------------------------
+# ---- bad study files -----------------------------------------------------------------------------------
 STUDY = """\
 id: study
 title: A study
@@ -267,10 +267,10 @@ def test_non_utf8_file_names_the_byte_and_line(isolated, rg):
 def test_exponent_numbers_are_numbers(isolated, rg):
     """YAML 1.1 reads `1e-3` as a string; the strict schema would then refuse the most common way to write a
     learning rate, so the loader reads it as a number."""
-    from reportgen.config import load_experiment
+    from reportgen.config import load_study
     path = isolated / "experiments" / "study.yaml"
     path.write_text(study_with("lr: 1.0e-3", "lr: 1e-3"))
-    assert load_experiment(path).training.lr == 0.001
+    assert load_study(path).training.lr == 0.001
 
 
 def test_two_files_with_the_same_id(isolated, rg):
@@ -282,8 +282,8 @@ def test_two_files_with_the_same_id(isolated, rg):
 
 def test_empty_or_missing_experiments_directory(isolated, rg):
     for command in (["list"], ["run"], ["render"], ["data", "fetch"]):
-        one_line_error(rg(*command), 2, "experiments: no experiment files", only_line=True)
-    one_line_error(rg("--experiments", "nowhere", "list"), 2, "nowhere: experiments directory not found",
+        one_line_error(rg(*command), 2, "experiments: no study files", only_line=True)
+    one_line_error(rg("--experiments", "nowhere", "list"), 2, "nowhere: studies directory not found",
                    only_line=True)
 
 
@@ -306,8 +306,8 @@ def test_bad_file_through_the_console_script(isolated, tmp_path):
 
 # ---- bad command lines --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("args, fragments", [
-    (["run", "dropuot"], ["unknown experiment 'dropuot'; did you mean 'dropout'?", "declared: dropout"]),
-    (["render", "dropot"], ["unknown experiment 'dropot'; did you mean 'dropout'?"]),
+    (["run", "dropuot"], ["unknown study 'dropuot'; did you mean 'dropout'?", "declared: dropout"]),
+    (["render", "dropot"], ["unknown study 'dropot'; did you mean 'dropout'?"]),
     (["run", "--profile", "smok"], ["'smok' is not one of", "did you mean 'smoke'?", "reportgen run --help"]),
     (["rn"], ["No such command 'rn'", "run"]),
     (["run", "--device", "gpu"], ["'gpu' is not one of"]),

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from reportgen import zoo
-from reportgen.config import Activation, ConfigError, load_experiment
+from reportgen.config import Activation, ConfigError, load_study
 from reportgen.models import ACTIVATIONS, MODELS, build_model, count_parameters, named_layers
 from tests.conftest import ROOT
 
@@ -174,13 +174,13 @@ def all_resolved(exp):
 
 @pytest.mark.parametrize("filename", sorted(RESOLVED_AT_204FEE1))
 def test_shipped_experiments_resolve_byte_for_byte_as_before(filename):
-    exp = load_experiment(ROOT / "experiments" / filename)
+    exp = load_study(ROOT / "experiments" / filename)
     text = json.dumps(all_resolved(exp), separators=(",", ":"))
     assert hashlib.sha256(text.encode()).hexdigest() == RESOLVED_AT_204FEE1[filename], text[:2000]
 
 
 def test_default_lenet_options_resolve_exactly_as_before():
-    exp = load_experiment(ROOT / "experiments" / "dropout.yaml")
+    exp = load_study(ROOT / "experiments" / "dropout.yaml")
     assert exp.resolve(exp.variant("no-dropout"), 0, "full")["model"] == {"name": "lenet", "options": LENET_AT_204FEE1}
     assert exp.resolve(exp.variant("dropout"), 0, "full")["model"]["options"] == {**LENET_AT_204FEE1, "dropout": 0.5}
 
@@ -198,7 +198,7 @@ variants:
 def resolved_options(tmp_path, options: str) -> dict:
     path = tmp_path / "s.yaml"
     path.write_text(STUDY.format(options=options))
-    exp = load_experiment(path)
+    exp = load_study(path)
     return exp.resolve(exp.variant("b"), 0, "smoke")["model"]["options"]
 
 
@@ -232,7 +232,7 @@ def test_a_bad_lenet_option_is_one_line_naming_the_closest_valid_name(tmp_path, 
 
 
 def test_the_batchnorm_study_compares_lenet_with_and_without_batch_norm_on_one_recipe():
-    exp = load_experiment(ROOT / "experiments" / "batchnorm.yaml")
+    exp = load_study(ROOT / "experiments" / "batchnorm.yaml")
     plain, bn = (exp.resolve(exp.variant(name), 0, "full") for name in ("lenet", "batch-norm"))
     assert plain["model"] == {"name": "lenet", "options": LENET_AT_204FEE1}
     assert bn["model"] == {"name": "lenet", "options": {**LENET_AT_204FEE1, "batch_norm": True}}

@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from reportgen import fsutil
-from reportgen.config import load_experiment
+from reportgen.config import load_study
 from reportgen.data import load_splits
 from reportgen.loader import DeviceLoader, Normalization, random_affine
 from reportgen.store import MARKER, RUN_FILES, Store, check_run
@@ -19,7 +19,7 @@ from tests.conftest import ROOT, invoke
 
 
 def smoke_config(**training):
-    exp = load_experiment(ROOT / "experiments" / "dropout.yaml")
+    exp = load_study(ROOT / "experiments" / "dropout.yaml")
     config = exp.resolve(exp.variants[0], seed=0, profile="smoke")
     config["training"].update(training)
     return config

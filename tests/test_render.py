@@ -22,7 +22,7 @@ import yaml
 from scipy import stats as scipy_stats
 
 from reportgen import post as post_mod
-from reportgen.config import discover, load_experiment
+from reportgen.config import discover, load_study
 from reportgen.loader import Normalization
 from reportgen.markdown import html_text, interval, markdown_text, number, signed_number
 from reportgen.models import build_model, count_parameters
@@ -121,7 +121,7 @@ def two_variant_study(tmp_path: Path, exp_id: str = "alpha", title: str = "Alpha
     experiments = tmp_path / "experiments"
     path = write_experiment(experiments, TWO_VARIANTS.format(
         id=exp_id, title=json.dumps(title), description=json.dumps(description), base_label=json.dumps(base_label)))
-    exp = load_experiment(path)
+    exp = load_study(path)
     store = Store(tmp_path / "results")
     for seed, (a, b) in enumerate(zip(base, better)):
         write_run(store, exp, "base", seed, "quick", a)
@@ -302,7 +302,7 @@ def test_a_study_without_prose_gets_a_complete_post(tmp_path):
     every declared analysis in the order of the YAML, then the reproduce box; it builds a linkable page."""
     experiments = tmp_path / "experiments"
     path = write_experiment(experiments, NO_PROSE)
-    exp = load_experiment(path)
+    exp = load_study(path)
     assert prose_path(path, exp) is None
     store = Store(tmp_path / "results")
     for seed in (0, 1):
@@ -508,7 +508,7 @@ def test_home_page_lists_every_study_and_its_links_resolve(tmp_path, reportgen):
     _, store = two_variant_study(tmp_path, exp_id="alpha", title="Alpha study")
     write_experiment(tmp_path / "experiments", TWO_VARIANTS.format(
         id="beta", title='"Beta study"', description='"Never run."', base_label='"Base"'))
-    delta = load_experiment(write_experiment(tmp_path / "experiments", TWO_VARIANTS.format(
+    delta = load_study(write_experiment(tmp_path / "experiments", TWO_VARIANTS.format(
         id="delta", title='"Delta study"', description='"Run, not rendered."', base_label='"Base"')))
     for seed in (0, 1, 2):
         write_run(store, delta, "base", seed, "quick", 0.7)

@@ -23,7 +23,7 @@ from reportgen.site import SiteError, build_site, external_resources, vendor_ass
 try:
     from tests.browser import BrowserUnavailable, check_site_in_browser, find_browser
 except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.path
-    from browser import BrowserUnavailable, check_site_in_browser, find_browser
+    from browser import check_site_in_browser, find_browser
 
 PROJECT = Path(__file__).resolve().parents[1]
 ARTIFACTS = PROJECT / "test-artifacts"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from reportgen import analyses, prose, scaffold
-from reportgen.config import ExperimentConfig, load_experiment
+from reportgen.config import StudyConfig, load_study
 from tests.conftest import ROOT
 
 STUDY = """\
@@ -105,7 +105,7 @@ def test_template_names_another_studys_prose_with_the_closest_name(studies):
 def test_prose_sandbox_has_nothing_beyond_the_documented_names():
     env_globals = prose.prose_environment().globals
     assert env_globals == {}  # no range, lipsum, cycler, namespace, dict
-    exp = ExperimentConfig.model_validate({"id": "x", "title": "X", "variants": [{"name": "a"}]})
+    exp = StudyConfig.model_validate({"id": "x", "title": "X", "variants": [{"name": "a"}]})
     blocks = prose.Blocks(analyses={}, results="", models="", gap="", accuracy={}, differences={},
                           variants={"a": {"label": "A"}}, baseline="a")
     namespace = prose.context(blocks, setup={}, profile="quick", exp=exp, post=lambda *a: "")
@@ -169,7 +169,7 @@ def test_shipped_studies_have_valid_prose():
     from reportgen.context import setup
     from reportgen.study import Study, VariantResults
     for path in sorted((ROOT / "experiments").glob("*.yaml")):
-        exp = load_experiment(path)
+        exp = load_study(path)
         prose_file = prose.prose_path(path, exp)
         if prose_file is None:
             continue
@@ -181,7 +181,7 @@ def test_shipped_studies_have_valid_prose():
 
 def test_scaffolded_files_match_the_schema(tmp_path):
     paths = scaffold.new_study(tmp_path, "demo", "2026-11-24")
-    exp = load_experiment(paths[0])
+    exp = load_study(paths[0])
     assert exp.id == "demo" and [v.name for v in exp.variants] == ["plain", "batch-norm"]
     shutil.copy(paths[1], tmp_path / "copy.md")
     assert "{{ analysis(\"curves\") }}" in paths[1].read_text()

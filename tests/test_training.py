@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from reportgen import train
-from reportgen.config import ConfigError, TrainingConfig, load_experiment
+from reportgen.config import ConfigError, TrainingConfig, load_study
 from reportgen.loader import to_input
 from reportgen.models import build_model
 from tests.conftest import ROOT
@@ -36,7 +36,7 @@ def splits():
 
 
 def run_config(**training) -> dict:
-    """A resolved run config (as ExperimentConfig.resolve writes it) of the tiny model."""
+    """A resolved run config (as StudyConfig.resolve writes it) of the tiny model."""
     training = {"batch_size": BATCH, "epochs": 1, **training}
     return {"dataset": "fashion-mnist", "model": {"name": "tiny", "options": {}},
             "training": TrainingConfig.model_validate(training).resolved(), "seed": 0, "train_limit": None,
@@ -141,7 +141,7 @@ RESOLVED_BEFORE_TRAINING_FIELDS = {
 
 @pytest.mark.parametrize("filename", sorted(RESOLVED_BEFORE_TRAINING_FIELDS))
 def test_shipped_experiments_resolve_byte_for_byte_as_before_the_training_fields(filename):
-    exp = load_experiment(ROOT / "experiments" / filename)
+    exp = load_study(ROOT / "experiments" / filename)
     text = json.dumps(all_resolved(exp), separators=(",", ":"))
     assert hashlib.sha256(text.encode()).hexdigest() == RESOLVED_BEFORE_TRAINING_FIELDS[filename], text[:2000]
 
@@ -161,7 +161,7 @@ variants:
 def resolved_training(tmp_path, training: str, variant: str = "{}") -> dict:
     path = tmp_path / "s.yaml"
     path.write_text(STUDY.format(training=training, variant=variant))
-    exp = load_experiment(path)
+    exp = load_study(path)
     return exp.resolve(exp.variant("b"), 0, "smoke")["training"]
 
 
@@ -185,7 +185,7 @@ def test_a_variant_inherits_the_studys_recipe(tmp_path):
     path = tmp_path / "s.yaml"
     path.write_text(STUDY.format(training="{schedule: warmup_cosine, warmup_epochs: 2, label_smoothing: 0.1}",
                                  variant="{weight_decay: 0.0005}"))
-    exp = load_experiment(path)
+    exp = load_study(path)
     a, b = (exp.resolve(exp.variant(n), 0, "quick")["training"] for n in ("a", "b"))
     assert {**a, "weight_decay": 0.0005} == b and b["schedule"] == "warmup_cosine" and b["label_smoothing"] == 0.1
 
@@ -200,5 +200,5 @@ def test_a_bad_training_field_is_one_line_naming_it(tmp_path, training, fragment
     path = tmp_path / "s.yaml"
     path.write_text(STUDY.format(training=training, variant="{}"))
     with pytest.raises(ConfigError) as err:
-        load_experiment(path)
+        load_study(path)
     assert fragment in str(err.value) and "\n" not in str(err.value)
