@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from . import analyses, config, prose
+from . import analyses, prose, schema as config
 from .config import ConfigError, ID_PATTERN
 from .store import atomic_write
 

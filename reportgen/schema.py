@@ -1,0 +1,393 @@
+"""The schema of a study file, with pydantic: what every field may hold and what a run resolves to.
+
+Loading a file and turning a validation error into one line is :mod:`reportgen.config`'s job.
+"""
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import difflib
+import math
+import re
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from .settings import SPLIT_SEED, VAL_SIZE
+
+PROFILES = ("smoke", "quick", "full")
+DATASET_NAMES = ("mnist", "fashion-mnist", "kmnist")
+MODEL_NAMES = ("lenet", "tiny", "deep_pool", "fcnn")
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("none", "step", "cosine", "onecycle", "warmup_cosine")
+ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+class ConfigError(Exception):
+    """A user-facing, one-line configuration error."""
+
+
+class Strict(BaseModel):
+    # strict: a wrong type is an error, never coerced (``epochs: true`` is not 1, ``lr: "0.1"`` is not 0.1);
+    # allow_inf_nan=False: ``.nan`` and ``.inf`` are refused for every float field.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+class AugmentConfig(Strict):
+    """Random affine augmentation, drawn per image on the batch (degrees, fraction of size, scale range)."""
+    rotation: float = Field(0.0, ge=0, le=180)
+    translate: float = Field(0.0, ge=0, lt=1)
+    scale: tuple[float, float] = Field((1.0, 1.0), strict=False)  # YAML gives a list
+    shear: float = Field(0.0, ge=0, lt=90)
+
+    @field_validator("scale")
+    @classmethod
+    def _scale_range(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not (0 < v[0] <= v[1]):
+            raise ValueError("must be [low, high] with 0 < low <= high")
+        return v
+
+
+class TrainingConfig(Strict):
+    optimizer: Literal["sgd", "adam"] = "adam"
+    lr: float = Field(1e-3, gt=0)  # the peak learning rate under onecycle and warmup_cosine
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    batch_size: int = Field(128, gt=0, le=65536)
+    epochs: int = Field(5, gt=0, le=1000)
+    # none, step and cosine change the learning rate once per epoch; onecycle and warmup_cosine once per batch.
+    schedule: Literal["none", "step", "cosine", "onecycle", "warmup_cosine"] = "none"
+    step_size: int = Field(5, gt=0)
+    gamma: float = Field(0.5, gt=0, le=1)
+    augment: Optional[AugmentConfig] = None
+    # Added after results were cached: left out of the resolved config at their default (TRAINING_OMITTED_AT_DEFAULT).
+    label_smoothing: float = Field(0.0, ge=0, lt=1)  # CrossEntropyLoss(label_smoothing=...) of the training loss
+    warmup_epochs: int = Field(1, ge=0, le=1000)     # warmup_cosine: epochs of linear warmup from 0 to lr
+    pct_start: float = Field(0.3, gt=0, lt=1)        # onecycle: fraction of the steps spent rising to lr
+    div_factor: float = Field(25.0, ge=1)            # onecycle: starts at lr / div_factor
+    final_div_factor: float = Field(1e4, ge=1)       # onecycle: ends at lr / div_factor / final_div_factor
+
+    @field_validator("lr", "weight_decay", "momentum", "gamma", "label_smoothing", "pct_start", "div_factor",
+                     "final_div_factor")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("must be a finite number")
+        return v
+
+    @model_validator(mode="after")
+    def _schedule_fields(self) -> "TrainingConfig":
+        # A field of another schedule would be silently ignored: say so instead.
+        for name, schedule in SCHEDULE_FIELDS.items():
+            if self.schedule != schedule and getattr(self, name) != TrainingConfig.model_fields[name].default:
+                raise ValueError(f"{name} applies to schedule: {schedule} only (schedule is {self.schedule})")
+        return self
+
+    def resolved(self) -> dict[str, Any]:
+        """Plain data for the resolved run config: fields added after results were cached are left out while at
+        their default, so every run cached before they existed keeps its cache key."""
+        data = self.model_dump(mode="json")
+        for name in TRAINING_OMITTED_AT_DEFAULT:
+            if getattr(self, name) == TrainingConfig.model_fields[name].default:
+                del data[name]
+        return data
+
+    @classmethod
+    def complete(cls, resolved: dict[str, Any]) -> dict[str, Any]:
+        """A resolved training config with the fields left out at their default put back (what training reads)."""
+        return {**cls().model_dump(mode="json"), **resolved}
+
+
+# Training fields added after runs were cached: omitted from the resolved config while at their default.
+TRAINING_OMITTED_AT_DEFAULT = ("label_smoothing", "warmup_epochs", "pct_start", "div_factor", "final_div_factor")
+# Fields that only one schedule reads.
+SCHEDULE_FIELDS = {"warmup_epochs": "warmup_cosine", "pct_start": "onecycle", "div_factor": "onecycle",
+                   "final_div_factor": "onecycle"}
+
+
+class ImageOptions(Strict):
+    """What every model is fed: one-channel 28x28 images of 10 classes (any other value fails only mid-training)."""
+    in_channels: int = 1
+    num_classes: int = 10
+
+    @field_validator("in_channels")
+    @classmethod
+    def _grayscale(cls, v: int) -> int:
+        if v != 1:
+            raise ValueError("must be 1: MNIST, Fashion-MNIST and KMNIST images have one (grayscale) channel")
+        return v
+
+    @field_validator("num_classes")
+    @classmethod
+    def _ten_classes(cls, v: int) -> int:
+        if v != 10:
+            raise ValueError("must be 10: MNIST, Fashion-MNIST and KMNIST each have 10 classes")
+        return v
+
+
+Activation = Literal["relu", "tanh", "sigmoid", "gelu"]  # reportgen.models.ACTIVATIONS
+
+
+class LeNetOptions(ImageOptions):
+    dropout: float = Field(0.0, ge=0, lt=1)
+    pooling: bool = True
+    activation: Activation = "relu"
+    # Added after results were cached: left out of the resolved config at their default (OMITTED_AT_DEFAULT).
+    batch_norm: bool = False
+    channels: list[int] = [6, 16]  # widths of conv1 and conv2
+    kernel_size: int = 5
+
+    @field_validator("channels")
+    @classmethod
+    def _two_widths(cls, v: list[int]) -> list[int]:
+        if len(v) != 2 or any(c <= 0 for c in v):
+            raise ValueError("must be two positive convolution widths [conv1, conv2], e.g. [6, 16]")
+        return v
+
+    @field_validator("kernel_size")
+    @classmethod
+    def _odd_kernel(cls, v: int) -> int:
+        if v not in (3, 5, 7):
+            raise ValueError("must be 3, 5 or 7 (odd, so the padded conv1 keeps the 28x28 size)")
+        return v
+
+
+# Options each model gained after runs were cached: omitted from the resolved config while at their default.
+OMITTED_AT_DEFAULT: dict[str, tuple[str, ...]] = {"lenet": ("batch_norm", "channels", "kernel_size")}
+
+
+class TinyOptions(ImageOptions):
+    pass
+
+
+class DeepPoolOptions(ImageOptions):
+    activation: Activation = "tanh"
+
+
+class FcnnOptions(ImageOptions):
+    hidden: Optional[list[int]] = None
+    match_params_of: Optional[Literal["lenet", "tiny", "deep_pool"]] = None
+    activation: Activation = "relu"
+
+    @model_validator(mode="after")
+    def _one_of(self) -> "FcnnOptions":
+        if self.hidden is not None and self.match_params_of is not None:
+            raise ValueError("give either hidden or match_params_of, not both")
+        if self.hidden is not None and (not self.hidden or any(h <= 0 for h in self.hidden)):
+            raise ValueError("hidden must be a non-empty list of positive layer widths")
+        return self
+
+
+MODEL_OPTIONS: dict[str, type[Strict]] = {
+    "lenet": LeNetOptions, "tiny": TinyOptions, "deep_pool": DeepPoolOptions, "fcnn": FcnnOptions,
+}
+
+
+class ModelConfig(Strict):
+    name: Literal["lenet", "tiny", "deep_pool", "fcnn"] = "lenet"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("options")
+    @classmethod
+    def _check_options(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        if "name" not in info.data:  # the name itself is wrong; that error is reported instead
+            return v
+        # Raised inside a field validator, the schema's errors keep their location: model.options.<option>.
+        schema = MODEL_OPTIONS[info.data["name"]]
+        options = schema.model_validate(v).model_dump(exclude_defaults=False)
+        # The resolved config is hashed into each run's cache key: an option added later must not change the key
+        # of a run that leaves it at its default (that would force retraining every shipped study).
+        for key in OMITTED_AT_DEFAULT.get(info.data["name"], ()):
+            if options[key] == schema.model_fields[key].get_default(call_default_factory=True):
+                del options[key]
+        return options
+
+
+class VariantModel(Strict):
+    """A variant's model override: another model name and/or some options (checked when the run resolves)."""
+    name: Optional[Literal["lenet", "tiny", "deep_pool", "fcnn"]] = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ProfileConfig(Strict):
+    epochs: Optional[int] = Field(None, gt=0, le=1000)
+    seeds: Optional[list[int]] = None
+    train_limit: Optional[int] = Field(None, gt=0)
+    eval_limit: Optional[int] = Field(None, gt=0)
+    shift_images: Optional[int] = Field(None, gt=0)  # shift grid on the first N test images (CPU only)
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: Optional[list[int]]) -> Optional[list[int]]:
+        if v is not None:
+            if not v:
+                raise ValueError("seed list must not be empty")
+            if len(set(v)) != len(v):
+                raise ValueError("seeds must be distinct")
+            if any(s < 0 for s in v):
+                raise ValueError("seeds must be >= 0")
+        return v
+
+
+DEFAULT_PROFILES: dict[str, dict[str, Any]] = {
+    # smoke: the whole pipeline in seconds (a few hundred images, one epoch, one seed).
+    "smoke": {"epochs": 1, "seeds": [0], "train_limit": 512, "eval_limit": 1000, "shift_images": 200},
+    # quick: minutes on a laptop CPU. The shift grid (169 shifts x 2 modes) of one model over the whole test set
+    # costs 2-7 minutes on a 2-core CPU, so on a CPU it uses the first 2,000 test images; on CUDA all of them.
+    "quick": {"seeds": [0, 1, 2], "shift_images": 2000},
+    "full": {"seeds": [0, 1, 2, 3, 4]},
+}
+
+
+class VariantConfig(Strict):
+    name: str
+    label: Optional[str] = None
+    description: str = ""
+    dataset: Optional[Literal["mnist", "fashion-mnist", "kmnist"]] = None
+    model: Optional[dict[str, Any]] = None
+    training: Optional[dict[str, Any]] = None
+    optional: bool = False  # leave it out (with a note in the post) when its dataset cannot be provisioned
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, v: str) -> str:
+        if not ID_PATTERN.match(v):
+            raise ValueError("must be lower-case letters, digits, '-' or '_' (no path separators), at most 64")
+        return v
+
+    @field_validator("model")
+    @classmethod
+    def _model_keys(cls, v: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
+        if v is not None:
+            VariantModel.model_validate(v)  # unknown keys and a wrong name fail here, with their location
+        return v
+
+    @field_validator("training")
+    @classmethod
+    def _no_epochs(cls, v: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
+        if v is not None and "epochs" in v:
+            # resolve() takes epochs from the profile, so a per-variant value would be silently ignored
+            raise ValueError("epochs cannot differ per variant; set training.epochs or profiles.<profile>.epochs")
+        return v
+
+
+class StudyConfig(Strict):
+    id: str
+    title: str
+    description: str = ""
+    question: str = ""
+    date: dt.date = Field(dt.date(2026, 11, 23), strict=False)  # a quoted "2026-11-23" is fine too
+    categories: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    template: Optional[str] = None
+    order: int = 100
+    dataset: Literal["mnist", "fashion-mnist", "kmnist"] = "fashion-mnist"
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    profiles: dict[Literal["smoke", "quick", "full"], ProfileConfig] = Field(default_factory=dict)
+    variants: list[VariantConfig] = Field(default_factory=list)
+    baseline: Optional[str] = None
+    analyses: list[str] = Field(default_factory=list)  # names of modules in reportgen/analyses/
+    trains: bool = True  # False for studies that only illustrate (e.g. convolution by hand)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not ID_PATTERN.match(v):
+            raise ValueError("must be lower-case letters, digits, '-' or '_' (no '/', '..' or absolute paths)")
+        return v
+
+    @field_validator("template")
+    @classmethod
+    def _template(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and not ID_PATTERN.match(v):
+            raise ValueError("must be the id of another study whose prose file this one uses, such as 'dropout' "
+                             "(no '/', '..' or file extension)")
+        return v
+
+    @field_validator("analyses")
+    @classmethod
+    def _analyses(cls, v: list[str]) -> list[str]:
+        from . import analyses  # the registry: the modules of reportgen/analyses/ (read without importing them)
+        for index, name in enumerate(v):
+            if name not in analyses.names():
+                raise ValueError(f"[{index}] {name!r} is not allowed; choose from {', '.join(analyses.names())}"
+                                 f"{analyses.closest(name)}")
+        dupes = sorted({n for n in v if v.count(n) > 1})
+        if dupes:
+            raise ValueError(f"{dupes[0]!r} is listed twice; each analysis appears once in a post")
+        return v
+
+    @field_validator("variants")
+    @classmethod
+    def _unique_variants(cls, v: list[VariantConfig]) -> list[VariantConfig]:
+        names = [variant.name for variant in v]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate variant name {dupes[0]!r}; variant names must be unique")
+        return v
+
+    @model_validator(mode="after")
+    def _variants(self) -> "StudyConfig":
+        # Errors raised here have no field location, so each message starts with the field it is about.
+        names = [v.name for v in self.variants]
+        if self.trains and not self.variants:
+            raise ValueError("variants: at least one variant is required (or set trains: false)")
+        if self.baseline is not None and self.baseline not in names:
+            raise ValueError(f"baseline: {self.baseline!r} is not a variant name{_closest(self.baseline, names)} "
+                             f"(variants: {', '.join(names)})")
+        return self
+
+    # ---- resolution -------------------------------------------------------------------------------------
+    def profile(self, name: str) -> dict[str, Any]:
+        """Epochs, seeds and limits for a profile: defaults, overridden by this file's ``profiles`` block."""
+        merged = dict(DEFAULT_PROFILES[name])
+        if name in self.profiles:
+            merged.update({k: v for k, v in self.profiles[name].model_dump().items() if v is not None})
+        merged.setdefault("epochs", self.training.epochs)
+        merged.setdefault("train_limit", None)
+        merged.setdefault("eval_limit", None)
+        merged.setdefault("shift_images", None)
+        return merged
+
+    def variant(self, name: str) -> VariantConfig:
+        for v in self.variants:
+            if v.name == name:
+                return v
+        raise KeyError(name)
+
+    def variant_model(self, variant: VariantConfig) -> ModelConfig:
+        """The study's model with ``variant``'s override applied (another name starts from no options)."""
+        model = {"name": self.model.name, "options": dict(self.model.options)}
+        if variant.model:
+            if variant.model.get("name") not in (None, self.model.name):
+                model = {"name": variant.model["name"], "options": {}}
+            model["options"].update(variant.model.get("options") or {})
+        return ModelConfig.model_validate(model)
+
+    def variant_training(self, variant: VariantConfig, epochs: int) -> TrainingConfig:
+        training = self.training.model_dump()
+        training.update(copy.deepcopy(variant.training or {}))
+        training["epochs"] = epochs
+        return TrainingConfig.model_validate(training)
+
+    def resolve(self, variant: VariantConfig, seed: int, profile: str) -> dict[str, Any]:
+        """The complete, plain-data config of one run (what is hashed into its cache key)."""
+        prof = self.profile(profile)
+        model_cfg = self.variant_model(variant)
+        training_cfg = self.variant_training(variant, prof["epochs"])
+        return {
+            "dataset": variant.dataset or self.dataset,
+            "model": {"name": model_cfg.name, "options": model_cfg.options},
+            "training": training_cfg.resolved(),
+            "seed": seed,
+            "train_limit": prof["train_limit"],
+            "eval_limit": prof["eval_limit"],
+            "val_size": VAL_SIZE,
+            "split_seed": SPLIT_SEED,
+        }
+
+
+def _closest(word: str, choices: list[str] | tuple[str, ...]) -> str:
+    match = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.5)
+    return f"; did you mean {match[0]!r}?" if match else ""
