@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -129,7 +130,8 @@ def data_list() -> None:
         if is_prepared(name):
             manifest = read_manifest(name) or {}  # is_prepared has just read it; {} only if it vanished since
             verified = "checksums verified" if checksums_verified(manifest) else "checksums NOT verified"
-            click.echo(f"  {name:<14} ready     {verified}; from {manifest.get('source', '?')}")
+            source = re.sub(r"\s*\((checksums? [^)]*)\)\s*$", "", str(manifest.get("source", "?")))
+            click.echo(f"  {name:<14} ready     {verified}; from {source}")
         else:
             click.echo(f"  {name:<14} missing   run: reportgen data fetch {name}")
 
