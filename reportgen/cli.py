@@ -130,7 +130,7 @@ def data_list() -> None:
         if is_prepared(name):
             manifest = read_manifest(name) or {}  # is_prepared has just read it; {} only if it vanished since
             verified = "checksums verified" if checksums_verified(manifest) else "checksums NOT verified"
-            source = re.sub(r"\s*\((checksums? [^)]*)\)\s*$", "", str(manifest.get("source", "?")))
+            source = re.sub(r"\s*\(checksums verified\)\s*$", "", str(manifest.get("source", "?")))  # said once
             click.echo(f"  {name:<14} ready     {verified}; from {source}")
         else:
             click.echo(f"  {name:<14} missing   run: reportgen data fetch {name}")
