@@ -18,7 +18,7 @@ from ._common import dataset_splits, study_dataset
 
 HAND_KERNELS: list[tuple[str, str, list[list[float]]]] = [
     ("box blur", "the average of the 3×3 neighbourhood", [[1 / 9] * 3] * 3),
-    ("outline", "the centre minus its eight neighbours: zero on flat areas, large on edges",
+    ("outline", "8 × the centre minus the sum of its eight neighbours: zero on flat areas, large on edges",
      [[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]]),
     ("horizontal lines", "a bright row between two darker rows", [[-1, -1, -1], [2, 2, 2], [-1, -1, -1]]),
     ("vertical lines", "a bright column between two darker columns", [[-1, 2, -1], [-1, 2, -1], [-1, 2, -1]]),
