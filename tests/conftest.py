@@ -49,3 +49,20 @@ def invoke(*args: str):
     from click.testing import CliRunner
     from reportgen.cli import cli
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def run_main(*args: str) -> tuple[int, str, str]:
+    """``reportgen ARGS`` in-process through the console entry point (its error handling and exit codes):
+    (exit code, stdout, stderr)."""
+    import contextlib
+    import io
+
+    from reportgen.cli import main
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+    return code, out.getvalue(), err.getvalue()

@@ -4,7 +4,6 @@ direct convolutions, real tensor shapes), its figures written where the post lin
 training on a study that trains nothing, and every draw function's PNG the same whether drawn or cached."""
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import numpy as np
@@ -32,12 +31,7 @@ rendered = shared.rendered
 POST = shared.EXPERIMENT["id"]  # how the post links the figures: "<study id>/<name>.png"
 
 
-def module(name: str):
-    return importlib.import_module(f"reportgen.analyses.{name}")
-
-
-def writer(directory: Path, cache: bool = False) -> FigureWriter:
-    return FigureWriter(directory=directory, link_prefix="post", cache_dir=(directory / ".cache") if cache else None)
+module, writer = shared.module, shared.writer
 
 
 # ---- analyses that need no training ---------------------------------------------------------------------------

@@ -36,12 +36,7 @@ rendered = shared.rendered
 POST = shared.EXPERIMENT["id"]  # how the post links the figures: "<study id>/<name>.png"
 
 
-def module(name: str):
-    return importlib.import_module(f"reportgen.analyses.{name}")
-
-
-def writer(directory: Path, cache: bool = False) -> FigureWriter:
-    return FigureWriter(directory=directory, link_prefix="post", cache_dir=(directory / ".cache") if cache else None)
+module, writer = shared.module, shared.writer
 
 
 # ---- draw functions: the same PNG drawn or cached; the cache key is the drawing code ------------------------------

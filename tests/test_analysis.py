@@ -464,3 +464,15 @@ def test_missing_images_are_a_one_line_render_error(study, workspace, monkeypatc
     with pytest.raises(RenderError, match=message):
         render_study("inside", exp, "smoke", Store(workspace / "results"), tmp_path / "docs")
     assert not (tmp_path / "docs" / "blog" / "posts" / "inside.md").exists()
+
+
+# ---- helpers shared with tests/test_analyses_a.py and test_analyses_b.py -------------------------------------
+def module(name: str):
+    """An analysis module by name."""
+    import importlib
+    return importlib.import_module(f"reportgen.analyses.{name}")
+
+
+def writer(directory: Path, cache: bool = False) -> FigureWriter:
+    """A figure writer into ``directory``, with its own cache there when ``cache``."""
+    return FigureWriter(directory=directory, link_prefix="post", cache_dir=(directory / ".cache") if cache else None)

@@ -21,7 +21,7 @@ import pytest
 
 from reportgen.site import SiteError, vendor_assets
 from reportgen.store import check_run
-from tests.conftest import ROOT
+from tests.conftest import run_main, ROOT
 
 ALPHA = """\
 id: alpha
@@ -58,18 +58,7 @@ class Result(NamedTuple):
 
 def reportgen(*args: str) -> Result:
     """``reportgen ARGS`` in-process through the console entry point (its error handling and exit codes)."""
-    import contextlib
-    import io
-
-    from reportgen.cli import main
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-    return Result(code, out.getvalue(), err.getvalue())
+    return Result(*run_main(*args))
 
 
 def tree_hash(root: Path) -> dict[str, str]:

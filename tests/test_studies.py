@@ -10,7 +10,7 @@ import pytest
 
 from reportgen import analyses, prose, scaffold
 from reportgen.config import StudyConfig, load_study
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_main
 
 STUDY = """\
 id: study
@@ -35,18 +35,8 @@ def studies(tmp_path, monkeypatch) -> Path:
 
 def run_cli(*args: str) -> tuple[int, str]:
     """``reportgen ARGS`` in-process through the entry point: (exit code, stderr + stdout)."""
-    import contextlib
-    import io
-
-    from reportgen.cli import main
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-    return code, err.getvalue() + out.getvalue()
+    code, out, err = run_main(*args)
+    return code, err + out
 
 
 def one_error_line(text: str) -> str:
