@@ -88,19 +88,7 @@ def _draw_inputs():
 @pytest.mark.parametrize("name,method,kwargs", [pytest.param(*case, id=f"{case[1]}-{case[2]['name']}")
                                                for case in _draw_inputs()])
 def test_draw_function_writes_the_same_png_drawn_or_cached(name, method, kwargs, tmp_path):
-    draw = getattr(module(name), f"draw_{method}")
-    png = f"{kwargs['name']}.png"
-    first = writer(tmp_path / "first", cache=True)
-    fig = draw(first, **kwargs)
-    assert fig.path == f"post/{png}" and fig.alt and "\n" not in fig.alt and not {"[", "]"} & set(fig.alt)
-    assert (first.drawn, first.reused, first.written) == (1, 0, [tmp_path / "first" / png])
-    data = (tmp_path / "first" / png).read_bytes()
-    assert data.startswith(PNG) and len(data) > 1000
-    again = FigureWriter(directory=tmp_path / "again", link_prefix="post", cache_dir=tmp_path / "first" / ".cache")
-    assert draw(again, **kwargs) == fig and (again.drawn, again.reused) == (0, 1)
-    fresh = writer(tmp_path / "fresh")  # no cache: drawn again, byte for byte what the cache held
-    draw(fresh, **kwargs)
-    assert (tmp_path / "again" / png).read_bytes() == (tmp_path / "fresh" / png).read_bytes() == data
+    shared.check_draw_function(name, method, kwargs, tmp_path)
 
 
 def _copy_of(mod, text: str, path: Path, monkeypatch):
