@@ -14,16 +14,12 @@ from typing import Callable
 
 from . import analyses
 from .config import ConfigError, discover, select
-from .prose import ProseError, prose_path
+from .prose import ProseError, check, prose_path
 from .scaffold import write_guide
 from .store import Store
 from .study import UNAVAILABLE, RenderError, collect
 
 Log = Callable[[str], None]
-
-
-class PipelineError(Exception):
-    """A one-line failure of a stage that is not the user's configuration (exit 1)."""
 
 
 @dataclass
@@ -56,7 +52,6 @@ def preflight(studies: dict, names: list[str], profile: str) -> None:
             empty = Study(id=name, config=exp, profile=profile,
                           variants=[VariantResults(name=v.name, label=v.label or v.name, description=v.description,
                                                    dataset=v.dataset or exp.dataset) for v in exp.variants])
-            from .prose import check
             check(prose_file, exp, setup(exp, empty, profile), profile)
 
 
@@ -128,7 +123,7 @@ def precompute(studies: dict, selected: list[str], profile: str, store: Store, l
     these results takes seconds. Only an optimisation: a problem here is a warning, and rendering retries."""
     for name in selected:
         exp = studies[name][1]
-        steps = [analyses.get(a) for a in exp.analyses if analyses.get(a).precompute is not None]
+        steps = [step for step in map(analyses.get, exp.analyses) if step.precompute is not None]
         if not exp.trains or not steps:
             continue
         started = time.perf_counter()
@@ -159,18 +154,24 @@ def complete(studies: dict, names: list[str], profile: str, store: Store) -> lis
     return done
 
 
-def render(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, log: Log,
-           in_site: list[str] | None = None) -> list[str]:
+def render(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, log: Log) -> list[str]:
     """Render the named studies' posts (default: all; RenderError if one lacks results), then the home page.
-    ``in_site``: the studies of the site (the posts may link to each other); default: the rendered ones plus
-    the posts already there."""
-    from .home import render_home
-    from .post import POSTS, render_study
+    The posts may link to each other and to the posts already in docs/."""
+    from .post import POSTS
     studies = ws.studies()
     selected = select(studies, names)
     preflight(studies, selected, profile)
-    site = set(in_site if in_site is not None else
-               selected + [n for n in studies if (ws.docs / POSTS / f"{n}.md").exists()])
+    site = set(selected) | {n for n in studies if (ws.docs / POSTS / f"{n}.md").exists()}
+    _render_posts(ws, studies, selected, site, profile, log)
+    return selected
+
+
+def _render_posts(ws: Workspace, studies: dict, selected: list[str], site: set[str], profile: str,
+                  log: Log) -> None:
+    """The posts of ``selected`` (checked by :func:`preflight`), the home page of a site holding ``site``, and
+    the "Write your own study" page."""
+    from .home import render_home
+    from .post import render_study
     declared = {n: studies[n][1].title for n in studies if n in site}
     for name in selected:
         started = time.perf_counter()
@@ -180,7 +181,6 @@ def render(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, log:
     home = render_home(studies, profile, ws.store, ws.docs, site)
     log(f"rendered {home} ({len(site)} of {len(studies)} studies in the site)")
     write_guide(ws.docs)
-    return selected
 
 
 def build(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, log: Log, project: Path) -> Path:
@@ -203,7 +203,7 @@ def build(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, log: 
         if name not in ready:
             log(f"{name}: not run in the {profile} profile; left out of the site (run: reportgen run {name} "
                 f"--profile {profile})")
-    render(ws, ready, profile, log, in_site=ready) if ready else _home_only(ws, studies, profile, log)
+    _render_posts(ws, studies, ready, set(ready), profile, log)
     return build_site(project)
 
 
@@ -213,11 +213,4 @@ def generated_posts(docs: Path) -> set[str]:
     return {p.stem for p in (docs / POSTS).glob("*.md")}
 
 
-def _home_only(ws: Workspace, studies: dict, profile: str, log: Log) -> None:
-    from .home import render_home
-    home = render_home(studies, profile, ws.store, ws.docs, set())
-    log(f"rendered {home} (no study has complete {profile} results yet)")
-    write_guide(ws.docs)
-
-
-__all__ = ["ConfigError", "PipelineError", "ProseError", "Workspace", "build", "preflight", "render", "run"]
+__all__ = ["ConfigError", "ProseError", "Workspace", "build", "preflight", "render", "run"]

@@ -21,7 +21,7 @@ from typing import Any
 from markupsafe import Markup
 
 from . import __version__, analyses, prose
-from .context import describe_model, reproducibility, setup
+from .context import reproducibility, setup
 from .figures import FigureWriter
 from .markdown import markdown_text, package_environment
 from .stats import summary
@@ -40,18 +40,13 @@ def post_link(declared: dict[str, str]):
     return link
 
 
-def models(exp: Any, profile: str) -> list[dict[str, Any]]:
-    """The distinct models of a study (from the zoo), each with the labels of the variants that use it."""
-    if not exp.variants:
-        return []
-    seed = exp.profile(profile)["seeds"][0]
+def models(facts: dict[str, Any]) -> list[dict[str, Any]]:
+    """The distinct models of a study, each with the labels of the variants that use it, from the zoo
+    descriptions that :func:`reportgen.context.setup` already made (``facts``): no model is built twice."""
     found: dict[str, dict[str, Any]] = {}
-    for v in exp.variants:
-        model = exp.resolve(v, seed, profile)["model"]
-        key = json.dumps(model, sort_keys=True)
-        if key not in found:
-            found[key] = {**describe_model(model), "variants": []}
-        found[key]["variants"].append(v.label or v.name)
+    for row in facts["variants"]:
+        key = json.dumps([row["model"]["text"], row["model"]["layers"]], sort_keys=True, default=str)
+        found.setdefault(key, {**row["model"], "variants": []})["variants"].append(row["label"])
     return list(found.values())
 
 
@@ -117,7 +112,7 @@ def _render(study: Study, exp: Any, profile: str, figures: FigureWriter, declare
     link = post_link(declared)
     common = {"exp": exp, "study": study, "profile": profile, "summary": stats, "setup": facts, "post": link,
               "repro": reproducibility(study, profile), "version": __version__,
-              "unavailable": [v for v in study.variants if v.unavailable], "models": models(exp, profile)}
+              "unavailable": [v for v in study.variants if v.unavailable], "models": models(facts)}
     sections = {}
     for name in exp.analyses:
         try:
@@ -151,7 +146,8 @@ def _recover(post_dir: Path, exp_id: str) -> None:
 def remove_post(docs: Path, exp_id: str) -> bool:
     """Remove a generated post and its figures (a study left out of this site); True if there was one."""
     post_dir = docs / POSTS
-    _recover(post_dir, exp_id) if post_dir.is_dir() else None
+    if post_dir.is_dir():
+        _recover(post_dir, exp_id)
     found = (post_dir / f"{exp_id}.md").exists()
     (post_dir / f"{exp_id}.md").unlink(missing_ok=True)
     shutil.rmtree(post_dir / exp_id, ignore_errors=True)

@@ -43,7 +43,7 @@ def execute_all(todo: list[Any], device: Any, store: Any, profile: str, log: Log
     """Run ``todo``: serially through ``serial(run)`` with one worker (or one run), else in ``workers`` processes;
     runs that are copies of another run in ``todo`` go last, serially."""
     first, later = split_twins(todo, force)
-    if not force:  # a run another study already trained is a copy: no process needed
+    if workers > 1 and not force:  # a run another study already trained is a copy: no process needed for it
         copies = [p for p in first if store.find_complete(p.key, exclude=store.run_dir(p.study, p.variant,
                                                                                     p.seed)) is not None]
         first, later = [p for p in first if p not in copies], copies + later

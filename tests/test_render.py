@@ -23,6 +23,7 @@ from scipy import stats as scipy_stats
 
 from reportgen import post as post_mod
 from reportgen.config import discover, load_study
+from reportgen.context import setup
 from reportgen.loader import Normalization
 from reportgen.markdown import html_text, interval, markdown_text, number, signed_number
 from reportgen.models import build_model, count_parameters
@@ -393,7 +394,8 @@ def test_every_shipped_study_renders_from_results_with_its_prose(tmp_path, stub_
         assert "{{" not in post and "{%" not in post, exp_id  # no Jinja left unrendered
         if exp.trains:
             assert post.count("| Test accuracy (%) |") == 1, exp_id
-            for m in post_mod.models(exp, "quick"):
+            facts = setup(exp, collect(exp_id, exp, "quick", store), "quick")
+            for m in post_mod.models(facts):
                 assert f"{markdown_text(m['text'])} — {m['parameters']:,} parameters." in post, (exp_id, m["name"])
     links = re.findall(r"\]\(([a-z0-9-]+)\.md\)", (tmp_path / "docs" / "blog" / "posts" / "convolution.md").read_text())
     assert "tiny" in links and set(links) <= set(experiments)
