@@ -229,7 +229,7 @@ def _run_bench(dataset: str, target_pct: float, ours: Recipe, sources: Recipe, s
     norm = Normalization.of(splits.train_images)
     log(f"bench: LeNet on {DATASET_TITLES.get(dataset, dataset)}, {len(train_idx):,} training images, "
         f"{len(splits.test_labels):,} test images, seeds {', '.join(map(str, seeds))}; "
-        f"device {describe_device(torch_device)}, torch {torch.__version__}")
+        f"device {describe_device(torch_device, torch.get_num_threads())}, torch {torch.__version__}")
     log(f"target: {target_pct:g}% mean test accuracy over the seeds, checked after every epoch "
         f"(evaluation time not counted); {_load()}")
 

@@ -52,11 +52,13 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def describe_device(device: torch.device) -> str:
+def describe_device(device: torch.device, threads: int = CPU_THREADS_PER_RUN) -> str:
+    """The device in words; on a CPU with the threads a run trains on (``train_run`` pins them), not this
+    process's current thread count."""
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     if device.type == "cpu":
-        return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+        return f"cpu ({platform.processor() or platform.machine()}, {threads} thread{'s' if threads != 1 else ''})"
     return device.type
 
 

@@ -24,6 +24,8 @@ def test_parallel_runs_are_identical_to_serial_runs(project):
         assert (a / "predictions.npz").read_bytes() == (b / "predictions.npz").read_bytes(), run
         ma, mb = json.loads((a / "metrics.json").read_text()), json.loads((b / "metrics.json").read_text())
         assert ma["test_acc"] == mb["test_acc"] and ma["best_epoch"] == mb["best_epoch"], run
+        for side in (a, b):  # the record states the threads the run trained on, not the parent's count
+            assert json.loads((side / "run.json").read_text())["device"].endswith(", 1 thread)"), side
     # the second time everything is cached, whatever the worker count
     again = invoke("--results", "parallel", "run", "--profile", "smoke", "--workers", "2")
     assert "2 of 2 runs cached; 0 to run" in again.output
