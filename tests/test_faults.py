@@ -35,7 +35,7 @@ import yaml
 
 from reportgen import data as data_mod
 from reportgen.store import MARKER, check_run
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_main
 from tests.synthetic import RAW_FILES, write_idx_dataset
 
 
@@ -47,19 +47,10 @@ class Result(NamedTuple):
 
 
 @pytest.fixture
-def rg(capsys):
+def rg():
     """Run ``reportgen ARGS`` in-process through the console entry point; returns (exit code, stdout, stderr)."""
-    from reportgen.cli import main
-
     def call(*args: str) -> Result:
-        capsys.readouterr()
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
+        return Result(*run_main(*args))
     return call
 
 

@@ -33,7 +33,7 @@ from reportgen.stats import mean_ci, paired_difference, summary, verdict
 from reportgen.store import Store
 from reportgen.study import RenderError, Study, VariantResults, collect
 from reportgen.train import RunOutput, run_files
-from tests.conftest import ROOT, invoke
+from tests.conftest import ROOT, invoke, run_main
 
 MINUS = "\u2212"
 
@@ -490,19 +490,11 @@ def test_html_text_escapes_html_only():
 
 # ---- the home page -----------------------------------------------------------------------------------------
 @pytest.fixture
-def reportgen(capsys):
+def reportgen():
     """``reportgen ARGS`` through the console entry point (its error handling and exit codes): (code, output)."""
-    from reportgen.cli import main
-
     def call(*args: str) -> tuple[int, str]:
-        capsys.readouterr()
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        captured = capsys.readouterr()
-        return code, captured.out + captured.err
+        code, out, err = run_main(*args)
+        return code, out + err
     return call
 
 
