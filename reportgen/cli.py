@@ -24,6 +24,7 @@ import click
 
 from . import __version__
 from .config import DATASET_NAMES, PROFILES, ConfigError, discover
+from .settings import ENV_DEBUG, ENV_RESULTS
 from .store import Store, StoreError
 
 
@@ -75,7 +76,7 @@ profile_option = click.option("--profile", type=Choice(PROFILES), default="quick
               default=Path("experiments"), show_default=True,
               help="Directory of the study files (YAML and prose); --experiments is the same option.")
 @click.option("--results", "results_dir", type=click.Path(path_type=Path),
-              default=lambda: Path(os.environ.get("REPORTGEN_RESULTS", "results")), show_default="results",
+              default=lambda: Path(os.environ.get(ENV_RESULTS, "results")), show_default="results",
               help="Results store (REPORTGEN_RESULTS overrides).")
 @click.option("--docs", "docs_dir", type=click.Path(path_type=Path), default=Path("docs"), show_default=True,
               help="MkDocs docs directory that receives the generated posts.")
@@ -294,7 +295,7 @@ def main(argv: list[str] | None = None) -> None:
     Finished runs are never lost: results are written atomically, so an interrupted command leaves only whole
     runs. A bug (an exception none of our error types covers) is also one line; REPORTGEN_DEBUG=1 shows its
     traceback."""
-    debug = os.environ.get("REPORTGEN_DEBUG", "").lower() in ("1", "true", "yes")
+    debug = os.environ.get(ENV_DEBUG, "").lower() in ("1", "true", "yes")
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         code = cli.main(args=argv, prog_name="reportgen", standalone_mode=False)

@@ -26,6 +26,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib import colors as mcolors  # noqa: E402
 
+from .fsutil import atomic_write  # noqa: E402
+from .settings import ENV_CACHE  # noqa: E402
+
 DPI = 150  # sharp on a laptop screen at the post's column width
 WIDTH = 7.5
 STYLE = {
@@ -41,12 +44,11 @@ DIVERGING = "RdBu_r"       # weights and signed activations: blue negative, whit
 HEAT = "Blues"             # counts and rates
 TEXT_DARK, TEXT_LIGHT, MUTED = "#222222", "#ffffff", "#666666"
 WRONG = "#c0392b"
-CACHE_ENV = "REPORTGEN_CACHE"
 
 
 def cache_root() -> Path:
     """Where derived numbers and drawn figures are cached: ``$REPORTGEN_CACHE`` or ``.cache`` (never results/)."""
-    return Path(os.environ.get(CACHE_ENV) or ".cache")
+    return Path(os.environ.get(ENV_CACHE) or ".cache")
 
 
 def _code_version() -> str:
@@ -96,9 +98,6 @@ class FigureWriter:
     drawn: int = 0
     reused: int = 0
 
-    def save(self, fig: plt.Figure, name: str, alt: str) -> Figure:
-        return self._write(name, alt, self._png(fig))
-
     @staticmethod
     def _png(fig: plt.Figure) -> bytes:
         buf = io.BytesIO()
@@ -116,8 +115,13 @@ class FigureWriter:
         alt = " ".join(alt.split()).replace("[", "(").replace("]", ")")  # brackets would end the image syntax
         return Figure(path=f"{self.link_prefix}/{name}.png", alt=alt)
 
-    def _emit(self, kind: str, name: str, alt: str, payload: Any, draw: Callable[[], plt.Figure]) -> Figure:
-        """Draw (or reuse the cached PNG of) a figure whose look depends only on ``kind`` and ``payload``."""
+    def emit(self, name: str, alt: str, payload: Any, draw: Callable[[], plt.Figure]) -> Figure:
+        """Save ``draw()`` as ``<name>.png`` with ``alt`` text, or copy the PNG cached for the same drawing code
+        and ``payload``. The cache key is the source of ``draw`` itself (a closure in the analysis module that
+        owns the figure), this module (the shared style and helpers), matplotlib's version and the payload: editing
+        one figure redraws that figure only. Everything ``draw`` reads that is not in its source must be in
+        ``payload``."""
+        kind = _source_key(draw)
         cached = None
         if self.cache_dir is not None:
             h = hashlib.sha256(f"{CODE_VERSION}:{kind}:{DPI}".encode())
@@ -134,20 +138,11 @@ class FigureWriter:
             data = self._png(draw())
         self.drawn += 1
         if cached is not None:
-            from .store import atomic_write
             try:
                 atomic_write(cached, data)
             except OSError:
                 pass  # a read-only cache only costs time
         return self._write(name, alt, data)
-
-    def emit(self, name: str, alt: str, payload: Any, draw: Callable[[], plt.Figure]) -> Figure:
-        """Save ``draw()`` as ``<name>.png`` with ``alt`` text, or copy the PNG cached for the same drawing code
-        and ``payload``. The cache key is the source of ``draw`` itself (a closure in the analysis module that
-        owns the figure), this module (the shared style and helpers), matplotlib's version and the payload: editing
-        one figure redraws that figure only. Everything ``draw`` reads that is not in its source must be in
-        ``payload``."""
-        return self._emit(_source_key(draw), name, alt, payload, draw)
 
 
 # ---- helpers ------------------------------------------------------------------------------------------------
@@ -221,9 +216,3 @@ def _source_key(draw: Callable[..., Any]) -> str:
 
 
 _SOURCES: dict[Any, str] = {}
-
-
-def as_markdown(figure: Figure | dict[str, Any]) -> str:
-    if isinstance(figure, Figure):
-        return figure.markdown()
-    return f"![{figure['alt']}]({figure['path']})"

@@ -90,7 +90,7 @@ def learning_caveat(sentence: str, labels: list[str]) -> str:
     """``sentence`` (a verdict) with the caveat that the named variants were still learning."""
     if not labels:
         return sentence
-    who = labels[0] if len(labels) == 1 else " and ".join(labels)
+    who = " and ".join(labels)
     verb = "was" if len(labels) == 1 else "were"
     return f"{sentence.rstrip('.')}; {who} {verb} still learning, so longer training may change this."
 
