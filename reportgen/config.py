@@ -187,6 +187,13 @@ def load_study(path: str | Path) -> StudyConfig:
                 check(variant)
             except ValidationError as err:
                 raise ConfigError(_format_error(path, err, data, prefix=("variants", index, section))) from None
+    # A profile's training overrides, combined with the study's block and each variant's, must make a valid run.
+    for name, profile in exp.profiles.items():
+        for variant in exp.variants if profile.training else []:
+            try:
+                exp.variant_training(variant, exp.training.epochs, name)
+            except ValidationError as err:
+                raise ConfigError(_format_error(path, err, data, prefix=("profiles", name, "training"))) from None
     return exp
 
 

@@ -46,15 +46,21 @@ def _feature_size(featurizer: nn.Module, in_channels: int) -> int:
 # --8<-- [start:lenet]
 def lenet(in_channels: int = 1, num_classes: int = 10, dropout: float = 0.0, pooling: bool = True,
           activation: str = "relu", batch_norm: bool = False, channels: tuple[int, int] = (6, 16),
-          kernel_size: int = 5) -> Net:
+          kernel_size: int = 5, strided: bool = False, global_pool: bool = False) -> Net:
     """LeNet-5 style: two k x k convolutions (6 and 16 filters by default), each followed by the activation and
     (optionally) 2x2 max-pooling, then three linear layers (120 -> 84 -> classes). ``batch_norm`` adds batch
-    normalisation between each convolution and its activation; ``dropout`` > 0 adds dropout before fc2 and fc3."""
+    normalisation between each convolution and its activation; ``dropout`` > 0 adds dropout before fc2 and fc3.
+    ``strided`` (without pooling) lets each convolution step 2 pixels instead, halving the maps as a pool would
+    with the same parameters; ``global_pool`` averages each final map to one number, so fc1 sees what was
+    detected but not where."""
+    if strided and pooling:
+        raise ValueError("strided replaces pooling: set pooling: false with strided: true")
     c1, c2 = channels
     padding = kernel_size // 2  # conv1 keeps the 28x28 size (odd kernel); conv2 is unpadded
+    stride = 2 if strided else 1
     # With batch norm a convolution's bias would be subtracted again with the batch mean: BN's own shift replaces it.
-    conv1 = nn.Conv2d(in_channels, c1, kernel_size, padding=padding, bias=not batch_norm)
-    conv2 = nn.Conv2d(c1, c2, kernel_size, bias=not batch_norm)
+    conv1 = nn.Conv2d(in_channels, c1, kernel_size, stride=stride, padding=padding, bias=not batch_norm)
+    conv2 = nn.Conv2d(c1, c2, kernel_size, stride=stride, bias=not batch_norm)
 
     layers: list[tuple[str, nn.Module]] = [("conv1", conv1)]
     if batch_norm:
@@ -68,15 +74,20 @@ def lenet(in_channels: int = 1, num_classes: int = 10, dropout: float = 0.0, poo
     layers.append(("relu2", _activation(activation)))
     if pooling:
         layers.append(("pool2", nn.MaxPool2d(2)))
+    if global_pool:
+        layers.append(("gap", nn.AdaptiveAvgPool2d(1)))
     featurizer = nn.Sequential(OrderedDict(layers))
 
-    # fc1 takes every feature-map pixel: a k x k kernel fits n + 2p - k + 1 times across n pixels; a pool halves n.
-    side = IMAGE_SIZE + 2 * padding - kernel_size + 1
+    # fc1 takes every feature-map pixel: a k x k kernel with stride s fits (n + 2p - k) // s + 1 times across
+    # n pixels; a pool halves n; global average pooling leaves one pixel per map.
+    side = (IMAGE_SIZE + 2 * padding - kernel_size) // stride + 1
     if pooling:
         side //= 2
-    side = side - kernel_size + 1
+    side = (side - kernel_size) // stride + 1
     if pooling:
         side //= 2
+    if global_pool:
+        side = 1
     head: list[tuple[str, nn.Module]] = [
         ("flatten", nn.Flatten()), ("fc1", nn.Linear(c2 * side * side, 120)), ("relu3", _activation(activation)),
     ]

@@ -27,7 +27,7 @@ FIELD_HELP: dict[str, str] = {
     "dataset": "mnist, fashion-mnist or kmnist (a variant may override it)",
     "model": "the model every variant starts from: name and options",
     "training": "the training recipe every variant starts from",
-    "profiles": "per profile (smoke, quick, full): epochs, seeds, train_limit, eval_limit, shift_images",
+    "profiles": "per profile (smoke, quick, full): epochs, seeds, train_limit, eval_limit, shift_images, training",
     "variants": "what is compared: each variant overrides model, training or dataset",
     "baseline": "the variant the others are compared with (default: the first)",
     "analyses": "the analyses of the post, in order (see the list below)",
@@ -66,6 +66,7 @@ FIELD_HELP: dict[str, str] = {
     "profiles.train_limit": "train on the first N training images",
     "profiles.eval_limit": "validate and test on the first N images (a pipeline check, not a measurement)",
     "profiles.shift_images": "shift grid on the first N test images (on a CPU)",
+    "profiles.training": "training overrides in this profile (any training field but epochs), before a variant's",
 }
 SECTIONS: list[tuple[str, Any]] = [
     ("", config.StudyConfig), ("variants.", config.VariantConfig), ("training.", config.TrainingConfig),

@@ -136,6 +136,14 @@ class LeNetOptions(ImageOptions):
     batch_norm: bool = False
     channels: list[int] = [6, 16]  # widths of conv1 and conv2
     kernel_size: int = 5
+    strided: bool = False      # stride-2 convolutions halve the maps instead of max-pooling (needs pooling: false)
+    global_pool: bool = False  # average each final feature map to one number before fc1
+
+    @model_validator(mode="after")
+    def _strided_without_pooling(self) -> "LeNetOptions":
+        if self.strided and self.pooling:
+            raise ValueError("strided replaces max-pooling: set pooling: false with strided: true")
+        return self
 
     @field_validator("channels")
     @classmethod
@@ -153,7 +161,8 @@ class LeNetOptions(ImageOptions):
 
 
 # Options each model gained after runs were cached: omitted from the resolved config while at their default.
-OMITTED_AT_DEFAULT: dict[str, tuple[str, ...]] = {"lenet": ("batch_norm", "channels", "kernel_size")}
+OMITTED_AT_DEFAULT: dict[str, tuple[str, ...]] = {
+    "lenet": ("batch_norm", "channels", "kernel_size", "strided", "global_pool")}
 
 
 class TinyOptions(ImageOptions):
@@ -173,8 +182,8 @@ class FcnnOptions(ImageOptions):
     def _one_of(self) -> "FcnnOptions":
         if self.hidden is not None and self.match_params_of is not None:
             raise ValueError("give either hidden or match_params_of, not both")
-        if self.hidden is not None and (not self.hidden or any(h <= 0 for h in self.hidden)):
-            raise ValueError("hidden must be a non-empty list of positive layer widths")
+        if self.hidden is not None and any(h <= 0 for h in self.hidden):
+            raise ValueError("hidden must be a list of positive layer widths ([] for none: a linear classifier)")
         return self
 
 
@@ -215,6 +224,18 @@ class ProfileConfig(Strict):
     train_limit: Optional[int] = Field(None, gt=0)
     eval_limit: Optional[int] = Field(None, gt=0)
     shift_images: Optional[int] = Field(None, gt=0)  # shift grid on the first N test images (CPU only)
+    # Overrides of the study's training block under this profile (any field but epochs), applied before a
+    # variant's own overrides: e.g. quick trains 2,000 images in batches of 32, full all images in batches of 128.
+    training: Optional[dict[str, Any]] = None
+
+    @field_validator("training")
+    @classmethod
+    def _training_keys(cls, v: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
+        if v is not None:
+            if "epochs" in v:
+                raise ValueError("epochs is set by profiles.<profile>.epochs, not in its training block")
+            TrainingConfig.model_validate(v)  # unknown keys and bad values fail here, with their location
+        return v
 
     @field_validator("seeds")
     @classmethod
@@ -343,7 +364,8 @@ class StudyConfig(Strict):
         """Epochs, seeds and limits for a profile: defaults, overridden by this file's ``profiles`` block."""
         merged = dict(DEFAULT_PROFILES[name])
         if name in self.profiles:
-            merged.update({k: v for k, v in self.profiles[name].model_dump().items() if v is not None})
+            merged.update({k: v for k, v in self.profiles[name].model_dump().items()
+                           if v is not None and k != "training"})
         merged.setdefault("epochs", self.training.epochs)
         merged.setdefault("train_limit", None)
         merged.setdefault("eval_limit", None)
@@ -365,8 +387,11 @@ class StudyConfig(Strict):
             model["options"].update(variant.model.get("options") or {})
         return ModelConfig.model_validate(model)
 
-    def variant_training(self, variant: VariantConfig, epochs: int) -> TrainingConfig:
+    def variant_training(self, variant: VariantConfig, epochs: int, profile: Optional[str] = None) -> TrainingConfig:
+        """The study's training block, then the profile's overrides, then the variant's, with the given epochs."""
         training = self.training.model_dump()
+        if profile in self.profiles:
+            training.update(copy.deepcopy(self.profiles[profile].training or {}))
         training.update(copy.deepcopy(variant.training or {}))
         training["epochs"] = epochs
         return TrainingConfig.model_validate(training)
@@ -375,7 +400,7 @@ class StudyConfig(Strict):
         """The complete, plain-data config of one run (what is hashed into its cache key)."""
         prof = self.profile(profile)
         model_cfg = self.variant_model(variant)
-        training_cfg = self.variant_training(variant, prof["epochs"])
+        training_cfg = self.variant_training(variant, prof["epochs"], profile)
         return {
             "dataset": variant.dataset or self.dataset,
             "model": {"name": model_cfg.name, "options": model_cfg.options},
