@@ -88,6 +88,9 @@ LENET_OPTIONS = [
     ({"kernel_size": 3}, lenet_params(k=3, side=6)),                         # 28 -> 14 -> 12 -> 6
     ({"kernel_size": 7}, lenet_params(k=7, side=4)),                         # 28 -> 14 -> 8 -> 4
     ({"kernel_size": 3, "pooling": False}, lenet_params(k=3, side=26)),      # 28 -> 28 -> 26
+    ({"pooling": False, "strided": True}, lenet_params()),                   # 28 -> 14 -> 5: LeNet's parameters
+    ({"pooling": False, "strided": True, "kernel_size": 3}, lenet_params(k=3, side=6)),  # 28 -> 14 -> 6
+    ({"global_pool": True}, lenet_params(side=1)),                           # each 5x5 map averaged to 1 number
     ({"kernel_size": 7, "channels": [4, 12], "batch_norm": True, "dropout": 0.3, "activation": "gelu"},
      lenet_params(c1=4, c2=12, k=7, side=4, batch_norm=True)),
 ] + [({"activation": a}, lenet_params()) for a in ("relu", "tanh", "sigmoid", "gelu")]
@@ -214,6 +217,7 @@ def test_new_options_away_from_their_default_are_in_the_resolved_config(tmp_path
     ("{channels: [6]}", ["variants[1].model.options.channels: must be two positive convolution widths"]),
     ("{channels: [6, 0]}", ["variants[1].model.options.channels: must be two positive convolution widths"]),
     ("{batch_norm: 1}", ["variants[1].model.options.batch_norm: must be a valid boolean"]),
+    ("{strided: true}", ["variants[1].model.options", "strided replaces max-pooling: set pooling: false"]),
 ])
 def test_a_bad_lenet_option_is_one_line_naming_the_closest_valid_name(tmp_path, options, fragments):
     with pytest.raises(ConfigError) as err:
@@ -267,3 +271,33 @@ def test_describe_model_has_a_row_per_layer_adding_up_to_the_parameter_count(nam
 def test_zoo_never_branches_on_a_model_name():
     source = inspect.getsource(zoo)
     assert not [name for name in MODELS if f'"{name}"' in source or f"'{name}'" in source]
+
+
+def test_strided_lenet_halves_its_maps_like_pooling_with_the_same_parameters():
+    pooled, strided = build_model("lenet"), build_model("lenet", pooling=False, strided=True)
+    x = torch.randn(2, 1, 28, 28)
+    assert strided.featurizer(x).shape == pooled.featurizer(x).shape == (2, 16, 5, 5)
+    assert count_parameters(strided) == count_parameters(pooled)
+    assert not any(isinstance(m, torch.nn.MaxPool2d) for m in strided.modules())
+
+
+def test_global_pool_makes_the_classifier_blind_to_where_a_feature_was():
+    torch.manual_seed(0)
+    model = build_model("lenet", global_pool=True).eval()
+    assert model.featurizer(torch.randn(2, 1, 28, 28)).shape == (2, 16, 1, 1)
+    # A map that only moves (within the image, away from the border) averages to the same numbers: fc1 sees no change.
+    image = torch.zeros(1, 1, 28, 28)
+    image[0, 0, 10:14, 10:14] = 1.0  # away from the border: every response stays inside the valid conv2 maps
+    moved = torch.roll(image, shifts=(4, 4), dims=(2, 3))
+    gap = model.featurizer.gap
+    model.featurizer.gap = torch.nn.Identity()
+    maps, maps_moved = model.featurizer(image), model.featurizer(moved)
+    model.featurizer.gap = gap
+    assert not torch.allclose(maps, maps_moved)  # the maps themselves moved ...
+    assert torch.allclose(maps.mean(dim=(2, 3)), maps_moved.mean(dim=(2, 3)), atol=1e-5)  # ... their means did not
+
+
+def test_fcnn_without_hidden_layers_is_a_linear_classifier():
+    model = build_model("fcnn", hidden=[])
+    assert [name for name, _ in named_layers(model) if name != "identity"] == ["flatten", "fc1"]
+    assert count_parameters(model) == 28 * 28 * 10 + 10

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from reportgen import analyses, prose, scaffold
-from reportgen.config import StudyConfig, load_study
+from reportgen.config import ConfigError, StudyConfig, load_study
 from tests.conftest import ROOT, run_main
 
 STUDY = """\
@@ -175,3 +175,43 @@ def test_scaffolded_files_match_the_schema(tmp_path):
     assert exp.id == "demo" and [v.name for v in exp.variants] == ["plain", "batch-norm"]
     shutil.copy(paths[1], tmp_path / "copy.md")
     assert "{{ analysis(\"curves\") }}" in paths[1].read_text()
+
+
+PROFILE_TRAINING = """\
+id: s
+title: S
+training: {optimizer: adam, lr: 0.003, schedule: onecycle, batch_size: 32}
+profiles:
+  full: {epochs: 3, training: %s}
+variants:
+  - {name: a}
+  - {name: b, training: {lr: 0.001}}
+"""
+
+
+def test_a_profile_overrides_the_training_block_before_the_variant_does(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(PROFILE_TRAINING % "{batch_size: 128, label_smoothing: 0.1, lr: 0.01}")
+    exp = load_study(path)
+    quick_a, full_a, full_b = (exp.resolve(exp.variant(v), 0, p)["training"]
+                               for v, p in (("a", "quick"), ("a", "full"), ("b", "full")))
+    assert (quick_a["batch_size"], "label_smoothing" in quick_a, quick_a["lr"]) == (32, False, 0.003)
+    assert (full_a["batch_size"], full_a["label_smoothing"], full_a["lr"], full_a["epochs"]) == (128, 0.1, 0.01, 3)
+    assert (full_b["batch_size"], full_b["lr"]) == (128, 0.001)  # the variant's own override comes last
+
+
+@pytest.mark.parametrize("override,fragments", [
+    ("{batch_sise: 128}", ["unknown field 'profiles.full.training.batch_sise'", "did you mean 'batch_size'?"]),
+    ("{epochs: 5}", ["profiles.full.training", "epochs is set by profiles.<profile>.epochs"]),
+    ("{batch_size: 0}", ["profiles.full.training.batch_size"]),
+    ("{warmup_epochs: 2}", ["profiles.full.training", "warmup_epochs applies to schedule: warmup_cosine only"]),
+])
+def test_a_bad_profile_training_override_is_one_line_before_anything_runs(tmp_path, override, fragments):
+    path = tmp_path / "s.yaml"
+    path.write_text(PROFILE_TRAINING % override)
+    with pytest.raises(ConfigError) as err:
+        load_study(path)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(f"{path}: ")
+    for fragment in fragments:
+        assert fragment in message, message
