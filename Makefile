@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PROFILE ?= quick
 DEVICE  ?= auto
+# The site generator of `report` and `build`: mkdocs (MkDocs + Material) or zensical (docs/about.md says what differs).
+ENGINE  ?= mkdocs
 EXPERIMENTS ?=
 # The studies to run and build (EXPERIMENTS= is the same); empty: all of them.
 STUDIES ?= $(EXPERIMENTS)
@@ -14,7 +16,7 @@ STUDIES ?= $(EXPERIMENTS)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,zensical]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -23,7 +25,7 @@ venv: $(STAMP)
 ## STUDIES="a b" (or EXPERIMENTS="a b") runs and builds only those studies; the home page lists the others with the command that runs them.
 report: $(STAMP)
 	$(BIN)/reportgen run $(STUDIES) --profile $(PROFILE) --device $(DEVICE)
-	$(BIN)/reportgen build $(STUDIES) --profile $(PROFILE)
+	$(BIN)/reportgen build $(STUDIES) --profile $(PROFILE) --engine $(ENGINE)
 
 ## The test suite (synthetic data only; seconds to a few minutes on a laptop CPU).
 test: $(STAMP)
@@ -40,7 +42,7 @@ render: $(STAMP)
 	$(BIN)/reportgen render $(STUDIES) --profile $(PROFILE)
 
 build: $(STAMP)
-	$(BIN)/reportgen build $(STUDIES) --profile $(PROFILE)
+	$(BIN)/reportgen build $(STUDIES) --profile $(PROFILE) --engine $(ENGINE)
 
 serve: $(STAMP)
 	$(BIN)/reportgen build $(STUDIES) --profile $(PROFILE)

@@ -5,7 +5,7 @@
     reportgen list                      declared studies, variants, seeds and whether each run is cached
     reportgen run [STUDY...]       train what is not cached (--profile smoke|quick|full, --force, --device)
     reportgen render [STUDY...]    posts and figures from cached results only (never trains)
-    reportgen build                     render + mkdocs build --strict into site/
+    reportgen build                     render + mkdocs build --strict into site/ (--engine zensical)
     reportgen bench                     our engine against the usual Dataset + DataLoader + PIL pipeline
 
 Errors are one line and a non-zero exit: 2 for usage and configuration errors, 1 for everything else,
@@ -24,6 +24,7 @@ import click
 
 from . import __version__
 from .config import DATASET_NAMES, PROFILES, ConfigError, discover
+from .engines import DEFAULT_ENGINE, ENGINES
 from .settings import ENV_DEBUG, ENV_RESULTS
 from .store import Store, StoreError
 
@@ -149,12 +150,16 @@ def _workspace(obj: Context):
 def list_cmd(obj: Context, profile: str) -> None:
     """Declared studies, their variants and seeds, and whether each run is cached; checks every study's
     analyses and prose (the same checks `run` makes before training)."""
+    from .confounds import warnings
     from .pipeline import checksums, preflight
     from .prose import prose_path
     from .train import plan_runs
     studies = obj.studies()
     names = list(studies)
     preflight(studies, names, profile)
+    for path, exp in studies.values():  # variants that differ in more than the declared factor: warnings only
+        for line in warnings(path, exp, profile):
+            click.echo(f"warning: {line}", err=True)
     datasets = {v.dataset or e.dataset for _, e in studies.values() for v in e.variants}
     planned = plan_runs(studies, names, profile, obj.store, checksums(datasets))
     for name, (path, exp) in studies.items():
@@ -213,12 +218,15 @@ def render(obj: Context, names: tuple[str, ...], profile: str) -> None:
 @cli.command()
 @click.argument("names", nargs=-1)
 @profile_option
+@click.option("--engine", type=Choice(ENGINES), default=DEFAULT_ENGINE, show_default=True,
+              help="The site generator: mkdocs (MkDocs + Material) or zensical (its successor; what differs is on "
+                   "the About page).")
 @click.pass_obj
-def build(obj: Context, names: tuple[str, ...], profile: str) -> None:
+def build(obj: Context, names: tuple[str, ...], profile: str, engine: str) -> None:
     """Build site/ from the named studies (default: all) that have complete results for the profile; the home
     page lists the others with the command that runs them. The previous site stays if the build fails."""
     from .pipeline import build as build_stage
-    out = build_stage(_workspace(obj), names, profile, _log, Path.cwd())
+    out = build_stage(_workspace(obj), names, profile, _log, Path.cwd(), engine=engine)
     click.echo(f"site built: {out}")
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from . import __version__
 from .markdown import package_environment
 from .post import POSTS
-from .settings import DATASET_TRAIN_SIZE, VAL_SIZE
+from .settings import CONFIDENCE, DATASET_TRAIN_SIZE, VAL_SIZE
 from .stats import summary
 from .store import Store, atomic_write
 from .study import RenderError, collect
@@ -21,9 +21,10 @@ HOME = "index.md"
 
 
 def home_rows(studies: dict, profile: str, store: Store, built: set[str]) -> list[dict[str, Any]]:
-    """One row per declared study, in blog order: its variants with test accuracy and interval (and whether their
-    networks were still learning), the paired difference to the baseline, the data size and epochs, and the
-    post's link when the study is in the site."""
+    """One row per declared study, in reading order (the studies' ``order:``; their ``date:`` fields follow it,
+    newest first, so the blog lists the posts in the same order): its variants with test accuracy and interval
+    (and whether their networks were still learning), the difference to the baseline, the data size and epochs,
+    and the post's link when the study is in the site."""
     rows = []
     for number, (exp_id, (_, exp)) in enumerate(studies.items(), start=1):
         prof = exp.profile(profile)
@@ -59,8 +60,9 @@ def render_home(studies: dict, profile: str, store: Store, docs: Path, built: se
     rows = home_rows(studies, profile, store, built)
     seeds = sorted({s for _, exp in studies.values() for s in exp.profile(profile)["seeds"]})
     still_learning = any(v["still_learning"] for row in rows if row["link"] for v in row["variants"])
-    text = package_environment().get_template("_home.md.j2").render(rows=rows, profile=profile, seeds=seeds,
-                                                                     version=__version__, still_learning=still_learning)
+    text = package_environment().get_template("_home.md.j2").render(
+        rows=rows, profile=profile, seeds=seeds, version=__version__, still_learning=still_learning,
+        confidence_pct=round(100 * CONFIDENCE))
     target = docs / HOME
     atomic_write(target, text.encode())
     return target

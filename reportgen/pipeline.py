@@ -14,7 +14,9 @@ from typing import Callable
 
 from . import analyses
 from .config import ConfigError, discover, select
+from .engines import DEFAULT_ENGINE
 from .prose import ProseError, check, prose_path
+from .methods import write_methods
 from .scaffold import write_guide
 from .store import Store
 from .study import UNAVAILABLE, RenderError, collect
@@ -120,15 +122,18 @@ def checksums(datasets: set[str]) -> dict[str, str | None]:
 
 def precompute(studies: dict, selected: list[str], profile: str, store: Store, log: Log) -> None:
     """Fill the analysis cache (shift grids, activation statistics, ...) right after training, so that rendering
-    these results takes seconds. Only an optimisation: a problem here is a warning, and rendering retries."""
+    these results takes seconds. Every trained study gets its checkpoints' eval-mode training accuracy (the
+    results' train − validation gap). Only an optimisation: a problem here is a warning, and rendering retries."""
+    from .analyses._train_eval import precompute_train_accuracy
     for name in selected:
         exp = studies[name][1]
         steps = [step for step in map(analyses.get, exp.analyses) if step.precompute is not None]
-        if not exp.trains or not steps:
+        if not exp.trains:
             continue
         started = time.perf_counter()
         try:
             study = collect(name, exp, profile, store)
+            precompute_train_accuracy(study)
             for step in steps:
                 step.precompute(study)
         except (analyses.AnalysisError, RenderError) as exc:
@@ -136,7 +141,8 @@ def precompute(studies: dict, selected: list[str], profile: str, store: Store, l
             continue
         seconds = time.perf_counter() - started
         if seconds > 1.0:
-            log(f"{name}: analysis cache ({', '.join(s.name for s in steps)}) filled in {seconds:.1f}s")
+            done = ", ".join(["training accuracy"] + [s.name for s in steps])
+            log(f"{name}: analysis cache ({done}) filled in {seconds:.1f}s")
 
 
 # ---- render and build ----------------------------------------------------------------------------------------
@@ -168,8 +174,8 @@ def render(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, log:
 
 def _render_posts(ws: Workspace, studies: dict, selected: list[str], site: set[str], profile: str,
                   log: Log) -> None:
-    """The posts of ``selected`` (checked by :func:`preflight`), the home page of a site holding ``site``, and
-    the "Write your own study" page."""
+    """The posts of ``selected`` (checked by :func:`preflight`), the home page of a site holding ``site``, the
+    "Write your own study" page and the Methods page."""
     from .home import render_home
     from .post import render_study
     declared = {n: studies[n][1].title for n in studies if n in site}
@@ -181,13 +187,16 @@ def _render_posts(ws: Workspace, studies: dict, selected: list[str], site: set[s
     home = render_home(studies, profile, ws.store, ws.docs, site)
     log(f"rendered {home} ({len(site)} of {len(studies)} studies in the site)")
     write_guide(ws.docs)
+    write_methods(ws.docs)
 
 
-def build(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, log: Log, project: Path) -> Path:
+def build(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, log: Log, project: Path,
+          engine: str = DEFAULT_ENGINE) -> Path:
     """The site of the named studies (default: all) that have complete results for ``profile``: their posts,
-    the home page listing every declared study, and ``mkdocs build --strict`` into site/. A study without
-    complete results is not an error: it gets no post and the home page says how to run it. Posts of studies
-    that are not in this site (another profile's, a subset's) are removed, so one site holds one profile."""
+    the home page listing every declared study, and a strict build by ``engine`` (``mkdocs`` or ``zensical``,
+    see :mod:`reportgen.engines`) into site/. A study without complete results is not an error: it gets no post
+    and the home page says how to run it. Posts of studies that are not in this site (another profile's, a
+    subset's) are removed, so one site holds one profile."""
     from .post import remove_post
     from .site import build_site
     studies = ws.studies()
@@ -204,7 +213,7 @@ def build(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, log: 
             log(f"{name}: not run in the {profile} profile; left out of the site (run: reportgen run {name} "
                 f"--profile {profile})")
     _render_posts(ws, studies, ready, set(ready), profile, log)
-    return build_site(project)
+    return build_site(project, engine=engine)
 
 
 def generated_posts(docs: Path) -> set[str]:

@@ -4,7 +4,8 @@ Every study gets the same frame (``templates/_post.md.j2``): front matter and qu
 generated from the zoo, the body, and the reproduce box. The body is the study's own prose
 (``experiments/<id>.md``, rendered in a sandbox by :mod:`reportgen.prose`) with the blocks it places; every block it
 does not place follows it: the results table, then each declared analysis in the order of the YAML. A study with
-no prose gets exactly those blocks.
+no prose gets exactly those blocks. Every training post then ends with "What this shows — and what it doesn't"
+(:mod:`reportgen.conclusions`), before the reproduce box, unless the prose placed it (``shows()``).
 
 Rendering reads results and never writes to them; the post and its figure folder are replaced only after
 everything rendered (figures are drawn into a hidden staging folder first).
@@ -16,11 +17,12 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from markupsafe import Markup
 
-from . import __version__, analyses, prose
+from . import __version__, analyses, conclusions, confounds, prose
+from .charts import results_chart
 from .context import reproducibility, setup
 from .figures import FigureWriter
 from .markdown import markdown_text, package_environment
@@ -69,11 +71,15 @@ def _blocks(exp: Any, stats: dict[str, Any] | None, facts: dict[str, Any], secti
         differences={n: _measure(r["diff"], " points") for n, r in rows.items() if r["diff"]},
         variants={v["name"]: {"label": v["label"], "description": v["description"], "parameters": v["parameters"],
                               "dataset": v["dataset"], "max_shift": v["max_shift"]} for v in facts["variants"]},
-        baseline=stats["baseline"] if stats else None)
+        baseline=stats["baseline"] if stats else None,
+        shows=prose.SHOWS_MARK if exp.trains and stats else Markup(""))
 
 
-def body(exp: Any, prose_file: Path | None, blocks: prose.Blocks, namespace: dict[str, Any]) -> tuple[str, str]:
-    """The post's models section and body: the prose with what it places, then every block it did not place."""
+def body(exp: Any, prose_file: Path | None, blocks: prose.Blocks, namespace: dict[str, Any],
+         closing: Callable[[list[str]], Markup] | None = None) -> tuple[str, str, str]:
+    """The post's models section, its body — the prose with what it places, then every block it did not place —
+    and its closing section ``closing(placed)`` for the frame to append after the body, unless the prose placed
+    it with ``shows()`` (then it is in the body, where the prose put it, and the third value is empty)."""
     parts = []
     if prose_file is not None and prose_file.is_file():
         parts.append(prose.render(prose_file, prose.context(blocks, **namespace)).strip("\n") + "\n")
@@ -81,7 +87,12 @@ def body(exp: Any, prose_file: Path | None, blocks: prose.Blocks, namespace: dic
         parts.append(blocks.results)
     parts += [blocks.analyses[name] for name in exp.analyses if f"analysis:{name}" not in blocks.placed]
     models_text = "" if "models" in blocks.placed else blocks.models
-    return models_text, "\n".join(str(p).strip("\n") + "\n" for p in parts if str(p).strip())
+    text = "\n".join(str(p).strip("\n") + "\n" for p in parts if str(p).strip())
+    section = str(closing(blocks.placed)).strip("\n") if closing is not None else ""
+    if "shows" in blocks.placed:
+        placed = section if blocks.shows_heading else section.split("\n", 1)[-1].strip("\n")
+        return models_text, text.replace(str(prose.SHOWS_MARK), placed, 1), ""
+    return models_text, text, section + "\n" if section else ""
 
 
 def render_study(exp_id: str, exp: Any, profile: str, store: Store, docs: Path,
@@ -112,22 +123,32 @@ def _render(study: Study, exp: Any, profile: str, figures: FigureWriter, declare
     link = post_link(declared)
     common = {"exp": exp, "study": study, "profile": profile, "summary": stats, "setup": facts, "post": link,
               "repro": reproducibility(study, profile), "version": __version__,
-              "unavailable": [v for v in study.variants if v.unavailable], "models": models(facts)}
-    sections = {}
+              "unavailable": [v for v in study.variants if v.unavailable], "models": models(facts),
+              "results_chart": results_chart(study, stats) if stats else None}
+    sections, findings = {}, []
     for name in exp.analyses:
         try:
             result = analyses.get(name).compute(study, figures)
         except analyses.AnalysisError as exc:  # e.g. the images it needs are not provisioned: one line
             raise RenderError(f"{study.id}: {exc}") from None
         sections[name] = Markup(env.get_template(analyses.get(name).template).render(a=result, **common))
+        hook = getattr(analyses.get(name), "findings", None)
+        findings += hook(result) if hook is not None else []
 
     def render(template: str) -> Markup:
         return Markup(env.get_template(template).render(**common))
 
+    def closing(placed: list[str]) -> Markup:  # "What this shows — and what it doesn't", once the body is known
+        if not (exp.trains and stats):
+            return Markup("")
+        data = conclusions.closing(exp, stats, facts, confounds.differences(exp, profile), findings, placed)
+        return Markup(env.get_template("_shows.md.j2").render(c=data, **common))
+
     blocks = _blocks(exp, stats, facts, sections, render)
-    models_text, text = body(exp, prose_file, blocks,
-                             {"setup": facts, "profile": profile, "exp": exp, "post": link})
-    return env.get_template("_post.md.j2").render(body=Markup(text), **{**common, "models": Markup(models_text)})
+    models_text, text, shows = body(exp, prose_file, blocks,
+                                    {"setup": facts, "profile": profile, "exp": exp, "post": link}, closing)
+    return env.get_template("_post.md.j2").render(body=Markup(text), shows=Markup(shows),
+                                                  **{**common, "models": Markup(models_text)})
 
 
 def _recover(post_dir: Path, exp_id: str) -> None:

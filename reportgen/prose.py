@@ -3,7 +3,8 @@
 The prose is Markdown with a few Jinja expressions. It is rendered in Jinja's sandbox with nothing but the names
 in :data:`NAMES`: it places the post's blocks (an analysis, the results table, the models) and quotes measured
 numbers; it never computes one. Everything the prose does not place follows it in the default order: the results,
-then every declared analysis in the order of the YAML.
+then every declared analysis in the order of the YAML, then the closing section (``shows()``), which the prose may
+place itself, after every other block, with its own sentences around it.
 
 :func:`check` finds every mistake a prose file can make before anything is trained — Jinja syntax, an unknown name
 (with the closest valid one), an analysis the study does not declare, a variant the study does not have, an
@@ -28,21 +29,26 @@ from .markdown import interval, number, prose_environment, signed_number
 # Every name prose may use, with what it gives: the "Write your own study" page is generated from this table.
 NAMES: dict[str, tuple[str, str]] = {
     "analysis": ('analysis("curves")', "places the section of a declared analysis here"),
-    "results": ("results()", "places the results table (test accuracy, intervals, paired verdicts) here"),
+    "results": ("results()", "places the results table (test accuracy, intervals, verdicts) here"),
     "models": ("models()", "places the description of each variant's model (layers and parameters) here; "
                "models(heading=False) leaves out its heading"),
-    "gap": ("gap()", "places the train − validation gap table at the last epoch, with its verdicts, here"),
+    "gap": ("gap()", "places the train − validation gap table at the checkpoint, with its verdicts, here"),
+    "shows": ("shows()", "places the closing section, \"What this shows — and what it doesn't\" (the verdicts, "
+              "convergence, confounds and limits), here; shows(heading=False) leaves out its heading so the prose "
+              "can write its own; no block may follow it (without it, the section ends the post)"),
     "acc": ('acc("variant")', "a variant's mean test accuracy with its interval, e.g. 83.79% (95% CI 83.38 to "
             "84.20); also .mean .low .high .std .n"),
-    "diff": ('diff("variant")', "the paired difference in test accuracy to the baseline, e.g. −0.42 points (95% CI "
-             "−1.07 to +0.24); also .mean .low .high .verdict"),
+    "diff": ('diff("variant")', "the difference in test accuracy to the baseline (paired over seeds where both "
+             "variants use the same images), e.g. −0.42 points (95% CI −1.07 to +0.24); also .mean .low .high .verdict"),
     "variant": ('variant("name")', "a variant's .label .description .parameters .dataset .max_shift"),
     "setup": ("setup", "the setup: .epochs .seeds .train_limit .eval_limit .val_size .train_total .variants"),
     "profile": ("profile", "the profile's name: smoke, quick or full"),
     "study": ("study", "the study's .id .title .question"),
     "post": ('post("tiny")', "a link to another study's post (plain text when that study is not in the site)"),
 }
-BLOCKS = ("analysis", "results", "models", "gap")
+BLOCKS = ("analysis", "results", "models", "gap", "shows")
+# What shows() places while the prose renders: the post replaces it with the closing section (see Blocks.shows).
+SHOWS_MARK = Markup("<!-- reportgen:shows -->")
 
 
 class ProseError(ConfigError):
@@ -100,14 +106,21 @@ class Blocks:
     differences: dict[str, Measure]
     variants: dict[str, dict[str, Any]]
     baseline: str | None
+    # The closing section is written after the prose, when every placed block is known (it repeats the verdicts
+    # of the blocks the post shows): shows() places this marker, which the post replaces.
+    shows: Markup = Markup("")
 
     def __post_init__(self) -> None:
         self.placed: list[str] = []
+        self.shows_heading = True
 
     def _place(self, key: str, text: Markup) -> Markup:
+        call = f'analysis("{key[9:]}")' if key.startswith("analysis:") else f"{key}()"
         if key in self.placed:
-            call = f'analysis("{key[9:]}")' if key.startswith("analysis:") else f"{key}()"
             raise ValueError(f"{call} is placed twice; each block appears once in a post")
+        if "shows" in self.placed:
+            raise ValueError(f"{call} is placed after shows(); the closing section comes last, so place {call} "
+                             "before it")
         self.placed.append(key)
         return Markup(text.strip("\n"))  # the prose's own blank lines set the spacing
 
@@ -143,10 +156,24 @@ def context(blocks: Blocks, *, setup: dict[str, Any], profile: str, exp: Any,
         "models": lambda heading=True: blocks._place(
             "models", blocks.models if heading else Markup(blocks.models.split("\n", 1)[-1])),
         "gap": lambda: blocks._place("gap", blocks.gap),
+        "shows": lambda heading=True: _place_shows(blocks, heading),
         "variant": lambda name: blocks.variants[known_variant(name)],
         "setup": setup, "profile": profile, "post": post,
         "study": {"id": exp.id, "title": exp.title, "question": exp.question},
     }
+
+
+def _place_shows(blocks: Blocks, heading: bool) -> Markup:
+    blocks.shows_heading = bool(heading)
+    return blocks._place("shows", blocks.shows)
+
+
+def unplaced_after_shows(blocks: Blocks, exp: Any) -> list[str]:
+    """The blocks that would follow a placed shows(): the results and the analyses the prose did not place."""
+    if "shows" not in blocks.placed:
+        return []
+    calls = [] if "results" in blocks.placed or not exp.trains else ["results()"]
+    return calls + [f'analysis("{name}")' for name in exp.analyses if f"analysis:{name}" not in blocks.placed]
 
 
 def render(path: Path, namespace: dict[str, Any]) -> str:
@@ -180,6 +207,11 @@ def check(path: Path, exp: Any, setup: dict[str, Any], profile: str) -> None:
                     gap=Markup(""), accuracy={}, differences={}, variants=variants,
                     baseline=exp.baseline or (exp.variants[0].name if exp.variants else None))
     render(path, context(blocks, setup=setup, profile=profile, exp=exp, post=lambda *a: Markup("")))
+    after = unplaced_after_shows(blocks, exp)
+    if after:
+        raise ProseError(f"{path}: shows() places the closing section, but {', '.join(after)} "
+                         f"{'is' if len(after) == 1 else 'are'} not placed and would follow it; place "
+                         f"{'it' if len(after) == 1 else 'them'} before shows()")
 
 
 def _read(path: Path) -> str:

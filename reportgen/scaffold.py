@@ -11,6 +11,7 @@ from typing import Any
 
 from . import analyses, prose, schema as config
 from .config import ConfigError, ID_PATTERN
+from .settings import PARAMETER_TOLERANCE
 from .store import atomic_write
 
 FIELD_HELP: dict[str, str] = {
@@ -19,6 +20,8 @@ FIELD_HELP: dict[str, str] = {
     "title": "the post's title",
     "description": "one or two sentences under the title (and on the home page)",
     "question": "the one question the study answers; shown first in the post",
+    "varies": "the one thing the variants change, in words (the setup table and the closing section name it); "
+              "`reportgen list` warns about any other difference from the baseline",
     "date": "the post's date (YYYY-MM-DD)",
     "categories": "blog categories",
     "tags": "blog tags",
@@ -40,6 +43,10 @@ FIELD_HELP: dict[str, str] = {
     "variants.model": "model overrides: another name and/or options",
     "variants.training": "training overrides (any training field but epochs)",
     "variants.optional": "leave the variant out, with a note, when its dataset cannot be provisioned",
+    "variants.intended": f"other differences from the baseline that are there on purpose: parameters (beyond "
+                         f"{PARAMETER_TOLERANCE:.0%}), data, dataset, recipe, epochs; stated in the post instead "
+                         "of warned about",
+    "variants.intended_reason": "why those differences are intended (the post's closing section says it)",
     # training
     "training.optimizer": "sgd or adam",
     "training.lr": "learning rate",
@@ -81,6 +88,7 @@ id: {id}
 title: "{title}"
 description: What changes when LeNet's convolutions are followed by batch normalisation?
 question: Does batch normalisation after each convolution change LeNet's test accuracy on Fashion-MNIST?
+varies: batch normalisation after each convolution   # the one thing the variants change
 date: {date}
 order: 200
 categories: [Your studies]
@@ -198,7 +206,8 @@ def guide_markdown() -> str:
               "| Name | What it gives |", "|---|---|"]
     lines += [f"| `{usage}` | {text} |" for usage, text in prose.NAMES.values()]
     lines += ["", "Blocks the prose does not place follow it: the results table, then every analysis of the YAML",
-              "in its order. Without a prose file the post is exactly those blocks.", ""]
+              "in its order, then the closing section (`shows()`), which ends every post that trains. Without a",
+              "prose file the post is exactly those blocks.", ""]
     return "\n".join(lines).replace("{{ }}", "`{{ }}`")
 
 

@@ -21,6 +21,8 @@ MODEL_NAMES = ("lenet", "tiny", "deep_pool", "fcnn")
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("none", "step", "cosine", "onecycle", "warmup_cosine")
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+# What else a variant may differ in from the baseline, on purpose (reportgen.confounds checks each).
+INTENDED = ("parameters", "data", "dataset", "recipe", "epochs")
 
 
 class ConfigError(Exception):
@@ -268,6 +270,20 @@ class VariantConfig(Strict):
     model: Optional[dict[str, Any]] = None
     training: Optional[dict[str, Any]] = None
     optional: bool = False  # leave it out (with a note in the post) when its dataset cannot be provisioned
+    # Differences from the baseline besides the study's declared factor that are there on purpose (the confounds
+    # check then states them instead of warning), and why. Not part of any run's config or cache key.
+    intended: list[Literal["parameters", "data", "dataset", "recipe", "epochs"]] = Field(default_factory=list)
+    intended_reason: str = ""
+
+    @model_validator(mode="after")
+    def _intended(self) -> "VariantConfig":
+        dupes = sorted({n for n in self.intended if self.intended.count(n) > 1})
+        if dupes:
+            raise ValueError(f"intended: {dupes[0]!r} is listed twice")
+        if self.intended_reason and not self.intended:
+            raise ValueError(f"intended_reason explains intended differences, and intended is empty; add "
+                             f"intended: [...] (from {', '.join(INTENDED)}) or remove intended_reason")
+        return self
 
     @field_validator("name")
     @classmethod
@@ -297,6 +313,7 @@ class StudyConfig(Strict):
     title: str
     description: str = ""
     question: str = ""
+    varies: str = ""  # the one thing the variants change, in words (the setup table and the closing section)
     date: dt.date = Field(dt.date(2026, 11, 23), strict=False)  # a quoted "2026-11-23" is fine too
     categories: list[str] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)

@@ -42,6 +42,27 @@ CONVERGENCE_WINDOW = 3       # epochs over which the validation-accuracy gain is
 # (a few tenths of a point), so more epochs would not change a comparison.
 CONVERGED_GAIN_POINTS = 0.3  # percentage points of validation accuracy over CONVERGENCE_WINDOW epochs
 
+# ---- confounds: does a variant differ from the baseline in more than the study's declared factor? ------------
+# A variant whose parameter count differs from the baseline's by more than this fraction is a bigger or smaller
+# network, not only the declared change (reportgen.confounds). 10%: a change that keeps the model's size (batch
+# norm, +0.04%; a fully connected net sized to match, +0.5%) stays well inside it, while a network of a different
+# size on purpose (global average pooling, −75%; a linear classifier, 5×) is far outside.
+PARAMETER_TOLERANCE = 0.10   # relative difference from the baseline's trainable parameters
+
+# ---- what a verdict about the train − validation gap and the checkpoint rests on ------------------------------
+# The gap's training accuracy is measured on the stored checkpoint in eval mode (dropout off, no augmentation) on
+# the first TRAIN_EVAL_IMAGES of the training images the run trained on (all of them when it trained on fewer).
+# Why 10,000: the binomial standard error of an accuracy near 90% is then 0.3 points, well below the gaps the
+# posts weigh, and LeNet scores them in about a second on one CPU core (cached after the first time).
+TRAIN_EVAL_IMAGES = 10_000
+# Validation loss and validation accuracy "disagree" about a run's checkpoint (the epoch of the highest validation
+# accuracy) when both hold: the lowest validation loss came more than VAL_LOSS_EPOCH_TOLERANCE epochs away from the
+# checkpoint, and the loss at the checkpoint is more than VAL_LOSS_RISE_FRACTION above that lowest loss. Either
+# alone misleads: on a flat plateau the lowest loss falls on any epoch by chance, and in the first epochs the loss
+# moves by more than 10% from one epoch to the next while both measures still agree the network is improving.
+VAL_LOSS_EPOCH_TOLERANCE = 3      # epochs
+VAL_LOSS_RISE_FRACTION = 0.10     # relative rise of the validation loss at the checkpoint above its lowest value
+
 # ---- the training engine (part of every run's cache key: changing it retrains, never mixes results) ----------
 # One intra-op thread per CPU run: a run's numbers then do not depend on how many cores the machine has (float
 # reductions split across threads round differently), and several runs train side by side, one per core, which on

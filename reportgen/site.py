@@ -1,12 +1,13 @@
 """Build the MkDocs Material site: vendor the offline assets, build atomically, refuse off-site resource loads.
 
-- :func:`vendor_assets` puts a local copy of MathJax 3 under ``docs/assets/vendor/mathjax/`` (from the npm
-  package, fetched once with ``npm pack``); the site never loads anything from a CDN.
-- :func:`build_site` runs ``mkdocs build`` into a temporary directory next to ``site/`` and swaps it in only when
-  the build succeeded, so a failed build leaves the previous site untouched.
+- :func:`vendor_assets` puts a local copy of every npm package in :data:`NPM_ASSETS` (MathJax 3, ECharts)
+  under ``docs/assets/vendor/<name>/`` (fetched once with ``npm pack``); the site never loads anything from a CDN.
+- :func:`build_site` runs ``mkdocs build`` (or ``zensical build``, :mod:`reportgen.engines`) into a temporary
+  directory next to ``site/`` and swaps it in only when the build succeeded, so a failed build leaves the previous
+  site untouched.
 - :func:`external_resources` lists every resource a built page would load from another host.
 
-Every failure is a :class:`SiteError` whose message is one line (plus the MkDocs log lines that explain it).
+Every failure is a :class:`SiteError` whose message is one line (plus the build's log lines that explain it).
 """
 from __future__ import annotations
 
@@ -14,22 +15,56 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
+from .engines import DEFAULT_ENGINE, EngineError, failure, load_mkdocs_config, prepare
 from .fsutil import swap_dir
 
-MATHJAX_SPEC = "mathjax@3"
-MATHJAX_DIR = Path("assets") / "vendor" / "mathjax"  # relative to docs_dir
-MATHJAX_SCRIPT = "tex-mml-chtml.js"
-# What of the npm package's es5/ directory the site needs: the combined TeX+MathML->CHTML component, its web
-# fonts (MathJax resolves them relative to the script: [mathjax]/output/chtml/fonts/woff-v2), and the
-# components it loads on demand (\require'd TeX extensions, the menu's accessibility tools and speech rules).
-MATHJAX_PARTS = (MATHJAX_SCRIPT, "output/chtml/fonts/woff-v2", "input/tex/extensions", "a11y", "ui", "sre")
+
+@dataclass(frozen=True)
+class NpmAsset:
+    """One npm package the site serves from ``docs/assets/vendor/<name>/``: what of it to copy, from where.
+
+    ``parts`` are files or folders under the package's ``root`` folder, copied with their paths; the first is the
+    entry file a page loads, and its presence means the package is vendored (after changing ``spec``, delete
+    ``docs/assets/vendor/<name>/`` to fetch the new version)."""
+    name: str                 # the folder under docs/assets/vendor/, and how messages call the package
+    spec: str                 # what ``npm pack`` fetches: a pinned version or range
+    root: str                 # the folder of the npm package the parts are in ("" for the package itself)
+    parts: tuple[str, ...]    # files and folders under root; parts[0] is the entry file
+
+    @property
+    def directory(self) -> Path:
+        """Where it is vendored, relative to docs_dir (and to site_dir once built)."""
+        return VENDOR_DIR / self.name
+
+    @property
+    def entry(self) -> str:
+        return self.parts[0]
+
+
+VENDOR_DIR = Path("assets") / "vendor"  # relative to docs_dir
+MATHJAX = NpmAsset(
+    name="mathjax", spec="mathjax@3", root="es5",
+    # the combined TeX+MathML->CHTML component, its web fonts (MathJax resolves them relative to the script:
+    # [mathjax]/output/chtml/fonts/woff-v2), and the components it loads on demand (\require'd TeX extensions, the
+    # menu's accessibility tools and speech rules).
+    parts=("tex-mml-chtml.js", "output/chtml/fonts/woff-v2", "input/tex/extensions", "a11y", "ui", "sre"))
+ECHARTS = NpmAsset(
+    name="echarts", spec="echarts@5.6.0", root="dist",
+    parts=("echarts.min.js",))  # the complete minified bundle; docs/javascripts/charts.js loads it on demand
+ONNXRUNTIME_WEB = NpmAsset(
+    name="onnxruntime-web", spec="onnxruntime-web@1.30.0", root="dist",
+    # the WebAssembly-only build (no WebGL, WebGPU or WebNN code), the module it imports and its one .wasm
+    # (about 14 MB); docs/javascripts/live-model.js loads them on pages that have a live model, with one thread
+    parts=("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm"))
+# Every npm package the site vendors: adding one is one entry here (and its <script>, in mkdocs.yml or a page).
+NPM_ASSETS: tuple[NpmAsset, ...] = (MATHJAX, ECHARTS, ONNXRUNTIME_WEB)
 NPM_TIMEOUT_S = 300
 
 
@@ -38,55 +73,65 @@ class SiteError(Exception):
 
 
 # --------------------------------------------------------------------------------------------- offline assets
-def vendor_assets(docs_dir: Path) -> None:
-    """Make sure ``docs_dir/assets/vendor/mathjax/tex-mml-chtml.js`` (and the files it loads) exist.
+def vendor_assets(docs_dir: Path, assets: tuple[NpmAsset, ...] = NPM_ASSETS) -> None:
+    """Make sure every package of ``assets`` (default: all the site uses) is vendored under
+    ``docs_dir/assets/vendor/<name>/``; see :func:`vendor_npm`."""
+    for asset in assets:
+        vendor_npm(Path(docs_dir), asset)
 
-    Downloads the npm package ``mathjax@3`` with ``npm pack`` (the npm cache is used when it has it) and copies
-    the parts the site needs. The copy is written next to its final place and renamed in, so an interrupted run
-    never leaves a half-vendored MathJax that looks complete.
+
+def vendor_npm(docs_dir: Path, asset: NpmAsset) -> Path:
+    """Make sure ``docs_dir/assets/vendor/<name>/<entry>`` (and the other parts) exist; return that folder.
+
+    Downloads the npm package with ``npm pack`` (the npm cache is used when it has it) and copies the parts the
+    site needs, plus the package's LICENSE and package.json. The copy is written next to its final place and
+    renamed in, so an interrupted run never leaves a half-vendored package that looks complete.
     """
-    docs_dir = Path(docs_dir)
-    target = docs_dir / MATHJAX_DIR
-    if (target / MATHJAX_SCRIPT).is_file():
-        return
+    target = Path(docs_dir) / asset.directory
+    if (target / asset.entry).is_file():
+        return target
+    source = f"{asset.root}/" if asset.root else ""
     npm = shutil.which("npm")
     if npm is None:
-        raise SiteError(f"npm is not installed, so MathJax cannot be vendored into {target}: install Node.js/npm "
-                        f"(e.g. `apt-get install npm`) or copy the es5/ files of the npm package {MATHJAX_SPEC} there")
+        raise SiteError(f"npm is not installed, so {asset.name} cannot be vendored into {target}: install Node.js/npm "
+                        f"(e.g. `apt-get install npm`) or copy the {source or 'needed '}files of the npm package "
+                        f"{asset.spec} there")
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".mathjax-", dir=target.parent) as tmp:
+    with tempfile.TemporaryDirectory(prefix=f".{asset.name}-", dir=target.parent) as tmp:
         tmp_path = Path(tmp)
         try:
-            proc = subprocess.run([npm, "pack", MATHJAX_SPEC, "--prefer-offline", "--silent"], cwd=tmp_path,
+            proc = subprocess.run([npm, "pack", asset.spec, "--prefer-offline", "--silent"], cwd=tmp_path,
                                   capture_output=True, text=True, timeout=NPM_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            raise SiteError(f"`npm pack {MATHJAX_SPEC}` took more than {NPM_TIMEOUT_S}s: check access to the npm "
+            raise SiteError(f"`npm pack {asset.spec}` took more than {NPM_TIMEOUT_S}s: check access to the npm "
                             f"registry (npm config get registry) and run `reportgen build` again") from None
-        tarballs = sorted(tmp_path.glob("mathjax-*.tgz"))
+        tarballs = sorted(tmp_path.glob("*.tgz"))  # the folder is new: the one tarball is npm's
         if proc.returncode != 0 or not tarballs:
             detail = _last_line(proc.stderr) or _last_line(proc.stdout) or f"exit status {proc.returncode}"
-            raise SiteError(f"`npm pack {MATHJAX_SPEC}` failed ({detail}): check access to the npm registry "
+            raise SiteError(f"`npm pack {asset.spec}` failed ({detail}): check access to the npm registry "
                             f"(npm config get registry) and run `reportgen build` again")
         unpacked = tmp_path / "unpacked"
         with tarfile.open(tarballs[-1]) as tar:
             safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # Python >= 3.11.4
             tar.extractall(unpacked, **safe)
-        es5 = unpacked / "package" / "es5"
-        staging = tmp_path / "mathjax"
-        for part in MATHJAX_PARTS:
-            src = es5 / part
+        package = unpacked / "package"
+        staging = tmp_path / asset.name
+        for part in asset.parts:
+            src = package / asset.root / part
             if src.is_dir():
                 shutil.copytree(src, staging / part)
             elif src.is_file():
                 (staging / part).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(src, staging / part)
             else:
-                raise SiteError(f"the npm package {tarballs[-1].name} has no es5/{part}; "
-                                f"MathJax's layout changed, pin {MATHJAX_SPEC} to a 3.x version that has it")
+                raise SiteError(f"the npm package {tarballs[-1].name} has no {source}{part}; "
+                                f"{asset.name}'s layout changed, pin {asset.spec} in reportgen/site.py to a version "
+                                f"that has it")
         for name in ("LICENSE", "package.json"):
-            if (unpacked / "package" / name).is_file():
-                shutil.copy2(unpacked / "package" / name, staging / name)
-        swap_dir(staging, target, tmp_path / "replaced")  # a partial copy without the script is replaced
+            if (package / name).is_file() and not (staging / name).exists():
+                shutil.copy2(package / name, staging / name)
+        swap_dir(staging, target, tmp_path / "replaced")  # a partial copy without the entry file is replaced
+    return target
 
 
 def _last_line(text: str | None) -> str:
@@ -95,16 +140,14 @@ def _last_line(text: str | None) -> str:
 
 
 # --------------------------------------------------------------------------------------------- the build
-_LOG_LINE = re.compile(r"^\s*(WARNING|ERROR|CRITICAL)\b")
-
-
-def build_site(project_dir: Path, strict: bool = True) -> Path:
+def build_site(project_dir: Path, strict: bool = True, engine: str = DEFAULT_ENGINE) -> Path:
     """Build ``project_dir/mkdocs.yml`` into ``site/`` atomically and return the site directory.
 
-    The build runs in a fresh ``python -m mkdocs`` process (its working directory is the project, so snippet
-    paths and the log are its own) into ``.site-build-*`` next to ``site/``; only on success is the old site
-    renamed away, the new one renamed in and the old one deleted. With ``strict`` every MkDocs warning fails
-    the build. A built page that would load a resource from another host also fails it.
+    ``engine`` is ``mkdocs`` (MkDocs with Material, the default) or ``zensical`` (see :mod:`reportgen.engines`).
+    The build runs in a fresh Python process into ``.site-build-*/site`` next to ``site/``; only on success is
+    the old site renamed away, the new one renamed in and the old one deleted. With ``strict`` every warning,
+    and a page loading a file the site lacks, fails the build. A built page that would load a resource from
+    another host also fails it.
     """
     project_dir = Path(project_dir).resolve()
     config_file = project_dir / "mkdocs.yml"
@@ -115,38 +158,34 @@ def build_site(project_dir: Path, strict: bool = True) -> Path:
     site_dir = project_dir / "site"
     staging = Path(tempfile.mkdtemp(prefix=".site-build-", dir=project_dir))
     try:
-        cmd = [sys.executable, "-m", "mkdocs", "build", "--clean", "--config-file", str(config_file),
-               "--site-dir", str(staging)]
-        if strict:
-            cmd.append("--strict")
+        try:
+            job = prepare(engine, project_dir, config_file, staging, strict)
+            # Under a sub-path (GitHub Pages: https://user.github.io/repo/) absolute links start with that path.
+            base = urlsplit(str(load_mkdocs_config(project_dir, config_file).get("site_url") or "")).path
+        except EngineError as exc:
+            raise SiteError(str(exc)) from None
         env = {**os.environ, "PYTHONWARNINGS": "ignore", "NO_COLOR": "1", "NO_MKDOCS_2_WARNING": "1"}
-        proc = subprocess.run(cmd, cwd=project_dir, capture_output=True, text=True, env=env)
-        if proc.returncode != 0:
-            raise SiteError(_build_failure(proc.stdout + proc.stderr, proc.returncode, strict))
-        offsite = external_resources(staging)
+        proc = subprocess.run(job.argv, cwd=job.cwd, capture_output=True, text=True, env=env)
+        if proc.returncode != 0 or not job.output.is_dir():
+            raise SiteError(failure(engine, proc.stdout + proc.stderr, proc.returncode, strict))
+        offsite = external_resources(job.output)
         if offsite:
-            shown = "; ".join(f"{page}: {url}" for page, url in offsite[:5])
-            more = f" (and {len(offsite) - 5} more)" if len(offsite) > 5 else ""
             raise SiteError(f"the site would load {len(offsite)} resource(s) from other hosts, "
-                            f"vendor them under docs/assets/: {shown}{more}")
-        swap_dir(staging, site_dir, site_dir.with_name(f".{site_dir.name}-old-{os.getpid()}"))
+                            f"vendor them under docs/assets/: {_shown(offsite)}")
+        missing = missing_resources(job.output, base) if strict else []
+        if missing:
+            raise SiteError(f"{engine} strict build failed: {len(missing)} file(s) the pages load are not in the "
+                            f"site: {_shown(missing)}; the previous site/ is unchanged")
+        swap_dir(job.output, site_dir, site_dir.with_name(f".{site_dir.name}-old-{os.getpid()}"))
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return site_dir
 
 
-def _build_failure(log: str, returncode: int, strict: bool) -> str:
-    """One line saying the build failed and why, then the MkDocs log lines that explain it (never a traceback)."""
-    lines = [line.strip() for line in log.splitlines() if line.strip()]
-    logged = [line for line in lines if _LOG_LINE.match(line)]
-    # MkDocs's own last word ("Aborted with 2 warnings in strict mode!", "Error: ..."), or a crash's exception.
-    final = [line for line in lines if not _LOG_LINE.match(line) and not line.startswith(("File ", "Traceback"))
-             and not line.startswith(("INFO", "DEBUG"))][-1:]
-    reason = f": {final[0].rstrip('!.')}" if final else ""
-    mode = "strict " if strict else ""
-    head = f"mkdocs {mode}build failed (exit status {returncode}){reason}; the previous site/ is unchanged"
-    return "\n".join([head, *("  " + line for line in logged)])
+def _shown(found: list[tuple[str, str]], most: int = 5) -> str:
+    more = f" (and {len(found) - most} more)" if len(found) > most else ""
+    return "; ".join(f"{page}: {url}" for page, url in found[:most]) + more
 
 
 # --------------------------------------------------------------------------------------------- off-site loads
@@ -200,7 +239,7 @@ def external_resources(site_dir: Path) -> list[tuple[str, str]]:
     """(page, url) for every resource a built HTML page or stylesheet would load from another host.
 
     Links the reader clicks (``<a href>``, ``<link rel=canonical>``) are not loads and are not reported.
-    The vendored MathJax is skipped: its code names CDNs only as fallbacks it does not use here.
+    The vendored packages are skipped: MathJax's code names CDNs only as fallbacks it does not use here.
     """
     site_dir = Path(site_dir)
     found: list[tuple[str, str]] = []
@@ -218,4 +257,30 @@ def external_resources(site_dir: Path) -> list[tuple[str, str]]:
         else:
             continue
         found += [(rel, url) for url in urls if _is_offsite(url)]
+    return found
+
+
+def missing_resources(site_dir: Path, base: str = "/") -> list[tuple[str, str]]:
+    """(page, url) for every file a built HTML page would load from the site itself that is not there.
+
+    MkDocs's strict build already refuses a missing image; Zensical 0.0.73's does not, so the build checks the
+    result of either engine the same way (``/x`` is read from the site's root, ``x/`` as ``x/index.html``).
+    ``base`` is the path of ``site_url``: a site served under ``/repo/`` links ``/repo/x`` for its file ``x``.
+    """
+    base = "/" + base.strip("/") + "/" if base.strip("/") else "/"
+    site_dir = Path(site_dir)
+    found: list[tuple[str, str]] = []
+    for page in sorted(site_dir.rglob("*.html")):
+        parser = _ResourceParser()
+        parser.feed(page.read_text(encoding="utf-8", errors="replace"))
+        for url in parser.urls:
+            parts = urlsplit(url.strip())
+            if parts.scheme or parts.netloc or not parts.path:  # another host, data:, blob:, or "#anchor"
+                continue
+            path = unquote(parts.path)
+            if path.startswith(base):
+                path = "/" + path[len(base):]
+            target = site_dir / path.lstrip("/") if path.startswith("/") else page.parent / path
+            if not (target.is_file() or (target / "index.html").is_file()):
+                found.append((page.relative_to(site_dir).as_posix(), url))
     return found

@@ -28,6 +28,10 @@ def layer_word(module: nn.Module) -> str | None:
     if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
         k = _pair(module.kernel_size)
         return f"{'max' if isinstance(module, nn.MaxPool2d) else 'average'}-pool {k}×{k}"
+    if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+        size = _pair(module.output_size)
+        kind = "average" if isinstance(module, nn.AdaptiveAvgPool2d) else "max"
+        return f"global {kind}-pool" if size == 1 else f"adaptive {kind}-pool to {size}×{size}"
     if isinstance(module, nn.BatchNorm2d):
         return "batch norm"
     if isinstance(module, nn.Linear):

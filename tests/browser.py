@@ -12,11 +12,16 @@ blog views and every post) and returns a report whose ``problems`` list is empty
 
 Screenshots of the home page and the first post go to ``artifacts_dir``. Used by tests/test_site.py on a small
 fixture site, and usable by an end-to-end test on the real ``site/``.
+
+:func:`site_engine` is a fixture that runs a test once per site generator (``mkdocs``, ``zensical``): import it
+into a test module (``from tests.browser import site_engine``) and build with ``build_site(..., engine=site_engine)``
+or ``reportgen build --engine <site_engine>``; tests/test_zensical.py runs the checks above against both builds.
 """
 from __future__ import annotations
 
 import functools
 import http.server
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -27,6 +32,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 from urllib.parse import urldefrag, urlsplit
+
+import pytest
+
+from reportgen.engines import ENGINES, ZENSICAL_INSTALL
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -40,6 +49,17 @@ WAIT_S = 30
 
 class BrowserUnavailable(Exception):
     """Chromium or chromedriver is not installed."""
+
+
+@pytest.fixture(params=ENGINES)
+def site_engine(request) -> str:
+    """Each site generator in turn (reportgen.engines.ENGINES); a test that takes it runs once per engine.
+
+    Zensical is an optional extra that `make venv` and CI install: missing, the test fails and says how to
+    install it, rather than passing without having built anything."""
+    if request.param == "zensical" and importlib.util.find_spec("zensical") is None:
+        pytest.fail(f"zensical is not installed: {ZENSICAL_INSTALL} (or make venv)", pytrace=False)
+    return request.param
 
 
 def find_browser() -> tuple[str, str] | None:

@@ -212,3 +212,66 @@ def test_kernels_are_real_convolutions_of_a_test_image(rendered):
     assert str(result.kernels[0].tex).startswith(r"\(\begin{bmatrix} \tfrac{1}{9}")
     assert result.output_size == result.size == 28
     assert result.figure.path == f"{POST}/kernels.png" and (root / "kernels.png").exists()
+
+
+class _Capture:
+    """A figure writer that keeps the drawn matplotlib figure instead of saving it."""
+
+    def emit(self, name, alt, payload, draw):
+        self.figure, self.alt = draw(), alt
+        return None
+
+
+def test_the_kernels_figure_draws_all_kernels_and_all_outputs_on_one_symmetric_scale():
+    import matplotlib.pyplot as plt
+    kernels_module = module("kernels")
+    image = np.random.default_rng(3).random((28, 28))
+    kernels = [(name, np.array(w, dtype=float),
+                kernels_module.apply_kernels(torch.tensor(image, dtype=torch.float32), [w])[0].numpy())
+               for name, _, w in kernels_module.HAND_KERNELS]
+    capture = _Capture()
+    kernels_module.draw_kernels(capture, image, kernels, title="t", name="k")
+    axes = capture.figure.axes[:10]  # the 2 × 5 grid, row by row; the colour bars come after it
+    weight_limit = max(float(np.abs(w).max()) for _, w, _ in kernels)
+    output_limit = max(float(np.abs(o).max()) for _, _, o in kernels)
+    assert [ax.images[0].get_clim() for ax in axes[1:5]] == [(-weight_limit, weight_limit)] * 4
+    assert [ax.images[0].get_clim() for ax in axes[6:10]] == [(-output_limit, output_limit)] * 4
+    assert weight_limit == 8 and "share one colour scale" in capture.alt
+    plt.close(capture.figure)
+    text = (analyses.HERE / "kernels.md.j2").read_text()
+    assert "All four kernels are drawn on one colour\nscale" in text
+    outline = next(d for n, d, _ in kernels_module.HAND_KERNELS if n == "outline")
+    assert outline.startswith("8 × the centre minus the sum of its eight neighbours")
+
+
+def _no_training(study_file: str) -> Study:
+    exp = load_study(ROOT / "experiments" / study_file)
+    return Study(id=exp.id, config=exp, profile="quick", variants=[])
+
+
+def test_architecture_compares_each_models_size_with_the_baselines(tmp_path):
+    from reportgen.markdown import package_environment
+    result = module("architecture").compute(_no_training("cnn-vs-fc.yaml"), writer(tmp_path))
+    sizes = {m.variants[0]: (m.trainable, m.ratio) for m in result.models}
+    lenet = count_parameters(build_model("lenet"))
+    large = count_parameters(build_model("fcnn", hidden=[512, 256]))
+    assert result.models[result.reference].variants == ["LeNet"] and sizes["LeNet"] == (lenet, 1.0)
+    assert sizes["FC (large)"] == (large, large / lenet) and f"{large / lenet:.1f}" == "8.7"
+    assert "BatchNorm2d" not in result.layer_types and {"Conv2d", "Linear"} <= set(result.layer_types)
+    text = package_environment().get_template("architecture.md.j2").render(a=result)
+    assert f"| FC (large) | {large:,} | 8.7× |" in text and "| Relative to LeNet |" in text
+    assert r"\(c_\text{out} \cdot c_\text{in} \cdot k \cdot k + c_\text{out}\)" in text
+    assert "Batch normalisation" not in text and "no bias" not in text
+    bn = module("architecture").compute(_no_training("batchnorm.yaml"), writer(tmp_path))
+    bn_text = package_environment().get_template("architecture.md.j2").render(a=bn)
+    if "BatchNorm2d" in bn.layer_types:
+        assert "Batch normalisation learns two numbers per channel" in bn_text and "no bias" in bn_text
+
+
+def test_output_size_explains_a_global_pool_that_the_formula_does_not_describe(tmp_path):
+    from reportgen.markdown import package_environment
+    result = module("output_size").compute(_no_training("pooling.yaml"), writer(tmp_path))
+    adaptive = {m.variants[0]: [(g.name, g.n, g.out, g.channels) for g in m.adaptive] for m in result.models}
+    assert adaptive == {"LeNet": [], "LeNet, strided": [], "LeNet + global average pooling": [("gap", 5, 1, 16)]}
+    text = package_environment().get_template("output_size.md.j2").render(a=result)
+    assert "here 5 × 5 → 1 × 1, one number per map: the average of all its 25 pixels" in text

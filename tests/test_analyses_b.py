@@ -244,7 +244,9 @@ def test_activation_stats_match_a_direct_pass_over_the_test_set(study, rendered)
                 assert layer.max == pytest.approx(float(h.max()), rel=1e-6, abs=1e-6)
                 assert layer.min == pytest.approx(float(h.min()), rel=1e-6, abs=1e-6)
                 alive = (h != 0).flatten(2).any(2).any(0) if h.dim() == 4 else (h != 0).any(0)
-                assert (layer.units, layer.dead) == (alive.numel(), int((~alive).sum()))
+                assert layer.units == alive.numel()
+                # "Never active" only where a zero means a silent unit: after a ReLU, not after a conv or linear.
+                assert layer.dead == (int((~alive).sum()) if isinstance(module_, torch.nn.ReLU) else None)
         assert row.relu == [layer for layer in row.layers if layer.is_relu] and row.relu
     assert result.figure.path == f"{POST}/activation-zeros.png" and (root / "activation-zeros.png").exists()
     assert all(len(m._forward_hooks) == 0 for v in study.available for m in load_model(v.runs[0]).modules())
@@ -384,3 +386,91 @@ def test_shift_curve_averages_the_grid_by_distance(study, rendered):
         assert row.start_pct == row.points[0].zero_pct == g.center_pct
         assert row.drop_pct == pytest.approx(row.start_pct - row.end_pct) and row.end_pct == row.points[-1].zero_pct
     assert result.figure.path == f"{POST}/shift-curve.png" and (root / "shift-curve.png").exists()
+
+
+# ---- filters read like the hand-made kernels ------------------------------------------------------------------------
+def test_orientation_names_the_edges_a_kernel_responds_to():
+    filters = module("filters")
+    hand = {name: np.array(w, dtype=float) for name, _, w in module("kernels").HAND_KERNELS}
+    assert filters.orientation(hand["vertical lines"]) == ("vertical", pytest.approx(1.0))
+    assert filters.orientation(hand["horizontal lines"]) == ("horizontal", pytest.approx(1.0))
+    assert filters.orientation(hand["outline"])[0] == "none"  # the same change in every direction
+    assert filters.orientation(hand["box blur"]) == ("none", 0.0)  # no change at all
+    # A bright line from the lower left to the upper right (rows run down), and its mirror image.
+    assert filters.orientation(np.fliplr(np.eye(5)))[0] == "rising diagonal"
+    assert filters.orientation(np.eye(5))[0] == "falling diagonal"
+    step = np.tile([-1.0, -1.0, 0.0, 1.0, 1.0], (5, 1))  # dark left, bright right: a vertical edge
+    assert filters.orientation(step)[0] == "vertical" and filters.orientation(step.T)[0] == "horizontal"
+
+
+def test_read_filter_sums_the_weights_and_answers_a_flat_black_patch():
+    filters = module("filters")
+    w = np.tile([-1.0, -1.0, 0.0, 1.0, 1.0], (5, 1)) + 0.1  # an edge detector that does not sum to zero
+    reading = filters.read_filter(3, w[None], bias=0.2, black=-0.8)
+    assert reading.index == 3 and reading.sum == pytest.approx(2.5)
+    assert reading.balance == pytest.approx(2.5 / np.abs(w).sum()) and not reading.near_zero_sum
+    flat = torch.nn.functional.conv2d(torch.full((1, 1, 9, 9), -0.8, dtype=torch.float64),
+                                      torch.tensor(w[None, None]), torch.tensor([0.2], dtype=torch.float64))
+    assert reading.flat_black == pytest.approx(float(flat[0, 0, 2, 2]))  # the real response on a flat patch
+    assert reading.orientation == "vertical"
+    assert filters.read_filter(0, np.array(module("kernels").HAND_KERNELS[1][2], dtype=float), 0.0, -0.8).near_zero_sum
+
+
+def test_filters_read_the_first_layer_and_fold_the_deeper_ones(study, rendered):
+    from reportgen.markdown import package_environment
+    result = rendered["filters"]
+    lenet, fc = result.variants
+    conv1, conv2 = lenet.layers
+    model = study.available[0].runs[0].load_model()
+    norm = Normalization(**study.available[0].runs[0].metrics["normalization"])
+    assert lenet.black == pytest.approx(-norm.mean / norm.std)
+    w, b = model.featurizer.conv1.weight.detach().numpy(), model.featurizer.conv1.bias.detach().numpy()
+    assert [f.index for f in conv1.readings] == list(range(6)) and conv2.readings == []
+    for f in conv1.readings:
+        assert f.sum == pytest.approx(float(w[f.index].sum()), abs=1e-6)
+        assert f.flat_black == pytest.approx(lenet.black * float(w[f.index].sum()) + float(b[f.index]), abs=1e-5)
+    assert conv1.relu_next and result.deeper
+    assert fc.linear.output is False  # a hidden layer: its units are not the class scores
+    text = package_environment().get_template("filters.md.j2").render(a=result, **shared._partial_context(study))
+    assert "| Filter | Sum of weights |" in text and text.count("\n    | 5 | ") == 1
+    assert '??? note "conv2: 16 filters of 6 × 5×5' in text and "Deeper filters look at several" in text
+    assert "of the 6 give a positive output" in text
+
+
+def test_a_one_filter_network_and_a_linear_classifier_are_read_in_words(study, rendered, tmp_path):
+    from types import SimpleNamespace
+
+    from reportgen.markdown import package_environment
+    filters = module("filters")
+    one = filters.FilterLayer(name="conv1", shape="1 × 1 × 5 × 5", out_channels=1, in_channels=1, kernel="5×5",
+                              first=True, min=-1.0, max=1.0, figure=rendered["filters"].variants[0].layers[0].figure,
+                              detail_figure=None, detail_out=0, detail_in=0, relu_next=True,
+                              readings=[filters.read_filter(0, np.tile([-1.0, 0, 1, 2, 2], (5, 1))[None], 0.0,
+                                                            -0.8)])
+    linear = filters._linear_templates(writer(tmp_path), SimpleNamespace(name="lin", label="Linear"),
+                                       build_model("fcnn", hidden=[]))
+    assert linear.output and linear.units == 10
+    result = filters.FiltersResult(basis=FIRST_SEED, variants=[
+        filters.VariantFilters(name="tiny", label="Tiny", dataset="fashion-mnist", seeds=[0], seed=0, layers=[one],
+                               black=-0.8),
+        filters.VariantFilters(name="lin", label="Linear", dataset="fashion-mnist", seeds=[0], seed=0,
+                               linear=linear, black=-0.8)])
+    text = package_environment().get_template("filters.md.j2").render(a=result, **shared._partial_context(study))
+    assert "Its weights sum to 20.00, 66.7% of their total absolute weight: not zero" in text
+    assert "the convolution outputs −16.00, which the ReLU after it sets to zero" in text
+    assert "it responds to vertical edges" in text and "Deeper filters" not in text
+    assert "no hidden layer" in text and "its 10 class scores one weight per pixel" in text
+    assert "hidden units" not in text
+
+
+def test_units_never_active_are_reported_after_a_relu_only(study, rendered):
+    from reportgen.markdown import package_environment
+    result = rendered["activation_stats"]
+    lenet = result.variants[0]
+    assert {layer.name for layer in lenet.layers if layer.dead is not None} == {
+        "relu1", "relu2", "relu3", "relu4"}
+    text = package_environment().get_template("activation_stats.md.j2").render(a=result,
+                                                                               **shared._partial_context(study))
+    conv1 = next(line for line in text.splitlines() if "| `conv1` |" in line)
+    relu1 = next(line for line in text.splitlines() if "| `relu1` |" in line)
+    assert conv1.endswith("| — |") and relu1.endswith(f"| {lenet.layers[1].dead} of 6 |")

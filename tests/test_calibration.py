@@ -82,6 +82,7 @@ def test_ece_counts_every_bin_with_its_weight():
 class FakeRun:
     def __init__(self, seed: int, labels: np.ndarray, probs: np.ndarray):
         self.seed, self.path, self._pred = seed, Path(f"/fake/{id(self)}/seed-{seed}"), (labels, probs)
+        self.config = {"seed": seed}  # what stats.pairing reads: no train_limit etc., so every variant shares data
 
     def predictions(self):
         return self._pred

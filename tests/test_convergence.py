@@ -1,6 +1,6 @@
 """Converged or still learning: the diagnosis computed from each run's per-epoch validation accuracy (so runs
 stored before it existed get it too), the rule and its thresholds (reportgen.settings), the caveat it adds to a
-verdict, the list in every post, the † on the home page, and the About page's numbers."""
+verdict, the list in every post, the † on the home page, and the Methods page's numbers."""
 from __future__ import annotations
 
 import re
@@ -19,7 +19,6 @@ from reportgen.stats import convergence, paired_difference, run_convergence, sum
 from reportgen.store import Store
 from reportgen.study import Study, VariantResults
 from reportgen.train import RunOutput, run_files
-from tests.conftest import ROOT
 
 CAVEAT = "still learning, so longer training may change this."
 
@@ -158,7 +157,7 @@ def test_every_post_states_per_variant_whether_it_converged():
     assert f"- Base: converged — +0.00 points over the last {W} epochs; best epoch the last one on 0 of 3 seeds" in text
     assert (f"- Better: **still learning** — +{W:.2f} points over the last {W} epochs; best epoch the last one on "
             "3 of 3 seeds") in text
-    assert f"more than {T} points" in text and "(../../about.md#converged-or-still-learning)" in text
+    assert f"more than {T} points" in text and "(../../methods.md#converged-or-still-learning)" in text
     assert "Base and Better" not in text and "; Better was " + CAVEAT in text
 
 
@@ -211,16 +210,16 @@ def test_the_home_page_marks_a_variant_still_learning(tmp_path):
     beta = next(line for line in home.splitlines() if "Beta study" in line)
     assert re.search(r"Wider: 83\.50 \([^)]*\)†", alpha) and re.search(r"Base: 80\.50 \([^)]*\)(?!†)", alpha)
     assert "†" not in beta
-    assert "† Still learning:" in home and "[About](about.md)" in home
+    assert "† Still learning:" in home and "[Methods](methods.md#converged-or-still-learning)" in home
     # nothing still learning: no mark, no footnote
     home = render_home(experiments, "quick", store, docs, built={"beta"}).read_text()
     assert "†" not in home
 
 
-# ---- the About page states the rule with the numbers of reportgen.settings -------------------------------------
-def test_the_about_page_states_the_settings_thresholds():
-    about = (ROOT / "docs" / "about.md").read_text()
-    section = about.split("## Converged or still learning?")[1].split("\n## ")[0]
+# ---- the Methods page states the rule with the numbers of reportgen.settings -----------------------------------
+def test_the_methods_page_states_the_settings_thresholds():
+    from reportgen.methods import methods_markdown
+    section = methods_markdown().split("## Converged or still learning?")[1].split("\n## ")[0]
     stated = re.findall(r"\*\*([\d.]+) (epochs|percentage points|points)\*\*", section)
     assert stated == [(f"{W:g}", "epochs"), (f"{T:g}", "percentage points"), (f"{T / 2:g}", "points")], stated
     assert f"Why {T:g} points over {W:g} epochs" in section

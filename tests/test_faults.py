@@ -34,6 +34,7 @@ import pytest
 import yaml
 
 from reportgen import data as data_mod
+from reportgen.site import NPM_ASSETS
 from reportgen.store import MARKER, check_run
 from tests.conftest import ROOT, run_main
 from tests.synthetic import RAW_FILES, write_idx_dataset
@@ -648,9 +649,9 @@ def test_experiment_text_renders_literally_and_render_build_never_touch_results(
     spec["variants"][1].update(label=MALICIOUS["label2"])
     write_study(study, spec)
     (study / "mkdocs.yml").write_text(MINIMAL_MKDOCS)
-    vendor = study / "docs" / "assets" / "vendor" / "mathjax"
-    vendor.mkdir(parents=True)
-    (vendor / "tex-mml-chtml.js").write_text("/* stand-in: this test builds offline */\n")
+    for asset in NPM_ASSETS:
+        (study / "docs" / asset.directory / asset.entry).parent.mkdir(parents=True)
+        (study / "docs" / asset.directory / asset.entry).write_text("/* stand-in: this test builds offline */\n")
     (study / "docs" / "about.md").write_text("# About\n")  # the pages the generated home page links to
     (study / "docs" / "blog").mkdir()
     (study / "docs" / "blog" / "index.md").write_text("# Blog\n")

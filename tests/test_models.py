@@ -178,7 +178,7 @@ def test_shipped_studies_never_resolve_an_option_at_its_default(path):
 def test_default_lenet_options_resolve_exactly_as_before():
     exp = load_study(ROOT / "experiments" / "dropout.yaml")
     assert exp.resolve(exp.variant("no-dropout"), 0, "full")["model"] == {"name": "lenet", "options": LENET_AT_204FEE1}
-    assert exp.resolve(exp.variant("dropout"), 0, "full")["model"]["options"] == {**LENET_AT_204FEE1, "dropout": 0.5}
+    assert exp.resolve(exp.variant("dropout"), 0, "full")["model"]["options"] == {**LENET_AT_204FEE1, "dropout": 0.25}
 
 
 STUDY = """\
@@ -250,6 +250,15 @@ def test_describe_model_shows_batch_norm_dropout_and_the_options():
                                                             "channels": [8, 32], "activation": "tanh"}})["text"]
     assert text == ("conv 3×3, 8 ch → batch norm → tanh → max-pool 2×2 → conv 3×3, 32 ch → batch norm → tanh → "
                     "max-pool 2×2 → linear 120 → tanh → dropout 0.5 → linear 84 → tanh → dropout 0.5 → linear 10")
+
+
+def test_describe_model_names_global_pooling_and_its_settings():
+    described = zoo.describe_model({"name": "lenet", "options": {"global_pool": True}})
+    assert "max-pool 2×2 → global average-pool → linear 120" in described["text"]
+    gap = next(r for r in described["layers"] if r["name"] == "gap")
+    assert (gap["details"], gap["output"]) == ("each map → 1×1 (average)", "16 × 1 × 1")
+    strided = zoo.describe_model({"name": "lenet", "options": {"pooling": False, "strided": True}})["text"]
+    assert strided.startswith("conv 5×5, 6 ch, stride 2 → ReLU → conv 5×5, 16 ch, stride 2 → ReLU → linear 120")
 
 
 def test_describe_model_folds_repeated_blocks():

@@ -8,15 +8,18 @@ session (``npm pack mathjax@3`` the first time, into the project's gitignored do
 from __future__ import annotations
 
 import html as html_module
+import io
 import re
 import shutil
 import struct
+import tarfile
 import zlib
 from pathlib import Path
 
 import pytest
 
 from reportgen import site as site_mod
+from reportgen.methods import write_methods
 from reportgen.scaffold import write_guide
 from reportgen.site import SiteError, build_site, external_resources, vendor_assets
 
@@ -28,8 +31,8 @@ except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.
 PROJECT = Path(__file__).resolve().parents[1]
 ARTIFACTS = PROJECT / "test-artifacts"
 # Generated into docs/ by `reportgen render` / vendor_assets; the fixture writes its own fake versions (and the
-# real "Write your own study" page, which the nav of mkdocs.yml lists).
-GENERATED = ("index.md", "write-your-own.md", "blog/posts", "assets/vendor", "assets/figures")
+# real "Write your own study" and Methods pages, which the nav of mkdocs.yml lists).
+GENERATED = ("index.md", "write-your-own.md", "methods.md", "blog/posts", "assets/vendor", "assets/figures")
 SNIPPET = "reportgen/models.py"
 
 HOME = """\
@@ -113,6 +116,7 @@ def make_project(root: Path, vendored: Path) -> Path:
     shutil.copy2(PROJECT / SNIPPET, root / SNIPPET)
     docs = root / "docs"
     write_guide(docs)
+    write_methods(docs)  # the generated pages the nav lists
     (docs / "index.md").write_text(HOME, encoding="utf-8")
     posts = docs / "blog" / "posts"
     (posts / "example").mkdir(parents=True)
@@ -251,12 +255,54 @@ def test_vendor_assets_without_npm_is_one_clear_line(tmp_path: Path, monkeypatch
 
 
 def test_vendor_assets_keeps_an_existing_copy(tmp_path: Path, monkeypatch):
-    script = tmp_path / "docs" / "assets" / "vendor" / "mathjax" / "tex-mml-chtml.js"
-    script.parent.mkdir(parents=True)
-    script.write_text("// already here", encoding="utf-8")
+    scripts = [tmp_path / "docs" / asset.directory / asset.entry for asset in site_mod.NPM_ASSETS]
+    assert any(s.as_posix().endswith("assets/vendor/mathjax/tex-mml-chtml.js") for s in scripts)
+    for script in scripts:
+        script.parent.mkdir(parents=True, exist_ok=True)
+        script.write_text("// already here", encoding="utf-8")
     monkeypatch.setattr(site_mod.shutil, "which", lambda name: None)  # would fail if it tried npm
     vendor_assets(tmp_path / "docs")
-    assert script.read_text(encoding="utf-8") == "// already here"
+    assert all(script.read_text(encoding="utf-8") == "// already here" for script in scripts)
+
+
+def fake_npm(bin_dir: Path, files: dict[str, str]) -> None:
+    """An ``npm`` on PATH whose ``npm pack SPEC`` writes a tarball of ``package/<path>`` files, as npm does."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"package/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    (bin_dir / "fake.tgz.bin").write_bytes(buf.getvalue())
+    npm = bin_dir / "npm"
+    npm.write_text(f'#!/bin/sh\ncp "{bin_dir / "fake.tgz.bin"}" "$PWD/fakepkg-1.0.0.tgz"\n')
+    npm.chmod(0o755)
+
+
+def test_vendor_npm_copies_the_parts_of_any_table_entry(tmp_path: Path, monkeypatch):
+    """One implementation for every package: the parts under the entry's root, its LICENSE, nothing else."""
+    fake_npm(tmp_path / "bin", {"dist/lib.min.js": "lib()", "dist/wasm/a.wasm": "w", "dist/other.js": "x",
+                                "LICENSE": "MIT", "package.json": "{}"})
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/usr/bin:/bin")
+    asset = site_mod.NpmAsset(name="fakepkg", spec="fakepkg@1.0.0", root="dist", parts=("lib.min.js", "wasm"))
+    target = site_mod.vendor_npm(tmp_path / "docs", asset)
+    assert target == tmp_path / "docs" / "assets" / "vendor" / "fakepkg"
+    found = sorted(p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file())
+    assert found == ["LICENSE", "lib.min.js", "package.json", "wasm/a.wasm"]
+    assert [p.name for p in target.parent.iterdir()] == ["fakepkg"]  # no staging folder left behind
+
+
+def test_vendor_npm_names_a_missing_part_in_one_line(tmp_path: Path, monkeypatch):
+    fake_npm(tmp_path / "bin", {"dist/lib.min.js": "lib()"})
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/usr/bin:/bin")
+    asset = site_mod.NpmAsset(name="fakepkg", spec="fakepkg@1.0.0", root="dist", parts=("lib.min.js", "gone.js"))
+    with pytest.raises(SiteError) as info:
+        site_mod.vendor_npm(tmp_path / "docs", asset)
+    message = str(info.value)
+    assert "\n" not in message and "dist/gone.js" in message and "fakepkg@1.0.0" in message
+    assert not (tmp_path / "docs" / "assets" / "vendor" / "fakepkg").exists()
 
 
 # ---- in a browser ------------------------------------------------------------------------------------------

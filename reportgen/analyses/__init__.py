@@ -36,6 +36,9 @@ class Analysis:
     needs_training: bool = True        # False: works on a study that trains nothing (``trains: false``)
     needs_convolution: bool = False    # True: at least one variant's model must have a convolution
     precompute: Callable[..., Any] | None = None  # (study) -> None: fill the analysis cache, draw nothing
+    # (result) -> sentences for the post's closing section, "What this shows — and what it doesn't": what the
+    # analysis measured, every number computed from ``result`` (none typed in); None: it contributes nothing
+    findings: Callable[[Any], list[str]] | None = None
 
     @property
     def template(self) -> str:

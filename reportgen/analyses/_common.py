@@ -237,6 +237,9 @@ def layer_details(module: nn.Module) -> str:
     if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
         k = _pair(module.kernel_size)
         return f"{k}×{k} window, stride {_pair(module.stride or module.kernel_size)}, padding {_pair(module.padding)}"
+    if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+        size = _pair(module.output_size)
+        return f"each map → {size}×{size} ({'average' if isinstance(module, nn.AdaptiveAvgPool2d) else 'maximum'})"
     if isinstance(module, nn.Linear):
         return f"{module.in_features} → {module.out_features}"
     if isinstance(module, nn.Dropout):

@@ -1,6 +1,7 @@
 """Activations over the whole test set: per layer of the first seed's model, the share of exact zeros (after each
-ReLU: how many neurons are silent), mean and largest output, and the units that never fire. The statistics are
-one hooked pass over every test image, cached on disk; ``precompute`` fills that cache after training."""
+ReLU: how many neurons are silent), mean and largest output, and, after each ReLU, the units that never fire. The
+statistics are one hooked pass over every test image, cached on disk; ``precompute`` fills that cache after
+training."""
 from __future__ import annotations
 
 import math
@@ -21,17 +22,23 @@ from ._common import (analysis_device, cached_arrays, capture_activations, first
                       normalization, run_test_set, variant_head)
 
 
+# Layers whose output is exactly zero for a whole range of inputs: there a zero means "silent", and a unit that is
+# zero for every test image never fires. After a convolution, a linear layer or tanh, an exact zero is a coincidence
+# of rounding, so "never active" would count nothing that means anything.
+SILENCING = (nn.ReLU, nn.ReLU6)
+
+
 @dataclass
 class LayerActivity:
     name: str
     type: str              # the module's class name
-    is_relu: bool
+    is_relu: bool          # a layer whose zeros mean "silent" (SILENCING)
     zero_pct: float        # share of all outputs over the test set that are exactly 0
     mean: float
     min: float
     max: float
     units: int             # channels of a 2-D map, entries of a vector
-    dead: int              # units that are 0 for every test image
+    dead: int | None       # units that are 0 for every test image; None where a zero means nothing (not SILENCING)
 
 
 @dataclass
@@ -107,14 +114,16 @@ def compute(study: Study, figures: FigureWriter) -> ActivationStatsResult:
     for v in study.available:
         run = first_run(v)
         stats = activation_stats_of(run)
-        types = {n: type(m).__name__ for n, m in layer_table(load_model(run))}
+        modules = dict(layer_table(load_model(run)))
         layers = []
         for i, name in enumerate(stats["names"].tolist()):
-            layers.append(LayerActivity(name=name, type=types.get(name, "?"), is_relu=types.get(name) == "ReLU",
+            silencing = isinstance(modules.get(name), SILENCING)
+            layers.append(LayerActivity(name=name, type=type(modules[name]).__name__ if name in modules else "?",
+                                        is_relu=silencing,
                                         zero_pct=100.0 * float(stats["zeros"][i] / stats["count"][i]),
                                         mean=float(stats["sum"][i] / stats["count"][i]), min=float(stats["min"][i]),
                                         max=float(stats["max"][i]), units=int(stats["units"][i]),
-                                        dead=int(stats["dead"][i])))
+                                        dead=int(stats["dead"][i]) if silencing else None))
         relus = [row for row in layers if row.is_relu]
         if relus:
             relu_series[v.label] = [(row.name, row.zero_pct) for row in relus]
@@ -155,5 +164,6 @@ def draw_zero_fractions(figures: FigureWriter, series: dict[str, list[tuple[str,
 
 ANALYSIS = Analysis(
     name="activation_stats", title="Activation statistics", compute=compute, precompute=precompute,
-    summary="Per layer over the whole test set: share of exact zeros, mean and largest output, units that never fire.",
+    summary="Per layer over the whole test set: share of exact zeros, mean and largest output, and units that never "
+            "fire after each ReLU.",
 )

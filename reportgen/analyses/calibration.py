@@ -8,7 +8,8 @@ softmax probability and it is correct when that class is the true one.
   images, their accuracy and their mean confidence.
 * Expected calibration error: ECE = Σ_m (|B_m| / n) · |acc(B_m) − conf(B_m)| — the gap between accuracy and
   confidence, averaged over the test images (Guo et al., 2017). Computed per seed, reported in percentage points
-  with the mean and 95% t-interval over seeds, and paired seed by seed against the study's baseline.
+  with the mean and 95% t-interval over seeds, and compared with the study's baseline (stats.difference: paired
+  seed by seed where the variants share their data).
 * Mean confidence against accuracy, and the share of test images predicted with ≥ 99.9% confidence with how many
   of those are wrong (all seeds' predictions together).
 
@@ -26,7 +27,7 @@ import numpy as np
 
 from ..figures import MUTED, PALETTE, WIDTH, Figure, FigureWriter
 from ..settings import CONFIDENCE
-from ..stats import mean_ci, paired_difference
+from ..stats import difference, mean_ci
 from ..study import Study
 from . import Analysis
 
@@ -51,7 +52,7 @@ class VariantCalibration:
     confident: int                    # of those, predicted with ≥ CONFIDENT
     confident_pct: float
     confident_wrong: int              # of the confident ones, wrong
-    comparison: dict[str, Any] | None = None  # paired ECE difference to the baseline (stats.paired_difference)
+    comparison: dict[str, Any] | None = None  # ECE difference to the baseline (stats.difference)
 
 
 @dataclass
@@ -127,7 +128,8 @@ def compute(study: Study, figures: FigureWriter) -> CalibrationResult:
         for v, row in zip(study.available, rows):
             if v.name == base.name:
                 continue
-            diff = paired_difference(base, v, value=lambda r: ece_by_run[r.path], metric=ECE_METRIC, words=ECE_WORDS)
+            diff = difference(base, v, value=lambda r: ece_by_run[r.path], metric=ECE_METRIC,
+                              words=ECE_WORDS)
             if diff is not None:
                 row.comparison = diff
                 result.comparisons.append(diff)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ..charts import Chart, line, lines_chart
 from ..figures import PALETTE, WIDTH, Figure, FigureWriter
 from ..study import Study
 from . import Analysis
@@ -28,11 +29,13 @@ class CurvesResult:
     figure: Figure | None
     seeds: int                                   # the most seeds of any variant (1: no band)
     variants: list[VariantCurves] = field(default_factory=list)
+    chart: Chart | None = None                   # the figure's numbers, per epoch and per seed, for the page
 
 
 def compute(study: Study, figures: FigureWriter) -> CurvesResult:
-    series, rows = {}, []
+    series, rows, seeds = {}, [], {}
     for v in study.available:
+        seeds[v.label] = [r.seed for r in v.runs]
         per_seed = {key: np.array([[row[key] for row in r.history["epochs"]] for r in v.runs])
                     for key in ("train_loss", "val_loss", "train_acc", "val_acc")}
         series[v.label] = per_seed
@@ -42,7 +45,26 @@ def compute(study: Study, figures: FigureWriter) -> CurvesResult:
                                   final_val_acc_pct=100.0 * float(per_seed["val_acc"][:, -1].mean()),
                                   best_val_acc_pct=100.0 * float(per_seed["val_acc"].max(1).mean())))
     fig = draw_curves(figures, series, title=f"{study.config.title}: training curves") if series else None
-    return CurvesResult(figure=fig, variants=rows, seeds=max((len(v.runs) for v in study.available), default=0))
+    chart = Chart(curves_chart(series, seeds, fig.alt), fig) if fig else None
+    return CurvesResult(figure=fig, variants=rows, seeds=max((len(v.runs) for v in study.available), default=0),
+                        chart=chart)
+
+
+CURVE_PANELS = [{"title": "Loss", "x": "epoch", "y": "cross-entropy loss", "unit": "", "digits": 4},
+                {"title": "Accuracy", "x": "epoch", "y": "accuracy (%)", "unit": "%", "digits": 2}]
+
+
+def curves_chart(series: dict[str, dict[str, np.ndarray]], seeds: dict[str, list[int]], alt: str) -> dict:
+    """The figure's lines for the page: per variant, training (solid) and validation (dashed) loss and accuracy,
+    every seed's value at every epoch (:func:`reportgen.charts.line` adds the mean the figure draws)."""
+    lines = []
+    for i, (label, s) in enumerate(series.items()):
+        epochs = list(range(1, s["train_loss"].shape[1] + 1))
+        for panel, key, scale in ((0, "loss", 1), (1, "acc", 100)):
+            for split, curve in (("train", "training"), ("val", "validation")):
+                lines.append(line(label, i, panel, curve, epochs, seeds[label], s[f"{split}_{key}"] * scale,
+                                  dashed=split == "val"))
+    return lines_chart(CURVE_PANELS, lines, alt, note="solid: training set, dashed: validation set")
 
 
 def draw_curves(figures: FigureWriter, series: dict[str, dict[str, np.ndarray]], title: str,

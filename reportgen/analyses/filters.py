@@ -1,5 +1,14 @@
 """Learned filters: the weights of every convolution of the first seed's model, drawn as small images; for a fully
-connected variant (in a study that also has a convolutional one) its first layer's weights as 28×28 templates."""
+connected variant (in a study that also has a convolutional one) its first layer's weights as 28×28 templates.
+
+Each filter of a first convolution (it looks at the image itself) is also read as the convolution post reads its
+hand-made kernels: the sum of its weights (a kernel that sums to zero gives zero on any flat area, one that does not
+also reports how bright the area is), its response to the flat black background, and the direction in which its
+weights change most, from the kernel's structure tensor: with g_x, g_y the weights' differences across columns
+and rows at the centre of each 2×2 block, the gradient direction is ½·atan2(2Σg_x·g_y, Σg_x² − Σg_y²) and the coherence
+√((Σg_x² − Σg_y²)² + 4(Σg_x·g_y)²) / (Σg_x² + Σg_y²) says how single that direction is (0: none, 1: one). A
+filter responds to edges that run across its gradient: weights that change from column to column make a vertical
+edge detector."""
 from __future__ import annotations
 
 import math
@@ -14,7 +23,25 @@ from ..figures import DIVERGING, WIDTH, Figure, FigureWriter, _mosaic, _tile_gri
 from ..settings import FIRST_SEED, IMAGE_SIZE
 from ..study import Study, VariantResults
 from . import Analysis
-from ._common import first_run, layer_table, load_model, shape_text, variant_head
+from ._common import first_run, layer_table, load_model, normalization, shape_text, variant_head
+
+# A filter "sums to nearly zero" when its sum is under this share of its total absolute weight: then a flat area
+# moves its output by less than a tenth of what the strongest pattern of the same brightness range can.
+NEAR_ZERO_SUM = 0.1
+# Below this coherence the weights change in no single direction (a spot, a blob or a mixture): no orientation.
+ORIENTED = 0.5
+
+
+@dataclass
+class FilterReading:
+    """One first-layer filter read like a hand-made kernel."""
+    index: int
+    sum: float                      # the sum of its weights (over input channels too)
+    balance: float                  # sum / sum of absolute weights, in -1..1
+    near_zero_sum: bool             # |balance| < NEAR_ZERO_SUM
+    flat_black: float               # its output on the flat black background (bias included, before the ReLU)
+    orientation: str                # "vertical", "horizontal", "rising diagonal", "falling diagonal" or "none"
+    coherence: float                # 0..1: how single the direction of change is
 
 
 @dataclass
@@ -31,6 +58,8 @@ class FilterLayer:
     detail_figure: Figure | None    # deeper layers: every input-channel slice of the first 16 × 16 filters
     detail_out: int                 # output channels in the detail figure (0: none)
     detail_in: int                  # input channels in the detail figure (0: none)
+    readings: list[FilterReading] = field(default_factory=list)  # first layers only: each filter read
+    relu_next: bool = False         # a ReLU takes the convolution's output directly (no batch norm between)
 
 
 @dataclass
@@ -41,6 +70,7 @@ class LinearTemplates:
     shown: int
     side: int
     figure: Figure
+    output: bool = False            # the layer is the network's last: its units are the class scores, not hidden
 
 
 @dataclass
@@ -52,12 +82,52 @@ class VariantFilters:
     seed: int
     layers: list[FilterLayer] = field(default_factory=list)
     linear: LinearTemplates | None = None
+    black: float = 0.0                  # the black background as the network sees it: (0 − mean) / std
 
 
 @dataclass
 class FiltersResult:
     basis: str
     variants: list[VariantFilters] = field(default_factory=list)
+    deeper: bool = False                # some variant has a convolution after its first
+    near_zero: float = NEAR_ZERO_SUM    # the thresholds of the readings, for the partial to state
+    oriented: float = ORIENTED
+
+
+def orientation(kernel: np.ndarray) -> tuple[str, float]:
+    """The edges a 2-D kernel responds to, from its structure tensor, and the coherence of that direction.
+
+    Rows run down and columns right, as in an image. The gradient direction phi is 0 when the weights change from
+    column to column (a vertical edge detector) and ±90° when they change from row to row (horizontal); at +45°
+    they grow towards the lower right, so the edge runs from lower left to upper right (a rising diagonal)."""
+    w = np.asarray(kernel, dtype=float)
+    # Differences across columns (g_x) and rows (g_y) at the centre of every 2×2 block of weights: unlike central
+    # differences, these see a one-pixel line on either side with the same orientation, and need no border rule.
+    gx = ((w[1:, 1:] - w[1:, :-1]) + (w[:-1, 1:] - w[:-1, :-1])) / 2
+    gy = ((w[1:, 1:] - w[:-1, 1:]) + (w[1:, :-1] - w[:-1, :-1])) / 2
+    sxx, syy, sxy = float((gx * gx).sum()), float((gy * gy).sum()), float((gx * gy).sum())
+    energy = sxx + syy
+    if energy <= 0:
+        return "none", 0.0
+    coherence = math.hypot(sxx - syy, 2 * sxy) / energy
+    phi = math.degrees(0.5 * math.atan2(2 * sxy, sxx - syy))
+    if coherence < ORIENTED:
+        return "none", coherence
+    if abs(phi) <= 22.5:
+        return "vertical", coherence
+    if abs(phi) >= 67.5:
+        return "horizontal", coherence
+    return ("rising diagonal" if phi > 0 else "falling diagonal"), coherence
+
+
+def read_filter(index: int, weights: np.ndarray, bias: float, black: float) -> FilterReading:
+    """A first-layer filter ([in, k, k] weights) read like a hand-made kernel (see the module's docstring)."""
+    w = np.asarray(weights, dtype=float)
+    total, absolute = float(w.sum()), float(np.abs(w).sum())
+    balance = total / absolute if absolute else 0.0
+    label, coherence = orientation(w.sum(0) if w.ndim == 3 else w)
+    return FilterReading(index=index, sum=total, balance=balance, near_zero_sum=abs(balance) < NEAR_ZERO_SUM,
+                         flat_black=black * total + bias, orientation=label, coherence=coherence)
 
 
 def compute(study: Study, figures: FigureWriter) -> FiltersResult:
@@ -65,10 +135,14 @@ def compute(study: Study, figures: FigureWriter) -> FiltersResult:
     for v in study.available:
         run = first_run(v)
         model = load_model(run)
+        norm = normalization(run)
+        black = (0.0 - norm.mean) / norm.std
         layers = []
-        for name, module in layer_table(model):
+        table = layer_table(model)
+        for position, (name, module) in enumerate(table):
             if not isinstance(module, nn.Conv2d):
                 continue
+            relu_next = position + 1 < len(table) and isinstance(table[position + 1][1], nn.ReLU)
             w = module.weight.detach().numpy()
             out_c, in_c, kh, kw = w.shape
             first = in_c == 1 or not layers
@@ -85,12 +159,16 @@ def compute(study: Study, figures: FigureWriter) -> FiltersResult:
                 detail = draw_filter_detail(figures, w[:out_shown, :in_shown], name=f"filters-{v.name}-{name}-detail",
                                             layer=name, title=f"{v.label}, {name}: each filter's {kh}×{kw} slice "
                                                               f"for every input channel{some}")
+            bias = module.bias.detach().numpy() if module.bias is not None else np.zeros(out_c)
+            readings = [read_filter(i, w[i], float(bias[i]), black) for i in range(out_c)] if first else []
             layers.append(FilterLayer(name=name, shape=shape_text(w.shape), out_channels=out_c, in_channels=in_c,
                                       kernel=f"{kh}×{kw}", first=first, min=float(w.min()), max=float(w.max()),
-                                      figure=fig, detail_figure=detail, detail_out=out_shown, detail_in=in_shown))
+                                      figure=fig, detail_figure=detail, detail_out=out_shown, detail_in=in_shown,
+                                      readings=readings, relu_next=relu_next))
         linear = None if layers else _linear_templates(figures, v, model)  # a fully connected network
-        rows.append(VariantFilters(**variant_head(v, run), layers=layers, linear=linear))
-    return FiltersResult(basis=FIRST_SEED, variants=rows)
+        rows.append(VariantFilters(**variant_head(v, run), layers=layers, linear=linear, black=black))
+    return FiltersResult(basis=FIRST_SEED, variants=rows,
+                         deeper=any(not layer.first for row in rows for layer in row.layers))
 
 
 def _linear_templates(figures: FigureWriter, v: VariantResults, model: nn.Module) -> LinearTemplates | None:
@@ -102,9 +180,11 @@ def _linear_templates(figures: FigureWriter, v: VariantResults, model: nn.Module
         return None
     w = fc.weight.detach().numpy()[:32].reshape(-1, fc.in_features // pixels, IMAGE_SIZE, IMAGE_SIZE)[:, 0]
     name = next(n for n, m in layer_table(model) if m is fc)
-    return LinearTemplates(name=name, units=int(fc.out_features), shown=len(w), side=IMAGE_SIZE,
+    output = [m for _, m in layer_table(model) if isinstance(m, nn.Linear)][-1] is fc  # a linear classifier
+    units = "class scores" if output else "hidden units"
+    return LinearTemplates(name=name, units=int(fc.out_features), shown=len(w), side=IMAGE_SIZE, output=output,
                            figure=draw_filters(figures, w, name=f"filters-{v.name}-{name}", layer=name,
-                                               title=f"{v.label}, {name}: the weights of {len(w)} hidden units "
+                                               title=f"{v.label}, {name}: the weights of {len(w)} {units} "
                                                      f"as {IMAGE_SIZE} × {IMAGE_SIZE} images"))
 
 

@@ -90,30 +90,27 @@ def compute(study: Study, figures: FigureWriter, index: int = 0) -> KernelsResul
 
 def draw_kernels(figures: FigureWriter, image: np.ndarray, kernels: list[tuple[str, np.ndarray, np.ndarray]],
                  title: str, name: str) -> Figure:
-    """The input image, then for each kernel its weights (numbers shown) above its output."""
+    """The input image, then for each kernel its weights (numbers shown) above its output. All kernels share one
+    colour scale, symmetric around zero, and all outputs share another: a colour means the same number in every
+    tile of its row, so the kernels' sizes and their outputs' strengths can be compared by eye."""
     def draw() -> plt.Figure:
         k = len(kernels)
-        fig, axes = plt.subplots(2, k + 1, figsize=(WIDTH, 3.9), gridspec_kw={"height_ratios": [1, 1]})
+        weight_limit = max(float(np.abs(w).max()) for _, w, _ in kernels) or 1.0
+        output_limit = max(float(np.abs(o).max()) for _, _, o in kernels) or 1.0
+        fig, axes = plt.subplots(2, k + 1, figsize=(WIDTH, 4.2), layout="constrained")
         axes[0, 0].imshow(image, cmap=IMAGE_CMAP, vmin=0, vmax=1, interpolation="nearest")
         axes[0, 0].set_title("input", fontsize=9)
-        axes[1, 0].axis("off")
-        axes[1, 0].text(0.5, 0.5, "kernel ↑\noutput ↓", ha="center", va="center", fontsize=8, color=MUTED,
-                        transform=axes[1, 0].transAxes)
         axes[1, 0].set_visible(False)
         for c, (kname, weights, out) in enumerate(kernels, start=1):
             ax_k, ax_o = axes[0, c], axes[1, c]
-            limit = float(np.abs(weights).max()) or 1.0
-            ax_k.imshow(weights, cmap=DIVERGING, vmin=-limit, vmax=limit)
+            shown_k = ax_k.imshow(weights, cmap=DIVERGING, vmin=-weight_limit, vmax=weight_limit)
             for (i, j), w in np.ndenumerate(weights):
                 text = _number_text(w)
                 ax_k.text(j, i, text, ha="center", va="center", fontsize=7.5 if len(text) > 3 else 9,
-                          color=TEXT_LIGHT if abs(w) > 0.6 * limit else TEXT_DARK)
+                          color=TEXT_LIGHT if abs(w) > 0.6 * weight_limit else TEXT_DARK)
             ax_k.set_title(kname, fontsize=9)
-            if out.min() >= 0:
-                ax_o.imshow(out, cmap=IMAGE_CMAP, vmin=0, vmax=max(float(out.max()), 1e-6), interpolation="nearest")
-            else:
-                lim = float(np.abs(out).max()) or 1.0
-                ax_o.imshow(out, cmap=DIVERGING, vmin=-lim, vmax=lim, interpolation="nearest")
+            shown_o = ax_o.imshow(out, cmap=DIVERGING, vmin=-output_limit, vmax=output_limit,
+                                  interpolation="nearest")
             ax_o.set_xlabel(f"{out.min():.1f} … {out.max():.1f}", fontsize=7.5, color=MUTED)
         for ax in axes.flat:
             ax.set_xticks([])
@@ -122,11 +119,15 @@ def draw_kernels(figures: FigureWriter, image: np.ndarray, kernels: list[tuple[s
             for spine in ax.spines.values():
                 spine.set_visible(False)
         fig.suptitle(title, fontsize=10.5)
-        fig.tight_layout()
+        for row, shown, label in ((0, shown_k, "weight"), (1, shown_o, "output")):
+            bar = fig.colorbar(shown, ax=list(axes[row, 1:]), fraction=0.03, pad=0.02, shrink=0.9)
+            bar.set_label(label, fontsize=8)
+            bar.ax.tick_params(labelsize=7)
         return fig
 
     alt = (f"{title}: the input image, then for each kernel ({', '.join(k[0] for k in kernels)}) its 3×3 weights "
-           "above the output of convolving the image with it (signed outputs: red positive, blue negative)")
+           "above the output of convolving the image with it. The weights share one colour scale and the outputs "
+           "another, both symmetric around zero: red positive, blue negative, white zero")
     return figures.emit(name, alt, (image, kernels, title), draw)
 
 

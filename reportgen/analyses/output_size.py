@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from markupsafe import Markup
+from torch import nn
 
 from ..figures import FigureWriter
 from ..settings import IMAGE_SIZE
 from ..study import Study
 from . import Analysis
-from ._common import build_spec, model_specs, output_size_rows
+from ._common import architecture_table, build_spec, model_specs, output_size_rows
 
 
 @dataclass
@@ -31,6 +32,16 @@ class SizeRow:
 
 
 @dataclass
+class AdaptiveRow:
+    """An adaptive pooling layer: it has no window to slide; it is told its output size and fits its windows."""
+    name: str
+    type: str
+    n: int                       # input size (pixels per side)
+    out: int                     # output size (from the forward pass)
+    channels: int
+
+
+@dataclass
 class ModelOutputSizes:
     model: str
     options: dict[str, Any]
@@ -38,6 +49,7 @@ class ModelOutputSizes:
     input: int                   # the input image's size (pixels per side)
     rows: list[SizeRow]          # empty for a model without convolution or pooling
     all_match: bool
+    adaptive: list[AdaptiveRow]  # global (adaptive) pooling layers, which the formula does not describe
 
 
 @dataclass
@@ -49,10 +61,21 @@ def compute(study: Study, figures: FigureWriter) -> OutputSizeResult:
     models = []
     for spec in model_specs(study):
         model = build_spec(spec)
-        rows = [SizeRow(**row) for row in output_size_rows(model, spec["options"].get("in_channels", 1))]
+        in_channels = spec["options"].get("in_channels", 1)
+        rows = [SizeRow(**row) for row in output_size_rows(model, in_channels)]
         models.append(ModelOutputSizes(model=spec["model"], options=spec["options"], variants=spec["variants"],
-                                       input=IMAGE_SIZE, rows=rows, all_match=all(r.matches for r in rows)))
+                                       input=IMAGE_SIZE, rows=rows, all_match=all(r.matches for r in rows),
+                                       adaptive=_adaptive_rows(model, in_channels)))
     return OutputSizeResult(models=models)
+
+
+def _adaptive_rows(model: nn.Module, in_channels: int) -> list[AdaptiveRow]:
+    """Every adaptive pooling layer with the size it receives and the size it gives (a forward pass's shapes)."""
+    table = architecture_table(model, in_channels)["rows"]
+    shapes = [[in_channels, IMAGE_SIZE, IMAGE_SIZE]] + [row["output_shape"] for row in table]
+    return [AdaptiveRow(name=row["name"], type=row["type"], n=int(shapes[i][-1]), out=int(row["output_shape"][-1]),
+                        channels=int(row["output_shape"][0]))
+            for i, row in enumerate(table) if row["type"] in ("AdaptiveAvgPool2d", "AdaptiveMaxPool2d")]
 
 
 ANALYSIS = Analysis(

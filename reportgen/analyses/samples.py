@@ -34,24 +34,27 @@ class SamplesResult:
 
 
 def compute(study: Study, figures: FigureWriter, per_class: int = PER_CLASS) -> SamplesResult:
-    from ..data import DATASETS
     datasets = list(dict.fromkeys(v.dataset for v in study.available)) or [study_dataset(study)]
-    rows = []
-    for ds in datasets:
-        splits = dataset_splits(ds)
-        labels = splits.train_labels.numpy()
-        classes = list(splits.classes)
-        picks = [np.flatnonzero(labels == c)[:per_class] for c in range(len(classes))]
-        grid = np.zeros((len(classes), per_class, *splits.train_images.shape[-2:]), dtype=np.uint8)
-        for c, idx in enumerate(picks):
-            grid[c, :len(idx)] = splits.train_images[torch.from_numpy(idx)].numpy()
-        fig = draw_samples(figures, grid, classes, name=f"samples-{ds}",
-                           title=f"{DATASETS[ds].title}: {per_class} training images of each class")
-        rows.append(DatasetSamples(dataset=ds, title=DATASETS[ds].title, classes=classes, per_class=per_class,
-                                   train_counts=np.bincount(labels, minlength=len(classes)).tolist(),
-                                   train_size=int(len(labels)), test_size=int(len(splits.test_labels)),
-                                   size=int(splits.train_images.shape[-1]), figure=fig))
-    return SamplesResult(datasets=rows)
+    return SamplesResult(datasets=[dataset_samples(ds, figures, per_class) for ds in datasets])
+
+
+def dataset_samples(ds: str, figures: FigureWriter, per_class: int = PER_CLASS) -> DatasetSamples:
+    """The first ``per_class`` training images of every class of dataset ``ds`` (AnalysisError when it is not
+    provisioned), drawn as one grid."""
+    from ..data import DATASETS
+    splits = dataset_splits(ds)
+    labels = splits.train_labels.numpy()
+    classes = list(splits.classes)
+    picks = [np.flatnonzero(labels == c)[:per_class] for c in range(len(classes))]
+    grid = np.zeros((len(classes), per_class, *splits.train_images.shape[-2:]), dtype=np.uint8)
+    for c, idx in enumerate(picks):
+        grid[c, :len(idx)] = splits.train_images[torch.from_numpy(idx)].numpy()
+    fig = draw_samples(figures, grid, classes, name=f"samples-{ds}",
+                       title=f"{DATASETS[ds].title}: {per_class} training images of each class")
+    return DatasetSamples(dataset=ds, title=DATASETS[ds].title, classes=classes, per_class=per_class,
+                          train_counts=np.bincount(labels, minlength=len(classes)).tolist(),
+                          train_size=int(len(labels)), test_size=int(len(splits.test_labels)),
+                          size=int(splits.train_images.shape[-1]), figure=fig)
 
 
 def draw_samples(figures: FigureWriter, grid: np.ndarray, classes: list[str], title: str, name: str) -> Figure:

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ..charts import Chart, line, lines_chart
 from ..figures import MUTED, PALETTE, WIDTH, Figure, FigureWriter
 from ..settings import FIRST_SEED, SHIFT_RADIUS
 from ..study import Study
@@ -15,6 +16,8 @@ from . import Analysis
 from ._common import first_run, pct, variant_head
 from ._shift import precompute_shift_grids as precompute
 from ._shift import shift_grid_of
+from ._shift_findings import Kept
+from ._shift_findings import findings as shift_findings
 
 
 @dataclass
@@ -48,6 +51,7 @@ class ShiftCurveResult:
     subset: bool = False                                   # some grid uses only part of the test set
     test_sizes: list[int] = field(default_factory=list)    # the distinct numbers of test images the grids use
     full_test_size: int = 0
+    chart: Chart | None = None                             # the figure's numbers, with the seed, for the page
 
 
 def compute(study: Study, figures: FigureWriter) -> ShiftCurveResult:
@@ -67,10 +71,25 @@ def compute(study: Study, figures: FigureWriter) -> ShiftCurveResult:
                                       end_pct=points[-1].zero_pct, drop_pct=points[0].zero_pct - points[-1].zero_pct))
     fig = draw_shift_curve(figures, series, name="shift-curve",
                            title="Test accuracy against shift distance") if series else None
+    chart = Chart(shift_chart(rows, fig.alt), fig) if fig else None
     sizes = sorted({(int(g["n"]), int(g["full"])) for _, _, g in grids})
     return ShiftCurveResult(basis=FIRST_SEED, radius=radius, variants=rows, figure=fig,
                             subset=any(n < full for n, full in sizes), test_sizes=[n for n, _ in sizes],
-                            full_test_size=max((full for _, full in sizes), default=0))
+                            full_test_size=max((full for _, full in sizes), default=0), chart=chart)
+
+
+def shift_chart(rows: list[VariantShiftCurve], alt: str) -> dict:
+    """The figure's lines for the page: per variant, zero-filled (solid) and wrap-around (dashed) accuracy at
+    every distance, of the one seed whose network the grid measured."""
+    panel = {"title": "", "x": "shift distance (pixels)", "y": "test accuracy (%)", "unit": "%", "digits": 2}
+    lines = []
+    for i, v in enumerate(rows):
+        x = [p.distance for p in v.points]
+        lines.append(line(v.label, i, 0, "zero-filled", x, [v.seed], [[p.zero_pct for p in v.points]]))
+        lines.append(line(v.label, i, 0, "wrap-around", x, [v.seed], [[p.wrap_pct for p in v.points]], dashed=True))
+    points = rows[0].points if rows else []
+    x_labels = [f"{p.distance} px: {p.shifts} shift{'s' if p.shifts != 1 else ''} averaged" for p in points]
+    return lines_chart([panel], lines, alt, note="solid: zero-filled, dashed: wrap-around", x_labels=x_labels)
 
 
 def draw_shift_curve(figures: FigureWriter, series: dict[str, list[dict[str, float]]], title: str, name: str) -> Figure:
@@ -101,7 +120,15 @@ def draw_shift_curve(figures: FigureWriter, series: dict[str, list[dict[str, flo
     return figures.emit(name, alt, (series, title), draw)
 
 
+def findings(result: ShiftCurveResult) -> list[str]:
+    """For the closing section: the share of its unshifted accuracy each variant keeps at 1, 2 and 4 pixels."""
+    kept = [Kept(label=v.label, unshifted=v.points[0].zero_pct, zero={p.distance: p.zero_pct for p in v.points},
+                 wrap={p.distance: p.wrap_pct for p in v.points}) for v in result.variants]
+    return shift_findings(kept, result.basis, result.test_sizes, result.full_test_size)
+
+
 ANALYSIS = Analysis(
     name="shift_curve", title="Accuracy against shift distance", compute=compute, precompute=precompute,
+    findings=findings,
     summary="The shift grids summarised by shift distance: test accuracy against how far the image moved.",
 )

@@ -16,6 +16,8 @@ from . import Analysis
 from ._common import first_run, pct, variant_head
 from ._shift import precompute_shift_grids as precompute
 from ._shift import shift_grid_of
+from ._shift_findings import Kept, by_distance
+from ._shift_findings import findings as shift_findings
 
 
 @dataclass
@@ -121,8 +123,18 @@ def draw_shift_heatmaps(figures: FigureWriter, zero: np.ndarray, wrap: np.ndarra
     return figures.emit(name, alt, (zero, wrap, radius, vmin, vmax, title), draw)
 
 
+def findings(result: ShiftGridResult) -> list[str]:
+    """For the closing section: the share of its unshifted accuracy each variant keeps at 1, 2 and 4 pixels (the
+    same numbers, and so the same sentences, as ``shift_curve``'s)."""
+    kept = [Kept(label=v.label, unshifted=v.center_pct, zero=by_distance(np.array(v.zero), result.radius),
+                 wrap=by_distance(np.array(v.wrap), result.radius)) for v in result.variants]
+    sizes = sorted({v.test_size for v in result.variants})
+    return shift_findings(kept, result.basis, sizes, max((v.full_test_size for v in result.variants), default=0))
+
+
 ANALYSIS = Analysis(
     name="shift_grid", title="Test accuracy for every shift", compute=compute, precompute=precompute,
+    findings=findings,
     summary="Test accuracy of each variant for every shift of the test images up to 6 pixels, zero-filled and "
             "wrapped around, as heatmaps.",
 )

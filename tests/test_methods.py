@@ -1,0 +1,69 @@
+"""The Methods page (issue 12, "order and weight"): the method every post shares — splits, checkpoint, seeds,
+intervals, the convergence rule, the gap, the shift grid — said once, on a page generated from the code, so every
+number on it is the constant the pipeline uses. The posts link to it (tests/test_wordcount.py checks the links in
+a built site)."""
+from __future__ import annotations
+
+import re
+
+from reportgen import methods, settings
+from reportgen.methods import methods_markdown, write_methods
+from reportgen.pipeline import Workspace, render
+from reportgen.schema import DEFAULT_PROFILES
+from reportgen.store import Store
+
+
+def section(text: str, heading: str) -> str:
+    return text.split(f"## {heading}\n")[1].split("\n## ")[0]
+
+
+def test_its_numbers_are_the_constants_of_the_code():
+    text = methods_markdown()
+    data = " ".join(section(text, "Data and splits").split())
+    assert f"an official training set of {settings.DATASET_TRAIN_SIZE:,} images" in data
+    assert f"{settings.VAL_SIZE:,} images are held out" in data
+    assert f"split seed {settings.SPLIT_SEED}," in data
+    assert f"trains on the remaining {settings.DATASET_TRAIN_SIZE - settings.VAL_SIZE:,}" in data
+    assert f"{settings.NUM_CLASSES} classes of {settings.IMAGE_SIZE} × {settings.IMAGE_SIZE}" in data
+    intervals = " ".join(section(text, "Accuracy and intervals").split())
+    assert intervals.count(f"{round(100 * settings.CONFIDENCE)}%") == 3
+    checkpoint = " ".join(section(text, "The checkpoint").split())
+    assert (f"more than {settings.VAL_LOSS_EPOCH_TOLERANCE} epochs away from the checkpoint and the loss at the "
+            f"checkpoint is more than {round(100 * settings.VAL_LOSS_RISE_FRACTION)}% above") in checkpoint.replace("*", "")
+    gap = " ".join(section(text, "Training accuracy and the gap").split())
+    assert f"the first {settings.TRAIN_EVAL_IMAGES:,} of the training images" in gap
+    shifts = " ".join(section(text, "Shifted images").split())
+    r = settings.SHIFT_RADIUS
+    assert f"from −{r} to +{r} ({(2 * r + 1) ** 2} shifts)" in shifts
+    confounds = " ".join(section(text, "What a comparison may differ in").split())
+    assert f"more than {round(100 * settings.PARAMETER_TOLERANCE)}% away" in confounds
+    rows = [line for line in section(text, "Profiles").splitlines() if line.startswith("| `")]
+    assert [re.match(r"\| `(\w+)` \| ([\d, ]+) \|", row).groups() for row in rows] == \
+        [(name, ", ".join(map(str, p["seeds"]))) for name, p in DEFAULT_PROFILES.items()]
+
+
+def test_a_changed_constant_changes_the_page(monkeypatch):
+    """Nothing is typed in: the page follows the settings module."""
+    monkeypatch.setattr(settings, "VAL_SIZE", 4321)
+    monkeypatch.setattr(settings, "CONVERGENCE_WINDOW", 7)
+    text = methods_markdown()
+    assert "4,321 images are held out" in text and "**7 epochs**" in text
+    assert "5,000" not in text
+
+
+def test_the_template_types_in_no_number():
+    """Outside its Jinja expressions the page's template holds no digit but two pieces of notation."""
+    source = (methods.Path(methods.__file__).parent / "templates" / "_methods.md.j2").read_text()
+    prose = re.sub(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", "", source, flags=re.S)
+    prose = prose.replace("n − 1 degrees", "").replace("0–1", "")
+    assert not re.findall(r".{20}\d.{20}", prose)
+
+
+def test_render_writes_the_page_beside_the_posts(tmp_path, monkeypatch):
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / "note.yaml").write_text("id: note\ntitle: A note\ntrains: false\n")
+    monkeypatch.chdir(tmp_path)
+    ws = Workspace(studies_dir=tmp_path / "experiments", store=Store(tmp_path / "results"), docs=tmp_path / "docs")
+    render(ws, [], "quick", log=lambda *_: None)
+    assert (tmp_path / "docs" / "methods.md").read_text() == methods_markdown()
+    assert write_methods(tmp_path / "other").read_text() == methods_markdown()

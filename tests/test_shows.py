@@ -1,0 +1,210 @@
+"""Every training post ends with "What this shows — and what it doesn't": the verdicts (with their caveat when a
+network was still learning), what the analyses found (the shift analyses: the share of accuracy kept at 1, 2 and
+4 pixels), every difference besides the declared factor, and the limits every study shares. The prose may place
+it with ``shows()``; otherwise the frame appends it before the reproduce box. Synthetic results only."""
+from __future__ import annotations
+
+import dataclasses
+import re
+from types import SimpleNamespace
+
+import jinja2
+import numpy as np
+import pytest
+
+from reportgen import analyses, prose
+from reportgen import post as post_mod
+from reportgen.analyses import shift_curve, shift_grid
+from reportgen.analyses._shift_findings import distance_bins
+from reportgen.config import discover, load_study
+from reportgen.markdown import markdown_text
+from reportgen.post import render_study
+from reportgen.stats import summary
+from reportgen.store import Store
+from reportgen.study import collect
+from tests.conftest import ROOT
+from tests.test_render import stub_analyses, write_experiment, write_run  # noqa: F401 - a fixture
+
+HEADING = "## What this shows — and what it doesn't"
+RADIUS = 6
+
+STUDY = """
+id: shows
+title: Closing section
+question: Does the section answer the question?
+varies: "{varies}"
+training: {{epochs: 2}}
+profiles:
+  quick: {{epochs: 2, seeds: [0, 1, 2]}}
+baseline: base
+variants:
+  - {{name: base, label: Base, description: the baseline}}
+  - name: other
+    label: Other
+{other}
+analyses: [{analyses}]
+"""
+
+
+def study(tmp_path, other="    model: {options: {dropout: 0.5}}", varies="dropout", analyses_="", runs=True):
+    path = write_experiment(tmp_path / "experiments", STUDY.format(varies=varies, other=other, analyses=analyses_))
+    exp = load_study(path)
+    store = Store(tmp_path / "results")
+    if runs:
+        for seed, (a, b) in enumerate([(0.80, 0.83), (0.81, 0.845), (0.82, 0.85)]):
+            write_run(store, exp, "base", seed, "quick", a)
+            write_run(store, exp, "other", seed, "quick", b)
+    return exp, store
+
+
+def render(tmp_path, exp, store, prose_text: str | None = None) -> str:
+    prose_file = None
+    if prose_text is not None:
+        prose_file = tmp_path / "experiments" / f"{exp.id}.md"
+        prose_file.write_text(prose_text)
+    return render_study(exp.id, exp, "quick", store, tmp_path / "docs", prose_file=prose_file).read_text()
+
+
+def section(post: str) -> str:
+    start = post.index(HEADING)
+    return post[start:post.index("\n## Reproduce this post", start)]
+
+
+# ---- where the section goes ----------------------------------------------------------------------------------
+def test_every_shipped_training_post_ends_with_the_section(tmp_path, stub_analyses):  # noqa: F811
+    experiments = discover(ROOT / "experiments")
+    store = Store(tmp_path / "results")
+    for exp_id, (path, exp) in experiments.items():
+        for v in exp.variants:
+            for seed in exp.profile("quick")["seeds"] if exp.trains else []:
+                write_run(store, exp, v.name, seed, "quick", 0.8 + 0.01 * seed)
+        post = render_study(exp_id, exp, "quick", store, tmp_path / "docs", None, path.with_suffix(".md")).read_text()
+        headings = re.findall(r"^## .*$", post, re.M)
+        if not exp.trains:  # an illustration has no verdicts to close with
+            assert HEADING not in headings, exp_id
+            continue
+        assert headings[-2:] == [HEADING, "## Reproduce this post"] and headings.count(HEADING) == 1, exp_id
+        closing = section(post)
+        assert f"**What the variants vary:** {markdown_text(exp.varies)}" in closing, exp_id
+        for c in summary(collect(exp_id, exp, "quick", store))["comparisons"]:
+            assert markdown_text(c["verdict"]) in closing, exp_id
+
+
+def test_the_prose_may_place_the_section_with_its_own_words(tmp_path):
+    exp, store = study(tmp_path)
+    post = render(tmp_path, exp, store, "{{ results() }}\n\n## In the end\n\nOur own words first.\n\n"
+                                        "{{ shows(heading=False) }}\n\nOur own last word.\n")
+    assert HEADING not in post and post.count("**What the measurements show**") == 1
+    order = [post.index(s) for s in ("## In the end", "Our own words first.", "**What the measurements show**",
+                                     "Our own last word.", "## Reproduce this post")]
+    assert order == sorted(order), order
+    post = render(tmp_path, exp, store, "{{ results() }}\n\n{{ shows() }}\n\nOur own last word.\n")
+    assert post.count(HEADING) == 1 and post.count("**What the measurements show**") == 1
+    assert post.index(HEADING) < post.index("Our own last word.") < post.index("## Reproduce this post")
+
+
+def test_no_block_may_follow_the_section(tmp_path):
+    exp, _ = study(tmp_path, analyses_="curves", runs=False)
+    path = tmp_path / "experiments" / "shows.md"
+    for text, fragment in (("{{ shows() }}\n{{ results() }}\n{{ analysis('curves') }}\n",
+                            "results() is placed after shows()"),
+                           ("{{ results() }}\n{{ shows() }}\n", 'analysis("curves") is not placed and would follow')):
+        path.write_text(text)
+        with pytest.raises(prose.ProseError) as err:
+            prose.check(path, exp, {}, "quick")
+        assert str(path) in str(err.value) and fragment in str(err.value) and "\n" not in str(err.value)
+
+
+# ---- what it says ----------------------------------------------------------------------------------------------
+def test_a_verdict_about_a_network_still_learning_says_longer_training_may_change_it(tmp_path):
+    exp, store = study(tmp_path)  # the synthetic histories gain a point in the last epoch: still learning
+    closing = section(render(tmp_path, exp, store))
+    stats = summary(collect("shows", exp, "quick", store))
+    assert stats["still_learning"] == ["Base", "Other"]
+    verdict = stats["comparisons"][0]["verdict"]
+    assert verdict.endswith("so longer training may change this.") and markdown_text(verdict) in closing
+    assert "**Other was still learning**" in closing and "Every variant had converged" not in closing
+
+
+def test_gap_verdicts_are_repeated_only_where_the_post_shows_the_gap(tmp_path):
+    exp, store = study(tmp_path)
+    gap = summary(collect("shows", exp, "quick", store))["gap_comparisons"][0]["verdict"]
+    assert markdown_text(gap) not in section(render(tmp_path, exp, store))
+    assert markdown_text(gap) in section(render(tmp_path, exp, store, "{{ gap() }}\n"))
+
+
+def test_differences_besides_the_factor_are_stated_declared_or_not(tmp_path):
+    exp, store = study(tmp_path, other="    training: {lr: 0.01}")
+    closing = section(render(tmp_path, exp, store))
+    assert ("**Not only the declared factor:** Other also differs from Base in training recipe, lr: 0.01 against "
+            "lr: 0.001, and the study does not declare that difference") in closing
+    exp, store = study(tmp_path / "declared", other="    training: {lr: 0.01}\n    intended: [recipe]\n"
+                                                    "    intended_reason: the learning rate is the factor.")
+    closing = section(render(tmp_path / "declared", exp, store))
+    assert "Not only the declared factor" not in closing
+    assert ("Other and Base differ in training recipe on purpose: lr: 0.01 against lr: 0.001. The learning rate is "
+            "the factor.") in closing
+
+
+# ---- the shift analyses' findings ----------------------------------------------------------------------------
+def grids(unshifted: float, zero_step: float, wrap_step: float) -> tuple[np.ndarray, np.ndarray]:
+    """Accuracy (%) that falls by a fixed step per pixel of (rounded) shift distance."""
+    bins = distance_bins(RADIUS)
+    return unshifted - zero_step * bins, unshifted - wrap_step * bins
+
+
+VARIANTS = {"LeNet": grids(90.0, 10.0, 5.0), "LeNet + GAP": grids(80.0, 2.0, 1.0)}
+
+
+def fake_results() -> dict[str, SimpleNamespace]:
+    """What compute() of shift_curve and shift_grid return, as far as their findings read it."""
+    curve = SimpleNamespace(basis="the first seed's run", test_sizes=[2000], full_test_size=10000, variants=[
+        SimpleNamespace(label=label, points=[SimpleNamespace(distance=d, zero_pct=float(z[RADIUS, RADIUS + d]),
+                                                             wrap_pct=float(w[RADIUS, RADIUS + d]))
+                                             for d in range(RADIUS + 1)])
+        for label, (z, w) in VARIANTS.items()])
+    grid = SimpleNamespace(basis="the first seed's run", radius=RADIUS, variants=[
+        SimpleNamespace(label=label, center_pct=float(z[RADIUS, RADIUS]), zero=z.tolist(), wrap=w.tolist(),
+                        test_size=2000, full_test_size=10000)
+        for label, (z, w) in VARIANTS.items()])
+    return {"shift_curve": curve, "shift_grid": grid}
+
+
+EXPECTED = [
+    ("LeNet, 90.00% unshifted, keeps this share of that accuracy when the test images move by 1 pixel: 88.9% "
+     "zero-filled (94.4% wrapped around); 2 pixels: 77.8% (88.9%); 4 pixels: 55.6% (77.8%)."),
+    ("LeNet + GAP, 80.00% unshifted, keeps this share of that accuracy when the test images move by 1 pixel: 97.5% "
+     "zero-filled (98.8% wrapped around); 2 pixels: 95.0% (97.5%); 4 pixels: 90.0% (95.0%)."),
+    "Moved by 1 pixel (zero-filled), from the most of its accuracy kept to the least: LeNet + GAP 97.5%; LeNet 88.9%.",
+    "Moved by 2 pixels (zero-filled), from the most of its accuracy kept to the least: LeNet + GAP 95.0%; LeNet 77.8%.",
+    "Moved by 4 pixels (zero-filled), from the most of its accuracy kept to the least: LeNet + GAP 90.0%; LeNet 55.6%.",
+]
+
+
+def test_shift_curve_and_shift_grid_find_the_same_shares_of_accuracy_kept():
+    results = fake_results()
+    curve, grid = shift_curve.findings(results["shift_curve"]), shift_grid.findings(results["shift_grid"])
+    assert curve == grid
+    assert curve[:-1] == EXPECTED
+    assert "the first 2,000 of the 10,000 test images" in curve[-1] and "no interval over seeds" in curve[-1]
+
+
+def test_the_closing_section_states_the_shift_findings_once(tmp_path, monkeypatch):
+    """A study that declares both shift analyses: their findings reach the section, each sentence once."""
+    results, real_get = fake_results(), analyses.get
+    monkeypatch.setattr(analyses, "get", lambda name: dataclasses.replace(
+        real_get(name), compute=lambda study, figures: results[name]))
+    real_env = post_mod.package_environment
+
+    def environment():  # their partials are tested with their real results elsewhere
+        env = real_env()
+        env.loader = jinja2.ChoiceLoader([jinja2.DictLoader({f"{n}.md.j2": f"<!-- {n} -->\n" for n in results}),
+                                          env.loader])
+        return env
+    monkeypatch.setattr(post_mod, "package_environment", environment)
+    exp, store = study(tmp_path, other="    model: {options: {global_pool: true}}\n    intended: [parameters]",
+                       analyses_="shift_grid, shift_curve")
+    closing = section(render(tmp_path, exp, store))
+    for sentence in EXPECTED:
+        assert closing.count(markdown_text(sentence)) == 1, sentence
+    assert closing.index(markdown_text(EXPECTED[0])) < closing.index("**What they do not show**")
