@@ -22,11 +22,11 @@ FIELD_HELP: dict[str, str] = {
     "question": "the one question the study answers; shown first in the post",
     "varies": "the one thing the variants change, in words (the setup table and the closing section name it); "
               "`reportgen list` warns about any other difference from the baseline",
-    "date": "the post's date (YYYY-MM-DD)",
+    "date": "the post's date (YYYY-MM-DD); the blog lists the newest first, so a later date reads earlier",
     "categories": "blog categories",
     "tags": "blog tags",
     "template": "another study's id whose prose file this study uses (default: experiments/<id>.md)",
-    "order": "position on the home page (smaller first)",
+    "order": "position in the reading order and on the home page (smaller first)",
     "dataset": "mnist, fashion-mnist or kmnist (a variant may override it)",
     "model": "the model every variant starts from: name and options",
     "training": "the training recipe every variant starts from",

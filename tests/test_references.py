@@ -88,7 +88,7 @@ def test_each_variant_sits_beside_the_references_of_its_dataset_and_family_with_
     assert lenet.acc["n"] == 2 and lenet.acc["mean"] == pytest.approx(90.5) and lenet.epochs == 3
 
     text = _render(result)
-    assert "reference numbers come from other training budgets" in " ".join(text.split())
+    assert "They come from other training budgets" in " ".join(text.split())
     assert "90.50" in text and "—" in text  # our mean; the single MNIST seed has no interval
     rows = [line for line in text.splitlines() if line.startswith("| ") and "(ours)" not in line
             and not line.startswith("| Model")]

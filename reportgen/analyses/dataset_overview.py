@@ -76,7 +76,7 @@ def overview(name: str, figures: FigureWriter, per_class: int = PER_CLASS) -> Da
         entry.missing = str(exc)
         return entry
     n_classes = len(splits.classes)
-    entry.samples = dataset_samples(name, figures, per_class)
+    entry.samples = dataset_samples(name, figures, per_class, prefix="overview-samples")
     entry.val_size = len(splits.val_labels)
     entry.val_counts = np.bincount(splits.val_labels.numpy(), minlength=n_classes).tolist()
     entry.test_counts = np.bincount(splits.test_labels.numpy(), minlength=n_classes).tolist()

@@ -38,9 +38,10 @@ def compute(study: Study, figures: FigureWriter, per_class: int = PER_CLASS) -> 
     return SamplesResult(datasets=[dataset_samples(ds, figures, per_class) for ds in datasets])
 
 
-def dataset_samples(ds: str, figures: FigureWriter, per_class: int = PER_CLASS) -> DatasetSamples:
+def dataset_samples(ds: str, figures: FigureWriter, per_class: int = PER_CLASS,
+                    prefix: str = "samples") -> DatasetSamples:
     """The first ``per_class`` training images of every class of dataset ``ds`` (AnalysisError when it is not
-    provisioned), drawn as one grid."""
+    provisioned), drawn as one grid named ``<prefix>-<ds>`` (each analysis writes its own files)."""
     from ..data import DATASETS
     splits = dataset_splits(ds)
     labels = splits.train_labels.numpy()
@@ -49,7 +50,7 @@ def dataset_samples(ds: str, figures: FigureWriter, per_class: int = PER_CLASS) 
     grid = np.zeros((len(classes), per_class, *splits.train_images.shape[-2:]), dtype=np.uint8)
     for c, idx in enumerate(picks):
         grid[c, :len(idx)] = splits.train_images[torch.from_numpy(idx)].numpy()
-    fig = draw_samples(figures, grid, classes, name=f"samples-{ds}",
+    fig = draw_samples(figures, grid, classes, name=f"{prefix}-{ds}",
                        title=f"{DATASETS[ds].title}: {per_class} training images of each class")
     return DatasetSamples(dataset=ds, title=DATASETS[ds].title, classes=classes, per_class=per_class,
                           train_counts=np.bincount(labels, minlength=len(classes)).tolist(),
