@@ -49,7 +49,7 @@ def test_the_data_post_shows_samples_classes_splits_and_statistics_of_each_provi
     text = (data_post / "data.md").read_text()
     for name in SHOWN:
         title, splits = DATASETS[name].title, load_splits(name)
-        for figure in (f"data/samples-{name}.png", f"data/class-means-{name}.png"):
+        for figure in (f"data/overview-samples-{name}.png", f"data/class-means-{name}.png"):
             assert f"]({figure})" in text and (data_post / figure).is_file(), figure
         tab = text.split(f'=== "{title}"')[1].split("\n=== ")[0].split("### ")[0]
         for index, cls in enumerate(splits.classes):  # every class with its images in each split
@@ -71,7 +71,7 @@ def test_a_dataset_that_is_not_provisioned_is_a_visible_note_not_a_failure(data_
     assert f'!!! warning "{title} is not shown"' in text
     assert f"`reportgen data fetch {MISSING}`" in text
     assert f"| {title} | *not provisioned here* |" in text
-    assert f'=== "{title}"' not in text and not (data_post / "data" / f"samples-{MISSING}.png").exists()
+    assert f'=== "{title}"' not in text and not (data_post / "data" / f"overview-samples-{MISSING}.png").exists()
 
 
 def test_the_data_post_states_no_number_it_did_not_compute(data_post):
