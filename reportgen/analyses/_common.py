@@ -260,9 +260,9 @@ def _parameter_formula(module: nn.Module) -> str:
     return ""
 
 
-def architecture_table(model: nn.Module, in_channels: int = 1, size: int = IMAGE_SIZE) -> dict[str, Any]:
-    """A hooked forward pass of one dummy image: every layer's type, settings, output shape and parameters."""
-    halves = {id(m): "featurizer" for m in model.featurizer.children()}
+def layer_shapes(model: nn.Module, in_channels: int = 1, size: int = IMAGE_SIZE) -> Activations:
+    """Every layer's input and output shapes, from one hooked eval-mode forward pass of a blank image (the
+    model's training mode is restored afterwards)."""
     was_training = model.training
     model.eval()
     try:
@@ -270,6 +270,13 @@ def architecture_table(model: nn.Module, in_channels: int = 1, size: int = IMAGE
             model(torch.zeros(1, in_channels, size, size))
     finally:
         model.train(was_training)
+    return acts
+
+
+def architecture_table(model: nn.Module, in_channels: int = 1, size: int = IMAGE_SIZE) -> dict[str, Any]:
+    """A hooked forward pass of one dummy image: every layer's type, settings, output shape and parameters."""
+    halves = {id(m): "featurizer" for m in model.featurizer.children()}
+    acts = layer_shapes(model, in_channels, size)
     rows = []
     for name, module in layer_table(model):
         params = sum(p.numel() for p in module.parameters() if p.requires_grad)

@@ -20,7 +20,6 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from markupsafe import Markup
 from matplotlib import patches
 from torch import nn
@@ -29,7 +28,7 @@ from ..figures import MUTED, PALETTE, TEXT_DARK, WIDTH, Figure, FigureWriter
 from ..settings import IMAGE_SIZE
 from ..study import Study
 from . import Analysis, AnalysisError
-from ._common import build_spec, capture_activations, layer_table, model_specs
+from ._common import build_spec, layer_shapes, layer_table, model_specs
 
 WINDOWED = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
 
@@ -99,13 +98,7 @@ def receptive_field_rows(model: nn.Module, in_channels: int = 1, size: int = IMA
     """One row per windowed layer before ``flatten``: its window, output size, receptive field and jump. A layer
     that changes the map's size without a window this walk knows is an AnalysisError, not a wrong number."""
     layers = layer_table(model)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode(), capture_activations(model, keep=False) as acts:
-            model(torch.zeros(1, in_channels, size, size))
-    finally:
-        model.train(was_training)
+    acts = layer_shapes(model, in_channels, size)
     r, j, centre = 1, 1, 0.0
     rows: list[dict[str, Any]] = []
     for name, module in layers:
