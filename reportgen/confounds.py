@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .schema import TrainingConfig
+from .schema import DEFAULT_PROFILES, TrainingConfig
 from .settings import DATASET_TITLES, PARAMETER_TOLERANCE
 
 # How a post and a warning name each kind of difference.
@@ -139,12 +139,14 @@ def warnings(path: Path, exp: Any, profile: str) -> list[str]:
                      f"{d.what} as well as in what the study varies: {d.variant_value} vs {d.baseline_value}; if "
                      f"that is intended, add to the variant: intended: [{', '.join(declared)}] "
                      f"and intended_reason: \"why\"")
-    seen = {(d.variant, d.kind) for d in found}
+    # a declaration is stale only when the difference is there under no profile (a variant's own epochs may
+    # be set for the full profile alone)
+    seen = {(d.variant, d.kind) for name in DEFAULT_PROFILES for d in differences(exp, name)}
     for index, v in enumerate(exp.variants):
         for kind in v.intended:
             if (v.name, kind) not in seen:
                 lines.append(f"{path}: variants[{index}] {v.name!r}: intended: lists {kind!r}, but its "
-                             f"{WHAT[kind]} is the baseline's{_tolerance(kind)} under profile {profile!r}; "
+                             f"{WHAT[kind]} is the baseline's{_tolerance(kind)} under every profile; "
                              f"remove it")
     return lines
 

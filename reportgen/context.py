@@ -36,8 +36,9 @@ def reproducibility(study: Study, profile: str) -> dict[str, Any]:
 
 
 # ---- what each variant is ----------------------------------------------------------------------------------
-def describe_training(training: dict[str, Any]) -> str:
-    """One line for a resolved training config (what the setup table says)."""
+def describe_training(training: dict[str, Any], epochs: bool = True) -> str:
+    """One line for a resolved training config (what the setup table says); without the number of epochs when
+    ``epochs`` is false (the setup table then gives them in a column of their own)."""
     parts = [f"{training['optimizer'].upper() if training['optimizer'] == 'sgd' else 'Adam'}, "
              f"learning rate {training['lr']:g}"]
     if training["optimizer"] == "sgd" and training["momentum"]:
@@ -45,7 +46,8 @@ def describe_training(training: dict[str, Any]) -> str:
     if training["weight_decay"]:
         parts.append(f"weight decay {training['weight_decay']:g}")
     parts.append(f"batch size {training['batch_size']}")
-    parts.append(f"{training['epochs']} epoch{'s' if training['epochs'] != 1 else ''}")
+    if epochs:
+        parts.append(f"{training['epochs']} epoch{'s' if training['epochs'] != 1 else ''}")
     schedule = training.get("schedule", "none")
     if schedule == "step":
         parts.append(f"learning rate × {training['gamma']:g} every {training['step_size']} epochs")
@@ -86,24 +88,31 @@ def setup(exp: Any, study: Study, profile: str) -> dict[str, Any]:
     for v, result in zip(exp.variants, study.variants):
         config = exp.resolve(v, prof["seeds"][0], profile)
         model = describe_model(config["model"])
+        epochs = config["training"]["epochs"]
         rows.append({
             "name": v.name, "label": result.label, "description": v.description, "optional": v.optional,
             "dataset": config["dataset"], "dataset_name": DATASET_TITLES.get(config["dataset"], config["dataset"]),
-            "model": model, "parameters": model["parameters"], "training": describe_training(config["training"]),
+            "model": model, "parameters": model["parameters"], "epochs": epochs,
+            "training": describe_training(config["training"], epochs=False),
             "augment": describe_augment(config["training"].get("augment")),
             "max_shift": (config["training"].get("augment") or {}).get("translate", 0.0) * IMAGE_SIZE,
             "unavailable": result.unavailable,
         })
     trainings = {r["training"] for r in rows}
+    epochs = sorted({r["epochs"] for r in rows})
     first = next((r for v in study.available for r in v.runs), None)
     val_size = first.config["val_size"] if first else VAL_SIZE
     train_total = DATASET_TRAIN_SIZE - val_size
     test_sizes = sorted({r.metrics["test_size"] for v in study.available for r in v.runs})
     return {
+        # one training line for all variants when they share it; the epochs join it when they share those too,
+        # else they are a column of their own (a variant may train longer to converge)
         "variants": rows, "training": rows[0]["training"] if len(trainings) == 1 and rows else None,
+        "epochs_vary": len(epochs) > 1,
         "augmented": any(r["augment"] != "none" for r in rows),
         "datasets": list(dict.fromkeys(r["dataset_name"] + (" (left out)" if r["unavailable"] else "") for r in rows)),
-        "seeds": prof["seeds"], "epochs": prof["epochs"], "train_limit": prof["train_limit"],
+        "seeds": prof["seeds"], "epochs": epochs[0] if len(epochs) == 1 else prof["epochs"],
+        "train_limit": prof["train_limit"],
         "eval_limit": prof["eval_limit"], "train_total": train_total,
         "val_size": min(val_size, prof["eval_limit"]) if prof["eval_limit"] else val_size,
         "test_sizes": test_sizes,

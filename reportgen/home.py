@@ -33,6 +33,9 @@ def home_rows(studies: dict, profile: str, store: Store, built: set[str]) -> lis
             "trains": exp.trains, "link": (POSTS / f"{exp_id}.md").as_posix() if exp_id in built else None,
             "variants": [], "missing": None, "baseline_label": None, "epochs": prof["epochs"],
             "train_size": prof["train_limit"] or DATASET_TRAIN_SIZE - VAL_SIZE, "command": f"reportgen run {exp_id} --profile {profile}",
+            # variants that train longer than the rest under this profile (to converge), by label
+            "epochs_other": [{"label": v.label or v.name, "epochs": exp.variant_epochs(v, profile)}
+                             for v in exp.variants if exp.variant_epochs(v, profile) != prof["epochs"]],
         }
         if exp.trains:
             try:

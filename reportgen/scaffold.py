@@ -42,6 +42,8 @@ FIELD_HELP: dict[str, str] = {
     "variants.dataset": "another dataset for this variant",
     "variants.model": "model overrides: another name and/or options",
     "variants.training": "training overrides (any training field but epochs)",
+    "variants.epochs": "this variant's own epochs per profile, e.g. {full: 40} for a network that needs longer to "
+                       "converge; declare it with intended: [epochs]",
     "variants.optional": "leave the variant out, with a note, when its dataset cannot be provisioned",
     "variants.intended": f"other differences from the baseline that are there on purpose: parameters (beyond "
                          f"{PARAMETER_TOLERANCE:.0%}), data, dataset, recipe, epochs; stated in the post instead "

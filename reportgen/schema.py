@@ -9,7 +9,7 @@ import datetime as dt
 import difflib
 import math
 import re
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -274,6 +274,10 @@ class VariantConfig(Strict):
     # check then states them instead of warning), and why. Not part of any run's config or cache key.
     intended: list[Literal["parameters", "data", "dataset", "recipe", "epochs"]] = Field(default_factory=list)
     intended_reason: str = ""
+    # This variant's own number of epochs under a profile, e.g. {full: 40} for a network that needs longer to
+    # converge than the baseline; a difference from the baseline must be declared with intended: [epochs].
+    epochs: dict[Literal["smoke", "quick", "full"], Annotated[int, Field(gt=0, le=1000)]] = Field(
+        default_factory=dict)
 
     @model_validator(mode="after")
     def _intended(self) -> "VariantConfig":
@@ -304,7 +308,8 @@ class VariantConfig(Strict):
     def _no_epochs(cls, v: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
         if v is not None and "epochs" in v:
             # resolve() takes epochs from the profile, so a per-variant value would be silently ignored
-            raise ValueError("epochs cannot differ per variant; set training.epochs or profiles.<profile>.epochs")
+            raise ValueError("a variant's epochs are set per profile by its own epochs: {<profile>: N}, "
+                             "not in its training block")
         return v
 
 
@@ -404,6 +409,10 @@ class StudyConfig(Strict):
             model["options"].update(variant.model.get("options") or {})
         return ModelConfig.model_validate(model)
 
+    def variant_epochs(self, variant: VariantConfig, profile: str) -> int:
+        """The variant's own epochs under ``profile`` when it declares them, else the profile's."""
+        return variant.epochs.get(profile) or self.profile(profile)["epochs"]
+
     def variant_training(self, variant: VariantConfig, epochs: int, profile: Optional[str] = None) -> TrainingConfig:
         """The study's training block, then the profile's overrides, then the variant's, with the given epochs."""
         training = self.training.model_dump()
@@ -417,7 +426,7 @@ class StudyConfig(Strict):
         """The complete, plain-data config of one run (what is hashed into its cache key)."""
         prof = self.profile(profile)
         model_cfg = self.variant_model(variant)
-        training_cfg = self.variant_training(variant, prof["epochs"], profile)
+        training_cfg = self.variant_training(variant, self.variant_epochs(variant, profile), profile)
         return {
             "dataset": variant.dataset or self.dataset,
             "model": {"name": model_cfg.name, "options": model_cfg.options},

@@ -114,6 +114,36 @@ def test_a_difference_the_variant_does_not_have_is_a_stale_declaration(studies):
     assert "variants[1] 'other': intended: lists 'parameters'" in warned[0] and "remove it" in warned[0]
 
 
+def test_a_variant_s_own_epochs_are_used_under_their_profile_and_must_be_declared(studies):
+    """``epochs: {full: 4}`` trains that variant 4 epochs under full only; the difference is a confound until
+    declared, and a declaration that holds under one profile only is not stale under the others."""
+    path = write(studies, "    epochs: {full: 4}")
+    exp = load_study(path)
+    assert exp.resolve(exp.variant("other"), 0, "full")["training"]["epochs"] == 4
+    assert exp.resolve(exp.variant("other"), 0, "quick")["training"]["epochs"] == 2
+    assert exp.resolve(exp.variant("plain"), 0, "full")["training"]["epochs"] == 2
+    code, warned, output = warnings_of("list", "--profile", "full")
+    assert code == 0 and len(warned) == 1 and "number of epochs" in warned[0] and "4 vs 2" in warned[0], output
+    assert "intended: [epochs]" in warned[0], output
+    write(studies, "    epochs: {full: 4}\n    intended: [epochs]\n    intended_reason: to converge")
+    for profile in ("smoke", "quick", "full"):
+        code, warned, output = warnings_of("list", "--profile", profile)
+        assert code == 0 and warned == [], (profile, output)
+
+
+@pytest.mark.parametrize("other, fragments", [
+    ("    epochs: {full: 0}", ["variants[1].epochs.full", "greater than 0"]),
+    ("    epochs: {ful: 4}", ["variants[1].epochs", "'ful'", "full"]),
+    ("    training: {epochs: 4}", ["variants[1].training", "epochs: {<profile>: N}"]),
+])
+def test_a_bad_variant_epochs_is_one_line_exit_2(studies, other, fragments):
+    write(studies, other)
+    code, out, err = run_main("list", "--profile", "smoke")
+    assert code == 2 and out == "" and "Traceback" not in err, err
+    assert err.count("\n") == 1 and err.startswith("error: "), err
+    assert all(f in err for f in fragments), err
+
+
 def test_a_study_that_does_not_say_what_it_varies_is_warned(studies):
     write(studies, "    model: {options: {dropout: 0.5}}", varies="")
     code, warned, output = warnings_of("list", "--profile", "smoke")
@@ -162,7 +192,8 @@ def test_the_pooling_comparison_matches_parameters_except_global_average_pooling
     design."""
     _, exp = discover(ROOT / "experiments")["pooling"]
     found = {(d.variant, d.kind) for d in confounds.differences(exp, "full")}
-    assert found == {("gap", "parameters")}
+    assert found == {("gap", "parameters"), ("gap", "epochs")}
+    assert {(d.variant, d.kind) for d in confounds.differences(exp, "quick")} == {("gap", "parameters")}
     models = {v.name: exp.resolve(v, 0, "full")["model"] for v in exp.variants}
     counts = {name: count_parameters(build_model(m["name"], **m["options"])) for name, m in models.items()}
     assert counts["strided"] == counts["pool"] > counts["gap"]

@@ -24,6 +24,7 @@ from scipy import stats as scipy_stats
 from reportgen import post as post_mod
 from reportgen.config import discover, load_study
 from reportgen.context import setup
+from reportgen.home import render_home
 from reportgen.loader import Normalization
 from reportgen.markdown import html_text, interval, markdown_text, number, signed_number
 from reportgen.models import build_model, count_parameters
@@ -262,6 +263,29 @@ def test_post_states_the_numbers_of_the_results(tmp_path):
     assert "## The models" in post
     assert re.search(r"^Base: conv 5×5, 6 ch → ReLU → .* — 61,706 parameters\.$", post, re.M)
     assert re.search(r"^Better: .*dropout 0\.5.* — 61,706 parameters\.$", post, re.M)
+
+
+def test_a_variant_that_trains_longer_shows_its_epochs_in_the_setup_and_on_the_home_page(tmp_path):
+    """A variant's own ``epochs: {quick: 3}`` is a column of the setup table (the shared training line no longer
+    states one number), the closing section names both counts, and the home table says who trains longer."""
+    text = TWO_VARIANTS.format(id="alpha", title="Alpha", description="A.", base_label="Base").replace(
+        "    model: {options: {dropout: 0.5}}",
+        "    model: {options: {dropout: 0.5}}\n    epochs: {quick: 3}\n    intended: [epochs]\n"
+        "    intended_reason: it converges more slowly")
+    path = write_experiment(tmp_path / "experiments", text)
+    exp = load_study(path)
+    store = Store(tmp_path / "results")
+    for seed, (a, b) in enumerate(zip((0.80, 0.81, 0.82), (0.83, 0.845, 0.85))):
+        write_run(store, exp, "base", seed, "quick", a)
+        write_run(store, exp, "better", seed, "quick", b, epochs=3)
+    post = render_study("alpha", exp, "quick", store, tmp_path / "docs").read_text()
+    assert "; the epochs are in the table below;" in post
+    assert re.search(r"^\| Base \| the baseline \| .* \| 61,706 \| 2 \|$", post, re.M), post
+    assert re.search(r"^\| Better \| dropout p = 0.5 \| .* \| 61,706 \| 3 \|$", post, re.M), post
+    assert "Each network trained for 2 or 3 epochs" in post
+    render_home({"alpha": (path, exp)}, "quick", store, tmp_path / "docs", {"alpha"})
+    home = (tmp_path / "docs" / "index.md").read_text()
+    assert "55,000 images, 2 epochs (Better: 3)" in home
 
 
 def test_verdicts_in_the_post_are_exactly_the_computed_ones(tmp_path):
