@@ -19,6 +19,7 @@ from dataclasses import asdict
 from typing import Any
 
 from .confounds import Difference
+from .markdown import signed_number
 
 
 def closing(exp: Any, stats: dict[str, Any], facts: dict[str, Any], differences: list[Difference],
@@ -29,7 +30,11 @@ def closing(exp: Any, stats: dict[str, Any], facts: dict[str, Any], differences:
     shown = {row["name"] for row in rows}
     verdicts = [c["verdict"] for c in stats["comparisons"]]
     if "gap" in placed:
-        verdicts += [c["verdict"] for c in stats["gap_comparisons"]]
+        for c in stats["gap_comparisons"]:
+            verdicts.append(c["verdict"])
+            verdicts.append(f"Where that change in the gap comes from: {c['label']}'s training accuracy differs by "
+                            f"{_points(c['train_change'])} and its validation accuracy by {_points(c['val_change'])} "
+                            f"from {c['baseline_label']}'s (means over seeds).")
     compared = [d for d in differences if d.variant in shown and d.baseline in shown]
     datasets = list(dict.fromkeys(row["dataset_name"] for row in rows))
     return {
@@ -52,6 +57,10 @@ def closing(exp: Any, stats: dict[str, Any], facts: dict[str, Any], differences:
         "unavailable": stats["unavailable"], "baseline_missing": stats["baseline_missing"],
         "baseline_label": stats["baseline_label"],
     }
+
+
+def _points(value: float) -> str:
+    return f"{signed_number(value)} points"
 
 
 def _difference(d: Difference) -> dict[str, Any]:

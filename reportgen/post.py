@@ -76,9 +76,9 @@ def _blocks(exp: Any, stats: dict[str, Any] | None, facts: dict[str, Any], secti
 
 
 def body(exp: Any, prose_file: Path | None, blocks: prose.Blocks, namespace: dict[str, Any],
-         closing: Callable[[list[str]], Markup] | None = None) -> tuple[str, str, str]:
+         closing: Callable[[list[str], Markup], Markup] | None = None) -> tuple[str, str, str]:
     """The post's models section, its body — the prose with what it places, then every block it did not place —
-    and its closing section ``closing(placed)`` for the frame to append after the body, unless the prose placed
+    and its closing section ``closing(placed, answer)`` for the frame to append after the body, unless the prose placed
     it with ``shows()`` (then it is in the body, where the prose put it, and the third value is empty)."""
     parts = []
     if prose_file is not None and prose_file.is_file():
@@ -88,7 +88,7 @@ def body(exp: Any, prose_file: Path | None, blocks: prose.Blocks, namespace: dic
     parts += [blocks.analyses[name] for name in exp.analyses if f"analysis:{name}" not in blocks.placed]
     models_text = "" if "models" in blocks.placed else blocks.models
     text = "\n".join(str(p).strip("\n") + "\n" for p in parts if str(p).strip())
-    section = str(closing(blocks.placed)).strip("\n") if closing is not None else ""
+    section = str(closing(blocks.placed, blocks.answer)).strip("\n") if closing is not None else ""
     if "shows" in blocks.placed:
         placed = section if blocks.shows_heading else section.split("\n", 1)[-1].strip("\n")
         return models_text, text.replace(str(prose.SHOWS_MARK), placed, 1), ""
@@ -138,11 +138,15 @@ def _render(study: Study, exp: Any, profile: str, figures: FigureWriter, declare
     def render(template: str) -> Markup:
         return Markup(env.get_template(template).render(**common))
 
-    def closing(placed: list[str]) -> Markup:  # "What this shows — and what it doesn't", once the body is known
+    def closing(placed: list[str], answer: Markup) -> Markup:  # "What this shows — and what it doesn't", once
+        # the body is known; an illustration that trains nothing has one when its prose gives an answer
         if not (exp.trains and stats):
-            return Markup("")
-        data = conclusions.closing(exp, stats, facts, confounds.differences(exp, profile), findings, placed)
-        return Markup(env.get_template("_shows.md.j2").render(c=data, **common))
+            if not answer:
+                return Markup("")
+            data = {"question": exp.question, "illustration": True}
+        else:
+            data = conclusions.closing(exp, stats, facts, confounds.differences(exp, profile), findings, placed)
+        return Markup(env.get_template("_shows.md.j2").render(c=data, answer=answer, **common))
 
     blocks = _blocks(exp, stats, facts, sections, render)
     models_text, text, shows = body(exp, prose_file, blocks,

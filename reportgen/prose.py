@@ -36,6 +36,8 @@ NAMES: dict[str, tuple[str, str]] = {
     "shows": ("shows()", "places the closing section, \"What this shows — and what it doesn't\" (the verdicts, "
               "convergence, confounds and limits), here; shows(heading=False) leaves out its heading so the prose "
               "can write its own; no block may follow it (without it, the section ends the post)"),
+    "answer": ("{% call answer() %}…{% endcall %}", "the post's answer to its question, in the prose's own words "
+               "with measured numbers (acc, diff); shown first in the closing section, under the question"),
     "acc": ('acc("variant")', "a variant's mean test accuracy with its interval, e.g. 83.79% (95% CI 83.38 to "
             "84.20); also .mean .low .high .std .n"),
     "diff": ('diff("variant")', "the difference in test accuracy to the baseline (paired over seeds where both "
@@ -113,6 +115,7 @@ class Blocks:
     def __post_init__(self) -> None:
         self.placed: list[str] = []
         self.shows_heading = True
+        self.answer = Markup("")  # the prose's answer to the question (answer()), for the closing section
 
     def _place(self, key: str, text: Markup) -> Markup:
         call = f'analysis("{key[9:]}")' if key.startswith("analysis:") else f"{key}()"
@@ -157,10 +160,21 @@ def context(blocks: Blocks, *, setup: dict[str, Any], profile: str, exp: Any,
             "models", blocks.models if heading else Markup(blocks.models.split("\n", 1)[-1])),
         "gap": lambda: blocks._place("gap", blocks.gap),
         "shows": lambda heading=True: _place_shows(blocks, heading),
+        "answer": lambda caller=None: _answer(blocks, caller),
         "variant": lambda name: blocks.variants[known_variant(name)],
         "setup": setup, "profile": profile, "post": post,
         "study": {"id": exp.id, "title": exp.title, "question": exp.question},
     }
+
+
+def _answer(blocks: Blocks, caller: Callable[[], str] | None) -> Markup:
+    """Record the answer written between ``{% call answer() %}`` and ``{% endcall %}``; it places nothing here."""
+    if caller is None:
+        raise ValueError("answer() takes its sentences as a call block: {% call answer() %}…{% endcall %}")
+    if blocks.answer:
+        raise ValueError("answer() is given twice; a post answers its question once")
+    blocks.answer = Markup(" ".join(str(caller()).split()))
+    return Markup("")
 
 
 def _place_shows(blocks: Blocks, heading: bool) -> Markup:

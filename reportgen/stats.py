@@ -297,6 +297,10 @@ def summary(study: Study) -> dict[str, Any]:
             gap_diff = difference(base, v, value=gap, metric="the train − validation gap", words=GAP_WORDS)
             if gap_diff is not None:
                 gap_diff["verdict"] = learning_caveat(gap_diff["verdict"], learning)
+                # where the change comes from: the training side or the validation side of the gap (means)
+                train_key = "train_acc_eval" if eval_train else "train_acc_running"
+                gap_diff["train_change"] = row[train_key]["mean"] - base_row[train_key]["mean"]
+                gap_diff["val_change"] = row["val_acc"]["mean"] - base_row["val_acc"]["mean"]
                 gap_comparisons.append(gap_diff)
                 row["gap_diff"] = gap_diff
     unavailable = [{"name": v.name, "label": v.label, "dataset": v.dataset, "reason": v.unavailable}

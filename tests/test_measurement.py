@@ -113,7 +113,7 @@ def test_the_gap_and_its_verdict_use_the_eval_mode_accuracy(trained):
         assert value == pytest.approx(gaps[("dropout", seed)] - gaps[("plain", seed)])
     text = render("_gap.md.j2", s)
     assert "Train, eval mode (%)" in text and "Train, running during training (%)" in text
-    assert "on all 300 of the training images" in text and "not used for the verdict" in text
+    assert "on all 300 of the\ntraining images" in text and "for comparison only" in text
     row = s["rows"][1]
     assert (f"| Dropout | {row['train_acc_eval']['mean']:.2f} | {row['train_acc_running']['mean']:.2f} | "
             f"{row['val_acc']['mean']:.2f} | {row['gap']['mean']:.2f} |").replace("-", "\u2212") in text
@@ -184,8 +184,8 @@ def test_the_checkpoint_sentence_names_each_seeds_epoch():
     s = summary(study(base))
     assert s["rows"][0]["checkpoint"]["epochs"] == [8, 5, 8]
     text = render("_results.md.j2", s)
-    assert "The checkpoint\nepochs (seeds 0, 1, 2):\nBase: 8, 5, 8 of 8." in text
-    assert "highest validation\naccuracy (ties keep the earlier epoch)" in text
+    assert "at epochs (seeds 0, 1, 2):\nBase: 8, 5, 8 of 8." in text
+    assert "([the checkpoint](../../methods.md#the-checkpoint))" in text  # the rule, ties included, is there
 
 
 def test_the_disagreement_table_appears_only_when_validation_loss_rises_after_its_minimum():
@@ -229,12 +229,13 @@ def test_variants_on_other_data_get_welchs_unpaired_interval_and_say_so():
     assert p["per_seed"] == {0: pytest.approx(0.5), 1: pytest.approx(0.7), 2: pytest.approx(0.3)}
 
     unpaired = render("_results.md.j2", summary(study(fashion, digits)))
-    assert "unpaired (Welch's t-interval)" in unpaired and "paired difference" not in unpaired
-    paired = render("_results.md.j2", summary(study(fashion, same)))
-    assert "The last column is the paired difference to Fashion" in paired and "Welch" not in paired
-    mixed = render("_results.md.j2", summary(study(fashion, same, digits)))
-    assert "paired, seed against seed, for Same, which trains and tests on the\nsame images" in mixed
-    assert "unpaired (Welch's t-interval) for Digits, which does not." in mixed
+    flat = lambda text: " ".join(text.split())
+    unpaired = flat(render("_results.md.j2", summary(study(fashion, digits))))
+    assert "unpaired (Welch), because the variants use different images" in unpaired and "paired seed" not in unpaired
+    paired = flat(render("_results.md.j2", summary(study(fashion, same))))
+    assert "paired seed against seed (both use the same images)" in paired and "Welch" not in paired
+    mixed = flat(render("_results.md.j2", summary(study(fashion, same, digits))))
+    assert "paired for Same and unpaired (Welch) for Digits, which uses other images" in mixed
 
 
 def test_an_unpaired_difference_with_one_seed_a_side_has_no_interval():
@@ -262,5 +263,5 @@ def test_the_results_table_shows_the_binomial_interval_beside_the_seed_interval(
     assert "| Variant | Test accuracy (%) | 95% CI (seeds) | 95% CI (test set) | Std |" in text
     assert (f"| Base | 81.00 | {row['acc']['low']:.2f} to {row['acc']['high']:.2f} | "
             f"{row['test_set']['low']:.2f} to {row['test_set']['high']:.2f} | 1.00 |") in text
-    assert "Wilson's binomial interval on\nthe 10,000 test images" in text
-    assert "which no number of seeds shrinks" in text
+    assert "the test set's own 95% interval (sampling error of 10,000 test images" in " ".join(text.split())
+    assert "which no number of seeds shrinks" in " ".join(text.split())

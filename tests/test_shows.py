@@ -80,11 +80,14 @@ def test_every_shipped_training_post_ends_with_the_section(tmp_path, stub_analys
                 write_run(store, exp, v.name, seed, "quick", 0.8 + 0.01 * seed)
         post = render_study(exp_id, exp, "quick", store, tmp_path / "docs", None, path.with_suffix(".md")).read_text()
         headings = re.findall(r"^## .*$", post, re.M)
-        if not exp.trains:  # an illustration has no verdicts to close with
-            assert HEADING not in headings, exp_id
-            continue
+        # every post answers its question in its prose's own words, first in the closing section; an
+        # illustration has nothing else there (no verdicts, nothing random)
         assert headings[-2:] == [HEADING, "## Reproduce this post"] and headings.count(HEADING) == 1, exp_id
         closing = section(post)
+        assert re.search(r"^\*\*The question:\*\* .+\n\n\*\*The answer:\*\* .{40,}$", closing, re.M), exp_id
+        if not exp.trains:
+            assert "**What the measurements show**" not in closing, exp_id
+            continue
         assert f"**What the variants vary:** {markdown_text(exp.varies)}" in closing, exp_id
         for c in summary(collect(exp_id, exp, "quick", store))["comparisons"]:
             assert markdown_text(c["verdict"]) in closing, exp_id
@@ -101,6 +104,31 @@ def test_the_prose_may_place_the_section_with_its_own_words(tmp_path):
     post = render(tmp_path, exp, store, "{{ results() }}\n\n{{ shows() }}\n\nOur own last word.\n")
     assert post.count(HEADING) == 1 and post.count("**What the measurements show**") == 1
     assert post.index(HEADING) < post.index("Our own last word.") < post.index("## Reproduce this post")
+
+
+def test_the_answer_comes_first_under_the_question_with_measured_numbers(tmp_path):
+    exp, store = study(tmp_path)
+    post = render(tmp_path, exp, store, "{{ results() }}\n\n{% call answer() %}Yes: Other scores\n"
+                                        "{{ acc('other') }}, {{ diff('other') }} above Base.{% endcall %}\n")
+    closing = section(post)
+    acc = summary(collect(exp.id, exp, "quick", store))["rows"][1]["acc"]
+    first = closing.split("**What the variants vary:**")[0]
+    assert f"**The question:** Does the section answer the question?\n\n**The answer:** Yes: Other scores " \
+           f"{acc['mean']:.2f}% (95% CI {acc['low']:.2f} to {acc['high']:.2f})," in first, first
+    assert post.count("**The answer:**") == 1 and "Yes: Other" not in post.split(HEADING)[0]
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("{% call answer() %}One.{% endcall %}{% call answer() %}Two.{% endcall %}", "answer() is given twice"),
+    ("{{ answer() }}", "answer() takes its sentences as a call block"),
+])
+def test_a_misused_answer_is_one_line(tmp_path, text, fragment):
+    exp, _ = study(tmp_path, runs=False)
+    path = tmp_path / "experiments" / "shows.md"
+    path.write_text(text + "\n")
+    with pytest.raises(prose.ProseError) as err:
+        prose.check(path, exp, {}, "quick")
+    assert str(path) in str(err.value) and fragment in str(err.value) and "\n" not in str(err.value)
 
 
 def test_no_block_may_follow_the_section(tmp_path):
@@ -142,8 +170,10 @@ def test_differences_besides_the_factor_are_stated_declared_or_not(tmp_path):
                                                     "    intended_reason: the learning rate is the factor.")
     closing = section(render(tmp_path / "declared", exp, store))
     assert "Not only the declared factor" not in closing
-    assert ("Other and Base differ in training recipe on purpose: lr: 0.01 against lr: 0.001. The learning rate is "
-            "the factor.") in closing
+    # stated with what the variants vary, not among the limits
+    assert ("**Also different, on purpose:**\n\n- Other and Base differ in training recipe: lr: 0.01 against "
+            "lr: 0.001. The learning rate is the factor.") in closing
+    assert closing.index("**Also different, on purpose:**") < closing.index("**What the measurements show**")
 
 
 # ---- the shift analyses' findings ----------------------------------------------------------------------------
@@ -171,13 +201,13 @@ def fake_results() -> dict[str, SimpleNamespace]:
 
 
 EXPECTED = [
-    ("LeNet, 90.00% unshifted, keeps this share of that accuracy when the test images move by 1 pixel: 88.9% "
-     "zero-filled (94.4% wrapped around); 2 pixels: 77.8% (88.9%); 4 pixels: 55.6% (77.8%)."),
-    ("LeNet + GAP, 80.00% unshifted, keeps this share of that accuracy when the test images move by 1 pixel: 97.5% "
-     "zero-filled (98.8% wrapped around); 2 pixels: 95.0% (97.5%); 4 pixels: 90.0% (95.0%)."),
-    "Moved by 1 pixel (zero-filled), from the most of its accuracy kept to the least: LeNet + GAP 97.5%; LeNet 88.9%.",
-    "Moved by 2 pixels (zero-filled), from the most of its accuracy kept to the least: LeNet + GAP 95.0%; LeNet 77.8%.",
-    "Moved by 4 pixels (zero-filled), from the most of its accuracy kept to the least: LeNet + GAP 90.0%; LeNet 55.6%.",
+    ("LeNet, 90.00% unshifted, when the test images move by 1 pixel: 80.00% zero-filled (88.9% of it kept), "
+     "85.00% wrapped around; 2 pixels: 70.00% zero-filled (77.8% of it kept), 80.00% wrapped around; 4 pixels: "
+     "50.00% zero-filled (55.6% of it kept), 70.00% wrapped around."),
+    ("LeNet + GAP, 80.00% unshifted, when the test images move by 1 pixel: 78.00% zero-filled (97.5% of it kept), "
+     "79.00% wrapped around; 2 pixels: 76.00% zero-filled (95.0% of it kept), 78.00% wrapped around; 4 pixels: "
+     "72.00% zero-filled (90.0% of it kept), 76.00% wrapped around."),
+    "Moved by 4 pixels (zero-filled), from the highest accuracy to the lowest: LeNet + GAP 72.00%; LeNet 50.00%.",
 ]
 
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Shift distances (pixels) the closing section reports: one pixel is within a 2×2 pooling window, two is a whole
-# window, four is two windows of the first pooling layer (one of the second).
+# Shift distances (pixels) the closing section reports: one pixel (with the diagonal ±1, ±1) is less than a 2×2
+# pooling window, two is a whole window, four is two windows of the first pooling layer (one of the second).
 DISTANCES = (1, 2, 4)
 
 
@@ -45,26 +45,26 @@ def _share(part: float, whole: float) -> float:
 
 
 def findings(variants: list[Kept], basis: str, test_images: list[int], full_test_size: int) -> list[str]:
-    """The sentences: per variant the share of its unshifted accuracy kept at each of :data:`DISTANCES` (both
-    ways of moving), then per distance the variants from the most kept to the least, then what they rest on."""
+    """The sentences: per variant its accuracy at each of :data:`DISTANCES`, zero-filled with the share of its
+    unshifted accuracy that is, and wrapped around; then, at the largest distance, the variants from the highest
+    accuracy to the lowest (a share alone flatters a variant that starts lower, since accuracy cannot fall much
+    below chance); then what they rest on."""
     rows = [v for v in variants if v.unshifted > 0]
     out = []
     for v in rows:
         steps = [d for d in DISTANCES if d in v.zero]
         if not steps:
             continue
-        parts = [f"{d} pixel{'s' if d != 1 else ''}: {_share(v.zero[d], v.unshifted):.1f}%"
-                 + (f" zero-filled ({_share(v.wrap[d], v.unshifted):.1f}% wrapped around)" if d == steps[0]
-                    else f" ({_share(v.wrap[d], v.unshifted):.1f}%)") for d in steps]
-        out.append(f"{v.label}, {v.unshifted:.2f}% unshifted, keeps this share of that accuracy when the test "
-                   f"images move by " + "; ".join(parts) + ".")
-    if len(rows) > 1:
-        for d in DISTANCES:
-            ranked = sorted((v for v in rows if d in v.zero), key=lambda v: -_share(v.zero[d], v.unshifted))
-            if len(ranked) > 1:
-                out.append(f"Moved by {d} pixel{'s' if d != 1 else ''} (zero-filled), from the most of its accuracy "
-                           f"kept to the least: " + "; ".join(f"{v.label} {_share(v.zero[d], v.unshifted):.1f}%"
-                                                            for v in ranked) + ".")
+        parts = [f"{d} pixel{'s' if d != 1 else ''}: {v.zero[d]:.2f}% zero-filled "
+                 f"({_share(v.zero[d], v.unshifted):.1f}% of it kept), {v.wrap[d]:.2f}% wrapped around"
+                 for d in steps]
+        out.append(f"{v.label}, {v.unshifted:.2f}% unshifted, when the test images move by "
+                   + "; ".join(parts) + ".")
+    far = max((d for d in DISTANCES if all(d in v.zero for v in rows)), default=None)
+    if len(rows) > 1 and far is not None:
+        ranked = sorted(rows, key=lambda v: -v.zero[far])
+        out.append(f"Moved by {far} pixel{'s' if far != 1 else ''} (zero-filled), from the highest accuracy to the "
+                   f"lowest: " + "; ".join(f"{v.label} {v.zero[far]:.2f}%" for v in ranked) + ".")
     if out:
         images = " / ".join(f"{n:,}" for n in test_images)
         where = (f"all {full_test_size:,} test images" if test_images == [full_test_size]

@@ -22,6 +22,8 @@ class VariantCurves:
     final_train_acc_pct: float
     final_val_acc_pct: float
     best_val_acc_pct: float
+    first_val_acc_pct: float                     # after the first epoch: how fast it starts
+    label_smoothing: float = 0.0                 # its training loss includes it; the validation loss does not
 
 
 @dataclass
@@ -30,6 +32,11 @@ class CurvesResult:
     seeds: int                                   # the most seeds of any variant (1: no band)
     variants: list[VariantCurves] = field(default_factory=list)
     chart: Chart | None = None                   # the figure's numbers, per epoch and per seed, for the page
+
+    @property
+    def label_smoothing(self) -> list[float]:
+        """The label smoothing of the variants that train with it (distinct values)."""
+        return sorted({v.label_smoothing for v in self.variants if v.label_smoothing})
 
 
 def compute(study: Study, figures: FigureWriter) -> CurvesResult:
@@ -43,7 +50,9 @@ def compute(study: Study, figures: FigureWriter) -> CurvesResult:
                                   epochs=int(per_seed["val_acc"].shape[1]),
                                   final_train_acc_pct=100.0 * float(per_seed["train_acc"][:, -1].mean()),
                                   final_val_acc_pct=100.0 * float(per_seed["val_acc"][:, -1].mean()),
-                                  best_val_acc_pct=100.0 * float(per_seed["val_acc"].max(1).mean())))
+                                  best_val_acc_pct=100.0 * float(per_seed["val_acc"].max(1).mean()),
+                                  first_val_acc_pct=100.0 * float(per_seed["val_acc"][:, 0].mean()),
+                                  label_smoothing=float(v.runs[0].config["training"].get("label_smoothing") or 0.0)))
     fig = draw_curves(figures, series, title=f"{study.config.title}: training curves") if series else None
     chart = Chart(curves_chart(series, seeds, fig.alt), fig) if fig else None
     return CurvesResult(figure=fig, variants=rows, seeds=max((len(v.runs) for v in study.available), default=0),
@@ -99,7 +108,16 @@ def draw_curves(figures: FigureWriter, series: dict[str, dict[str, np.ndarray]],
     return figures.emit(name, alt, (series, title), draw)
 
 
+def findings(result: CurvesResult) -> list[str]:
+    """How fast each variant starts: its validation accuracy after the first epoch (two variants or more)."""
+    if len(result.variants) < 2 or any(v.epochs < 2 for v in result.variants):
+        return []
+    each = "; ".join(f"{v.label} {v.first_val_acc_pct:.2f}%" for v in result.variants)
+    return [f"Validation accuracy after the first epoch (mean over seeds), a measure of how fast each network "
+            f"starts: {each}."]
+
+
 ANALYSIS = Analysis(
-    name="curves", title="Learning curves", compute=compute,
+    name="curves", title="Learning curves", compute=compute, findings=findings,
     summary="Train and validation loss and accuracy per epoch, mean over seeds with a min–max band.",
 )

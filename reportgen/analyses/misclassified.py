@@ -38,6 +38,8 @@ class VariantMistakes:
     error_pct: float
     shown: list[Mistake]
     figure: Figure | None        # None when the run makes no mistake
+    label_smoothing: float = 0.0
+    target_pct: float = 100.0    # the probability training asks for on the right class: 1 − ε + ε/K with smoothing ε
 
 
 @dataclass
@@ -63,8 +65,11 @@ def compute(study: Study, figures: FigureWriter, count: int = SHOWN) -> Misclass
             fig = draw_misclassified(figures, images[order].numpy(), [asdict(s) for s in shown],
                                      name=f"misclassified-{v.name}",
                                      title=f"{v.label}: the {len(shown)} most confident mistakes (seed {run.seed})")
+        smoothing = float(run.config["training"].get("label_smoothing") or 0.0)
         rows.append(VariantMistakes(**variant_head(v, run), errors=int(len(wrong)), test_size=int(len(labels)),
-                                    error_pct=pct(len(wrong) / max(1, len(labels))), shown=shown, figure=fig))
+                                    error_pct=pct(len(wrong) / max(1, len(labels))), shown=shown, figure=fig,
+                                    label_smoothing=smoothing,
+                                    target_pct=pct(1 - smoothing + smoothing / probs.shape[1])))
     return MisclassifiedResult(basis=FIRST_SEED, variants=rows)
 
 

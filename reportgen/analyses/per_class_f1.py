@@ -116,7 +116,13 @@ def draw_per_class_f1(figures: FigureWriter, variants: list[tuple[str, str, list
     return figures.emit(name, alt, (variants, title), draw)
 
 
+def findings(result: PerClassF1Result) -> list[str]:
+    """Where each variant goes wrong most: its hardest and easiest class by mean F1."""
+    return [f"{v.label}: the hardest class is {v.worst.name} (F1 {v.worst.f1:.3f}, mean over seeds), the easiest "
+            f"{v.best.name} ({v.best.f1:.3f})." for v in result.variants if v.classes]
+
+
 ANALYSIS = Analysis(
-    name="per_class_f1", title="F1 score per class", compute=compute,
+    name="per_class_f1", title="F1 score per class", compute=compute, findings=findings,
     summary="F1 of every class, mean over seeds with the min–max range, per variant.",
 )
