@@ -29,7 +29,7 @@ from .data import DATASETS, data_root, load_splits, validation_split
 from .loader import DeviceLoader, Normalization
 from .models import build_model
 from .provision import provision
-from .schema import TrainingConfig
+from .run_schema import TrainingConfig
 from .settings import CHANNELS_LAST_ON_CPU, CPU_THREADS_PER_RUN, DATASET_TITLES, SPLIT_SEED, VAL_SIZE
 from .train import PER_BATCH_SCHEDULES, describe_device, evaluate, make_optimizer, make_schedule, resolve_device
 

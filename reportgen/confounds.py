@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .schema import DEFAULT_PROFILES, TrainingConfig
+from .run_schema import TrainingConfig
+from .schema import DEFAULT_PROFILES
 from .settings import DATASET_TITLES, PARAMETER_TOLERANCE
 
 # How a post and a warning name each kind of difference.

@@ -13,7 +13,8 @@ from typing import Any
 from . import settings
 from .fsutil import atomic_write
 from .markdown import package_environment
-from .schema import DEFAULT_PROFILES, TrainingConfig
+from .run_schema import TrainingConfig
+from .schema import DEFAULT_PROFILES
 
 METHODS = "methods.md"
 

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from . import __version__
-from .schema import TrainingConfig
+from .run_schema import TrainingConfig
 from .loader import DeviceLoader, Normalization, to_input
 from .models import build_model, count_parameters
 from .settings import CHANNELS_LAST_ON_CPU, CPU_THREADS_PER_RUN, EVAL_BATCH

@@ -167,7 +167,7 @@ def all_resolved(exp):
 
 @pytest.mark.parametrize("path", sorted((ROOT / "experiments").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_studies_never_resolve_an_option_at_its_default(path):
-    from reportgen.schema import MODEL_OPTIONS, OMITTED_AT_DEFAULT
+    from reportgen.run_schema import MODEL_OPTIONS, OMITTED_AT_DEFAULT
     for config in all_resolved(load_study(path)):
         name, options = config["model"]["name"], config["model"]["options"]
         for key in OMITTED_AT_DEFAULT.get(name, ()):
