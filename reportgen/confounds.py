@@ -11,8 +11,9 @@ Compared, from :meth:`StudyConfig.resolve` and the model zoo:
 - ``epochs``: the number of epochs.
 
 The model's layers are not compared field by field: changing them is what most studies vary, and the parameter
-count is what shows when that change also makes the network bigger or smaller. A training override that *is* the
-factor (augmentation, say) is a ``recipe`` difference the variant declares, with its reason.
+count is what shows when that change also makes the network bigger or smaller. When the factor is itself one of
+these kinds (augmentation is a ``recipe`` difference, a study of datasets varies ``dataset``), the study says so with
+``factor:``, and differences of that kind are neither warned about nor stated as limitations.
 
 ``reportgen list`` prints :func:`warnings`; each post's closing section states every difference, declared or not
 (:mod:`reportgen.conclusions`). Nothing here enters a run's config or cache key.
@@ -114,6 +115,8 @@ def differences(exp: Any, profile: str) -> list[Difference]:
             continue
         for kind, (value, base_value) in compare(resolved[base.name], resolved[v.name], counts[base.name],
                                                  counts[v.name]).items():
+            if kind == exp.factor:  # what the study varies: the point of the comparison, not a confound
+                continue
             found.append(Difference(
                 variant=v.name, index=index, label=v.label or v.name, baseline=base.name,
                 baseline_label=base.label or base.name, kind=kind, variant_value=value, baseline_value=base_value,

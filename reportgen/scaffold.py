@@ -22,6 +22,8 @@ FIELD_HELP: dict[str, str] = {
     "question": "the one question the study answers; shown first in the post",
     "varies": "the one thing the variants change, in words (the setup table and the closing section name it); "
               "`reportgen list` warns about any other difference from the baseline",
+    "factor": "the kind of difference that is what the study varies, when the confounds check measures it: "
+              "dataset, recipe, parameters, data or epochs (then no variant declares it)",
     "date": "the post's date (YYYY-MM-DD); the blog lists the newest first, so a later date reads earlier",
     "categories": "blog categories",
     "tags": "blog tags",

@@ -123,6 +123,9 @@ class StudyConfig(Strict):
     description: str = ""
     question: str = ""
     varies: str = ""  # the one thing the variants change, in words (the setup table and the closing section)
+    # The kind of difference that *is* what the study varies, when it is one the confounds check measures (dataset
+    # for a study of datasets, recipe for one of augmentation): never warned about, never stated as a limitation.
+    factor: Optional[Literal["parameters", "data", "dataset", "recipe", "epochs"]] = None
     date: dt.date = Field(dt.date(2026, 11, 23), strict=False)  # a quoted "2026-11-23" is fine too
     categories: list[str] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
@@ -180,6 +183,10 @@ class StudyConfig(Strict):
         names = [v.name for v in self.variants]
         if self.trains and not self.variants:
             raise ValueError("variants: at least one variant is required (or set trains: false)")
+        for index, v in enumerate(self.variants):
+            if self.factor is not None and self.factor in v.intended:
+                raise ValueError(f"variants[{index}].intended: lists {self.factor!r}, the study's factor; a "
+                                 f"difference in what the study varies needs no declaration, so remove it")
         if self.baseline is not None and self.baseline not in names:
             raise ValueError(f"baseline: {self.baseline!r} is not a variant name{_closest(self.baseline, names)} "
                              f"(variants: {', '.join(names)})")

@@ -144,6 +144,20 @@ def test_a_bad_variant_epochs_is_one_line_exit_2(studies, other, fragments):
     assert all(f in err for f in fragments), err
 
 
+def test_the_study_s_own_factor_is_neither_warned_nor_declared(studies):
+    """``factor: dataset`` in a study of datasets: the dataset difference is the comparison itself, so it is no
+    confound; a variant that still declares it is told to remove the declaration."""
+    path = write(studies, "    dataset: mnist")
+    text = path.read_text().replace('varies: "the convolution widths"', 'varies: "the dataset"\nfactor: dataset')
+    path.write_text(text)
+    code, warned, output = warnings_of("list", "--profile", "smoke")
+    assert code == 0 and warned == [], output
+    assert confounds.differences(load_study(path), "smoke") == []
+    path.write_text(text + "    intended: [dataset]\n")
+    code, out, err = run_main("list", "--profile", "smoke")
+    assert code == 2 and err.count("\n") == 1 and "intended: lists 'dataset', the study's factor" in err, err
+
+
 def test_a_study_that_does_not_say_what_it_varies_is_warned(studies):
     write(studies, "    model: {options: {dropout: 0.5}}", varies="")
     code, warned, output = warnings_of("list", "--profile", "smoke")
