@@ -46,7 +46,7 @@ def closing(exp: Any, stats: dict[str, Any], facts: dict[str, Any], differences:
         "not_measured": [r["label"] for r in rows if r["convergence"]["window"] == 0],
         "all_converged": bool(rows) and all(r["convergence"]["verdict"] == "converged" for r in rows),
         "confounds": [_difference(d) for d in compared if not d.intended],
-        "declared": [_difference(d) for d in compared if d.intended],
+        "declared": _declared([d for d in compared if d.intended]),
         "datasets": datasets, "n_seeds": stats["n_seeds"], "single_seed": stats["single_seed"],
         "test_sizes": facts["test_sizes"], "train_limit": facts["train_limit"], "train_total": facts["train_total"],
         # the test set's own sampling error, where the summary measures it: the widest half-interval of any row
@@ -57,6 +57,16 @@ def closing(exp: Any, stats: dict[str, Any], facts: dict[str, Any], differences:
         "unavailable": stats["unavailable"], "baseline_missing": stats["baseline_missing"],
         "baseline_label": stats["baseline_label"],
     }
+
+
+def _declared(found: list[Difference]) -> list[dict[str, Any]]:
+    """The intended differences, one entry per variant (its reason covers all of them): label, baseline_label,
+    parts ("parameter count, 15,626 (−75%) against 61,706") and reason."""
+    by_variant: dict[str, dict[str, Any]] = {}
+    for d in found:
+        entry = by_variant.setdefault(d.variant, {**_difference(d), "parts": []})
+        entry["parts"].append(f"{d.what}, {d.variant_value} against {d.baseline_value}")
+    return list(by_variant.values())
 
 
 def _points(value: float) -> str:

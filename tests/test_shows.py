@@ -171,9 +171,18 @@ def test_differences_besides_the_factor_are_stated_declared_or_not(tmp_path):
     closing = section(render(tmp_path / "declared", exp, store))
     assert "Not only the declared factor" not in closing
     # stated with what the variants vary, not among the limits
-    assert ("**Also different, on purpose:**\n\n- Other and Base differ in training recipe: lr: 0.01 against "
+    assert ("**Also different, on purpose:**\n\n- Other and Base differ in training recipe, lr: 0.01 against "
             "lr: 0.001. The learning rate is the factor.") in closing
     assert "The learning rate is the factor.\n\n**What the measurements show**" in closing  # a list of its own
+
+
+def test_a_variant_s_declared_differences_are_one_sentence_with_its_reason_once(tmp_path):
+    exp, store = study(tmp_path, other="    model: {options: {channels: [16, 32]}}\n    epochs: {quick: 3}\n"
+                                       "    intended: [parameters, epochs]\n    intended_reason: bigger and longer")
+    closing = section(render(tmp_path, exp, store))
+    line = next(x for x in closing.splitlines() if x.startswith("- Other and Base differ in"))
+    assert line.startswith("- Other and Base differ in parameter count, ") and "; and in number of epochs, 3 against 2." in line
+    assert line.endswith(" Bigger and longer.") and closing.count("Bigger and longer") == 1
 
 
 # ---- the shift analyses' findings ----------------------------------------------------------------------------

@@ -44,6 +44,10 @@ def _share(part: float, whole: float) -> float:
     return round(100 * part / whole, 9)
 
 
+def _acc(value: float) -> float:
+    return round(value, 9)  # as _share: the same sentence from the grid and from the curve
+
+
 def findings(variants: list[Kept], basis: str, test_images: list[int], full_test_size: int) -> list[str]:
     """The sentences: per variant its accuracy at each of :data:`DISTANCES`, zero-filled with the share of its
     unshifted accuracy that is, and wrapped around; then, at the largest distance, the variants from the highest
@@ -55,16 +59,16 @@ def findings(variants: list[Kept], basis: str, test_images: list[int], full_test
         steps = [d for d in DISTANCES if d in v.zero]
         if not steps:
             continue
-        parts = [f"{d} pixel{'s' if d != 1 else ''}: {v.zero[d]:.2f}% zero-filled "
-                 f"({_share(v.zero[d], v.unshifted):.1f}% of it kept), {v.wrap[d]:.2f}% wrapped around"
+        parts = [f"{d} pixel{'s' if d != 1 else ''}: {_acc(v.zero[d]):.2f}% zero-filled "
+                 f"({_share(v.zero[d], v.unshifted):.1f}% of it kept), {_acc(v.wrap[d]):.2f}% wrapped around"
                  for d in steps]
-        out.append(f"{v.label}, {v.unshifted:.2f}% unshifted, when the test images move by "
+        out.append(f"{v.label}, {_acc(v.unshifted):.2f}% unshifted, when the test images move by "
                    + "; ".join(parts) + ".")
     far = max((d for d in DISTANCES if all(d in v.zero for v in rows)), default=None)
     if len(rows) > 1 and far is not None:
         ranked = sorted(rows, key=lambda v: -v.zero[far])
         out.append(f"Moved by {far} pixel{'s' if far != 1 else ''} (zero-filled), from the highest accuracy to the "
-                   f"lowest: " + "; ".join(f"{v.label} {v.zero[far]:.2f}%" for v in ranked) + ".")
+                   f"lowest: " + "; ".join(f"{v.label} {_acc(v.zero[far]):.2f}%" for v in ranked) + ".")
     if out:
         images = " / ".join(f"{n:,}" for n in test_images)
         where = (f"all {full_test_size:,} test images" if test_images == [full_test_size]

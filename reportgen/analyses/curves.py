@@ -110,7 +110,10 @@ def draw_curves(figures: FigureWriter, series: dict[str, dict[str, np.ndarray]],
 
 def findings(result: CurvesResult) -> list[str]:
     """How fast each variant starts: its validation accuracy after the first epoch (two variants or more)."""
-    if len(result.variants) < 2 or any(v.epochs < 2 for v in result.variants):
+    # with different numbers of epochs the schedules differ from the first epoch on (a one-cycle warm-up is a
+    # share of all steps), so the first epochs are not comparable
+    if len(result.variants) < 2 or any(v.epochs < 2 for v in result.variants) \
+            or len({v.epochs for v in result.variants}) > 1:
         return []
     each = "; ".join(f"{v.label} {v.first_val_acc_pct:.2f}%" for v in result.variants)
     return [f"Validation accuracy after the first epoch (mean over seeds), a measure of how fast each network "
