@@ -193,7 +193,7 @@ BAD_FILES = [
     ("variant-duplicate", study_with("{name: b, label: B", "{name: a, label: B"),
      ["variants: duplicate variant name 'a'"]),
     ("variant-epochs", study_with("{name: a, label: A}", "{name: a, label: A, training: {epochs: 3}}"),
-     ["variants[0].training: epochs cannot differ per variant"]),
+     ["variants[0].training: a variant's epochs are set per profile by its own epochs"]),
     ("variants-none", study_with("variants:\n  - {name: a, label: A}\n  - {name: b, label: B, model: "
                                  "{options: {dropout: 0.5}}}\n", ""), ["variants: at least one variant is required"]),
     ("baseline-unknown", STUDY + "baseline: c\n", ["baseline: 'c' is not a variant name"]),

@@ -144,6 +144,13 @@ def test_no_block_may_follow_the_section(tmp_path):
 
 
 # ---- what it says ----------------------------------------------------------------------------------------------
+def test_an_answer_resting_on_networks_still_learning_says_so(tmp_path):
+    exp, store = study(tmp_path)  # the synthetic histories gain a point in the last epoch: still learning
+    closing = section(render(tmp_path, exp, store, "{% call answer() %}Yes, clearly.{% endcall %}\n"))
+    assert ("**The answer:** Yes, clearly. *Some of these networks were still learning (below), so this answer may "
+            "change with longer training; the `full` profile trains longer.*") in closing
+
+
 def test_a_verdict_about_a_network_still_learning_says_longer_training_may_change_it(tmp_path):
     exp, store = study(tmp_path)  # the synthetic histories gain a point in the last epoch: still learning
     closing = section(render(tmp_path, exp, store))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -52,11 +53,16 @@ def compute(study: Study, figures: FigureWriter) -> CurvesResult:
                                   final_val_acc_pct=100.0 * float(per_seed["val_acc"][:, -1].mean()),
                                   best_val_acc_pct=100.0 * float(per_seed["val_acc"].max(1).mean()),
                                   first_val_acc_pct=100.0 * float(per_seed["val_acc"][:, 0].mean()),
-                                  label_smoothing=float(v.runs[0].config["training"].get("label_smoothing") or 0.0)))
+                                  label_smoothing=_label_smoothing(v.runs[0])))
     fig = draw_curves(figures, series, title=f"{study.config.title}: training curves") if series else None
     chart = Chart(curves_chart(series, seeds, fig.alt), fig) if fig else None
     return CurvesResult(figure=fig, variants=rows, seeds=max((len(v.runs) for v in study.available), default=0),
                         chart=chart)
+
+
+def _label_smoothing(run: Any) -> float:
+    config = getattr(run, "config", None) or {}  # a run without a stored config trained without it
+    return float((config.get("training") or {}).get("label_smoothing") or 0.0)
 
 
 CURVE_PANELS = [{"title": "Loss", "x": "epoch", "y": "cross-entropy loss", "unit": "", "digits": 4},
