@@ -85,6 +85,8 @@ def test_every_shipped_training_post_ends_with_the_section(tmp_path, stub_analys
         assert headings[-2:] == [HEADING, "## Reproduce this post"] and headings.count(HEADING) == 1, exp_id
         closing = section(post)
         assert re.search(r"^\*\*The question:\*\* .+\n\n\*\*The answer:\*\* .{40,}$", closing, re.M), exp_id
+        # every bold lead starts a paragraph of its own, never glued to the line before it
+        assert not re.search(r"[^\n]\n(\*\*(The|What|Also)|Nothing here)", closing), (exp_id, closing)
         if not exp.trains:
             assert "**What the measurements show**" not in closing, exp_id
             continue
@@ -116,6 +118,7 @@ def test_the_answer_comes_first_under_the_question_with_measured_numbers(tmp_pat
     assert f"**The question:** Does the section answer the question?\n\n**The answer:** Yes: Other scores " \
            f"{acc['mean']:.2f}% (95% CI {acc['low']:.2f} to {acc['high']:.2f})," in first, first
     assert post.count("**The answer:**") == 1 and "Yes: Other" not in post.split(HEADING)[0]
+    assert re.search(r"above Base\.( \*.*\*)?\n\n\*\*What the variants vary", closing), closing  # a paragraph
 
 
 @pytest.mark.parametrize("text, fragment", [
@@ -254,3 +257,24 @@ def test_the_closing_section_states_the_shift_findings_once(tmp_path, monkeypatc
     for sentence in EXPECTED:
         assert closing.count(markdown_text(sentence)) == 1, sentence
     assert closing.index(markdown_text(EXPECTED[0])) < closing.index("**What they do not show**")
+
+
+# ---- the learning curves' finding ------------------------------------------------------------------------------
+def test_the_first_epoch_finding_is_paired_over_seeds_and_only_between_comparable_runs():
+    from reportgen.analyses import curves
+    from reportgen.stats import mean_ci
+
+    def curve(label, firsts, dataset="fashion-mnist", epochs=10):
+        return curves.VariantCurves(name=label.lower(), label=label, dataset=dataset, seeds=list(firsts),
+                                    epochs=epochs, final_train_acc_pct=0, final_val_acc_pct=0, best_val_acc_pct=0,
+                                    first_val_acc_pct=float(np.mean(list(firsts.values()))),
+                                    first_val_by_seed=firsts)
+    base, bn = curve("Base", {0: 76.0, 1: 77.0, 2: 76.5}), curve("BN", {0: 82.0, 1: 82.5, 2: 83.0})
+    ci = mean_ci([6.0, 5.5, 6.5])
+    [text] = curves.findings(curves.CurvesResult(figure=None, seeds=3, variants=[base, bn]))
+    assert text == (f"Validation accuracy after the first epoch (mean over seeds), how fast each network starts, "
+                    f"against Base: Base 76.50%; BN 82.50% (+6.00 points, 95% CI +{ci['low']:.2f} to "
+                    f"+{ci['high']:.2f}, paired over 3 seeds).")
+    for other in (curve("Digits", {0: 93.0, 1: 93.0, 2: 93.0}, dataset="mnist"),
+                  curve("Longer", {0: 60.0, 1: 61.0, 2: 62.0}, epochs=20)):
+        assert curves.findings(curves.CurvesResult(figure=None, seeds=3, variants=[base, other])) == []

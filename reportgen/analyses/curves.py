@@ -9,6 +9,9 @@ import numpy as np
 
 from ..charts import Chart, line, lines_chart
 from ..figures import PALETTE, WIDTH, Figure, FigureWriter
+from ..markdown import interval, signed_number
+from ..settings import CONFIDENCE
+from ..stats import mean_ci
 from ..study import Study
 from . import Analysis
 
@@ -24,6 +27,7 @@ class VariantCurves:
     final_val_acc_pct: float
     best_val_acc_pct: float
     first_val_acc_pct: float                     # after the first epoch: how fast it starts
+    first_val_by_seed: dict[int, float] = field(default_factory=dict)  # the same, per seed (for a paired interval)
     label_smoothing: float = 0.0                 # its training loss includes it; the validation loss does not
 
 
@@ -53,6 +57,8 @@ def compute(study: Study, figures: FigureWriter) -> CurvesResult:
                                   final_val_acc_pct=100.0 * float(per_seed["val_acc"][:, -1].mean()),
                                   best_val_acc_pct=100.0 * float(per_seed["val_acc"].max(1).mean()),
                                   first_val_acc_pct=100.0 * float(per_seed["val_acc"][:, 0].mean()),
+                                  first_val_by_seed={r.seed: 100.0 * float(row) for r, row
+                                                     in zip(v.runs, per_seed["val_acc"][:, 0])},
                                   label_smoothing=_label_smoothing(v.runs[0])))
     fig = draw_curves(figures, series, title=f"{study.config.title}: training curves") if series else None
     chart = Chart(curves_chart(series, seeds, fig.alt), fig) if fig else None
@@ -115,15 +121,24 @@ def draw_curves(figures: FigureWriter, series: dict[str, dict[str, np.ndarray]],
 
 
 def findings(result: CurvesResult) -> list[str]:
-    """How fast each variant starts: its validation accuracy after the first epoch (two variants or more)."""
+    """How fast each variant starts: its validation accuracy after the first epoch, and each difference to the
+    first variant paired over their common seeds with its interval — for variants on one dataset with the same
+    number of epochs (two or more)."""
+    variants = result.variants
     # with different numbers of epochs the schedules differ from the first epoch on (a one-cycle warm-up is a
-    # share of all steps), so the first epochs are not comparable
-    if len(result.variants) < 2 or any(v.epochs < 2 for v in result.variants) \
-            or len({v.epochs for v in result.variants}) > 1:
+    # share of all steps), and on different datasets the first epochs measure different tasks
+    if len(variants) < 2 or any(v.epochs < 2 for v in variants) or len({v.epochs for v in variants}) > 1 \
+            or len({v.dataset for v in variants}) > 1:
         return []
-    each = "; ".join(f"{v.label} {v.first_val_acc_pct:.2f}%" for v in result.variants)
-    return [f"Validation accuracy after the first epoch (mean over seeds), a measure of how fast each network "
-            f"starts: {each}."]
+    base, parts = variants[0], [f"{variants[0].label} {variants[0].first_val_acc_pct:.2f}%"]
+    for v in variants[1:]:
+        seeds = sorted(set(base.first_val_by_seed) & set(v.first_val_by_seed))
+        ci = mean_ci([v.first_val_by_seed[s] - base.first_val_by_seed[s] for s in seeds])
+        paired = (f" ({signed_number(ci['mean'])} points, {round(100 * CONFIDENCE)}% CI "
+                  f"{interval(ci, signed=True)}, paired over {len(seeds)} seeds)" if len(seeds) > 1 else "")
+        parts.append(f"{v.label} {v.first_val_acc_pct:.2f}%{paired}")
+    return [f"Validation accuracy after the first epoch (mean over seeds), how fast each network starts, against "
+            f"{base.label}: " + "; ".join(parts) + "."]
 
 
 ANALYSIS = Analysis(
