@@ -15,7 +15,9 @@ import pytest
 from reportgen import analyses, prose
 from reportgen import post as post_mod
 from reportgen.analyses import shift_curve, shift_grid
-from reportgen.analyses._shift_findings import distance_bins
+from reportgen.analyses._shift_findings import SeedKept
+from reportgen.markdown import interval
+from reportgen.stats import mean_ci
 from reportgen.config import discover, load_study
 from reportgen.markdown import markdown_text
 from reportgen.post import render_study
@@ -196,46 +198,65 @@ def test_a_variant_s_declared_differences_are_one_sentence_with_its_reason_once(
 
 
 # ---- the shift analyses' findings ----------------------------------------------------------------------------
-def grids(unshifted: float, zero_step: float, wrap_step: float) -> tuple[np.ndarray, np.ndarray]:
-    """Accuracy (%) that falls by a fixed step per pixel of (rounded) shift distance."""
-    bins = distance_bins(RADIUS)
-    return unshifted - zero_step * bins, unshifted - wrap_step * bins
-
-
-VARIANTS = {"LeNet": grids(90.0, 10.0, 5.0), "LeNet + GAP": grids(80.0, 2.0, 1.0)}
+# per seed: accuracy (%) unshifted (0) and at 1, 2 and 4 pixels
+LENET = {0: {0: 90.0, 1: 80.0, 2: 70.0, 4: 50.0}, 1: {0: 91.0, 1: 81.0, 2: 71.0, 4: 52.0},
+         2: {0: 89.0, 1: 79.0, 2: 69.0, 4: 48.0}}
+GAP = {0: {0: 80.0, 1: 78.0, 2: 76.0, 4: 72.0}, 1: {0: 81.0, 1: 79.0, 2: 77.0, 4: 73.0},
+       2: {0: 79.0, 1: 77.0, 2: 75.0, 4: 74.0}}
+KEPT = [SeedKept("LeNet", LENET), SeedKept("LeNet + GAP", GAP)]
 
 
 def fake_results() -> dict[str, SimpleNamespace]:
     """What compute() of shift_curve and shift_grid return, as far as their findings read it."""
-    curve = SimpleNamespace(basis="the first seed's run", test_sizes=[2000], full_test_size=10000, variants=[
-        SimpleNamespace(label=label, points=[SimpleNamespace(distance=d, zero_pct=float(z[RADIUS, RADIUS + d]),
-                                                             wrap_pct=float(w[RADIUS, RADIUS + d]))
-                                             for d in range(RADIUS + 1)])
-        for label, (z, w) in VARIANTS.items()])
-    grid = SimpleNamespace(basis="the first seed's run", radius=RADIUS, variants=[
-        SimpleNamespace(label=label, center_pct=float(z[RADIUS, RADIUS]), zero=z.tolist(), wrap=w.tolist(),
-                        test_size=2000, full_test_size=10000)
-        for label, (z, w) in VARIANTS.items()])
+    curve = SimpleNamespace(seed_kept=KEPT, baseline="LeNet", test_sizes=[2000], full_test_size=10000)
+    grid = SimpleNamespace(seed_kept=KEPT, baseline="LeNet", variants=[
+        SimpleNamespace(test_size=2000, full_test_size=10000) for _ in KEPT])
     return {"shift_curve": curve, "shift_grid": grid}
 
 
+def ci_text(values, signed=False):
+    ci = mean_ci(values)
+    return (f"{ci['mean']:+.2f}".replace("-", "\u2212") if signed else f"{ci['mean']:.2f}%") + \
+        f" ({interval(ci, signed=signed)})"
+
+
 EXPECTED = [
-    ("LeNet, 90.00% unshifted, when the test images move by 1 pixel: 80.00% zero-filled (88.9% of it kept), "
-     "85.00% wrapped around; 2 pixels: 70.00% zero-filled (77.8% of it kept), 80.00% wrapped around; 4 pixels: "
-     "50.00% zero-filled (55.6% of it kept), 70.00% wrapped around."),
-    ("LeNet + GAP, 80.00% unshifted, when the test images move by 1 pixel: 78.00% zero-filled (97.5% of it kept), "
-     "79.00% wrapped around; 2 pixels: 76.00% zero-filled (95.0% of it kept), 78.00% wrapped around; 4 pixels: "
-     "72.00% zero-filled (90.0% of it kept), 76.00% wrapped around."),
-    "Moved by 4 pixels (zero-filled), from the highest accuracy to the lowest: LeNet + GAP 72.00%; LeNet 50.00%.",
+    (f"LeNet, zero-filled, mean of 3 seeds (95% CI): unshifted 90.00%; moved by 1 pixel {ci_text([80, 81, 79])}; "
+     f"2 pixels {ci_text([70, 71, 69])}; 4 pixels {ci_text([50, 52, 48])}."),
+    (f"LeNet + GAP, zero-filled, mean of 3 seeds (95% CI): unshifted 80.00%; moved by 1 pixel "
+     f"{ci_text([78, 79, 77])}; 2 pixels {ci_text([76, 77, 75])}; 4 pixels {ci_text([72, 73, 74])}."),
+    (f"LeNet + GAP against LeNet on shifted images, in points, paired over 3 seeds (95% CI): moved by 1 pixel "
+     f"{ci_text([-2, -2, -2], True)}; 2 pixels {ci_text([6, 6, 6], True)}; 4 pixels {ci_text([22, 21, 26], True)}."),
 ]
 
 
-def test_shift_curve_and_shift_grid_find_the_same_shares_of_accuracy_kept():
+def test_shift_curve_and_shift_grid_find_the_same_accuracies_over_seeds():
     results = fake_results()
     curve, grid = shift_curve.findings(results["shift_curve"]), shift_grid.findings(results["shift_grid"])
     assert curve == grid
     assert curve[:-1] == EXPECTED
-    assert "the first 2,000 of the 10,000 test images" in curve[-1] and "no interval over seeds" in curve[-1]
+    assert "the first 2,000 of the 10,000 test images" in curve[-1]
+
+
+def test_the_distance_accuracies_are_the_shift_grids_cells_at_those_distances():
+    """Every seed's numbers at 1, 2 and 4 pixels (computed alone, cheaply) are exactly the shift grid's cells
+    there, summed the same way."""
+    import torch
+    from reportgen.analyses._shift import distance_accuracy, shift_accuracy_grid
+    from reportgen.analyses._shift_findings import distance_bins
+    from reportgen.loader import Normalization
+    from reportgen.models import build_model
+    torch.manual_seed(0)
+    model = build_model("lenet")
+    images = torch.randint(0, 256, (64, 28, 28), dtype=torch.uint8)
+    labels = torch.randint(0, 10, (64,))
+    norm = Normalization(0.29, 0.35)
+    grid = shift_accuracy_grid(model, images, labels, norm, radius=RADIUS)
+    alone = distance_accuracy(model, images, labels, norm, [0, 1, 2, 4], radius=RADIUS)
+    bins = distance_bins(RADIUS)
+    for k, d in enumerate([0, 1, 2, 4]):
+        assert alone["shifts"][k] == (bins == d).sum()
+        assert alone["correct"][k] == grid["zero"][bins == d].sum(), d
 
 
 def test_the_closing_section_states_the_shift_findings_once(tmp_path, monkeypatch):

@@ -134,9 +134,55 @@ def shift_grid_of(run: Run, radius: int = SHIFT_RADIUS, study: Study | None = No
 
 
 
+def distance_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, norm: Normalization,
+                      distances: list[int], radius: int = SHIFT_RADIUS) -> dict[str, np.ndarray]:
+    """Correct predictions, zero-filled, summed over the shifts (dx, dy) whose distance √(dx² + dy²) rounds to each
+    of ``distances`` (0: unshifted), with how many shifts that is: the shift grid's cells at those distances,
+    computed alone (``correct`` and ``shifts`` follow ``distances``; ``n`` is the number of images)."""
+    from ._shift_findings import distance_bins
+    bins = distance_bins(radius)
+    device = next(model.parameters()).device
+    x, y = images.to(device), labels.to(device)
+    model.eval()
+    fast = copy.deepcopy(model).to(memory_format=torch.channels_last).eval()
+    correct = np.zeros(len(distances), dtype=np.int64)
+    shifts = np.zeros(len(distances), dtype=np.int64)
+    with torch.inference_mode():
+        for k, d in enumerate(distances):
+            for iy, ix in zip(*np.nonzero(bins == d)):
+                moved = shift_images(x, int(ix) - radius, int(iy) - radius).contiguous()
+                net, last = (model, False) if d == 0 else (fast, True)
+                correct[k] += int((forward_logits(net, moved, norm, channels_last=last).argmax(1) == y).sum())
+                shifts[k] += 1
+    return {"correct": correct, "shifts": shifts, "n": np.array(len(labels))}
+
+
+def distance_accuracy_of(run: Run, distances: tuple[int, ...], radius: int = SHIFT_RADIUS,
+                         study: Study | None = None) -> dict[int, float]:
+    """The run's test accuracy (%) unshifted (distance 0) and, zero-filled, averaged over the shifts at each of
+    ``distances`` (:func:`distance_accuracy`): what the shift grid gives there, for any seed at a quarter of the
+    grid's cost, cached on disk, on the same test images as the grid (see :func:`shift_images_limit`)."""
+    images, labels = run_test_set(run)
+    device = analysis_device(run)
+    limit = shift_images_limit(study, device)
+    if limit is not None and limit < len(labels):
+        images, labels = images[:limit], labels[:limit]
+    wanted = sorted({0, *distances})
+    arrays = cached_arrays(run, "shift_distances", {"radius": radius, "distances": wanted, "n": len(labels),
+                                                    "device": device.type},
+                           lambda: distance_accuracy(load_model(run, device), images, labels, normalization(run),
+                                                     wanted, radius))
+    n = int(arrays["n"])
+    return {d: 100.0 * float(c) / (n * int(k)) for d, c, k in zip(wanted, arrays["correct"], arrays["shifts"])}
+
+
 def precompute_shift_grids(study: Study) -> None:
-    """Fill the cache with every variant's shift grid (first seed), drawing nothing (shift_grid and shift_curve
-    share these grids, so their precompute is this one function)."""
+    """Fill the cache with every variant's shift grid (first seed) and every seed's accuracy at the distances the
+    closing section reports, drawing nothing (shift_grid and shift_curve share both, so their precompute is this
+    one function)."""
     from ._common import first_run
+    from ._shift_findings import DISTANCES
     for v in study.available:
         shift_grid_of(first_run(v), study=study)
+        for run in v.runs:
+            distance_accuracy_of(run, DISTANCES, study=study)

@@ -1,10 +1,10 @@
-"""What the shift analyses (``shift_grid``, ``shift_curve``) contribute to a post's closing section: how much of
-its unshifted test accuracy each variant keeps when the test images move 1, 2 and 4 pixels, zero-filled and
-wrapped around, and which variant keeps the most at each distance.
+"""What the shift analyses (``shift_grid``, ``shift_curve``) contribute to a post's closing section: each
+variant's test accuracy when the test images move 1, 2 and 4 pixels (zero-filled), over every seed with its
+interval, and each variant's difference to the baseline at those distances, paired over seeds.
 
-Both analyses read the same cached grids, and both hand the same numbers here (accuracy averaged over the shifts at
-one rounded distance √(dx² + dy²), as the shift curve plots it), so a post that declares both states each finding
-once: the closing section drops identical sentences.
+Both analyses read the same cached numbers (:func:`reportgen.analyses._shift.distance_accuracy_of`, accuracy
+averaged over the shifts at one rounded distance √(dx² + dy²), as the shift curve plots it), so a post that
+declares both states each finding once: the closing section drops identical sentences.
 """
 from __future__ import annotations
 
@@ -12,18 +12,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..markdown import interval, signed_number
+from ..settings import CONFIDENCE
+from ..stats import mean_ci
+
 # Shift distances (pixels) the closing section reports: one pixel (with the diagonal ±1, ±1) is less than a 2×2
 # pooling window, two is a whole window, four is two windows of the first pooling layer (one of the second).
 DISTANCES = (1, 2, 4)
 
 
 @dataclass(frozen=True)
-class Kept:
-    """One variant's accuracy (%) unshifted and at each reported distance (zero-filled, wrapped around)."""
+class SeedKept:
+    """One variant's accuracy (%) per seed at distance 0 (unshifted) and at each of :data:`DISTANCES`."""
     label: str
-    unshifted: float
-    zero: dict[int, float]
-    wrap: dict[int, float]
+    by_seed: dict[int, dict[int, float]]
 
 
 def distance_bins(radius: int) -> np.ndarray:
@@ -38,42 +40,64 @@ def by_distance(grid: np.ndarray, radius: int) -> dict[int, float]:
     return {d: float(grid[bins == d].mean()) for d in range(radius + 1)}
 
 
-def _share(part: float, whole: float) -> float:
-    # rounded far below the printed digit, so the grid and the curve (the same counts, summed in another order)
-    # print the same sentence
-    return round(100 * part / whole, 9)
-
-
 def _acc(value: float) -> float:
-    return round(value, 9)  # as _share: the same sentence from the grid and from the curve
+    return round(value, 9)  # far below the printed digit: the same sentence from the grid and from the curve
 
 
-def findings(variants: list[Kept], basis: str, test_images: list[int], full_test_size: int) -> list[str]:
-    """The sentences: per variant its accuracy at each of :data:`DISTANCES`, zero-filled with the share of its
-    unshifted accuracy that is, and wrapped around; then, at the largest distance, the variants from the highest
-    accuracy to the lowest (a share alone flatters a variant that starts lower, since accuracy cannot fall much
-    below chance); then what they rest on."""
-    rows = [v for v in variants if v.unshifted > 0]
+def seed_kept(study, distances: tuple[int, ...] = DISTANCES) -> list[SeedKept]:
+    """Every seed's accuracy at each distance, per variant of ``study`` (cached; see ``distance_accuracy_of``)."""
+    from ._shift import distance_accuracy_of
+    return [SeedKept(label=v.label, by_seed={r.seed: distance_accuracy_of(r, distances, study=study)
+                                             for r in v.runs})
+            for v in study.available]
+
+
+def baseline_label(study) -> str | None:
+    """The label of the variant the others are compared with (``baseline:``, else the first available)."""
+    name = study.config.baseline or (study.available[0].name if study.available else None)
+    return next((v.label for v in study.available if v.name == name), None)
+
+
+def _ci(values: list[float], signed: bool = False) -> str:
+    ci = mean_ci(values)
+    shown = signed_number(ci["mean"]) if signed else f"{ci['mean']:.2f}%"
+    return shown + ("" if ci["n"] < 2 else f" ({interval(ci, signed=signed)})")
+
+
+def findings(variants: list[SeedKept], baseline: str | None, test_images: list[int],
+             full_test_size: int) -> list[str]:
+    """The sentences: per variant its mean accuracy over seeds unshifted and at each of :data:`DISTANCES`
+    (zero-filled) with the interval over seeds; per other variant its difference to ``baseline`` at those
+    distances, paired over their common seeds; then what they rest on."""
+    rows = [v for v in variants if v.by_seed]
     out = []
     for v in rows:
-        steps = [d for d in DISTANCES if d in v.zero]
+        seeds = sorted(v.by_seed)
+        steps = [d for d in DISTANCES if all(d in v.by_seed[s] for s in seeds)]
         if not steps:
             continue
-        parts = [f"{d} pixel{'s' if d != 1 else ''}: {_acc(v.zero[d]):.2f}% zero-filled "
-                 f"({_share(v.zero[d], v.unshifted):.1f}% of it kept), {_acc(v.wrap[d]):.2f}% wrapped around"
-                 for d in steps]
-        out.append(f"{v.label}, {_acc(v.unshifted):.2f}% unshifted, when the test images move by "
+        parts = [f"{d} pixel{'s' if d != 1 else ''} {_ci([v.by_seed[s][d] for s in seeds])}" for d in steps]
+        out.append(f"{v.label}, zero-filled, mean of {len(seeds)} seed{'s' if len(seeds) != 1 else ''}"
+                   f"{f' ({round(100 * CONFIDENCE)}% CI)' if len(seeds) > 1 else ''}: unshifted "
+                   f"{_acc(float(np.mean([v.by_seed[s][0] for s in seeds]))):.2f}%; moved by "
                    + "; ".join(parts) + ".")
-    far = max((d for d in DISTANCES if all(d in v.zero for v in rows)), default=None)
-    if len(rows) > 1 and far is not None:
-        ranked = sorted(rows, key=lambda v: -v.zero[far])
-        out.append(f"Moved by {far} pixel{'s' if far != 1 else ''} (zero-filled), from the highest accuracy to the "
-                   f"lowest: " + "; ".join(f"{v.label} {_acc(v.zero[far]):.2f}%" for v in ranked) + ".")
+    base = next((v for v in rows if v.label == baseline), None)
+    for v in rows:
+        if base is None or v is base:
+            continue
+        seeds = sorted(set(v.by_seed) & set(base.by_seed))
+        if len(seeds) < 2:
+            continue
+        parts = [f"{d} pixel{'s' if d != 1 else ''} "
+                 f"{_ci([v.by_seed[s][d] - base.by_seed[s][d] for s in seeds], signed=True)}"
+                 for d in DISTANCES if all(d in v.by_seed[s] and d in base.by_seed[s] for s in seeds)]
+        if parts:
+            out.append(f"{v.label} against {base.label} on shifted images, in points, paired over {len(seeds)} "
+                       f"seeds ({round(100 * CONFIDENCE)}% CI): moved by " + "; ".join(parts) + ".")
     if out:
         images = " / ".join(f"{n:,}" for n in test_images)
         where = (f"all {full_test_size:,} test images" if test_images == [full_test_size]
                  else f"the first {images} of the {full_test_size:,} test images")
         out.append(f"A distance is √(dx² + dy²) rounded to whole pixels, its accuracy the mean over the shifts at "
-                   f"that distance; each variant is one network ({basis}) on {where}, so these shares have no "
-                   f"interval over seeds.")
+                   f"that distance, on {where}.")
     return out

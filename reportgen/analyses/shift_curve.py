@@ -16,7 +16,7 @@ from . import Analysis
 from ._common import first_run, pct, variant_head
 from ._shift import precompute_shift_grids as precompute
 from ._shift import shift_grid_of
-from ._shift_findings import Kept
+from ._shift_findings import SeedKept, baseline_label, seed_kept
 from ._shift_findings import findings as shift_findings
 
 
@@ -52,6 +52,8 @@ class ShiftCurveResult:
     test_sizes: list[int] = field(default_factory=list)    # the distinct numbers of test images the grids use
     full_test_size: int = 0
     chart: Chart | None = None                             # the figure's numbers, with the seed, for the page
+    seed_kept: list[SeedKept] = field(default_factory=list)  # every seed's accuracy at the reported distances
+    baseline: str | None = None                            # the label the closing section compares with
 
 
 def compute(study: Study, figures: FigureWriter) -> ShiftCurveResult:
@@ -75,7 +77,8 @@ def compute(study: Study, figures: FigureWriter) -> ShiftCurveResult:
     sizes = sorted({(int(g["n"]), int(g["full"])) for _, _, g in grids})
     return ShiftCurveResult(basis=FIRST_SEED, radius=radius, variants=rows, figure=fig,
                             subset=any(n < full for n, full in sizes), test_sizes=[n for n, _ in sizes],
-                            full_test_size=max((full for _, full in sizes), default=0), chart=chart)
+                            full_test_size=max((full for _, full in sizes), default=0), chart=chart,
+                            seed_kept=seed_kept(study), baseline=baseline_label(study))
 
 
 def shift_chart(rows: list[VariantShiftCurve], alt: str) -> dict:
@@ -121,10 +124,9 @@ def draw_shift_curve(figures: FigureWriter, series: dict[str, list[dict[str, flo
 
 
 def findings(result: ShiftCurveResult) -> list[str]:
-    """For the closing section: the share of its unshifted accuracy each variant keeps at 1, 2 and 4 pixels."""
-    kept = [Kept(label=v.label, unshifted=v.points[0].zero_pct, zero={p.distance: p.zero_pct for p in v.points},
-                 wrap={p.distance: p.wrap_pct for p in v.points}) for v in result.variants]
-    return shift_findings(kept, result.basis, result.test_sizes, result.full_test_size)
+    """For the closing section: every variant's accuracy at 1, 2 and 4 pixels over its seeds, and its difference
+    to the baseline there (the same sentences as ``shift_grid``'s)."""
+    return shift_findings(result.seed_kept, result.baseline, result.test_sizes, result.full_test_size)
 
 
 ANALYSIS = Analysis(

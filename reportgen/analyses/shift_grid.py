@@ -16,7 +16,7 @@ from . import Analysis
 from ._common import first_run, pct, variant_head
 from ._shift import precompute_shift_grids as precompute
 from ._shift import shift_grid_of
-from ._shift_findings import Kept, by_distance
+from ._shift_findings import SeedKept, baseline_label, seed_kept
 from ._shift_findings import findings as shift_findings
 
 
@@ -62,6 +62,8 @@ class ShiftGridResult:
     shifts: int              # (2 radius + 1)²
     variants: list[VariantShiftGrid] = field(default_factory=list)
     subset: bool = False     # some grid uses only part of the test set
+    seed_kept: list[SeedKept] = field(default_factory=list)  # every seed's accuracy at the reported distances
+    baseline: str | None = None                            # the label the closing section compares with
 
 
 def compute(study: Study, figures: FigureWriter) -> ShiftGridResult:
@@ -89,7 +91,8 @@ def compute(study: Study, figures: FigureWriter) -> ShiftGridResult:
             max_diff_pct=float(np.abs(zero - wrap).max()), axis=axis,
             corner_zero_pct=float(zero[0, 0]), corner_wrap_pct=float(wrap[0, 0]), seconds=g["seconds"]))
     return ShiftGridResult(basis=FIRST_SEED, radius=radius, shifts=(2 * radius + 1) ** 2, variants=rows,
-                           subset=any(r.subset for r in rows))
+                           subset=any(r.subset for r in rows), seed_kept=seed_kept(study),
+                           baseline=baseline_label(study))
 
 
 def draw_shift_heatmaps(figures: FigureWriter, zero: np.ndarray, wrap: np.ndarray, radius: int, vmin: float, title: str,
@@ -124,12 +127,11 @@ def draw_shift_heatmaps(figures: FigureWriter, zero: np.ndarray, wrap: np.ndarra
 
 
 def findings(result: ShiftGridResult) -> list[str]:
-    """For the closing section: the share of its unshifted accuracy each variant keeps at 1, 2 and 4 pixels (the
-    same numbers, and so the same sentences, as ``shift_curve``'s)."""
-    kept = [Kept(label=v.label, unshifted=v.center_pct, zero=by_distance(np.array(v.zero), result.radius),
-                 wrap=by_distance(np.array(v.wrap), result.radius)) for v in result.variants]
+    """For the closing section: the same sentences as ``shift_curve``'s (every seed's accuracy at 1, 2 and 4
+    pixels, and each variant's difference to the baseline there)."""
     sizes = sorted({v.test_size for v in result.variants})
-    return shift_findings(kept, result.basis, sizes, max((v.full_test_size for v in result.variants), default=0))
+    return shift_findings(result.seed_kept, result.baseline, sizes,
+                          max((v.full_test_size for v in result.variants), default=0))
 
 
 ANALYSIS = Analysis(
