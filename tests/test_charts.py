@@ -126,6 +126,8 @@ def test_shift_curve_chart_is_the_first_seeds_binned_grid(tmp_path, monkeypatch)
              for i, v in enumerate(study.available)}
     runs = {id(v.runs[0]): v.name for v in study.available}
     monkeypatch.setattr(shift_curve, "shift_grid_of", lambda run, study=None: grids[runs[id(run)]])
+    monkeypatch.setattr(shift_curve, "seed_kept", lambda study: [])  # the closing section's numbers: elsewhere
+    monkeypatch.setattr(shift_curve, "baseline_label", lambda study: None)
     result = shift_curve.compute(study, writer(tmp_path))
     data = result.chart.data
     assert len(data["series"]) == 2 * len(LABELS) and len(data["x_labels"]) == SHIFT_RADIUS + 1
