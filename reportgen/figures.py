@@ -204,6 +204,16 @@ def _tile_axes(ax: plt.Axes, width: float, height: float, top: float = -0.1, lef
     ax.axis("off")
 
 
+def _frameless(ax: plt.Axes, tick_marks: bool = True) -> None:
+    """An axes that shows an image or a mosaic: no frame and no grid; ``tick_marks=False`` also drops the tick
+    marks (their labels stay)."""
+    if not tick_marks:
+        ax.tick_params(length=0)
+    ax.grid(False)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
 def _source_key(draw: Callable[..., Any]) -> str:
     code = draw.__code__
     if code not in _SOURCES:

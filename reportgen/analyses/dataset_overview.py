@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..figures import IMAGE_CMAP, WIDTH, Figure, FigureWriter, _mosaic, _with_bad
+from ..figures import IMAGE_CMAP, WIDTH, Figure, FigureWriter, _frameless, _mosaic, _with_bad
 from ..loader import Normalization
 from ..settings import SPLIT_SEED
 from ..study import Study
@@ -104,10 +104,7 @@ def draw_class_means(figures: FigureWriter, means: np.ndarray, classes: list[str
         step = means.shape[-1] + 2
         ax.set_xticks([c * step + means.shape[-1] / 2 for c in range(n)], classes, fontsize=8, rotation=30)
         ax.set_yticks([])
-        ax.tick_params(length=0)
-        for spine in ax.spines.values():
-            spine.set_visible(False)
-        ax.grid(False)
+        _frameless(ax, tick_marks=False)
         ax.set_title(title)
         fig.tight_layout()
         return fig

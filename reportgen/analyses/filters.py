@@ -19,7 +19,7 @@ import numpy as np
 from matplotlib import colors as mcolors
 from torch import nn
 
-from ..figures import DIVERGING, WIDTH, Figure, FigureWriter, _mosaic, _tile_grid, _with_bad
+from ..figures import DIVERGING, WIDTH, Figure, FigureWriter, _frameless, _mosaic, _tile_grid, _with_bad
 from ..settings import FIRST_SEED, IMAGE_SIZE
 from ..study import Study, VariantResults
 from . import Analysis
@@ -231,10 +231,7 @@ def draw_filter_detail(figures: FigureWriter, weights: np.ndarray, layer: str, t
         ax.set_yticks([r * (kh + 1) + (kh - 1) / 2 for r in range(in_c)], [str(r) for r in range(in_c)],
                       fontsize=7)
         ax.set(xlabel="output channel (filter)", ylabel="input channel")
-        ax.tick_params(length=0)
-        ax.grid(False)
-        for spine in ax.spines.values():
-            spine.set_visible(False)
+        _frameless(ax, tick_marks=False)
         ax.set_title(title, fontsize=10)
         fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02).set_label("weight")
         fig.tight_layout()

@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 from markupsafe import Markup
 
-from ..figures import DIVERGING, IMAGE_CMAP, MUTED, TEXT_DARK, TEXT_LIGHT, WIDTH, Figure, FigureWriter, _number_text
+from ..figures import (DIVERGING, IMAGE_CMAP, MUTED, TEXT_DARK, TEXT_LIGHT, WIDTH, Figure, FigureWriter, _frameless,
+                       _number_text)
 from ..study import Study
 from . import Analysis
 from ._common import dataset_splits, study_dataset
@@ -115,9 +116,7 @@ def draw_kernels(figures: FigureWriter, image: np.ndarray, kernels: list[tuple[s
         for ax in axes.flat:
             ax.set_xticks([])
             ax.set_yticks([])
-            ax.grid(False)
-            for spine in ax.spines.values():
-                spine.set_visible(False)
+            _frameless(ax)
         fig.suptitle(title, fontsize=10.5)
         for row, shown, label in ((0, shown_k, "weight"), (1, shown_o, "output")):
             bar = fig.colorbar(shown, ax=list(axes[row, 1:]), fraction=0.03, pad=0.02, shrink=0.9)

@@ -24,7 +24,7 @@ from markupsafe import Markup
 from matplotlib import patches
 from torch import nn
 
-from ..figures import MUTED, PALETTE, TEXT_DARK, WIDTH, Figure, FigureWriter
+from ..figures import MUTED, PALETTE, TEXT_DARK, WIDTH, Figure, FigureWriter, _frameless
 from ..settings import IMAGE_SIZE
 from ..study import Study
 from . import Analysis, AnalysisError
@@ -196,9 +196,7 @@ def draw_fields(figures: FigureWriter, layers: list[tuple[str, int, int, float, 
                aspect="equal", title=title)
         ax.set_xticks([0, image - 1])
         ax.set_yticks([0, image - 1])
-        ax.grid(False)
-        for spine in ax.spines.values():
-            spine.set_visible(False)
+        _frameless(ax)
         ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8, frameon=False)
         fig.tight_layout()
         return fig

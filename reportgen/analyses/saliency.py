@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..figures import IMAGE_CMAP, SEQUENTIAL, TEXT_DARK, WRONG, Figure, FigureWriter
+from ..figures import IMAGE_CMAP, SEQUENTIAL, TEXT_DARK, WRONG, Figure, FigureWriter, _frameless
 from ..loader import to_input
 from ..settings import FIRST_SEED, IMAGE_SIZE
 from ..study import Study
@@ -211,9 +211,7 @@ def draw_saliency(figures: FigureWriter, images: np.ndarray, gradcam: np.ndarray
             ax.set_title(heading, fontsize=8.5)
             ax.set_xticks([])
             ax.set_yticks([])
-            ax.grid(False)
-            for spine in ax.spines.values():
-                spine.set_visible(False)
+            _frameless(ax)
         step = IMAGE_SIZE + GAP
         first = axes[0][0]
         first.set_yticks([k * step + IMAGE_SIZE / 2 for k in range(n)],

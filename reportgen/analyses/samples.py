@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from ..figures import IMAGE_CMAP, WIDTH, Figure, FigureWriter, _mosaic, _with_bad
+from ..figures import IMAGE_CMAP, WIDTH, Figure, FigureWriter, _frameless, _mosaic, _with_bad
 from ..study import Study
 from . import Analysis
 from ._common import dataset_splits, study_dataset
@@ -68,10 +68,7 @@ def draw_samples(figures: FigureWriter, grid: np.ndarray, classes: list[str], ti
         step = grid.shape[2] + 2
         ax.set_yticks([c * step + grid.shape[2] / 2 for c in range(n_cls)], classes)
         ax.set_xticks([])
-        ax.tick_params(length=0)
-        for spine in ax.spines.values():
-            spine.set_visible(False)
-        ax.grid(False)
+        _frameless(ax, tick_marks=False)
         ax.set_title(title)
         fig.tight_layout()
         return fig
