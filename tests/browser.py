@@ -19,6 +19,7 @@ or ``reportgen build --engine <site_engine>``; tests/test_zensical.py runs the c
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import importlib.util
@@ -111,6 +112,24 @@ def _driver(chrome: str, chromedriver: str, profile_dir: str):
     return driver
 
 
+@contextlib.contextmanager
+def _session(found: tuple[str, str], site_dir: Path):
+    """``site_dir`` served on a free local port and a headless Chromium with a fresh profile: yields (driver, base
+    URL ending in '/'); both go away, with the profile, however the block ends."""
+    server, base = _serve(site_dir)
+    profile = tempfile.mkdtemp(prefix="reportgen-chromium-")
+    driver = None
+    try:
+        driver = _driver(*found, profile)
+        yield driver, base
+    finally:
+        if driver is not None:
+            driver.quit()
+        server.shutdown()
+        server.server_close()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
 def _wait(driver, script: str, timeout: float = WAIT_S) -> bool:
     """Poll a JavaScript expression until it is truthy; False on timeout."""
     deadline = time.monotonic() + timeout
@@ -156,12 +175,8 @@ def check_site_in_browser(site_dir: Path, artifacts_dir: Path, timeout: float = 
     links: dict[str, str] = {}  # internal link (without fragment) -> first page linking to it
     math_pages: list[str] = []
     screenshots: list[str] = []
-    server, base = _serve(site_dir)
-    origin = base.rstrip("/")
-    profile = tempfile.mkdtemp(prefix="reportgen-chromium-")
-    driver = None
-    try:
-        driver = _driver(*found, profile)
+    with _session(found, site_dir) as (driver, base):
+        origin = base.rstrip("/")
         for page in pages:
             driver.get(base + page)
             _wait(driver, "document.readyState === 'complete'", timeout)
@@ -197,11 +212,5 @@ def check_site_in_browser(site_dir: Path, artifacts_dir: Path, timeout: float = 
             status = _status(url)
             if status != 200:
                 problems.append(f"{page or '/'}: link {url[len(origin):]} answers HTTP {status or 'no response'}")
-    finally:
-        if driver is not None:
-            driver.quit()
-        server.shutdown()
-        server.server_close()
-        shutil.rmtree(profile, ignore_errors=True)
     return {"base_url": base, "pages": pages, "posts": posts, "math_pages": math_pages,
             "links_checked": len(links), "screenshots": screenshots, "problems": problems}

@@ -44,6 +44,31 @@ def project(tmp_path, data_root, monkeypatch) -> Path:
     return proj
 
 
+# Generated into docs/ by reportgen: left out of a copy of the hand-written site.
+GENERATED_DOCS = ("index.md", "write-your-own.md", "methods.md", "blog/posts", "assets/vendor", "assets/figures")
+
+
+def copy_site_sources(project: Path, model_source: bool = True) -> None:
+    """Into ``project``: mkdocs.yml, the hand-written docs/ (without what reportgen generates), the vendored npm
+    packages (fetched once into the repository's gitignored docs/assets/vendor) and, with ``model_source``,
+    reportgen/ itself, whose source the posts quote in snippets."""
+    from reportgen.site import SiteError, vendor_assets
+    try:
+        vendor_assets(ROOT / "docs")
+    except SiteError as exc:
+        pytest.fail(f"cannot vendor the site's npm packages: {exc}", pytrace=False)
+
+    def skip_generated(directory: str, names: list[str]) -> set[str]:
+        rel = Path(directory).relative_to(ROOT / "docs")
+        return {n for n in names if (rel / n).as_posix() in GENERATED_DOCS or n == "__pycache__"}
+    project.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "mkdocs.yml", project)
+    shutil.copytree(ROOT / "docs", project / "docs", ignore=skip_generated)
+    shutil.copytree(ROOT / "docs" / "assets" / "vendor", project / "docs" / "assets" / "vendor")
+    if model_source:
+        shutil.copytree(ROOT / "reportgen", project / "reportgen", ignore=shutil.ignore_patterns("__pycache__"))
+
+
 def invoke(*args: str):
     """Run the CLI in-process; returns Click's Result (exit_code, output)."""
     from click.testing import CliRunner

@@ -36,9 +36,9 @@ from reportgen.models import build_model, count_parameters
 from reportgen.pipeline import precompute
 from reportgen.post import post_link, render_study
 from reportgen.stats import summary
-from reportgen.store import Store, cache_key
+from reportgen.store import Store
 from reportgen.study import RenderError, Study, collect
-from reportgen.train import run_files, train_run, versions
+from reportgen.train import execute, plan_runs
 from tests.synthetic import write_idx_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -134,17 +134,9 @@ def study(workspace):
         exp = StudyConfig.model_validate(EXPERIMENT)
         splits = load_splits("fashion-mnist")
         store = Store(workspace / "results")
-        for variant in exp.variants:
-            for seed in exp.profile("smoke")["seeds"]:
-                config = exp.resolve(variant, seed, "smoke")
-                out = train_run(config, splits, torch.device("cpu"))
-                key = cache_key(config, splits.checksum)
-                record = {"experiment": exp.id, "variant": variant.name, "seed": seed, "profile": "smoke",
-                          "cache_key": key, "dataset": "fashion-mnist", "dataset_sha256": splits.checksum,
-                          "device": "cpu (test)", "versions": versions(), "git_commit": None, "started": "",
-                          "finished": "", "wall_seconds": 1.0, "epoch_seconds": out.epoch_seconds,
-                          "train_size": config["train_limit"]}
-                store.write_run(exp.id, variant.name, seed, key, run_files(config, out, record))
+        # as `reportgen run` trains and stores them
+        for run in plan_runs({exp.id: (None, exp)}, [exp.id], "smoke", store, {"fashion-mnist": splits.checksum}):
+            execute(run, splits, torch.device("cpu"), store, "smoke", log=lambda *_: None, force=True)
         _SHARED["results_before"] = _tree_digest(workspace / "results")
         _SHARED["study"] = collect(exp.id, exp, "smoke", store)
     return _SHARED["study"]

@@ -11,12 +11,7 @@ for print.
 """
 from __future__ import annotations
 
-import functools
-import http.server
 import json
-import shutil
-import tempfile
-import threading
 from html.parser import HTMLParser
 from pathlib import Path
 from types import SimpleNamespace
@@ -33,7 +28,7 @@ from reportgen.settings import SHIFT_RADIUS
 from reportgen.site import build_site
 from reportgen.stats import mean_ci
 from reportgen.study import Study, VariantResults
-from tests.browser import _driver, _wait, find_browser
+from tests.browser import _session, _wait, find_browser
 from tests.test_site import make_project, vendored  # noqa: F401 - the session fixture: MathJax and ECharts
 
 CURVES = ("train_loss", "val_loss", "train_acc", "val_acc")
@@ -223,15 +218,8 @@ def test_curves_chart_in_a_browser_under_a_sub_path(chart_site):
         pytest.skip("browser test skipped: chromium and chromedriver are not installed "
                     "(apt-get install chromium chromium-driver, or set CHROME_BIN and CHROMEDRIVER)")
     root, _, study, result = chart_site
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    origin = f"http://127.0.0.1:{server.server_address[1]}"
-    profile = tempfile.mkdtemp(prefix="reportgen-chromium-")
-    driver = None
-    try:
-        driver = _driver(*found, profile)
+    with _session(found, root) as (driver, base):
+        origin = base.rstrip("/")
         driver.get(f"{origin}/site/blog/charts/")  # served from the project folder: the site is under /site/
         assert _wait(driver, "document.querySelectorAll('.rg-chart[data-chart-ready]').length === 2"), \
             driver.get_log("browser")
@@ -283,12 +271,6 @@ def test_curves_chart_in_a_browser_under_a_sub_path(chart_site):
         assert [url for url in loaded if not url.startswith(origin + "/site/")] == []
         severe = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
         assert severe == []
-    finally:
-        if driver is not None:
-            driver.quit()
-        server.shutdown()
-        server.server_close()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def test_escaped_json_survives_the_page(chart_site):

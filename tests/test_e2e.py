@@ -5,16 +5,11 @@ from __future__ import annotations
 import re
 import shutil
 import time
-from pathlib import Path
 
 import pytest
 
-from reportgen.site import SiteError, vendor_assets
 from tests.browser import BrowserUnavailable, check_site_in_browser
-from tests.conftest import ROOT, invoke
-
-# Generated into docs/ by reportgen: left out of the copy of the hand-written site.
-GENERATED = ("index.md", "write-your-own.md", "methods.md", "blog/posts", "assets/vendor", "assets/figures")
+from tests.conftest import ROOT, copy_site_sources, invoke
 
 
 @pytest.fixture
@@ -24,18 +19,7 @@ def full_project(project):
     for pattern in ("*.yaml", "*.md"):
         for path in (ROOT / "experiments").glob(pattern):
             shutil.copy(path, project / "experiments")
-    shutil.copy(ROOT / "mkdocs.yml", project)
-    try:
-        vendor_assets(ROOT / "docs")  # once (npm) into the project's gitignored docs/assets/vendor, as test_site does
-    except SiteError as exc:
-        pytest.fail(f"cannot vendor MathJax for the end-to-end test: {exc}", pytrace=False)
-
-    def skip_generated(directory: str, names: list[str]) -> set[str]:
-        rel = Path(directory).relative_to(ROOT / "docs")
-        return {n for n in names if (rel / n).as_posix() in GENERATED or n == "__pycache__"}
-    shutil.copytree(ROOT / "docs", project / "docs", ignore=skip_generated)
-    shutil.copytree(ROOT / "docs" / "assets" / "vendor", project / "docs" / "assets" / "vendor")
-    shutil.copytree(ROOT / "reportgen", project / "reportgen", ignore=shutil.ignore_patterns("__pycache__"))
+    copy_site_sources(project)
     return project
 
 

@@ -23,8 +23,8 @@ from reportgen.analyses import live_model
 from reportgen.analyses._shift import shift_images
 from reportgen.engines import DEFAULT_ENGINE, ENGINES
 from reportgen.loader import Normalization, to_input
-from reportgen.site import ONNXRUNTIME_WEB, SiteError, vendor_npm
-from tests.conftest import ROOT, invoke
+from reportgen.site import ONNXRUNTIME_WEB, vendor_npm
+from tests.conftest import ROOT, copy_site_sources, invoke
 
 STUDY = """\
 id: live
@@ -47,7 +47,6 @@ EXPORTED = ["lenet", "bn", "fc"]        # in the widget, in the study's order
 SUB_PATH = "sub/path/"                  # the site is served from here, as on GitHub Pages
 POST = "blog/live/"
 TOLERANCE = 1e-4
-GENERATED = ("index.md", "write-your-own.md", "methods.md", "blog/posts", "assets/vendor", "assets/figures")
 # (test image, dx, dy, mode): 24 inputs, 16 of them shifted, both modes, up to the sliders' limits
 CASES = [(i, 0, 0, "zero") for i in range(0, 50, 6)] + [
     (1, 2, 0, "zero"), (3, -3, 1, "zero"), (5, 0, -4, "zero"), (7, 6, 6, "zero"), (11, -6, -6, "zero"),
@@ -87,7 +86,7 @@ def trained(tmp_path_factory):
         mp.delenv("REPORTGEN_RESULTS", raising=False)
         provision("fashion-mnist", root / "data", from_dir=root / "idx", skip_checksum=True, allow_download=False,
                   allow_install=False, log=lambda *_: None)
-        _copy_site_sources(project)
+        copy_site_sources(project)
         (project / "experiments").mkdir()
         (project / "experiments" / "live.yaml").write_text(STUDY)
         mp.chdir(project)
@@ -118,25 +117,6 @@ def built(request, trained, tmp_path_factory):
         yield project
     finally:
         mp.undo()
-
-
-def _copy_site_sources(project: Path) -> None:
-    """mkdocs.yml, the hand-written docs/ (without what reportgen generates), the vendored npm packages (fetched
-    once into the repository's gitignored docs/assets/vendor) and the model source the posts quote."""
-    try:
-        from reportgen.site import vendor_assets
-        vendor_assets(ROOT / "docs")
-    except SiteError as exc:
-        pytest.fail(f"cannot vendor the site's npm packages: {exc}", pytrace=False)
-
-    def skip_generated(directory: str, names: list[str]) -> set[str]:
-        rel = Path(directory).relative_to(ROOT / "docs")
-        return {n for n in names if (rel / n).as_posix() in GENERATED or n == "__pycache__"}
-    project.mkdir(parents=True)
-    shutil.copy(ROOT / "mkdocs.yml", project)
-    shutil.copytree(ROOT / "docs", project / "docs", ignore=skip_generated)
-    shutil.copytree(ROOT / "docs" / "assets" / "vendor", project / "docs" / "assets" / "vendor")
-    shutil.copytree(ROOT / "reportgen", project / "reportgen", ignore=shutil.ignore_patterns("__pycache__"))
 
 
 def _pytorch(project: Path, variant: str, pixels: np.ndarray) -> np.ndarray:

@@ -20,9 +20,9 @@ from reportgen.measures import binomial_interval, loss_agreement
 from reportgen.pipeline import precompute
 from reportgen.settings import VAL_LOSS_EPOCH_TOLERANCE as TOL, VAL_LOSS_RISE_FRACTION as RISE
 from reportgen.stats import PAIRED, UNPAIRED, difference, pairing, summary
-from reportgen.store import Store, cache_key
+from reportgen.store import Store
 from reportgen.study import Study, VariantResults, collect
-from reportgen.train import evaluate, run_files, train_run, versions
+from reportgen.train import evaluate, execute, plan_runs
 from tests.synthetic import write_idx_dataset
 
 STUDY = {
@@ -59,16 +59,9 @@ def trained(tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        for variant in exp.variants:
-            for seed in exp.profile("smoke")["seeds"]:
-                config = exp.resolve(variant, seed, "smoke")
-                out = train_run(config, splits, torch.device("cpu"))
-                key = cache_key(config, splits.checksum)
-                record = {"study": exp.id, "variant": variant.name, "seed": seed, "profile": "smoke",
-                          "cache_key": key, "dataset": "fashion-mnist", "dataset_sha256": splits.checksum,
-                          "device": "cpu (test)", "versions": versions(), "git_commit": None, "wall_seconds": 1.0,
-                          "epoch_seconds": out.epoch_seconds, "train_size": 300}
-                store.write_run(exp.id, variant.name, seed, key, run_files(config, out, record))
+        # as `reportgen run` trains and stores them
+        for run in plan_runs({exp.id: (None, exp)}, [exp.id], "smoke", store, {"fashion-mnist": splits.checksum}):
+            execute(run, splits, torch.device("cpu"), store, "smoke", log=lambda *_: None, force=True)
         yield exp, store, collect(exp.id, exp, "smoke", store), root
     finally:
         torch.set_num_threads(threads)

@@ -6,8 +6,6 @@ declared order, the home table, and the blog index of a real strict build of the
 from __future__ import annotations
 
 import re
-import shutil
-from pathlib import Path
 
 import pytest
 
@@ -15,13 +13,12 @@ from reportgen.config import discover
 from reportgen.home import render_home
 from reportgen.markdown import package_environment
 from reportgen.settings import DATASET_TRAIN_SIZE, VAL_SIZE
-from reportgen.site import SiteError, build_site, vendor_assets
+from reportgen.site import build_site
 from reportgen.store import Store
-from tests.conftest import ROOT
+from tests.conftest import ROOT, copy_site_sources
 from tests.test_render import SHIPPED
 
 READING_ORDER = SHIPPED  # one list of the shipped studies in their reading order
-GENERATED = ("index.md", "write-your-own.md", "methods.md", "blog/posts", "assets/vendor", "assets/figures")
 POST_LINK = re.compile(r'<h2 id="[^"]*"><a class="toclink" href="(?:\.\./)*([^"/]+)/">')  # a post's title
 
 
@@ -64,19 +61,8 @@ def test_the_home_table_lists_every_study_in_reading_order_with_its_data_size_an
 def blog_index(studies, tmp_path_factory) -> list[str]:
     """The post slugs of the built blog index, page by page, in the order the reader sees them: a strict build of
     the real mkdocs.yml and hand-written pages, with one post per shipped study carrying its real front matter."""
-    try:
-        vendor_assets(ROOT / "docs")
-    except SiteError as exc:
-        pytest.fail(f"cannot vendor the site's assets: {exc}", pytrace=False)
     project = tmp_path_factory.mktemp("order") / "project"
-    project.mkdir()
-    shutil.copy(ROOT / "mkdocs.yml", project)
-
-    def skip_generated(directory: str, names: list[str]) -> set[str]:
-        rel = Path(directory).relative_to(ROOT / "docs")
-        return {n for n in names if (rel / n).as_posix() in GENERATED or n == "__pycache__"}
-    shutil.copytree(ROOT / "docs", project / "docs", ignore=skip_generated)
-    shutil.copytree(ROOT / "docs" / "assets" / "vendor", project / "docs" / "assets" / "vendor")
+    copy_site_sources(project, model_source=False)
     docs, front = project / "docs", package_environment().get_template("_front.md.j2")
     (docs / "blog" / "posts").mkdir(parents=True)
     for name, (_, exp) in studies.items():

@@ -24,7 +24,7 @@ from reportgen.scaffold import write_guide
 from reportgen.site import SiteError, build_site, external_resources, vendor_assets
 
 try:
-    from tests.browser import BrowserUnavailable, check_site_in_browser, find_browser
+    from tests.browser import check_site_in_browser, find_browser
 except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.path
     from browser import check_site_in_browser, find_browser
 

@@ -17,9 +17,9 @@ import yaml
 
 from reportgen import engines
 from reportgen.engines import EngineError, write_zensical_config
-from reportgen.site import SiteError, build_site, external_resources, missing_resources, vendor_assets
+from reportgen.site import SiteError, build_site, external_resources, missing_resources
 from tests.browser import BrowserUnavailable, check_site_in_browser, site_engine  # noqa: F401 - a fixture
-from tests.conftest import ROOT, run_main
+from tests.conftest import ROOT, copy_site_sources, run_main
 
 BETA = """\
 id: beta
@@ -71,7 +71,6 @@ $$
 {{ analysis("curves") }}
 """
 STUDIES = ("beta", "convolution")
-GENERATED = ("index.md", "write-your-own.md", "methods.md", "blog/posts", "assets/figures", "assets/vendor")
 ENV = {"REPORTGEN_OFFLINE": "1", "REPORTGEN_SKIP_CHECKSUM": "1"}
 # What a post's article holds, counted the same way in both builds (class names are Material's, which Zensical's
 # classic variant keeps).
@@ -95,18 +94,7 @@ def trained(tmp_path_factory, synthetic_idx):
     (project / "experiments" / "beta.md").write_text(BETA_PROSE)
     for suffix in (".yaml", ".md"):
         shutil.copy(ROOT / "experiments" / f"convolution{suffix}", project / "experiments")
-    shutil.copy(ROOT / "mkdocs.yml", project)
-    shutil.copytree(ROOT / "reportgen", project / "reportgen", ignore=shutil.ignore_patterns("__pycache__"))
-    try:
-        vendor_assets(ROOT / "docs")  # once (npm) into the project's gitignored docs/assets/vendor, as test_site does
-    except SiteError as exc:
-        pytest.fail(f"cannot vendor the site's npm packages: {exc}", pytrace=False)
-
-    def skip_generated(directory: str, names: list[str]) -> set[str]:
-        rel = Path(directory).relative_to(ROOT / "docs")
-        return {n for n in names if (rel / n).as_posix() in GENERATED or n == "__pycache__"}
-    shutil.copytree(ROOT / "docs", project / "docs", ignore=skip_generated)
-    shutil.copytree(ROOT / "docs" / "assets" / "vendor", project / "docs" / "assets" / "vendor")
+    copy_site_sources(project)
     patch = pytest.MonkeyPatch()
     patch.setenv("REPORTGEN_DATA", str(data))
     for key, value in ENV.items():
