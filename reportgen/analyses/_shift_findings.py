@@ -34,16 +34,6 @@ def distance_bins(radius: int) -> np.ndarray:
     return np.rint(np.sqrt(np.add.outer(axis, axis))).astype(int)
 
 
-def by_distance(grid: np.ndarray, radius: int) -> dict[int, float]:
-    """Mean of a shift grid's cells at each rounded distance 0..radius."""
-    bins = distance_bins(radius)
-    return {d: float(grid[bins == d].mean()) for d in range(radius + 1)}
-
-
-def _acc(value: float) -> float:
-    return round(value, 9)  # far below the printed digit: the same sentence from the grid and from the curve
-
-
 def seed_kept(study, distances: tuple[int, ...] = DISTANCES) -> list[SeedKept]:
     """Every seed's accuracy at each distance, per variant of ``study`` (cached; see ``distance_accuracy_of``)."""
     from ._shift import distance_accuracy_of
@@ -79,7 +69,7 @@ def findings(variants: list[SeedKept], baseline: str | None, test_images: list[i
         parts = [f"{d} pixel{'s' if d != 1 else ''} {_ci([v.by_seed[s][d] for s in seeds])}" for d in steps]
         out.append(f"{v.label}, zero-filled, mean of {len(seeds)} seed{'s' if len(seeds) != 1 else ''}"
                    f"{f' ({round(100 * CONFIDENCE)}% CI)' if len(seeds) > 1 else ''}: unshifted "
-                   f"{_acc(float(np.mean([v.by_seed[s][0] for s in seeds]))):.2f}%; moved by "
+                   f"{np.mean([v.by_seed[s][0] for s in seeds]):.2f}%; moved by "
                    + "; ".join(parts) + ".")
     base = next((v for v in rows if v.label == baseline), None)
     for v in rows:

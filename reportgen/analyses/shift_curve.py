@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 import matplotlib.pyplot as plt
-import numpy as np
 
 from ..charts import Chart, line, lines_chart
 from ..figures import MUTED, PALETTE, WIDTH, Figure, FigureWriter
@@ -16,7 +15,7 @@ from . import Analysis
 from ._common import first_run, pct, variant_head
 from ._shift import precompute_shift_grids as precompute
 from ._shift import shift_grid_of
-from ._shift_findings import SeedKept, baseline_label, seed_kept
+from ._shift_findings import SeedKept, baseline_label, distance_bins, seed_kept
 from ._shift_findings import findings as shift_findings
 
 
@@ -58,8 +57,7 @@ class ShiftCurveResult:
 
 def compute(study: Study, figures: FigureWriter) -> ShiftCurveResult:
     radius = SHIFT_RADIUS
-    d = np.sqrt(np.add.outer(np.arange(-radius, radius + 1) ** 2, np.arange(-radius, radius + 1) ** 2))
-    bins = np.rint(d).astype(int)
+    bins = distance_bins(radius)
     rows, series = [], {}
     grids = [(v, first_run(v), shift_grid_of(first_run(v), study=study)) for v in study.available]
     for v, run, g in grids:
