@@ -171,8 +171,10 @@ def list_cmd(obj: Context, profile: str) -> None:
             runs = [p for p in planned if p.study == name and p.variant == variant.name]
             cells = " ".join(f"seed-{p.seed}:{p.status}" for p in runs)
             click.echo(f"    {variant.name:<20} {variant.dataset or exp.dataset:<14} {cells}")
-    done = sum(p.status == "complete" for p in planned)
-    click.echo(f"{done}/{len(planned)} runs cached for profile {profile!r}")
+    done = sum(p.status in ("complete", "kept") for p in planned)
+    click.echo(f"{done}/{len(planned)} runs cached for profile {profile!r}"
+               + (" (kept: set aside when another config or profile ran; `reportgen run` moves them back)"
+                  if any(p.status == "kept" for p in planned) else ""))
 
 
 @cli.command()

@@ -10,6 +10,11 @@ Layout: ``results/<study>/<variant>/seed-<n>/`` holding
 - ``run.json``        versions, device, wall time, git commit, dataset checksum, cache key
 - ``COMPLETE.json``   the marker, written last: cache key and the SHA-256 of every file above
 
+A complete run that a run with another cache key replaces (another profile, or a config edited and edited back)
+is not deleted: it moves to ``results/<study>/<variant>/.kept/seed-<n>-<cache key>/``. Asked for again, it is moved
+back by a rename instead of being retrained, and rendering reads it from there meanwhile, so switching between
+``--profile quick`` and ``--profile full`` never throws away an hour of training.
+
 A run is written into a hidden staging directory and renamed into place, so a run killed at any moment leaves
 either the previous complete run or nothing that looks complete. The next ``reportgen run`` (holding the store's
 lock) removes what a killed writer left; a staging directory that was already complete when the writer died (killed
@@ -41,6 +46,7 @@ from .fsutil import atomic_write, fsync_dir, pause_for_tests, sha256_bytes, sha2
 from .settings import ENV_RESULTS
 
 MARKER = "COMPLETE.json"
+KEPT = ".kept"  # per variant: the complete runs that a run with another cache key replaced (see the docstring)
 RUN_FILES = ("config.json", "history.json", "metrics.json", "predictions.npz", "weights.safetensors", "run.json")
 
 
@@ -131,10 +137,18 @@ class Store:
             raise StoreError(f"{path}: run is {state.status}{': ' + state.reason if state.reason else ''}")
         return Run(path)
 
+    def kept_runs(self, study: str, variant: str, seed: int) -> list[Path]:
+        """The runs kept for this slot when runs with other cache keys replaced them, newest first."""
+        found = (self.root / study / variant / KEPT).glob(f"seed-{seed}-*")
+        return sorted((p for p in found if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
+
     def find_complete(self, key: str, exclude: Path | None = None) -> Path | None:
-        """Another complete run with the same cache key (identical config and data), e.g. a baseline shared by
-        several studies; it can be copied instead of retrained."""
-        for marker in self.root.glob(f"*/*/seed-*/{MARKER}"):
+        """Another complete run with the same cache key (identical config and data): the run kept for the slot
+        ``exclude`` itself, or e.g. a baseline shared by several studies; it is restored or copied instead of
+        retrained."""
+        own = [] if exclude is None else [exclude.parent / KEPT / f"{exclude.name}-{key}" / MARKER]
+        for marker in [m for m in own if m.exists()] + sorted(self.root.glob(f"*/*/seed-*/{MARKER}")) \
+                + sorted(self.root.glob(f"*/*/{KEPT}/seed-*/{MARKER}")):
             if exclude is not None and marker.parent == exclude:
                 continue
             try:
@@ -161,6 +175,7 @@ class Store:
                 pause_for_tests()
             marker = {"cache_key": key, "files": {name: sha256_bytes(data) for name, data in sorted(files.items())}}
             atomic_write(staging / MARKER, json_bytes(marker))
+            self._keep(final, key)
             self._swap_in(staging, final)
         except BaseException as exc:  # full disk, read-only directory, Ctrl-C: nothing half-written stays behind
             if not (staging / MARKER).exists():  # a complete staging run is left for clean_partials to put in place
@@ -173,17 +188,46 @@ class Store:
         return final
 
     def copy_run(self, source: Path, study: str, variant: str, seed: int) -> Path:
+        """Put the complete run ``source`` in this slot: moved back by renames when it is the slot's own kept
+        run, else copied through a staging directory. Whatever complete run the slot held is kept."""
         final = self.run_dir(study, variant, seed)
         staging = final.parent / f".{final.name}.partial-{os.getpid()}"
         try:
+            key = json.loads((source / MARKER).read_text()).get("cache_key", "")
+            if source.parent == final.parent / KEPT:
+                self._keep(final, key)
+                if final.exists():  # an incomplete or corrupt leftover: nothing worth keeping
+                    shutil.rmtree(final)
+                os.replace(source, final)
+                fsync_dir(final.parent)
+                return final
             final.parent.mkdir(parents=True, exist_ok=True)
             shutil.rmtree(staging, ignore_errors=True)
             shutil.copytree(source, staging)
+            self._keep(final, key)
             self._swap_in(staging, final)
-        except (OSError, shutil.Error) as exc:
+        except (OSError, ValueError, shutil.Error) as exc:
             shutil.rmtree(staging, ignore_errors=True)
             raise StoreError(f"cannot copy {source} to {final}: {exc}") from None
         return final
+
+    @staticmethod
+    def _keep(final: Path, key: str) -> None:
+        """Before a run with cache key ``key`` replaces ``final``: if ``final`` is a complete run with another key,
+        move it (one rename) to the slot's kept runs, unless an identical run is kept there already."""
+        if check_run(final).status != "complete":
+            return
+        old_key = json.loads((final / MARKER).read_text()).get("cache_key")
+        if not old_key or old_key == key:
+            return
+        kept = final.parent / KEPT / f"{final.name}-{old_key}"
+        if kept.exists():
+            if check_run(kept, old_key).status == "complete":
+                return  # the same run is kept already; the slot's copy is replaced as usual
+            shutil.rmtree(kept)
+        kept.parent.mkdir(exist_ok=True)
+        os.replace(final, kept)
+        fsync_dir(kept.parent)
 
     @staticmethod
     def _swap_in(staging: Path, final: Path) -> None:

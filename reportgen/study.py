@@ -59,14 +59,20 @@ def collect(exp_id: str, exp: Any, profile: str, store: Store) -> Study:
         for seed in exp.profile(profile)["seeds"]:
             path = store.run_dir(exp_id, v.name, seed)
             state = check_run(path)
+            wanted = json.loads(json.dumps(exp.resolve(v, seed, profile)))
             if state.status == "complete":
                 run = store.load(exp_id, v.name, seed)
-                if run.config == json.loads(json.dumps(exp.resolve(v, seed, profile))):
+                if run.config == wanted:
                     result.runs.append(run)
                     continue
                 state_text = "stale (trained with another config or profile)"
             else:
                 state_text = state.status + (f": {state.reason}" if state.reason else "")
+            kept = [run for run in map(Run, (p for p in store.kept_runs(exp_id, v.name, seed)
+                                             if check_run(p).status == "complete")) if run.config == wanted]
+            if kept:  # this profile's run, set aside when another profile's run took the slot
+                result.runs.append(kept[0])
+                continue
             note = path.parent / UNAVAILABLE
             if v.optional and note.exists():
                 result.unavailable = note.read_text().strip() or "its dataset could not be provisioned"

@@ -1,6 +1,7 @@
 """The core pipeline on synthetic IDX data: training engine, results store, cache, CLI run/render/build."""
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -164,6 +165,42 @@ def test_changed_config_makes_the_run_stale(trained):
     path.write_text(yaml.safe_dump(study, sort_keys=False, allow_unicode=True))
     result = invoke("run", "--profile", "smoke")
     assert "stale" in result.output and "0 of 2 runs cached" in result.output
+
+
+def test_a_replaced_run_is_kept_rendered_from_and_restored_without_training(trained):
+    """Switching a config (or a profile) back and forth never retrains: the run a changed config replaced is kept
+    under .kept/, `render` reads it meanwhile, and `run` moves it back byte for byte."""
+    project = trained
+    store = Store(project / "results")
+    slot = store.run_dir("dropout", "no-dropout", 0)
+    original = {name: (slot / name).read_bytes() for name in RUN_FILES}
+    old_key = json.loads((slot / MARKER).read_text())["cache_key"]
+    path = project / "experiments" / "dropout.yaml"
+    text = path.read_text()
+    study = yaml.safe_load(text)
+    study["training"]["lr"] *= 2
+    path.write_text(yaml.safe_dump(study, sort_keys=False, allow_unicode=True))
+    changed = invoke("run", "--profile", "smoke")
+    assert changed.exit_code == 0 and "0 of 2 runs cached; 2 to run" in changed.output, changed.output
+    kept = slot.parent / ".kept" / f"seed-0-{old_key}"
+    assert check_run(kept, old_key).status == "complete"
+    assert {name: (kept / name).read_bytes() for name in RUN_FILES} == original
+    assert (slot / "config.json").read_bytes() != original["config.json"]
+
+    path.write_text(text)  # back to the original config: render reads the kept runs, nothing is trained
+    rendered = invoke("render", "--profile", "smoke")
+    assert rendered.exit_code == 0, rendered.output
+    acc = json.loads(original["metrics.json"])["test_acc"] * 100
+    assert f"{acc:.2f}" in (project / "docs" / "blog" / "posts" / "dropout.md").read_text()
+    listed = invoke("list", "--profile", "smoke")
+    assert "seed-0:kept" in listed.output and "2/2 runs cached" in listed.output, listed.output
+    restored = invoke("run", "--profile", "smoke")
+    assert restored.exit_code == 0 and restored.output.count("restoring the run kept from before") == 2, restored.output
+    assert "2 of 2 runs cached (2 kept from another config or profile" in restored.output
+    assert "; 0 to run" in restored.output
+    assert {name: (slot / name).read_bytes() for name in RUN_FILES} == original and not kept.exists()
+    assert len(store.kept_runs("dropout", "no-dropout", 0)) == 1  # the doubled-lr run, kept in its turn
+    assert "2 of 2 runs cached; 0 to run" in invoke("run", "--profile", "smoke").output
 
 
 def test_interrupted_run_is_not_complete_and_is_rerun(trained):
