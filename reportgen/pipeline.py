@@ -102,7 +102,8 @@ def run(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, device:
             + (" (--force retrains cached runs)" if force else ""))
         for p in todo:
             if p.status in ("stale", "corrupt", "incomplete"):
-                log(f"{p.study}/{p.variant}/seed-{p.seed}: {p.status} ({p.reason}); rerunning")
+                log(f"{p.study}/{p.variant}/seed-{p.seed}: {p.status} ({p.reason}); rerunning"
+                    + (", the run there is kept" if p.status == "stale" else ""))
         splits: dict[str, object] = {}
 
         def serial(p) -> None:

@@ -60,7 +60,7 @@ def _measure(ci: dict[str, Any] | None, unit: str) -> prose.Measure | None:
 
 
 def _blocks(exp: Any, stats: dict[str, Any] | None, facts: dict[str, Any], sections: dict[str, Markup],
-            render: Any) -> prose.Blocks:
+            render: Any, measured: dict[str, Any]) -> prose.Blocks:
     rows = {r["name"]: r for r in (stats["rows"] if stats else [])}
     return prose.Blocks(
         analyses=sections,
@@ -72,7 +72,7 @@ def _blocks(exp: Any, stats: dict[str, Any] | None, facts: dict[str, Any], secti
         variants={v["name"]: {"label": v["label"], "description": v["description"], "parameters": v["parameters"],
                               "dataset": v["dataset"], "max_shift": v["max_shift"]} for v in facts["variants"]},
         baseline=stats["baseline"] if stats else None,
-        shows=prose.SHOWS_MARK if exp.trains and stats else Markup(""))
+        shows=prose.SHOWS_MARK if exp.trains and stats else Markup(""), measured=measured)
 
 
 def body(exp: Any, prose_file: Path | None, blocks: prose.Blocks, namespace: dict[str, Any],
@@ -125,12 +125,13 @@ def _render(study: Study, exp: Any, profile: str, figures: FigureWriter, declare
               "repro": reproducibility(study, profile), "version": __version__,
               "unavailable": [v for v in study.variants if v.unavailable], "models": models(facts),
               "results_chart": results_chart(study, stats) if stats else None}
-    sections, findings = {}, []
+    sections, findings, measured = {}, [], {}
     for name in exp.analyses:
         try:
             result = analyses.get(name).compute(study, figures)
         except analyses.AnalysisError as exc:  # e.g. the images it needs are not provisioned: one line
             raise RenderError(f"{study.id}: {exc}") from None
+        measured[name] = result
         sections[name] = Markup(env.get_template(analyses.get(name).template).render(a=result, **common))
         hook = getattr(analyses.get(name), "findings", None)
         findings += hook(result) if hook is not None else []
@@ -148,7 +149,7 @@ def _render(study: Study, exp: Any, profile: str, figures: FigureWriter, declare
             data = conclusions.closing(exp, stats, facts, confounds.differences(exp, profile), findings, placed)
         return Markup(env.get_template("_shows.md.j2").render(c=data, answer=answer, **common))
 
-    blocks = _blocks(exp, stats, facts, sections, render)
+    blocks = _blocks(exp, stats, facts, sections, render, measured)
     models_text, text, shows = body(exp, prose_file, blocks,
                                     {"setup": facts, "profile": profile, "exp": exp, "post": link}, closing)
     return env.get_template("_post.md.j2").render(body=Markup(text), shows=Markup(shows),

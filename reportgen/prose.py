@@ -12,9 +12,8 @@ include or import, an attribute the sandbox refuses — and reports it as one li
 """
 from __future__ import annotations
 
-import difflib
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,6 +24,7 @@ from markupsafe import Markup
 
 from .config import ConfigError
 from .markdown import interval, number, prose_environment, signed_number
+from .run_schema import _closest
 
 # Every name prose may use, with what it gives: the "Write your own study" page is generated from this table.
 NAMES: dict[str, tuple[str, str]] = {
@@ -42,6 +42,10 @@ NAMES: dict[str, tuple[str, str]] = {
             "84.20); also .mean .low .high .std .n"),
     "diff": ('diff("variant")', "the difference in test accuracy to the baseline (paired over seeds where both "
              "variants use the same images), e.g. −0.42 points (95% CI −1.07 to +0.24); also .mean .low .high .verdict"),
+    "result": ('result("filters")', "a declared analysis' computed result, so that the wording can follow what it "
+               "measured: the fields of the analysis' result class, e.g. result(\"activation_stats\").layer(\"dropout\", "
+               "\"relu4\").dead or result(\"filters\").reading(\"tiny\").sum; before training (the check) every field "
+               "is empty and every comparison false"),
     "variant": ('variant("name")', "a variant's .label .description .parameters .dataset .max_shift"),
     "setup": ("setup", "the setup: .epochs .seeds .train_limit .eval_limit .val_size .train_total .variants"),
     "profile": ("profile", "the profile's name: smoke, quick or full"),
@@ -71,11 +75,6 @@ def prose_path(yaml_path: Path, exp: Any = None) -> Path | None:
     return shared
 
 
-def _closest(word: str, choices: list[str]) -> str:
-    match = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.5)
-    return f"; did you mean {match[0]!r}?" if match else ""
-
-
 @dataclass(frozen=True)
 class Measure:
     """A mean over seeds with its interval, in percent or percentage points; prints itself for prose."""
@@ -97,6 +96,59 @@ _NAN = float("nan")
 _PLACEHOLDER = Measure(_NAN, _NAN, _NAN, _NAN, 0)
 
 
+class _Unmeasured:
+    """What result() gives while the prose is checked before anything is trained: any field, item or call of it is
+    itself, every comparison is false and it prints as nothing, so the check still catches unknown names and
+    syntax without numbers to compare."""
+
+    def __getattr__(self, name: str) -> "_Unmeasured":
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self
+
+    def __getitem__(self, key: Any) -> "_Unmeasured":
+        return self
+
+    def __call__(self, *args: Any, **kwargs: Any) -> "_Unmeasured":
+        return self
+
+    def __iter__(self):
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __lt__(self, other: Any) -> bool:
+        return False
+
+    __le__ = __gt__ = __ge__ = __eq__ = __lt__
+    __hash__ = object.__hash__
+
+    def __ne__(self, other: Any) -> bool:
+        return False
+
+    def _same(self, *args: Any) -> "_Unmeasured":
+        return self
+
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __rtruediv__ = _same
+    __neg__ = __abs__ = __round__ = _same
+
+    def __float__(self) -> float:
+        return _NAN
+
+    def __str__(self) -> str:
+        return ""
+
+    def __format__(self, spec: str) -> str:
+        return ""
+
+
+_UNMEASURED = _Unmeasured()
+
+
 @dataclass
 class Blocks:
     """What the post offers the prose: rendered blocks by name and measured numbers; records what was placed."""
@@ -111,6 +163,7 @@ class Blocks:
     # The closing section is written after the prose, when every placed block is known (it repeats the verdicts
     # of the blocks the post shows): shows() places this marker, which the post replaces.
     shows: Markup = Markup("")
+    measured: dict[str, Any] = field(default_factory=dict)  # analysis name -> its computed result (result())
 
     def __post_init__(self) -> None:
         self.placed: list[str] = []
@@ -138,12 +191,18 @@ def context(blocks: Blocks, *, setup: dict[str, Any], profile: str, exp: Any,
             raise ValueError(f"no variant {name!r}{_closest(name, variant_names)} (variants: {', '.join(variant_names)})")
         return name
 
-    def analysis(name: str) -> Markup:
+    def declared(call: str, name: str) -> str:
         if name not in blocks.analyses:
-            declared = ", ".join(blocks.analyses) or "none"
-            raise ValueError(f"analysis({name!r}): the study does not declare it{_closest(name, list(blocks.analyses))} "
-                             f"(its analyses: {declared}; add it to analyses: in the YAML)")
-        return blocks._place(f"analysis:{name}", blocks.analyses[name])
+            listed = ", ".join(blocks.analyses) or "none"
+            raise ValueError(f"{call}({name!r}): the study does not declare it{_closest(name, list(blocks.analyses))} "
+                             f"(its analyses: {listed}; add it to analyses: in the YAML)")
+        return name
+
+    def analysis(name: str) -> Markup:
+        return blocks._place(f"analysis:{name}", blocks.analyses[declared("analysis", name)])
+
+    def result(name: str) -> Any:
+        return blocks.measured.get(declared("result", name), _UNMEASURED)
 
     def acc(name: str) -> Measure:
         return blocks.accuracy.get(known_variant(name), _PLACEHOLDER)
@@ -154,7 +213,7 @@ def context(blocks: Blocks, *, setup: dict[str, Any], profile: str, exp: Any,
         return blocks.differences.get(name, Measure(_NAN, _NAN, _NAN, _NAN, 0, " points"))
 
     return {
-        "analysis": analysis, "acc": acc, "diff": diff,
+        "analysis": analysis, "result": result, "acc": acc, "diff": diff,
         "results": lambda: blocks._place("results", blocks.results),
         "models": lambda heading=True: blocks._place(
             "models", blocks.models if heading else Markup(blocks.models.split("\n", 1)[-1])),

@@ -182,6 +182,7 @@ def test_a_replaced_run_is_kept_rendered_from_and_restored_without_training(trai
     path.write_text(yaml.safe_dump(study, sort_keys=False, allow_unicode=True))
     changed = invoke("run", "--profile", "smoke")
     assert changed.exit_code == 0 and "0 of 2 runs cached; 2 to run" in changed.output, changed.output
+    assert "stale" in changed.output and "the run there is kept" in changed.output
     kept = slot.parent / ".kept" / f"seed-0-{old_key}"
     assert check_run(kept, old_key).status == "complete"
     assert {name: (kept / name).read_bytes() for name in RUN_FILES} == original

@@ -29,7 +29,7 @@ from reportgen.loader import Normalization
 from reportgen.markdown import html_text, interval, markdown_text, number, signed_number
 from reportgen.models import build_model, count_parameters
 from reportgen.post import render_study
-from reportgen.prose import ProseError, prose_path
+from reportgen.prose import ProseError, _Unmeasured, prose_path
 from reportgen.stats import mean_ci, paired_difference, summary, verdict
 from reportgen.store import Store
 from reportgen.study import RenderError, Study, VariantResults, collect
@@ -370,6 +370,13 @@ def stub_analyses(monkeypatch):
     from reportgen import analyses
     real_get = analyses.get
 
+    class Result(_Unmeasured):  # prints as the analysis' name; any field the prose reads is empty
+        def __init__(self, name: str):
+            self.label = name
+
+        def __str__(self) -> str:
+            return self.label
+
     class Stub:
         template = "stub.md.j2"
 
@@ -377,7 +384,7 @@ def stub_analyses(monkeypatch):
             self.name = real_get(name).name  # an unknown name still fails
 
         def compute(self, study, figures):
-            return self.name
+            return Result(self.name)
     monkeypatch.setattr(analyses, "get", Stub)
     real_env = post_mod.package_environment
 

@@ -297,3 +297,120 @@ def test_the_first_epoch_finding_is_paired_over_seeds_and_only_between_comparabl
     for other in (curve("Digits", {0: 93.0, 1: 93.0, 2: 93.0}, dataset="mnist"),
                   curve("Longer", {0: 60.0, 1: 61.0, 2: 62.0}, epochs=20)):
         assert curves.findings(curves.CurvesResult(figure=None, seeds=3, variants=[base, other])) == []
+
+
+# ---- result(): the wording follows what an analysis measured ---------------------------------------------------
+def _layer(name: str, dead: int, mean: float, peak: float):
+    from reportgen.analyses.activation_stats import LayerActivity
+    return LayerActivity(name=name, type="ReLU", is_relu=True, zero_pct=50.0, mean=mean, min=0.0, max=peak, units=84,
+                         dead=dead)
+
+
+def _activations(dead_off: int, dead_on: int):
+    from reportgen.analyses.activation_stats import ActivationStatsResult, VariantActivations
+    return ActivationStatsResult(basis="first seed", variants=[
+        VariantActivations(name=name, label=name, dataset="fashion-mnist", seeds=[0], seed=0, images=100,
+                           layers=[_layer("relu3", 0, 0.5, 3.0), _layer("relu4", dead, mean, peak)], relu=[])
+        for name, dead, mean, peak in (("no-dropout", dead_off, 0.35, 4.18), ("dropout", dead_on, 0.24, 1.84))])
+
+
+@pytest.mark.parametrize("dead_off, dead_on, says", [
+    (18, 0, "the dropout network leaves fewer units of `relu4` dead: 0 of 84, against\n18 without dropout."),
+    (3, 3, "both leave 3 of 84 units of `relu4` dead, so that push does not\nshow here."),
+    (0, 5, "the dropout network leaves more units of `relu4` dead, 5 of 84\nagainst 0"),
+])
+def test_the_shipped_dropout_prose_says_what_its_activation_statistics_measured(tmp_path, monkeypatch, dead_off,
+                                                                                 dead_on, says):
+    """The dropout post's reading of its dead units follows the numbers, whichever way they fall."""
+    experiments = discover(ROOT / "experiments")
+    path, exp = experiments["dropout"]
+    store = Store(tmp_path / "results")
+    for v in exp.variants:
+        for seed in exp.profile("quick")["seeds"]:
+            write_run(store, exp, v.name, seed, "quick", 0.8 + 0.01 * seed)
+    real_get = analyses.get
+
+    class Stub:
+        template = "stub.md.j2"
+
+        def __init__(self, name: str):
+            self.name = real_get(name).name
+
+        def compute(self, study, figures):
+            return _activations(dead_off, dead_on) if self.name == "activation_stats" else prose._Unmeasured()
+    monkeypatch.setattr(analyses, "get", Stub)
+    real_env = post_mod.package_environment
+    monkeypatch.setattr(post_mod, "package_environment", lambda: _with_stub(real_env()))
+    post = render_study("dropout", exp, "quick", store, tmp_path / "docs", None, path.with_suffix(".md")).read_text()
+    assert says in post
+    assert "relu4` outputs are indeed smaller, mean 0.24 and largest\n1.84 against 0.35 and 4.18." in post
+
+
+def _with_stub(env):
+    env.loader = jinja2.ChoiceLoader([jinja2.DictLoader({"stub.md.j2": "<!-- stub -->\n"}), env.loader])
+    return env
+
+
+def test_result_of_an_undeclared_analysis_is_one_line_with_the_closest(tmp_path):
+    exp, _ = study(tmp_path, analyses_="activation_stats", runs=False)
+    path = tmp_path / "experiments" / "shows.md"
+    path.write_text('{% if result("activation_stat").layer("base", "relu4").dead > 0 %}x{% endif %}\n')
+    with pytest.raises(prose.ProseError) as err:
+        prose.check(path, exp, {}, "quick")
+    message = str(err.value)
+    assert f"{path}:1:" in message and "result('activation_stat'): the study does not declare it" in message
+    assert "did you mean 'activation_stats'" in message and "\n" not in message
+    # declared: before training every field is empty and every comparison false, so the check passes
+    path.write_text('{% set s = result("activation_stats").layer("base", "relu4") %}'
+                    '{% if s.dead > 0 %}dead {{ s.dead }}{% elif s.dead == 0 %}none{% endif %}|{{ s.mean|pct }}|\n')
+    prose.check(path, exp, {}, "quick")
+
+
+def test_a_result_field_that_does_not_exist_names_the_closest(tmp_path):
+    with pytest.raises(ValueError, match=r"no layer of 'dropout' 'relu5'; did you mean 'relu4'\? \(choose from "
+                                         r"relu3, relu4\)"):
+        _activations(1, 0).layer("dropout", "relu5")
+    with pytest.raises(ValueError, match=r"no variant 'dropot'; did you mean 'dropout'\?"):
+        _activations(1, 0).layer("dropot", "relu4")
+
+
+def _filters(total: float, flat_black: float, orientation: str):
+    from reportgen.analyses.filters import FilterLayer, FilterReading, FiltersResult, VariantFilters
+    reading = FilterReading(index=0, sum=total, balance=0.3, near_zero_sum=False, flat_black=flat_black,
+                            orientation=orientation, coherence=0.7)
+    layer = FilterLayer(name="conv1", shape="1 × 1 × 5 × 5", out_channels=1, in_channels=1, kernel="5×5", first=True,
+                        min=-1.0, max=1.0, figure=None, detail_figure=None, detail_out=0, detail_in=0,
+                        readings=[reading], relu_next=True)
+    return FiltersResult(basis="first seed", variants=[
+        VariantFilters(name="tiny", label="Tiny", dataset="fashion-mnist", seeds=[0], seed=0, layers=[layer])])
+
+
+@pytest.mark.parametrize("total, flat_black, orientation, says", [
+    (-1.2, 0.8, "vertical", "the garment dark (set to zero) on a lit background, its vertical edges the brightest"),
+    (1.2, -0.8, "horizontal", "the garment lit on a dark background (set to zero), its horizontal edges the brightest"),
+    (0.3, 0.2, "none", "coarse silhouette: the garment's outline."),
+])
+def test_the_shipped_tiny_prose_reads_its_own_filter(tmp_path, monkeypatch, total, flat_black, orientation, says):
+    """What the tiny post says the network sees follows its learned filter's sum and orientation."""
+    path, exp = discover(ROOT / "experiments")["tiny"]
+    store = Store(tmp_path / "results")
+    for v in exp.variants:
+        for seed in exp.profile("quick")["seeds"]:
+            write_run(store, exp, v.name, seed, "quick", 0.8 + 0.01 * seed)
+    real_get = analyses.get
+
+    class Stub:
+        template = "stub.md.j2"
+
+        def __init__(self, name: str):
+            self.name = real_get(name).name
+
+        def compute(self, study, figures):
+            return _filters(total, flat_black, orientation) if self.name == "filters" else prose._Unmeasured()
+    monkeypatch.setattr(analyses, "get", Stub)
+    real_env = post_mod.package_environment
+    monkeypatch.setattr(post_mod, "package_environment", lambda: _with_stub(real_env()))
+    post = render_study("tiny", exp, "quick", store, tmp_path / "docs", None, path.with_suffix(".md")).read_text()
+    assert says in post, post[post.index("silhouette") - 200:][:600]
+    with pytest.raises(ValueError, match=r"reading\('tiny', 3\): 'tiny' has 1 first-layer filters"):
+        _filters(total, flat_black, orientation).reading("tiny", 3)

@@ -12,13 +12,14 @@ partial; nothing else changes.
 """
 from __future__ import annotations
 
-import difflib
 import importlib
 import pkgutil
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any, Callable
+
+from ..run_schema import _closest
 
 HERE = Path(__file__).parent
 
@@ -64,8 +65,17 @@ def get(name: str) -> Analysis:
 
 
 def closest(name: str) -> str:
-    match = difflib.get_close_matches(str(name), names(), n=1, cutoff=0.5)
-    return f"; did you mean {match[0]!r}?" if match else ""
+    return _closest(name, names())
+
+
+def pick(items: list[Any], name: str, what: str) -> Any:
+    """The item of ``items`` whose ``.name`` is ``name`` (for prose reading a result), else a ValueError naming
+    the closest: e.g. ``no layer of 'dropout' 'relu5'; did you mean 'relu4'? (choose from relu1, ...)``."""
+    for item in items:
+        if item.name == name:
+            return item
+    names_ = [item.name for item in items]
+    raise ValueError(f"no {what} {name!r}{_closest(name, names_)} (choose from {', '.join(names_)})")
 
 
 def why_not(name: str, exp: Any, profile: str = "quick") -> str | None:

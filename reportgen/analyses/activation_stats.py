@@ -17,7 +17,7 @@ from ..loader import Normalization, to_input
 from ..settings import EVAL_BATCH, FIRST_SEED
 from ..store import Run
 from ..study import Study
-from . import Analysis
+from . import Analysis, pick
 from ._common import (analysis_device, cached_arrays, capture_activations, first_run, layer_table, load_model,
                       normalization, run_test_set, variant_head)
 
@@ -58,6 +58,11 @@ class ActivationStatsResult:
     basis: str
     variants: list[VariantActivations] = field(default_factory=list)
     figure: Figure | None = None   # zeros after each ReLU; None when no variant has a ReLU
+
+    def layer(self, variant: str, layer: str) -> LayerActivity:
+        """One layer of one variant (for prose: ``result("activation_stats").layer("dropout", "relu4").dead``)."""
+        rows = pick(self.variants, variant, "variant").layers
+        return pick(rows, layer, f"layer of {variant!r}")
 
 
 def activation_statistics(model: nn.Module, images: torch.Tensor, norm: Normalization,

@@ -22,7 +22,7 @@ from torch import nn
 from ..figures import DIVERGING, WIDTH, Figure, FigureWriter, _frameless, _mosaic, _tile_grid, _with_bad
 from ..settings import FIRST_SEED, IMAGE_SIZE
 from ..study import Study, VariantResults
-from . import Analysis
+from . import Analysis, pick
 from ._common import first_run, layer_table, load_model, normalization, shape_text, variant_head
 
 # A filter "sums to nearly zero" when its sum is under this share of its total absolute weight: then a flat area
@@ -92,6 +92,14 @@ class FiltersResult:
     deeper: bool = False                # some variant has a convolution after its first
     near_zero: float = NEAR_ZERO_SUM    # the thresholds of the readings, for the partial to state
     oriented: float = ORIENTED
+
+    def reading(self, variant: str, index: int = 0) -> FilterReading:
+        """A first-layer filter of one variant, read (for prose: ``result("filters").reading("tiny").sum``)."""
+        found = pick(self.variants, variant, "variant")
+        readings = next((layer.readings for layer in found.layers if layer.readings), [])
+        if not 0 <= index < len(readings):
+            raise ValueError(f"reading({variant!r}, {index}): {variant!r} has {len(readings)} first-layer filters")
+        return readings[index]
 
 
 def orientation(kernel: np.ndarray) -> tuple[str, float]:
