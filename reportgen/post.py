@@ -55,8 +55,8 @@ def models(facts: dict[str, Any]) -> list[dict[str, Any]]:
 def _measure(ci: dict[str, Any] | None, unit: str) -> prose.Measure | None:
     if ci is None:
         return None
-    return prose.Measure(mean=ci["mean"], low=ci["low"], high=ci["high"], std=ci["std"], n=int(ci["n"]), unit=unit,
-                         verdict=ci.get("verdict", ""))
+    return prose.Measure.of(ci, unit, verdict=ci.get("verdict", ""), train_change=ci.get("train_change", float("nan")),
+                            val_change=ci.get("val_change", float("nan")))
 
 
 def _blocks(exp: Any, stats: dict[str, Any] | None, facts: dict[str, Any], sections: dict[str, Markup],
@@ -69,8 +69,11 @@ def _blocks(exp: Any, stats: dict[str, Any] | None, facts: dict[str, Any], secti
         gap=render("_gap.md.j2") if exp.trains and stats else Markup(""),
         accuracy={n: _measure(r["acc"], "%") for n, r in rows.items()},
         differences={n: _measure(r["diff"], " points") for n, r in rows.items() if r["diff"]},
+        gap_differences={n: _measure(r["gap_diff"], " points") for n, r in rows.items() if r.get("gap_diff")},
         variants={v["name"]: {"label": v["label"], "description": v["description"], "parameters": v["parameters"],
-                              "dataset": v["dataset"], "max_shift": v["max_shift"]} for v in facts["variants"]},
+                              "dataset": v["dataset"], "max_shift": v["max_shift"],
+                              "still_learning": bool(rows.get(v["name"], {}).get("convergence", {}).get("still_learning"))}
+                  for v in facts["variants"]},
         baseline=stats["baseline"] if stats else None,
         shows=prose.SHOWS_MARK if exp.trains and stats else Markup(""), measured=measured)
 

@@ -46,7 +46,11 @@ NAMES: dict[str, tuple[str, str]] = {
                "measured: the fields of the analysis' result class, e.g. result(\"activation_stats\").layer(\"dropout\", "
                "\"relu4\").dead or result(\"filters\").reading(\"tiny\").sum; before training (the check) every field "
                "is empty and every comparison false"),
-    "variant": ('variant("name")', "a variant's .label .description .parameters .dataset .max_shift"),
+    "gap_diff": ('gap_diff("variant")', "the difference in the train − validation gap to the baseline (negative: "
+                 "narrower), e.g. −0.91 points (95% CI −1.28 to −0.54); also .mean .low .high .verdict and "
+                 ".train_change .val_change, the change of each side of the gap"),
+    "variant": ('variant("name")', "a variant's .label .description .parameters .dataset .max_shift "
+                ".still_learning (its networks had not stopped improving)"),
     "setup": ("setup", "the setup: .epochs .seeds .train_limit .eval_limit .val_size .train_total .variants"),
     "profile": ("profile", "the profile's name: smoke, quick or full"),
     "study": ("study", "the study's .id .title .question"),
@@ -85,6 +89,13 @@ class Measure:
     n: int
     unit: str = "%"
     verdict: str = ""
+    train_change: float = float("nan")  # gap_diff(): how much of the change is the training side (points) ...
+    val_change: float = float("nan")    # ... and how much the validation side
+
+    @classmethod
+    def of(cls, ci: dict[str, Any], unit: str = "%", **extra: Any) -> "Measure":
+        """From a :func:`reportgen.stats.mean_ci` (or difference) dict."""
+        return cls(mean=ci["mean"], low=ci["low"], high=ci["high"], std=ci["std"], n=int(ci["n"]), unit=unit, **extra)
 
     def __str__(self) -> str:
         fmt = signed_number if self.unit == " points" else number
@@ -158,6 +169,7 @@ class Blocks:
     gap: Markup
     accuracy: dict[str, Measure]
     differences: dict[str, Measure]
+    gap_differences: dict[str, Measure]
     variants: dict[str, dict[str, Any]]
     baseline: str | None
     # The closing section is written after the prose, when every placed block is known (it repeats the verdicts
@@ -207,13 +219,15 @@ def context(blocks: Blocks, *, setup: dict[str, Any], profile: str, exp: Any,
     def acc(name: str) -> Measure:
         return blocks.accuracy.get(known_variant(name), _PLACEHOLDER)
 
-    def diff(name: str) -> Measure:
+    def difference(call: str, table: dict[str, Measure], name: str) -> Measure:
         if known_variant(name) == blocks.baseline:
-            raise ValueError(f"diff({name!r}): {name!r} is the baseline; differences are to it")
-        return blocks.differences.get(name, Measure(_NAN, _NAN, _NAN, _NAN, 0, " points"))
+            raise ValueError(f"{call}({name!r}): {name!r} is the baseline; differences are to it")
+        return table.get(name, Measure(_NAN, _NAN, _NAN, _NAN, 0, " points"))
 
     return {
-        "analysis": analysis, "result": result, "acc": acc, "diff": diff,
+        "analysis": analysis, "result": result, "acc": acc,
+        "diff": lambda name: difference("diff", blocks.differences, name),
+        "gap_diff": lambda name: difference("gap_diff", blocks.gap_differences, name),
         "results": lambda: blocks._place("results", blocks.results),
         "models": lambda heading=True: blocks._place(
             "models", blocks.models if heading else Markup(blocks.models.split("\n", 1)[-1])),
@@ -275,9 +289,10 @@ def check(path: Path, exp: Any, setup: dict[str, Any], profile: str) -> None:
     """Render the prose once against placeholders (no results needed): every mistake surfaces here, before any
     training, as one ProseError line."""
     variants = {v.name: {"label": v.label or v.name, "description": v.description, "parameters": 0,
-                         "dataset": v.dataset or exp.dataset, "max_shift": 0.0} for v in exp.variants}
+                         "dataset": v.dataset or exp.dataset, "max_shift": 0.0, "still_learning": False}
+                for v in exp.variants}
     blocks = Blocks(analyses={name: Markup("") for name in exp.analyses}, results=Markup(""), models=Markup(""),
-                    gap=Markup(""), accuracy={}, differences={}, variants=variants,
+                    gap=Markup(""), accuracy={}, differences={}, gap_differences={}, variants=variants,
                     baseline=exp.baseline or (exp.variants[0].name if exp.variants else None))
     render(path, context(blocks, setup=setup, profile=profile, exp=exp, post=lambda *a: Markup("")))
     after = unplaced_after_shows(blocks, exp)

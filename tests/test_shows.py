@@ -18,7 +18,7 @@ from reportgen.analyses._shift_findings import SeedKept
 from reportgen.markdown import interval
 from reportgen.stats import mean_ci
 from reportgen.config import discover, load_study
-from reportgen.markdown import markdown_text
+from reportgen.markdown import markdown_text, signed_number
 from reportgen.post import render_study
 from reportgen.stats import summary
 from reportgen.store import Store
@@ -414,3 +414,35 @@ def test_the_shipped_tiny_prose_reads_its_own_filter(tmp_path, monkeypatch, tota
     assert says in post, post[post.index("silhouette") - 200:][:600]
     with pytest.raises(ValueError, match=r"reading\('tiny', 3\): 'tiny' has 1 first-layer filters"):
         _filters(total, flat_black, orientation).reading("tiny", 3)
+
+
+def test_gap_diff_and_still_learning_are_the_summary_numbers(tmp_path):
+    exp, store = study(tmp_path)  # the synthetic histories gain a point in the last epoch: still learning
+    post = render(tmp_path, exp, store, "{{ results() }}\n\nGAP {{ gap_diff('other') }} / "
+                                        "{{ gap_diff('other').train_change|signed }} / "
+                                        "{{ gap_diff('other').val_change|signed }} / "
+                                        "{{ 'learning' if variant('other').still_learning else 'done' }}\n")
+    row = summary(collect(exp.id, exp, "quick", store))["rows"][1]
+    g = row["gap_diff"]
+    assert row["convergence"]["still_learning"]
+    assert (f"GAP {markdown_text(str(prose.Measure.of(g, ' points')))} / "
+            f"{markdown_text(signed_number(g['train_change']))} / {markdown_text(signed_number(g['val_change']))} "
+            f"/ learning") in post
+    with pytest.raises(Exception, match=r"gap_diff\('base'\): 'base' is the baseline"):
+        render(tmp_path, exp, store, "{{ gap_diff('base') }}\n")
+
+
+def test_shift_results_give_accuracy_and_paired_differences_by_variant_name():
+    from reportgen.analyses.shift_curve import ShiftCurveResult
+    kept = [SeedKept(label="LeNet", name="pool", by_seed={0: {0: 90.0, 4: 50.0}, 1: {0: 92.0, 4: 54.0}}),
+            SeedKept(label="GAP", name="gap", by_seed={0: {0: 88.0, 4: 60.0}, 1: {0: 87.0, 4: 70.0}})]
+    result = ShiftCurveResult(basis="first seed", radius=6, seed_kept=kept, baseline="LeNet")
+    at = result.at("pool", 4)
+    assert (at.mean, at.n, at.unit) == (52.0, 2, "%")
+    d = result.diff_at("gap", 4)
+    ci = mean_ci([10.0, 16.0])  # paired seed against seed: 60 − 50 and 70 − 54
+    assert (d.mean, d.low, d.high, d.unit) == (13.0, ci["low"], ci["high"], " points")
+    with pytest.raises(ValueError, match="differences are to the baseline"):
+        result.diff_at("pool", 4)
+    with pytest.raises(ValueError, match=r"no variant 'gpa'; did you mean 'gap'\?"):
+        result.at("gpa", 4)

@@ -96,7 +96,7 @@ def test_prose_sandbox_has_nothing_beyond_the_documented_names():
     env_globals = prose.prose_environment().globals
     assert env_globals == {}  # no range, lipsum, cycler, namespace, dict
     exp = StudyConfig.model_validate({"id": "x", "title": "X", "variants": [{"name": "a"}]})
-    blocks = prose.Blocks(analyses={}, results="", models="", gap="", accuracy={}, differences={},
+    blocks = prose.Blocks(analyses={}, results="", models="", gap="", accuracy={}, differences={}, gap_differences={},
                           variants={"a": {"label": "A"}}, baseline="a")
     namespace = prose.context(blocks, setup={}, profile="quick", exp=exp, post=lambda *a: "")
     assert set(namespace) == set(prose.NAMES)

@@ -26,6 +26,35 @@ class SeedKept:
     """One variant's accuracy (%) per seed at distance 0 (unshifted) and at each of :data:`DISTANCES`."""
     label: str
     by_seed: dict[int, dict[int, float]]
+    name: str = ""
+
+
+class ShiftReading:
+    """For prose (``result("shift_curve").at("pool", 4)``): a shift result's accuracies over seeds by variant name.
+    The class using it has ``seed_kept`` and ``baseline`` (a label)."""
+    seed_kept: list[SeedKept]
+    baseline: str | None
+
+    def _kept(self, variant: str) -> SeedKept:
+        from . import pick
+        return pick(self.seed_kept, variant, "variant")
+
+    def at(self, variant: str, distance: int):
+        """The variant's accuracy (%) at ``distance`` pixels (0: unshifted), mean over seeds with its interval."""
+        from ..prose import Measure
+        kept = self._kept(variant)
+        return Measure.of(mean_ci([by[distance] for by in kept.by_seed.values() if distance in by]), "%")
+
+    def diff_at(self, variant: str, distance: int):
+        """The variant's accuracy at ``distance`` minus the baseline's, in points, paired over common seeds."""
+        from ..prose import Measure
+        kept = self._kept(variant)
+        base = next((k for k in self.seed_kept if k.label == self.baseline), None)
+        if base is None or base is kept:
+            raise ValueError(f"diff_at({variant!r}, {distance}): differences are to the baseline, {self.baseline!r}")
+        seeds = sorted(set(kept.by_seed) & set(base.by_seed))
+        return Measure.of(mean_ci([kept.by_seed[s][distance] - base.by_seed[s][distance] for s in seeds
+                                   if distance in kept.by_seed[s] and distance in base.by_seed[s]]), " points")
 
 
 def distance_bins(radius: int) -> np.ndarray:
@@ -38,7 +67,7 @@ def seed_kept(study, distances: tuple[int, ...] = DISTANCES) -> list[SeedKept]:
     """Every seed's accuracy at each distance, per variant of ``study`` (cached; see ``distance_accuracy_of``)."""
     from ._shift import distance_accuracy_of
     return [SeedKept(label=v.label, by_seed={r.seed: distance_accuracy_of(r, distances, study=study)
-                                             for r in v.runs})
+                                             for r in v.runs}, name=v.name)
             for v in study.available]
 
 

@@ -15,7 +15,7 @@ from . import Analysis
 from ._common import first_run, pct, variant_head
 from ._shift import precompute_shift_grids as precompute
 from ._shift import shift_grid_of
-from ._shift_findings import SeedKept, baseline_label, distance_bins, seed_kept
+from ._shift_findings import SeedKept, ShiftReading, baseline_label, distance_bins, seed_kept
 from ._shift_findings import findings as shift_findings
 
 
@@ -42,7 +42,7 @@ class VariantShiftCurve:
 
 
 @dataclass
-class ShiftCurveResult:
+class ShiftCurveResult(ShiftReading):
     basis: str
     radius: int
     variants: list[VariantShiftCurve] = field(default_factory=list)

@@ -16,7 +16,7 @@ from . import Analysis
 from ._common import first_run, pct, variant_head
 from ._shift import precompute_shift_grids as precompute
 from ._shift import shift_grid_of
-from ._shift_findings import SeedKept, baseline_label, seed_kept
+from ._shift_findings import SeedKept, ShiftReading, baseline_label, seed_kept
 from ._shift_findings import findings as shift_findings
 
 
@@ -56,7 +56,7 @@ class VariantShiftGrid:
 
 
 @dataclass
-class ShiftGridResult:
+class ShiftGridResult(ShiftReading):
     basis: str
     radius: int
     shifts: int              # (2 radius + 1)²
