@@ -104,5 +104,9 @@ def _train_one(run: Any, device: str, store_root: str, profile: str, force: bool
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    return str(execute(run, _SPLITS[run.dataset], torch.device(device), Store(Path(store_root)), profile, log,
-                       force=force))
+    try:
+        return str(execute(run, _SPLITS[run.dataset], torch.device(device), Store(Path(store_root)), profile, log,
+                           force=force))
+    except SystemExit as exc:  # SIGTERM (the parent died or gave up): the run being written has unwound by now;
+        sys.stderr.flush()     # leave at once, since the pool would catch the exit and hand this worker its next run
+        os._exit(exc.code if isinstance(exc.code, int) else 143)
