@@ -68,6 +68,15 @@ def closest(name: str) -> str:
     return _closest(name, names())
 
 
+class ByVariant:
+    """For prose: ``result("curves").variant("augmented")``, one variant's part of a result whose ``variants``
+    list holds items with a ``name``."""
+    variants: list[Any]
+
+    def variant(self, name: str) -> Any:
+        return pick(self.variants, name, "variant")
+
+
 def pick(items: list[Any], name: str, what: str) -> Any:
     """The item of ``items`` whose ``.name`` is ``name`` (for prose reading a result), else a ValueError naming
     the closest: e.g. ``no layer of 'dropout' 'relu5'; did you mean 'relu4'? (choose from relu1, ...)``."""

@@ -30,10 +30,16 @@ class SeedKept:
 
 
 class ShiftReading:
-    """For prose (``result("shift_curve").at("pool", 4)``): a shift result's accuracies over seeds by variant name.
-    The class using it has ``seed_kept`` and ``baseline`` (a label)."""
+    """For prose (``result("shift_curve").at("pool", 4)``): a shift result's accuracies over seeds by variant name,
+    and (``.variant("pool")``) one variant's first-seed grid or curve. The class using it has ``variants``,
+    ``seed_kept`` and ``baseline`` (a label)."""
+    variants: list
     seed_kept: list[SeedKept]
     baseline: str | None
+
+    def variant(self, name: str):
+        from . import pick
+        return pick(self.variants, name, "variant")
 
     def _kept(self, variant: str) -> SeedKept:
         from . import pick

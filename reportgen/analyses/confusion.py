@@ -9,7 +9,7 @@ import numpy as np
 
 from ..figures import HEAT, TEXT_DARK, TEXT_LIGHT, WIDTH, Figure, FigureWriter
 from ..study import Study
-from . import Analysis
+from . import Analysis, ByVariant
 from ._common import FIRST_SEED, class_names, first_run, pct, variant_head
 
 
@@ -41,9 +41,25 @@ class VariantConfusion:
     figure: Figure
     figure_normalised: Figure
 
+    def errors_within(self, classes: list[str]) -> float:
+        """For prose: the share (%) of this network's mistakes where both the true and the predicted class are
+        among ``classes`` (one of them taken for another)."""
+        from ..run_schema import _closest
+        for c in classes:
+            if c not in self.classes:
+                raise ValueError(f"no class {c!r} in {self.name!r}{_closest(c, self.classes)} "
+                                 f"(classes: {', '.join(self.classes)})")
+        index = [self.classes.index(c) for c in classes]
+        inside = sum(self.counts[i][j] for i in index for j in index if i != j)
+        return 100.0 * inside / self.errors if self.errors else float("nan")
+
+    def top_pair_share(self) -> float:
+        """For prose: the share (%) of this network's mistakes in its most confused pair of classes."""
+        return 100.0 * self.pairs[0].total / self.errors if self.errors and self.pairs else float("nan")
+
 
 @dataclass
-class ConfusionResult:
+class ConfusionResult(ByVariant):
     basis: str
     variants: list[VariantConfusion]
 

@@ -13,7 +13,7 @@ from ..markdown import interval, signed_number
 from ..settings import CONFIDENCE
 from ..stats import mean_ci
 from ..study import Study
-from . import Analysis
+from . import Analysis, ByVariant
 
 
 @dataclass
@@ -36,11 +36,20 @@ class VariantCurves:
 
 
 @dataclass
-class CurvesResult:
+class CurvesResult(ByVariant):
     figure: Figure | None
     seeds: int                                   # the most seeds of any variant (1: no band)
     variants: list[VariantCurves] = field(default_factory=list)
     chart: Chart | None = None                   # the figure's numbers, per epoch and per seed, for the page
+
+    def first_epoch_diff(self, variant: str):
+        """For prose: the variant's validation accuracy after the first epoch minus the first variant's, in points,
+        paired over their common seeds (the closing section's "how fast" finding)."""
+        from ..prose import Measure
+        v = self.variant(variant)
+        if v is self.variants[0]:
+            raise ValueError(f"first_epoch_diff({variant!r}): differences are to the first variant, {variant!r}")
+        return Measure.of(_first_epoch_difference(self.variants[0], v)[1], " points")
 
     @property
     def label_smoothing(self) -> list[float]:
@@ -123,6 +132,12 @@ def draw_curves(figures: FigureWriter, series: dict[str, dict[str, np.ndarray]],
     return figures.emit(name, alt, (series, title), draw)
 
 
+def _first_epoch_difference(base: VariantCurves, v: VariantCurves) -> tuple[list[int], dict[str, float]]:
+    """``v``'s validation accuracy after the first epoch minus ``base``'s, paired over their common seeds."""
+    seeds = sorted(set(base.first_val_by_seed) & set(v.first_val_by_seed))
+    return seeds, mean_ci([v.first_val_by_seed[s] - base.first_val_by_seed[s] for s in seeds])
+
+
 def findings(result: CurvesResult) -> list[str]:
     """How fast each variant starts: its validation accuracy after the first epoch, and each difference to the
     first variant paired over their common seeds with its interval — for variants on one dataset with the same
@@ -135,8 +150,7 @@ def findings(result: CurvesResult) -> list[str]:
         return []
     base, parts = variants[0], [f"{variants[0].label} {variants[0].first_val_acc_pct:.2f}%"]
     for v in variants[1:]:
-        seeds = sorted(set(base.first_val_by_seed) & set(v.first_val_by_seed))
-        ci = mean_ci([v.first_val_by_seed[s] - base.first_val_by_seed[s] for s in seeds])
+        seeds, ci = _first_epoch_difference(base, v)
         paired = (f" ({signed_number(ci['mean'])} points, {round(100 * CONFIDENCE)}% CI "
                   f"{interval(ci, signed=True)}, paired over {len(seeds)} seeds)" if len(seeds) > 1 else "")
         parts.append(f"{v.label} {v.first_val_acc_pct:.2f}%{paired}")

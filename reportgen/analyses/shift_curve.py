@@ -40,6 +40,14 @@ class VariantShiftCurve:
     end_pct: float               # zero-filled, at distance radius
     drop_pct: float              # start - end, in points
 
+    def point(self, distance: int) -> CurvePoint:
+        """For prose: the curve at ``distance`` pixels (rounded as the curve bins them)."""
+        found = next((p for p in self.points if p.distance == int(distance)), None)
+        if found is None:
+            raise ValueError(f"point({distance}): the curve has distances {self.points[0].distance} to "
+                             f"{self.points[-1].distance}")
+        return found
+
 
 @dataclass
 class ShiftCurveResult(ShiftReading):
