@@ -59,6 +59,17 @@ def _measure(ci: dict[str, Any] | None, unit: str) -> prose.Measure | None:
                             val_change=ci.get("val_change", float("nan")))
 
 
+def _variant(facts: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+    """What prose reads with ``variant("name")``: the setup's facts and, once it ran, its convergence and its
+    training accuracy at the checkpoint, running (counted during training) and in eval mode (NaN: not measured)."""
+    def mean(key: str) -> float:
+        return float(row[key]["mean"]) if row.get(key) else float("nan")
+    return {"label": facts["label"], "description": facts["description"], "parameters": facts["parameters"],
+            "dataset": facts["dataset"], "max_shift": facts["max_shift"],
+            "still_learning": bool(row.get("convergence", {}).get("still_learning")),
+            "train_acc_running": mean("train_acc_running"), "train_acc_eval": mean("train_acc_eval")}
+
+
 def _blocks(exp: Any, stats: dict[str, Any] | None, facts: dict[str, Any], sections: dict[str, Markup],
             render: Any, measured: dict[str, Any]) -> prose.Blocks:
     rows = {r["name"]: r for r in (stats["rows"] if stats else [])}
@@ -70,10 +81,7 @@ def _blocks(exp: Any, stats: dict[str, Any] | None, facts: dict[str, Any], secti
         accuracy={n: _measure(r["acc"], "%") for n, r in rows.items()},
         differences={n: _measure(r["diff"], " points") for n, r in rows.items() if r["diff"]},
         gap_differences={n: _measure(r["gap_diff"], " points") for n, r in rows.items() if r.get("gap_diff")},
-        variants={v["name"]: {"label": v["label"], "description": v["description"], "parameters": v["parameters"],
-                              "dataset": v["dataset"], "max_shift": v["max_shift"],
-                              "still_learning": bool(rows.get(v["name"], {}).get("convergence", {}).get("still_learning"))}
-                  for v in facts["variants"]},
+        variants={v["name"]: _variant(v, rows.get(v["name"], {})) for v in facts["variants"]},
         baseline=stats["baseline"] if stats else None,
         shows=prose.SHOWS_MARK if exp.trains and stats else Markup(""), measured=measured)
 

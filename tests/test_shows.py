@@ -421,13 +421,14 @@ def test_gap_diff_and_still_learning_are_the_summary_numbers(tmp_path):
     post = render(tmp_path, exp, store, "{{ results() }}\n\nGAP {{ gap_diff('other') }} / "
                                         "{{ gap_diff('other').train_change|signed }} / "
                                         "{{ gap_diff('other').val_change|signed }} / "
-                                        "{{ 'learning' if variant('other').still_learning else 'done' }}\n")
+                                        "{{ 'learning' if variant('other').still_learning else 'done' }} / "
+                                        "{{ variant('other').train_acc_running|pct }}\n")
     row = summary(collect(exp.id, exp, "quick", store))["rows"][1]
     g = row["gap_diff"]
     assert row["convergence"]["still_learning"]
     assert (f"GAP {markdown_text(str(prose.Measure.of(g, ' points')))} / "
             f"{markdown_text(signed_number(g['train_change']))} / {markdown_text(signed_number(g['val_change']))} "
-            f"/ learning") in post
+            f"/ learning / {row['train_acc_running']['mean']:.2f}") in post
     with pytest.raises(Exception, match=r"gap_diff\('base'\): 'base' is the baseline"):
         render(tmp_path, exp, store, "{{ gap_diff('base') }}\n")
 
