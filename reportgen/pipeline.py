@@ -95,7 +95,7 @@ def run(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, device:
         planned = plan_runs(studies, selected, profile, ws.store, checksums(set(needed)))
         todo = [p for p in planned if p.status != "no-data" and (force or p.status != "complete")]
         cached = sum(p.status == "complete" for p in planned)
-        kept = sum(p.status == "kept" for p in todo)
+        kept = 0 if force else sum(p.status == "kept" for p in todo)  # --force retrains those too
         log(f"{cached + kept} of {len(planned)} runs cached"
             + (f" ({kept} kept from another config or profile, moved back without training)" if kept else "")
             + f"; {len(todo) - kept} to run on {torch_device}"

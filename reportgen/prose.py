@@ -2,13 +2,15 @@
 
 The prose is Markdown with a few Jinja expressions. It is rendered in Jinja's sandbox with nothing but the names
 in :data:`NAMES`: it places the post's blocks (an analysis, the results table, the models) and quotes measured
-numbers; it never computes one. Everything the prose does not place follows it in the default order: the results,
+numbers (``acc``, ``diff``, ``gap_diff`` and, through ``result()``, what an analysis computed), so its wording can
+follow them; the numbers themselves are computed in Python. Everything the prose does not place follows it in the default order: the results,
 then every declared analysis in the order of the YAML, then the closing section (``shows()``), which the prose may
 place itself, after every other block, with its own sentences around it.
 
 :func:`check` finds every mistake a prose file can make before anything is trained — Jinja syntax, an unknown name
-(with the closest valid one), an analysis the study does not declare, a variant the study does not have, an
-include or import, an attribute the sandbox refuses — and reports it as one line naming the file and the line.
+(with the closest valid one), an analysis the study does not declare, a variant the study does not have (also
+where a result helper names one: ``result("curves").variant("augmented")``), an include or import, an attribute
+the sandbox refuses — and reports it as one line naming the file and the line.
 """
 from __future__ import annotations
 
@@ -124,11 +126,11 @@ class _Unmeasured:
     def __call__(self, *args: Any, **kwargs: Any) -> "_Unmeasured":
         return self
 
-    def __iter__(self):
-        return iter(())
+    def __iter__(self):  # one item, itself: a loop body or |first is checked too
+        return iter((self,))
 
     def __len__(self) -> int:
-        return 0
+        return 1
 
     def __bool__(self) -> bool:
         return False
@@ -146,10 +148,16 @@ class _Unmeasured:
         return self
 
     __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __rtruediv__ = _same
-    __neg__ = __abs__ = __round__ = _same
+    __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = __pow__ = __rpow__ = _same
+    __neg__ = __pos__ = __abs__ = __round__ = __floor__ = __ceil__ = __trunc__ = _same
 
     def __float__(self) -> float:
         return _NAN
+
+    def __int__(self) -> int:
+        return 0
+
+    __index__ = __int__
 
     def __str__(self) -> str:
         return ""
@@ -282,7 +290,7 @@ def render(path: Path, namespace: dict[str, Any]) -> str:
                          f"(prose may use only: {_allowed()})") from None
     except jinja2.UndefinedError as exc:
         raise ProseError(f"{path}:{_line(exc, path)}: {exc.message} (prose may use only: {_allowed()})") from None
-    except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, ArithmeticError) as exc:
         raise ProseError(f"{path}:{_line(exc, path)}: {exc}") from None
 
 
@@ -297,11 +305,27 @@ def check(path: Path, exp: Any, setup: dict[str, Any], profile: str) -> None:
                     gap=Markup(""), accuracy={}, differences={}, gap_differences={}, variants=variants,
                     baseline=exp.baseline or (exp.variants[0].name if exp.variants else None))
     render(path, context(blocks, setup=setup, profile=profile, exp=exp, post=lambda *a: Markup("")))
+    _check_named_variants(path, _read(path), list(variants))
     after = unplaced_after_shows(blocks, exp)
     if after:
         raise ProseError(f"{path}: shows() places the closing section, but {', '.join(after)} "
                          f"{'is' if len(after) == 1 else 'are'} not placed and would follow it; place "
                          f"{'it' if len(after) == 1 else 'them'} before shows()")
+
+
+# Result helpers whose first argument names a variant: before training their results are placeholders, so the
+# check reads those names from the template itself.
+VARIANT_HELPERS = ("variant", "at", "diff_at", "first_epoch_diff", "layer", "reading")
+
+
+def _check_named_variants(path: Path, source: str, names: list[str]) -> None:
+    for node in prose_environment().parse(source).find_all(nodes.Call):
+        if isinstance(node.node, nodes.Getattr) and node.node.attr in VARIANT_HELPERS and node.args \
+                and isinstance(node.args[0], nodes.Const) and isinstance(node.args[0].value, str) \
+                and node.args[0].value not in names:
+            name = node.args[0].value
+            raise ProseError(f"{path}:{node.lineno}: .{node.node.attr}({name!r}, ...): no variant {name!r}"
+                             f"{_closest(name, names)} (variants: {', '.join(names)})")
 
 
 def _read(path: Path) -> str:

@@ -16,7 +16,7 @@ back by a rename instead of being retrained, and rendering reads it from there m
 ``--profile quick`` and ``--profile full`` never throws away an hour of training.
 
 A run is written into a hidden staging directory and renamed into place, so a run killed at any moment leaves
-either the previous complete run or nothing that looks complete. The next ``reportgen run`` (holding the store's
+either the previous complete run (in its slot, or moved to ``.kept/``) or nothing that looks complete. The next ``reportgen run`` (holding the store's
 lock) removes what a killed writer left; a staging directory that was already complete when the writer died (killed
 between moving the old run aside and moving the new one in) is put in place instead, as is a moved-aside old run
 that nothing replaced.
@@ -80,7 +80,7 @@ def npz_bytes(**arrays: np.ndarray) -> bytes:
 @dataclass(frozen=True)
 class RunState:
     """What the store knows about one run slot."""
-    status: str  # 'complete', 'missing', 'incomplete', 'stale', 'corrupt'
+    status: str  # 'complete', 'missing', 'incomplete', 'stale', 'corrupt' (plan_runs adds 'kept')
     reason: str = ""
 
 
@@ -177,6 +177,8 @@ class Store:
             atomic_write(staging / MARKER, json_bytes(marker))
             self._keep(final, key)
             self._swap_in(staging, final)
+            # a kept run with this key (e.g. before --force retrained it) is superseded by the one now in place
+            shutil.rmtree(final.parent / KEPT / f"{final.name}-{key}", ignore_errors=True)
         except BaseException as exc:  # full disk, read-only directory, Ctrl-C: nothing half-written stays behind
             if not (staging / MARKER).exists():  # a complete staging run is left for clean_partials to put in place
                 shutil.rmtree(staging, ignore_errors=True)

@@ -68,8 +68,8 @@ def collect(exp_id: str, exp: Any, profile: str, store: Store) -> Study:
                 state_text = "stale (trained with another config or profile)"
             else:
                 state_text = state.status + (f": {state.reason}" if state.reason else "")
-            kept = [run for run in map(Run, (p for p in store.kept_runs(exp_id, v.name, seed)
-                                             if check_run(p).status == "complete")) if run.config == wanted]
+            kept = [Run(p) for p in store.kept_runs(exp_id, v.name, seed) if _config_of(p) == wanted
+                    and check_run(p).status == "complete"]  # the cheap config comparison first, then the hashes
             if kept:  # this profile's run, set aside when another profile's run took the slot
                 result.runs.append(kept[0])
                 continue
@@ -84,3 +84,10 @@ def collect(exp_id: str, exp: Any, profile: str, store: Store) -> Study:
         raise RenderError(f"{exp_id}: no results for {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}; "
                           f"run: reportgen run {exp_id} --profile {profile}")
     return Study(id=exp_id, config=exp, profile=profile, variants=variants)
+
+
+def _config_of(path) -> Any:
+    try:
+        return json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        return None

@@ -92,20 +92,20 @@ def _init_worker(parent: int) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
+def _log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def _train_one(run: Any, device: str, store_root: str, profile: str, force: bool) -> str:
-    import torch
-
-    from .data import load_splits
-    from .store import Store
-    from .train import execute
-    if run.dataset not in _SPLITS:
-        _SPLITS[run.dataset] = load_splits(run.dataset)
-
-    def log(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
-
     try:
-        return str(execute(run, _SPLITS[run.dataset], torch.device(device), Store(Path(store_root)), profile, log,
+        import torch
+
+        from .data import load_splits
+        from .store import Store
+        from .train import execute
+        if run.dataset not in _SPLITS:
+            _SPLITS[run.dataset] = load_splits(run.dataset)
+        return str(execute(run, _SPLITS[run.dataset], torch.device(device), Store(Path(store_root)), profile, _log,
                            force=force))
     except SystemExit as exc:  # SIGTERM (the parent died or gave up): the run being written has unwound by now;
         sys.stderr.flush()     # leave at once, since the pool would catch the exit and hand this worker its next run

@@ -204,6 +204,30 @@ def test_a_replaced_run_is_kept_rendered_from_and_restored_without_training(trai
     assert "2 of 2 runs cached; 0 to run" in invoke("run", "--profile", "smoke").output
 
 
+def test_force_retraining_a_kept_config_supersedes_the_kept_run(trained):
+    """A kept run that --force retrains is gone from .kept/: switching away and back restores the newer run."""
+    project = trained
+    slot = Store(project / "results").run_dir("dropout", "no-dropout", 0)
+    old_key = json.loads((slot / MARKER).read_text())["cache_key"]
+    path = project / "experiments" / "dropout.yaml"
+    text = path.read_text()
+    study = yaml.safe_load(text)
+    study["training"]["lr"] *= 2
+    changed = yaml.safe_dump(study, sort_keys=False, allow_unicode=True)
+    path.write_text(changed)
+    invoke("run", "--profile", "smoke")  # the original run is kept
+    path.write_text(text)
+    forced = invoke("run", "--profile", "smoke", "--force")  # retrained, although a kept copy exists
+    assert forced.exit_code == 0 and "kept from another config" not in forced.output, forced.output
+    newer = (slot / "run.json").read_bytes()
+    assert not (slot.parent / ".kept" / f"seed-0-{old_key}").exists()
+    path.write_text(changed)
+    invoke("run", "--profile", "smoke")
+    path.write_text(text)
+    assert "restoring the run kept from before" in invoke("run", "--profile", "smoke").output
+    assert (slot / "run.json").read_bytes() == newer
+
+
 def test_interrupted_run_is_not_complete_and_is_rerun(trained):
     project = trained
     run_dir = project / "results" / "dropout" / "no-dropout" / "seed-0"

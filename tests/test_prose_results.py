@@ -57,3 +57,47 @@ def test_a_point_of_the_shift_curve_by_distance():
     assert result.variant("augmented").point(1.0).zero_pct == 80.0
     with pytest.raises(ValueError, match=r"point\(5\): the curve has distances 0 to 2"):
         curve.point(5)
+
+
+# ---- the pre-training check with result() ----------------------------------------------------------------------
+STUDY = """
+id: res
+title: Results in prose
+question: Does the check see through result()?
+varies: dropout
+training: {epochs: 2}
+baseline: base
+variants:
+  - {name: base, label: Base}
+  - {name: other, label: Other, model: {options: {dropout: 0.5}}}
+analyses: [curves, confusion]
+"""
+
+
+def check(tmp_path, text: str) -> None:
+    from reportgen import prose
+    from reportgen.config import load_study
+    (tmp_path / "res.yaml").write_text(STUDY)
+    (tmp_path / "res.md").write_text(text)
+    prose.check(tmp_path / "res.md", load_study(tmp_path / "res.yaml"), {}, "quick")
+
+
+def test_the_check_passes_prose_that_reads_results_in_every_usual_way(tmp_path):
+    check(tmp_path, '{% set c = result("curves") %}{% for v in c.variants %}{{ v.label }} {{ v.epochs|thousands }}'
+                    '{% endfor %}{{ (c.variants|first).final_val_acc_pct|pct }} {{ (c.seeds // 2) % 3 }} '
+                    '{{ result("confusion").variant("other").errors_within(["a"])|round(1, "floor") }}\n')
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ('{{ result("curves").variant("othr").final_val_acc_pct }}',
+     ".variant('othr', ...): no variant 'othr'; did you mean 'other'? (variants: base, other)"),
+    ('{{ result("curves").first_epoch_diff("bse") }}', "no variant 'bse'; did you mean 'base'?"),
+    ('{{ 100 / variant("other").parameters }}', "division by zero"),
+])
+def test_the_check_reports_a_misnamed_variant_in_a_result_helper_or_an_arithmetic_error_in_one_line(
+        tmp_path, text, fragment):
+    from reportgen.prose import ProseError
+    with pytest.raises(ProseError) as err:
+        check(tmp_path, text + "\n")
+    assert str(err.value).startswith(f"{tmp_path / 'res.md'}:1: ") and fragment in str(err.value), str(err.value)
+    assert "\n" not in str(err.value)

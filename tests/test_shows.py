@@ -447,3 +447,45 @@ def test_shift_results_give_accuracy_and_paired_differences_by_variant_name():
         result.diff_at("pool", 4)
     with pytest.raises(ValueError, match=r"no variant 'gpa'; did you mean 'gap'\?"):
         result.at("gpa", 4)
+
+
+@pytest.mark.parametrize("missing", ["fashion-mnist", "mnist"])
+def test_the_shipped_datasets_prose_renders_with_an_optional_dataset_left_out(tmp_path, monkeypatch, missing):
+    """Every dataset of that study is optional: its prose reads the confusion result only for datasets that ran."""
+    from reportgen.analyses.confusion import ConfusedPair, ConfusionResult, VariantConfusion
+    path, exp = discover(ROOT / "experiments")["datasets"]
+    store = Store(tmp_path / "results")
+    for v in exp.variants:
+        if v.name in (missing, "kmnist"):
+            (store.root / "datasets" / v.name).mkdir(parents=True)
+            (store.root / "datasets" / v.name / "UNAVAILABLE.txt").write_text("could not provision it\n")
+            continue
+        for seed in exp.profile("quick")["seeds"]:
+            write_run(store, exp, v.name, seed, "quick", 0.9 + 0.01 * seed)
+    shown = [v.name for v in exp.variants if v.name not in (missing, "kmnist")]
+    classes = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+               "Ankle boot"]
+    counts = [[90 if i == j else (3 if {i, j} <= {0, 2, 4, 6} else 0) for j in range(10)] for i in range(10)]
+    errors = sum(counts[i][j] for i in range(10) for j in range(10) if i != j)
+    result = ConfusionResult(basis="first seed", variants=[VariantConfusion(
+        name=name, label=name, dataset=name, seeds=[0], seed=0, classes=classes, counts=counts, normalised=[],
+        support=[], recall_pct=[], errors=errors, test_size=1000, figure=None, figure_normalised=None,
+        pairs=[ConfusedPair(a="T-shirt/top", b="Shirt", a_as_b=3, b_as_a=3, total=6, share_pct=0.0)])
+        for name in shown])
+    real_get = analyses.get
+
+    class Stub:
+        template = "stub.md.j2"
+
+        def __init__(self, name: str):
+            self.name = real_get(name).name
+
+        def compute(self, study, figures):
+            return result if self.name == "confusion" else prose._Unmeasured()
+    monkeypatch.setattr(analyses, "get", Stub)
+    real_env = post_mod.package_environment
+    monkeypatch.setattr(post_mod, "package_environment", lambda: _with_stub(real_env()))
+    post = render_study("datasets", exp, "quick", store, tmp_path / "docs", None, path.with_suffix(".md")).read_text()
+    # 36 errors, all among the four upper-body garments; the top pair holds 6 of them
+    assert ("most of the network's mistakes (100.0% of the first seed's)" in post) == (missing != "fashion-mnist")
+    assert ("confused pair of classes holds only 16.7% of them" in post) == (missing != "mnist")

@@ -41,20 +41,23 @@ class ShiftReading:
         from . import pick
         return pick(self.variants, name, "variant")
 
-    def _kept(self, variant: str) -> SeedKept:
+    def _kept(self, variant: str, distance: int) -> SeedKept:
         from . import pick
+        if distance not in (0, *DISTANCES):
+            raise ValueError(f"distance {distance!r}: measured over every seed at "
+                             f"{', '.join(str(d) for d in (0, *DISTANCES))} pixels only")
         return pick(self.seed_kept, variant, "variant")
 
     def at(self, variant: str, distance: int):
         """The variant's accuracy (%) at ``distance`` pixels (0: unshifted), mean over seeds with its interval."""
         from ..prose import Measure
-        kept = self._kept(variant)
+        kept = self._kept(variant, distance)
         return Measure.of(mean_ci([by[distance] for by in kept.by_seed.values() if distance in by]), "%")
 
     def diff_at(self, variant: str, distance: int):
         """The variant's accuracy at ``distance`` minus the baseline's, in points, paired over common seeds."""
         from ..prose import Measure
-        kept = self._kept(variant)
+        kept = self._kept(variant, distance)
         base = next((k for k in self.seed_kept if k.label == self.baseline), None)
         if base is None or base is kept:
             raise ValueError(f"diff_at({variant!r}, {distance}): differences are to the baseline, {self.baseline!r}")

@@ -48,7 +48,8 @@ class CurvesResult(ByVariant):
         from ..prose import Measure
         v = self.variant(variant)
         if v is self.variants[0]:
-            raise ValueError(f"first_epoch_diff({variant!r}): differences are to the first variant, {variant!r}")
+            raise ValueError(f"first_epoch_diff({variant!r}): differences are to the first variant, "
+                             f"{self.variants[0].name!r}")
         return Measure.of(_first_epoch_difference(self.variants[0], v)[1], " points")
 
     @property

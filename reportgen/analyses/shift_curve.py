@@ -42,7 +42,7 @@ class VariantShiftCurve:
 
     def point(self, distance: int) -> CurvePoint:
         """For prose: the curve at ``distance`` pixels (rounded as the curve bins them)."""
-        found = next((p for p in self.points if p.distance == int(distance)), None)
+        found = next((p for p in self.points if p.distance == round(distance)), None)
         if found is None:
             raise ValueError(f"point({distance}): the curve has distances {self.points[0].distance} to "
                              f"{self.points[-1].distance}")
