@@ -3,9 +3,9 @@
 The prose is Markdown with a few Jinja expressions. It is rendered in Jinja's sandbox with nothing but the names
 in :data:`NAMES`: it places the post's blocks (an analysis, the results table, the models) and quotes measured
 numbers (``acc``, ``diff``, ``gap_diff`` and, through ``result()``, what an analysis computed), so its wording can
-follow them; the numbers themselves are computed in Python. Everything the prose does not place follows it in the default order: the results,
-then every declared analysis in the order of the YAML, then the closing section (``shows()``), which the prose may
-place itself, after every other block, with its own sentences around it.
+follow them; the numbers themselves are computed in Python. Everything the prose does not place follows it in the
+default order: the results, then every declared analysis in the order of the YAML, then the closing section
+(``shows()``), which the prose may place itself, after every other block, with its own sentences around it.
 
 :func:`check` finds every mistake a prose file can make before anything is trained — Jinja syntax, an unknown name
 (with the closest valid one), an analysis the study does not declare, a variant the study does not have (also

@@ -278,7 +278,7 @@ def summary(study: Study) -> dict[str, Any]:
         return checkpoint_gap(run, eval_train[id(run)]["acc"] if eval_train else None)
 
     rows = [_row(v, eval_train, gap) for v in study.available]
-    baseline_name = study.config.baseline or (study.available[0].name if study.available else None)
+    baseline_name = study.baseline
     comparisons: list[dict[str, Any]] = []
     gap_comparisons: list[dict[str, Any]] = []
     base = next((v for v in study.available if v.name == baseline_name), None)

@@ -16,10 +16,10 @@ back by a rename instead of being retrained, and rendering reads it from there m
 ``--profile quick`` and ``--profile full`` never throws away an hour of training.
 
 A run is written into a hidden staging directory and renamed into place, so a run killed at any moment leaves
-either the previous complete run (in its slot, or moved to ``.kept/``) or nothing that looks complete. The next ``reportgen run`` (holding the store's
-lock) removes what a killed writer left; a staging directory that was already complete when the writer died (killed
-between moving the old run aside and moving the new one in) is put in place instead, as is a moved-aside old run
-that nothing replaced.
+either the previous complete run (in its slot, or moved to ``.kept/``) or nothing that looks complete. The next
+``reportgen run`` (holding the store's lock) removes what a killed writer left; a staging directory that was
+already complete when the writer died (killed between moving the old run aside and moving the new one in) is put
+in place instead, as is a moved-aside old run that nothing replaced.
 
 Test hook (off by default, for the fault-injection tests only): ``REPORTGEN_TEST_WRITE_DELAY=<seconds>`` makes
 :meth:`Store.write_run` sleep after each file it stages and (in :func:`reportgen.fsutil.swap_dir`) between moving
@@ -137,6 +137,16 @@ class Store:
             raise StoreError(f"{path}: run is {state.status}{': ' + state.reason if state.reason else ''}")
         return Run(path)
 
+    @staticmethod
+    def kept_dir(slot: Path, key: str) -> Path:
+        """Where the complete run of cache key ``key`` for ``slot`` (a ``seed-<n>`` directory) is kept."""
+        return slot.parent / KEPT / f"{slot.name}-{key}"
+
+    @staticmethod
+    def is_kept(path: Path, slot: Path) -> bool:
+        """Is ``path`` one of the runs kept for ``slot``?"""
+        return path.parent == slot.parent / KEPT and path.name.startswith(f"{slot.name}-")
+
     def kept_runs(self, study: str, variant: str, seed: int) -> list[Path]:
         """The runs kept for this slot when runs with other cache keys replaced them, newest first."""
         found = (self.root / study / variant / KEPT).glob(f"seed-{seed}-*")
@@ -146,7 +156,7 @@ class Store:
         """Another complete run with the same cache key (identical config and data): the run kept for the slot
         ``exclude`` itself, or e.g. a baseline shared by several studies; it is restored or copied instead of
         retrained."""
-        own = [] if exclude is None else [exclude.parent / KEPT / f"{exclude.name}-{key}" / MARKER]
+        own = [] if exclude is None else [self.kept_dir(exclude, key) / MARKER]
         for marker in [m for m in own if m.exists()] + sorted(self.root.glob(f"*/*/seed-*/{MARKER}")) \
                 + sorted(self.root.glob(f"*/*/{KEPT}/seed-*/{MARKER}")):
             if exclude is not None and marker.parent == exclude:
@@ -178,7 +188,7 @@ class Store:
             self._keep(final, key)
             self._swap_in(staging, final)
             # a kept run with this key (e.g. before --force retrained it) is superseded by the one now in place
-            shutil.rmtree(final.parent / KEPT / f"{final.name}-{key}", ignore_errors=True)
+            shutil.rmtree(self.kept_dir(final, key), ignore_errors=True)
         except BaseException as exc:  # full disk, read-only directory, Ctrl-C: nothing half-written stays behind
             if not (staging / MARKER).exists():  # a complete staging run is left for clean_partials to put in place
                 shutil.rmtree(staging, ignore_errors=True)
@@ -196,7 +206,7 @@ class Store:
         staging = final.parent / f".{final.name}.partial-{os.getpid()}"
         try:
             key = json.loads((source / MARKER).read_text()).get("cache_key", "")
-            if source.parent == final.parent / KEPT:
+            if self.is_kept(source, final):
                 self._keep(final, key)
                 if final.exists():  # an incomplete or corrupt leftover: nothing worth keeping
                     shutil.rmtree(final)
@@ -213,8 +223,8 @@ class Store:
             raise StoreError(f"cannot copy {source} to {final}: {exc}") from None
         return final
 
-    @staticmethod
-    def _keep(final: Path, key: str) -> None:
+    @classmethod
+    def _keep(cls, final: Path, key: str) -> None:
         """Before a run with cache key ``key`` replaces ``final``: if ``final`` is a complete run with another key,
         move it (one rename) to the slot's kept runs, unless an identical run is kept there already."""
         if check_run(final).status != "complete":
@@ -222,7 +232,7 @@ class Store:
         old_key = json.loads((final / MARKER).read_text()).get("cache_key")
         if not old_key or old_key == key:
             return
-        kept = final.parent / KEPT / f"{final.name}-{old_key}"
+        kept = cls.kept_dir(final, old_key)
         if kept.exists():
             if check_run(kept, old_key).status == "complete":
                 return  # the same run is kept already; the slot's copy is replaced as usual

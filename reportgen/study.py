@@ -46,6 +46,11 @@ class Study:
     def available(self) -> list[VariantResults]:
         return [v for v in self.variants if v.runs]
 
+    @property
+    def baseline(self) -> str | None:
+        """The variant the others are compared with: ``baseline:`` in the YAML, else the first that ran."""
+        return self.config.baseline or (self.available[0].name if self.available else None)
+
     def variant(self, name: str) -> VariantResults:
         return next(v for v in self.variants if v.name == name)
 
@@ -84,6 +89,12 @@ def collect(exp_id: str, exp: Any, profile: str, store: Store) -> Study:
         raise RenderError(f"{exp_id}: no results for {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}; "
                           f"run: reportgen run {exp_id} --profile {profile}")
     return Study(id=exp_id, config=exp, profile=profile, variants=variants)
+
+
+def label_smoothing(run: Any) -> float:
+    """The label smoothing a run trained with (0: none, or a run without a stored config)."""
+    config = getattr(run, "config", None) or {}
+    return float((config.get("training") or {}).get("label_smoothing") or 0.0)
 
 
 def _config_of(path) -> Any:

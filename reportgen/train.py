@@ -24,7 +24,7 @@ from .run_schema import TrainingConfig
 from .loader import DeviceLoader, Normalization, to_input
 from .models import build_model, count_parameters
 from .settings import CHANNELS_LAST_ON_CPU, CPU_THREADS_PER_RUN, EVAL_BATCH
-from .store import KEPT, RunState, Store, cache_key, check_run, json_bytes, npz_bytes
+from .store import RunState, Store, cache_key, check_run, json_bytes, npz_bytes
 
 
 class TrainingError(Exception):
@@ -312,8 +312,8 @@ def plan_runs(studies: dict, names: list[str], profile: str, store: Store,
                     continue
                 key = cache_key(config, checksum)
                 state = store.state(name, variant.name, seed, key)
-                own = store.run_dir(name, variant.name, seed)
-                if state.status != "complete" and check_run(own.parent / KEPT / f"{own.name}-{key}", key).status == "complete":
+                kept = store.kept_dir(store.run_dir(name, variant.name, seed), key)
+                if state.status != "complete" and check_run(kept, key).status == "complete":
                     state = RunState("kept", "this config's run was kept when another replaced it; run moves it back")
                 planned.append(PlannedRun(name, variant.name, seed, dataset, config, key, state.status, state.reason))
     return planned
@@ -328,7 +328,7 @@ def execute(run: PlannedRun, splits: Any, device: torch.device, store: Store, pr
     twin = None if force else store.find_complete(run.key, exclude=own)
     if twin is not None:
         log(f"{run.study}/{run.variant}/seed-{run.seed}: "
-            + ("restoring the run kept from before, no training" if twin.parent == own.parent / KEPT
+            + ("restoring the run kept from before, no training" if store.is_kept(twin, own)
                else f"identical run found at {twin}, copying"))
         return store.copy_run(twin, run.study, run.variant, run.seed)
     name = f"{run.study}/{run.variant}/seed-{run.seed}"

@@ -363,12 +363,13 @@ def test_a_study_without_prose_gets_a_complete_post(tmp_path):
     assert post.count("## Results") == 1 and post.count("### Learning curves") == 1
 
 
-@pytest.fixture
-def stub_analyses(monkeypatch):
+def stub_analyses_with(monkeypatch, results: dict | None = None) -> None:
     """Every analysis renders as one marker comment (their computations and partials are tested in
-    test_analyses_*): what is under test is the frame, the prose and where each block lands."""
+    test_analyses_*); its result for prose is ``results[name]`` where given, else empty (any field the prose reads
+    is empty and prints as nothing): what is under test is the frame, the prose and where each block lands."""
     from reportgen import analyses
     real_get = analyses.get
+    given = results or {}
 
     class Result(_Unmeasured):  # prints as the analysis' name; any field the prose reads is empty
         def __init__(self, name: str):
@@ -384,7 +385,7 @@ def stub_analyses(monkeypatch):
             self.name = real_get(name).name  # an unknown name still fails
 
         def compute(self, study, figures):
-            return Result(self.name)
+            return given.get(self.name, Result(self.name))
     monkeypatch.setattr(analyses, "get", Stub)
     real_env = post_mod.package_environment
 
@@ -394,6 +395,11 @@ def stub_analyses(monkeypatch):
                                           env.loader])
         return env
     monkeypatch.setattr(post_mod, "package_environment", environment)
+
+
+@pytest.fixture
+def stub_analyses(monkeypatch):
+    stub_analyses_with(monkeypatch)
 
 
 SHIPPED = ["data", "convolution", "tiny", "cnn-vs-fc", "pooling", "augmentation", "dropout", "batchnorm", "datasets"]

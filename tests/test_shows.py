@@ -24,7 +24,7 @@ from reportgen.stats import summary
 from reportgen.store import Store
 from reportgen.study import collect
 from tests.conftest import ROOT
-from tests.test_render import stub_analyses, write_experiment, write_run  # noqa: F401 - a fixture
+from tests.test_render import stub_analyses, stub_analyses_with, write_experiment, write_run  # noqa: F401
 
 HEADING = "## What this shows — and what it doesn't"
 RADIUS = 6
@@ -322,33 +322,25 @@ def _activations(dead_off: int, dead_on: int):
 def test_the_shipped_dropout_prose_says_what_its_activation_statistics_measured(tmp_path, monkeypatch, dead_off,
                                                                                  dead_on, says):
     """The dropout post's reading of its dead units follows the numbers, whichever way they fall."""
-    experiments = discover(ROOT / "experiments")
-    path, exp = experiments["dropout"]
-    store = Store(tmp_path / "results")
-    for v in exp.variants:
-        for seed in exp.profile("quick")["seeds"]:
-            write_run(store, exp, v.name, seed, "quick", 0.8 + 0.01 * seed)
-    real_get = analyses.get
-
-    class Stub:
-        template = "stub.md.j2"
-
-        def __init__(self, name: str):
-            self.name = real_get(name).name
-
-        def compute(self, study, figures):
-            return _activations(dead_off, dead_on) if self.name == "activation_stats" else prose._Unmeasured()
-    monkeypatch.setattr(analyses, "get", Stub)
-    real_env = post_mod.package_environment
-    monkeypatch.setattr(post_mod, "package_environment", lambda: _with_stub(real_env()))
-    post = render_study("dropout", exp, "quick", store, tmp_path / "docs", None, path.with_suffix(".md")).read_text()
+    post = render_shipped(tmp_path, monkeypatch, "dropout", {"activation_stats": _activations(dead_off, dead_on)})
     assert says in post
     assert "relu4` outputs are indeed smaller, mean 0.24 and largest\n1.84 against 0.35 and 4.18." in post
 
 
-def _with_stub(env):
-    env.loader = jinja2.ChoiceLoader([jinja2.DictLoader({"stub.md.j2": "<!-- stub -->\n"}), env.loader])
-    return env
+def render_shipped(tmp_path, monkeypatch, study_id: str, results: dict, left_out: tuple[str, ...] = ()) -> str:
+    """A shipped study's post through its own prose, from synthetic runs of every variant but ``left_out`` (their
+    datasets could not be provisioned), with the analyses in ``results`` giving those results."""
+    stub_analyses_with(monkeypatch, results)
+    path, exp = discover(ROOT / "experiments")[study_id]
+    store = Store(tmp_path / "results")
+    for v in exp.variants:
+        if v.name in left_out:
+            (store.root / study_id / v.name).mkdir(parents=True)
+            (store.root / study_id / v.name / "UNAVAILABLE.txt").write_text("could not provision it\n")
+            continue
+        for seed in exp.profile("quick")["seeds"]:
+            write_run(store, exp, v.name, seed, "quick", 0.8 + 0.01 * seed)
+    return render_study(study_id, exp, "quick", store, tmp_path / "docs", None, path.with_suffix(".md")).read_text()
 
 
 def test_result_of_an_undeclared_analysis_is_one_line_with_the_closest(tmp_path):
@@ -392,25 +384,7 @@ def _filters(total: float, flat_black: float, orientation: str):
 ])
 def test_the_shipped_tiny_prose_reads_its_own_filter(tmp_path, monkeypatch, total, flat_black, orientation, says):
     """What the tiny post says the network sees follows its learned filter's sum and orientation."""
-    path, exp = discover(ROOT / "experiments")["tiny"]
-    store = Store(tmp_path / "results")
-    for v in exp.variants:
-        for seed in exp.profile("quick")["seeds"]:
-            write_run(store, exp, v.name, seed, "quick", 0.8 + 0.01 * seed)
-    real_get = analyses.get
-
-    class Stub:
-        template = "stub.md.j2"
-
-        def __init__(self, name: str):
-            self.name = real_get(name).name
-
-        def compute(self, study, figures):
-            return _filters(total, flat_black, orientation) if self.name == "filters" else prose._Unmeasured()
-    monkeypatch.setattr(analyses, "get", Stub)
-    real_env = post_mod.package_environment
-    monkeypatch.setattr(post_mod, "package_environment", lambda: _with_stub(real_env()))
-    post = render_study("tiny", exp, "quick", store, tmp_path / "docs", None, path.with_suffix(".md")).read_text()
+    post = render_shipped(tmp_path, monkeypatch, "tiny", {"filters": _filters(total, flat_black, orientation)})
     assert says in post, post[post.index("silhouette") - 200:][:600]
     with pytest.raises(ValueError, match=r"reading\('tiny', 3\): 'tiny' has 1 first-layer filters"):
         _filters(total, flat_black, orientation).reading("tiny", 3)
@@ -453,15 +427,7 @@ def test_shift_results_give_accuracy_and_paired_differences_by_variant_name():
 def test_the_shipped_datasets_prose_renders_with_an_optional_dataset_left_out(tmp_path, monkeypatch, missing):
     """Every dataset of that study is optional: its prose reads the confusion result only for datasets that ran."""
     from reportgen.analyses.confusion import ConfusedPair, ConfusionResult, VariantConfusion
-    path, exp = discover(ROOT / "experiments")["datasets"]
-    store = Store(tmp_path / "results")
-    for v in exp.variants:
-        if v.name in (missing, "kmnist"):
-            (store.root / "datasets" / v.name).mkdir(parents=True)
-            (store.root / "datasets" / v.name / "UNAVAILABLE.txt").write_text("could not provision it\n")
-            continue
-        for seed in exp.profile("quick")["seeds"]:
-            write_run(store, exp, v.name, seed, "quick", 0.9 + 0.01 * seed)
+    exp = discover(ROOT / "experiments")["datasets"][1]
     shown = [v.name for v in exp.variants if v.name not in (missing, "kmnist")]
     classes = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                "Ankle boot"]
@@ -472,20 +438,7 @@ def test_the_shipped_datasets_prose_renders_with_an_optional_dataset_left_out(tm
         support=[], recall_pct=[], errors=errors, test_size=1000, figure=None, figure_normalised=None,
         pairs=[ConfusedPair(a="T-shirt/top", b="Shirt", a_as_b=3, b_as_a=3, total=6, share_pct=0.0)])
         for name in shown])
-    real_get = analyses.get
-
-    class Stub:
-        template = "stub.md.j2"
-
-        def __init__(self, name: str):
-            self.name = real_get(name).name
-
-        def compute(self, study, figures):
-            return result if self.name == "confusion" else prose._Unmeasured()
-    monkeypatch.setattr(analyses, "get", Stub)
-    real_env = post_mod.package_environment
-    monkeypatch.setattr(post_mod, "package_environment", lambda: _with_stub(real_env()))
-    post = render_study("datasets", exp, "quick", store, tmp_path / "docs", None, path.with_suffix(".md")).read_text()
+    post = render_shipped(tmp_path, monkeypatch, "datasets", {"confusion": result}, left_out=(missing, "kmnist"))
     # 36 errors, all among the four upper-body garments; the top pair holds 6 of them
     assert ("most of the network's mistakes (100.0% of the first seed's)" in post) == (missing != "fashion-mnist")
     assert ("confused pair of classes holds only 16.7% of them" in post) == (missing != "mnist")

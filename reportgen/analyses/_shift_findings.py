@@ -15,6 +15,7 @@ import numpy as np
 from ..markdown import interval, signed_number
 from ..settings import CONFIDENCE
 from ..stats import mean_ci
+from . import ByVariant
 
 # Shift distances (pixels) the closing section reports: one pixel (with the diagonal ±1, ±1) is less than a 2×2
 # pooling window, two is a whole window, four is two windows of the first pooling layer (one of the second).
@@ -29,17 +30,12 @@ class SeedKept:
     name: str = ""
 
 
-class ShiftReading:
+class ShiftReading(ByVariant):
     """For prose (``result("shift_curve").at("pool", 4)``): a shift result's accuracies over seeds by variant name,
     and (``.variant("pool")``) one variant's first-seed grid or curve. The class using it has ``variants``,
     ``seed_kept`` and ``baseline`` (a label)."""
-    variants: list
     seed_kept: list[SeedKept]
     baseline: str | None
-
-    def variant(self, name: str):
-        from . import pick
-        return pick(self.variants, name, "variant")
 
     def _kept(self, variant: str, distance: int) -> SeedKept:
         from . import pick
@@ -58,12 +54,24 @@ class ShiftReading:
         """The variant's accuracy at ``distance`` minus the baseline's, in points, paired over common seeds."""
         from ..prose import Measure
         kept = self._kept(variant, distance)
-        base = next((k for k in self.seed_kept if k.label == self.baseline), None)
+        base = _baseline(self.seed_kept, self.baseline)
         if base is None or base is kept:
             raise ValueError(f"diff_at({variant!r}, {distance}): differences are to the baseline, {self.baseline!r}")
-        seeds = sorted(set(kept.by_seed) & set(base.by_seed))
-        return Measure.of(mean_ci([kept.by_seed[s][distance] - base.by_seed[s][distance] for s in seeds
-                                   if distance in kept.by_seed[s] and distance in base.by_seed[s]]), " points")
+        return Measure.of(mean_ci(_paired(kept, base, _common_seeds(kept, base), distance)), " points")
+
+
+def _baseline(variants: list[SeedKept], label: str | None) -> SeedKept | None:
+    return next((v for v in variants if v.label == label), None)
+
+
+def _common_seeds(v: SeedKept, base: SeedKept) -> list[int]:
+    return sorted(set(v.by_seed) & set(base.by_seed))
+
+
+def _paired(v: SeedKept, base: SeedKept, seeds: list[int], distance: int) -> list[float]:
+    """``v``'s accuracy at ``distance`` minus ``base``'s, seed against seed, over the ``seeds`` that have both."""
+    return [v.by_seed[s][distance] - base.by_seed[s][distance] for s in seeds
+            if distance in v.by_seed[s] and distance in base.by_seed[s]]
 
 
 def distance_bins(radius: int) -> np.ndarray:
@@ -82,8 +90,7 @@ def seed_kept(study, distances: tuple[int, ...] = DISTANCES) -> list[SeedKept]:
 
 def baseline_label(study) -> str | None:
     """The label of the variant the others are compared with (``baseline:``, else the first available)."""
-    name = study.config.baseline or (study.available[0].name if study.available else None)
-    return next((v.label for v in study.available if v.name == name), None)
+    return next((v.label for v in study.available if v.name == study.baseline), None)
 
 
 def _ci(values: list[float], signed: bool = False) -> str:
@@ -109,15 +116,14 @@ def findings(variants: list[SeedKept], baseline: str | None, test_images: list[i
                    f"{f' ({round(100 * CONFIDENCE)}% CI)' if len(seeds) > 1 else ''}: unshifted "
                    f"{np.mean([v.by_seed[s][0] for s in seeds]):.2f}%; moved by "
                    + "; ".join(parts) + ".")
-    base = next((v for v in rows if v.label == baseline), None)
+    base = _baseline(rows, baseline)
     for v in rows:
         if base is None or v is base:
             continue
-        seeds = sorted(set(v.by_seed) & set(base.by_seed))
+        seeds = _common_seeds(v, base)
         if len(seeds) < 2:
             continue
-        parts = [f"{d} pixel{'s' if d != 1 else ''} "
-                 f"{_ci([v.by_seed[s][d] - base.by_seed[s][d] for s in seeds], signed=True)}"
+        parts = [f"{d} pixel{'s' if d != 1 else ''} {_ci(_paired(v, base, seeds, d), signed=True)}"
                  for d in DISTANCES if all(d in v.by_seed[s] and d in base.by_seed[s] for s in seeds)]
         if parts:
             out.append(f"{v.label} against {base.label} on shifted images, in points, paired over {len(seeds)} "

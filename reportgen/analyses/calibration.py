@@ -121,8 +121,7 @@ def compute(study: Study, figures: FigureWriter) -> CalibrationResult:
             confident_wrong=int((sure & (probs.argmax(1) != labels)).sum())))
 
     result = CalibrationResult(figure=None, variants=rows, seeds=max((len(v.runs) for v in study.available), default=0))
-    baseline = study.config.baseline or (study.available[0].name if study.available else None)
-    base = next((v for v in study.available if v.name == baseline), None)
+    base = next((v for v in study.available if v.name == study.baseline), None)
     if base is not None and len(study.available) > 1:
         result.baseline_label = base.label
         for v, row in zip(study.available, rows):

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -12,7 +11,7 @@ from ..figures import PALETTE, WIDTH, Figure, FigureWriter
 from ..markdown import interval, signed_number
 from ..settings import CONFIDENCE
 from ..stats import mean_ci
-from ..study import Study
+from ..study import Study, label_smoothing
 from . import Analysis, ByVariant
 
 
@@ -72,16 +71,11 @@ def compute(study: Study, figures: FigureWriter) -> CurvesResult:
                                   best_val_acc_pct=100.0 * float(per_seed["val_acc"].max(1).mean()),
                                   first_val_by_seed={r.seed: 100.0 * float(row) for r, row
                                                      in zip(v.runs, per_seed["val_acc"][:, 0])},
-                                  label_smoothing=_label_smoothing(v.runs[0])))
+                                  label_smoothing=label_smoothing(v.runs[0])))
     fig = draw_curves(figures, series, title=f"{study.config.title}: training curves") if series else None
     chart = Chart(curves_chart(series, seeds, fig.alt), fig) if fig else None
     return CurvesResult(figure=fig, variants=rows, seeds=max((len(v.runs) for v in study.available), default=0),
                         chart=chart)
-
-
-def _label_smoothing(run: Any) -> float:
-    config = getattr(run, "config", None) or {}  # a run without a stored config trained without it
-    return float((config.get("training") or {}).get("label_smoothing") or 0.0)
 
 
 CURVE_PANELS = [{"title": "Loss", "x": "epoch", "y": "cross-entropy loss", "unit": "", "digits": 4},

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..figures import IMAGE_CMAP, TEXT_DARK, WIDTH, WRONG, Figure, FigureWriter, _tile_axes
-from ..study import Study
+from ..study import Study, label_smoothing
 from . import Analysis
 from ._common import FIRST_SEED, class_names, first_run, pct, run_test_set, variant_head
 
@@ -65,7 +65,7 @@ def compute(study: Study, figures: FigureWriter, count: int = SHOWN) -> Misclass
             fig = draw_misclassified(figures, images[order].numpy(), [asdict(s) for s in shown],
                                      name=f"misclassified-{v.name}",
                                      title=f"{v.label}: the {len(shown)} most confident mistakes (seed {run.seed})")
-        smoothing = float(run.config["training"].get("label_smoothing") or 0.0)
+        smoothing = label_smoothing(run)
         rows.append(VariantMistakes(**variant_head(v, run), errors=int(len(wrong)), test_size=int(len(labels)),
                                     error_pct=pct(len(wrong) / max(1, len(labels))), shown=shown, figure=fig,
                                     label_smoothing=smoothing,
