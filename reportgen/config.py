@@ -14,7 +14,8 @@ from pydantic import ValidationError
 
 from .schema import (  # noqa: F401 - the study-file API: the schema's names are importable from here
     DATASET_NAMES, DEFAULT_PROFILES, ID_PATTERN, Activation, MODEL_NAMES, MODEL_OPTIONS, PROFILES, AugmentConfig, ConfigError,
-    FcnnOptions, LeNetOptions, ModelConfig, ProfileConfig, StudyConfig, TrainingConfig, VariantConfig, _closest)
+    FcnnOptions, LeNetOptions, ModelConfig, ProfileConfig, StudyConfig, TrainingConfig, VariantConfig)
+from .suggest import suggest
 
 _INTERNAL = ("function-after", "function-wrap", "function-plain", "literal", "list", "tuple", "dict", "[key]")
 
@@ -84,7 +85,7 @@ def _format_error(path: Path, err: ValidationError, data: dict[str, Any], prefix
     if kind == "extra_forbidden":
         key = str(loc[-1])
         allowed = _allowed_fields(loc, data)
-        hint = _closest(key, allowed)
+        hint = suggest(key, allowed)
         if not hint and len(loc) == 1:
             homes = [f"{section}.{key}" for section, schema in _SECTIONS if key in schema.model_fields]
             hint = f"; did you mean {homes[0]!r}?" if homes else ""
@@ -93,7 +94,7 @@ def _format_error(path: Path, err: ValidationError, data: dict[str, Any], prefix
     if kind == "literal_error":
         expected = e.get("ctx", {}).get("expected", "")
         choices = re.findall(r"'([^']*)'", expected)
-        return f"{path}: {where}: {got!r} is not allowed; choose from {', '.join(choices)}{_closest(got, choices)}"
+        return f"{path}: {where}: {got!r} is not allowed; choose from {', '.join(choices)}{suggest(got, choices)}"
     if kind == "missing":
         return f"{path}: {where}: this field is required"
     if kind in ("model_type", "dict_type", "model_attributes_type"):
@@ -220,5 +221,5 @@ def select(studies: dict[str, tuple[Path, StudyConfig]], names: tuple[str, ...] 
         return list(studies)
     for name in names:
         if name not in studies:
-            raise ConfigError(f"unknown study {name!r}{_closest(name, list(studies))} (declared: {', '.join(studies)})")
+            raise ConfigError(f"unknown study {name!r}{suggest(name, list(studies))} (declared: {', '.join(studies)})")
     return list(dict.fromkeys(names))

@@ -8,19 +8,15 @@ provisioning stage, :mod:`reportgen.provision`; it writes a manifest next to ``r
 - :func:`dataset_checksum` re-hashes the files against the manifest;
 - :func:`load_splits` returns train / validation / test tensors, re-verifying the checksum first.
 
-``reportgen.data.provision`` still works (it is :func:`reportgen.provision.provision`, imported on first use).
-
 Every failure is a :class:`DataError` with a one-line message: which file, what is wrong, how to fix it.
 """
 from __future__ import annotations
 
-import difflib
 import json
 import os
-import shutil  # noqa: F401 - the fault tests patch reportgen.data.shutil.which to hide apt-get and npm
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,9 +24,7 @@ import torchvision
 
 from .fsutil import sha256_bytes, sha256_file
 from .settings import DATASET_TITLES, ENV_DATA, NUM_CLASSES, SPLIT_SEED, VAL_SIZE
-
-if TYPE_CHECKING:
-    from .provision import STALE_PREFIXES, provision  # noqa: F401 - re-exported lazily, see __getattr__
+from .suggest import suggest
 
 RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 MANIFEST = "reportgen-manifest.json"
@@ -82,9 +76,7 @@ DATASETS: dict[str, DatasetInfo] = {
 def dataset_info(name: str) -> DatasetInfo:
     """The catalogue entry of ``name``; a :class:`DataError` naming the closest known dataset otherwise."""
     if name not in DATASETS:
-        close = difflib.get_close_matches(name, DATASETS, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise DataError(f"unknown dataset '{name}' (known: {', '.join(DATASETS)}){hint}")
+        raise DataError(f"unknown dataset '{name}' (known: {', '.join(DATASETS)}){suggest(name, DATASETS)}")
     return DATASETS[name]
 
 
@@ -226,15 +218,3 @@ def load_splits(name: str, root: Path | None = None, val_size: int = VAL_SIZE, s
         val_images=train.data[va_t], val_labels=train.targets[va_t].long(),
         test_images=test.data, test_labels=test.targets.long(),
     )
-
-
-# The provisioning stage imports this module, so its public names are re-exported on first use rather than at
-# import time (an import at the top or the bottom would be circular when reportgen.provision is imported first).
-_FROM_PROVISION = ("provision", "STALE_PREFIXES")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _FROM_PROVISION:
-        from . import provision as provisioning
-        return getattr(provisioning, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

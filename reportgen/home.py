@@ -14,7 +14,8 @@ from .markdown import package_environment
 from .post import POSTS
 from .settings import CONFIDENCE, DATASET_TRAIN_SIZE, VAL_SIZE
 from .stats import summary
-from .store import Store, atomic_write
+from .fsutil import atomic_write
+from .store import Store
 from .study import RenderError, collect
 
 HOME = "index.md"

@@ -63,8 +63,9 @@ def run(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, device:
     """Train every run of the named studies (default: all) that is not cached, in ``workers`` parallel processes
     (default: one per core on a CPU), then precompute their analyses."""
     from .workers import default_workers, execute_all
-    from .data import DataError, load_splits, provision
-    from .store import atomic_write
+    from .data import DataError, load_splits
+    from .fsutil import atomic_write
+    from .provision import provision
     from .train import deterministic, execute, plan_runs, resolve_device
     studies = ws.studies()
     selected = select(studies, names)

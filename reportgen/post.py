@@ -27,7 +27,8 @@ from .context import reproducibility, setup
 from .figures import FigureWriter
 from .markdown import markdown_text, package_environment
 from .stats import summary
-from .store import Store, atomic_write, swap_dir
+from .fsutil import atomic_write, swap_dir
+from .store import Store
 from .study import RenderError, Study, collect
 
 POSTS = Path("blog") / "posts"

@@ -26,7 +26,7 @@ from markupsafe import Markup
 
 from .config import ConfigError
 from .markdown import interval, number, prose_environment, signed_number
-from .run_schema import _closest
+from .suggest import suggest
 
 # Every name prose may use, with what it gives: the "Write your own study" page is generated from this table.
 NAMES: dict[str, tuple[str, str]] = {
@@ -59,7 +59,6 @@ NAMES: dict[str, tuple[str, str]] = {
     "study": ("study", "the study's .id .title .question"),
     "post": ('post("tiny")', "a link to another study's post (plain text when that study is not in the site)"),
 }
-BLOCKS = ("analysis", "results", "models", "gap", "shows")
 # What shows() places while the prose renders: the post replaces it with the closing section (see Blocks.shows).
 SHOWS_MARK = Markup("<!-- reportgen:shows -->")
 
@@ -78,7 +77,7 @@ def prose_path(yaml_path: Path, exp: Any = None) -> Path | None:
     if not shared.exists():
         available = sorted(p.stem for p in yaml_path.parent.glob("*.md"))
         raise ConfigError(f"{yaml_path}: template: no prose file {shared.name} beside it"
-                          f"{_closest(exp.template, available)} (prose files: {', '.join(available) or 'none'})")
+                          f"{suggest(exp.template, available)} (prose files: {', '.join(available) or 'none'})")
     return shared
 
 
@@ -209,13 +208,13 @@ def context(blocks: Blocks, *, setup: dict[str, Any], profile: str, exp: Any,
 
     def known_variant(name: str) -> str:
         if name not in blocks.variants:
-            raise ValueError(f"no variant {name!r}{_closest(name, variant_names)} (variants: {', '.join(variant_names)})")
+            raise ValueError(f"no variant {name!r}{suggest(name, variant_names)} (variants: {', '.join(variant_names)})")
         return name
 
     def declared(call: str, name: str) -> str:
         if name not in blocks.analyses:
             listed = ", ".join(blocks.analyses) or "none"
-            raise ValueError(f"{call}({name!r}): the study does not declare it{_closest(name, list(blocks.analyses))} "
+            raise ValueError(f"{call}({name!r}): the study does not declare it{suggest(name, list(blocks.analyses))} "
                              f"(its analyses: {listed}; add it to analyses: in the YAML)")
         return name
 
@@ -325,7 +324,7 @@ def _check_named_variants(path: Path, source: str, names: list[str]) -> None:
                 and node.args[0].value not in names:
             name = node.args[0].value
             raise ProseError(f"{path}:{node.lineno}: .{node.node.attr}({name!r}, ...): no variant {name!r}"
-                             f"{_closest(name, names)} (variants: {', '.join(names)})")
+                             f"{suggest(name, names)} (variants: {', '.join(names)})")
 
 
 def _read(path: Path) -> str:
@@ -352,7 +351,7 @@ def _static_check(path: Path, source: str, namespace: dict[str, Any]) -> None:
     undeclared = (meta.find_undeclared_variables(tree) - set(namespace)) | {"self"}
     for node in tree.find_all(nodes.Name):
         if node.name in undeclared:
-            raise ProseError(f"{path}:{node.lineno}: unknown name {node.name!r}{_closest(node.name, list(NAMES))} "
+            raise ProseError(f"{path}:{node.lineno}: unknown name {node.name!r}{suggest(node.name, list(NAMES))} "
                              f"(prose may use only: {_allowed()})")
 
 

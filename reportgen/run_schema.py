@@ -4,7 +4,6 @@ resolves to is hashed into its cache key.
 """
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from typing import Any, Literal, Optional
@@ -14,8 +13,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 PROFILES = ("smoke", "quick", "full")
 DATASET_NAMES = ("mnist", "fashion-mnist", "kmnist")
 MODEL_NAMES = ("lenet", "tiny", "deep_pool", "fcnn")
-OPTIMIZERS = ("sgd", "adam")
-SCHEDULES = ("none", "step", "cosine", "onecycle", "warmup_cosine")
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 # What else a variant may differ in from the baseline, on purpose (reportgen.confounds checks each).
 INTENDED = ("parameters", "data", "dataset", "recipe", "epochs")
@@ -208,8 +205,3 @@ class ModelConfig(Strict):
             if options[key] == schema.model_fields[key].get_default(call_default_factory=True):
                 del options[key]
         return options
-
-
-def _closest(word: str, choices: list[str] | tuple[str, ...]) -> str:
-    match = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.5)
-    return f"; did you mean {match[0]!r}?" if match else ""

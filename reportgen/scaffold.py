@@ -12,7 +12,7 @@ from typing import Any
 from . import analyses, prose, schema as config
 from .config import ConfigError, ID_PATTERN
 from .settings import PARAMETER_TOLERANCE
-from .store import atomic_write
+from .fsutil import atomic_write
 
 FIELD_HELP: dict[str, str] = {
     # the study

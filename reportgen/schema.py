@@ -14,8 +14,9 @@ from pydantic import Field, field_validator, model_validator
 from .run_schema import (  # noqa: F401 - the names a study file's schema is built from, importable from here
     DATASET_NAMES, ID_PATTERN, INTENDED, MODEL_NAMES, MODEL_OPTIONS, OMITTED_AT_DEFAULT, PROFILES,
     TRAINING_OMITTED_AT_DEFAULT, Activation, AugmentConfig, ConfigError, FcnnOptions, LeNetOptions, ModelConfig,
-    Strict, TrainingConfig, _closest)
+    Strict, TrainingConfig)
 from .settings import SPLIT_SEED, VAL_SIZE
+from .suggest import suggest
 
 
 class VariantModel(Strict):
@@ -162,7 +163,7 @@ class StudyConfig(Strict):
         for index, name in enumerate(v):
             if name not in analyses.names():
                 raise ValueError(f"[{index}] {name!r} is not allowed; choose from {', '.join(analyses.names())}"
-                                 f"{analyses.closest(name)}")
+                                 f"{suggest(name, analyses.names())}")
         dupes = sorted({n for n in v if v.count(n) > 1})
         if dupes:
             raise ValueError(f"{dupes[0]!r} is listed twice; each analysis appears once in a post")
@@ -188,7 +189,7 @@ class StudyConfig(Strict):
                 raise ValueError(f"variants[{index}].intended: lists {self.factor!r}, the study's factor; a "
                                  f"difference in what the study varies needs no declaration, so remove it")
         if self.baseline is not None and self.baseline not in names:
-            raise ValueError(f"baseline: {self.baseline!r} is not a variant name{_closest(self.baseline, names)} "
+            raise ValueError(f"baseline: {self.baseline!r} is not a variant name{suggest(self.baseline, names)} "
                              f"(variants: {', '.join(names)})")
         return self
 

@@ -35,14 +35,13 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from . import __version__
-# The file-system moves live in fsutil; they stay importable from here (render, figures, analyses and the CLI
-# import them from the store), and write_run looks atomic_write up here so the fault tests can patch it.
-from .fsutil import atomic_write, fsync_dir, pause_for_tests, sha256_bytes, sha256_file, swap_dir  # noqa: F401
+# write_run looks atomic_write up in this module, so the fault tests can patch it here
+from .fsutil import atomic_write, fsync_dir, pause_for_tests, sha256_bytes, sha256_file, swap_dir
 from .settings import ENV_RESULTS
 
 MARKER = "COMPLETE.json"
@@ -336,7 +335,3 @@ class StoreLock:
             fcntl.flock(self.fd, fcntl.LOCK_UN)
             os.close(self.fd)
             self.fd = None
-
-
-def iter_runs(root: Path) -> Iterator[Path]:
-    yield from sorted(p.parent for p in root.glob(f"*/*/seed-*/{MARKER}"))

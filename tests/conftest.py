@@ -23,7 +23,7 @@ def synthetic_idx(tmp_path_factory) -> Path:
 @pytest.fixture
 def data_root(tmp_path, monkeypatch, synthetic_idx) -> Path:
     """REPORTGEN_DATA pointing at a fresh root where fashion-mnist is provisioned from the synthetic files."""
-    from reportgen.data import provision
+    from reportgen.provision import provision
     root = tmp_path / "data"
     monkeypatch.setenv("REPORTGEN_DATA", str(root))
     monkeypatch.setenv("REPORTGEN_SKIP_CHECKSUM", "1")

@@ -28,7 +28,8 @@ from reportgen.analyses._common import (AnalysisError, architecture_table, captu
 from reportgen.analyses._shift import shift_accuracy_grid, shift_grid_of, shift_images, shift_images_limit
 from reportgen.config import StudyConfig, load_study
 from reportgen.context import setup
-from reportgen.data import load_splits, provision
+from reportgen.data import load_splits
+from reportgen.provision import provision
 from reportgen.figures import FigureWriter
 from reportgen.loader import Normalization, to_input
 from reportgen.markdown import package_environment

@@ -101,7 +101,7 @@ def vendored() -> Path:
 def trained(tmp_path_factory, synthetic_idx, vendored):
     """(a project whose only results are alpha's smoke runs, the data root). The environment points at the
     synthetic data for the whole module."""
-    from reportgen.data import provision
+    from reportgen.provision import provision
     base = tmp_path_factory.mktemp("build")
     project, data = base / "project", base / "data"
     (project / "experiments").mkdir(parents=True)

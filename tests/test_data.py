@@ -13,6 +13,7 @@ import torch
 import torchvision
 
 from reportgen import data
+from reportgen.provision import provision
 from reportgen.data import DataError
 from tests.conftest import invoke
 from tests.synthetic import RAW_FILES, make_split, write_idx_dataset, write_idx_file
@@ -67,7 +68,7 @@ def test_provision_from_dir_then_read_with_torchvision(tmp_path, monkeypatch, gz
     _patch(monkeypatch, "fashion-mnist", raw_sha256=_hashes(raw))
     root = data.data_root()
     assert not data.is_prepared("fashion-mnist")
-    desc = data.provision("fashion-mnist", from_dir=d, **QUIET)
+    desc = provision("fashion-mnist", from_dir=d, **QUIET)
     assert str(d) in desc and "checksums verified" in desc
     assert data.is_prepared("fashion-mnist") and data.raw_dir("fashion-mnist") == root / "FashionMNIST" / "raw"
     manifest = json.loads((root / "FashionMNIST" / data.MANIFEST).read_text())
@@ -82,14 +83,14 @@ def test_provision_from_dir_then_read_with_torchvision(tmp_path, monkeypatch, gz
     assert s.train_labels.dtype == torch.int64 and s.test_labels.dtype == torch.int64
     assert s.classes[0] == "T-shirt/top" and s.checksum == data.dataset_checksum("fashion-mnist")
     # already prepared: a second call does nothing and says so
-    assert data.provision("fashion-mnist", **QUIET).startswith("already prepared")
+    assert provision("fashion-mnist", **QUIET).startswith("already prepared")
     assert not _leftovers(root)
 
 
 def test_corrupt_file_refused_by_checksum(src):
     _flip_byte(src / "t10k-images-idx3-ubyte")  # a pixel: structure intact, only the checksum can tell
     with pytest.raises(DataError) as e:
-        data.provision("fashion-mnist", from_dir=src, **QUIET)
+        provision("fashion-mnist", from_dir=src, **QUIET)
     msg = str(e.value)
     assert "t10k-images-idx3-ubyte" in msg and "corrupt" in msg and "\n" not in msg
     assert not data.is_prepared("fashion-mnist") and not _leftovers(data.data_root())
@@ -98,7 +99,7 @@ def test_corrupt_file_refused_by_checksum(src):
 def test_skip_checksum_accepts_unknown_files(tmp_path):
     d = tmp_path / "in"
     write_idx_dataset(d, n_train=100, n_test=50)
-    desc = data.provision("kmnist", from_dir=d, skip_checksum=True, **QUIET)
+    desc = provision("kmnist", from_dir=d, skip_checksum=True, **QUIET)
     assert "checksum skipped" in desc and data.is_prepared("kmnist")
     assert data.load_splits("kmnist", val_size=20).val_labels.shape == (20,)
 
@@ -114,7 +115,7 @@ def test_structurally_bad_file_refused(src, file, edit, needle):
     path = src / file
     path.write_bytes(edit(path.read_bytes()))
     with pytest.raises(DataError) as e:
-        data.provision("fashion-mnist", from_dir=src, skip_checksum=True, **QUIET)
+        provision("fashion-mnist", from_dir=src, skip_checksum=True, **QUIET)
     assert file in str(e.value) and needle in str(e.value) and "\n" not in str(e.value)
     assert not data.is_prepared("fashion-mnist")
 
@@ -124,35 +125,35 @@ def test_count_mismatch_and_bad_gzip_refused(tmp_path):
     write_idx_dataset(d, n_train=100, n_test=50)
     write_idx_file(d / "t10k-labels-idx1-ubyte", np.zeros(40, np.uint8))
     with pytest.raises(DataError, match="50 images but t10k-labels has 40"):
-        data.provision("kmnist", from_dir=d, skip_checksum=True, **QUIET)
+        provision("kmnist", from_dir=d, skip_checksum=True, **QUIET)
     g = tmp_path / "gz"
     write_idx_dataset(g, n_train=100, n_test=50, gz=True)
     (g / "train-images-idx3-ubyte.gz").write_bytes((g / "train-images-idx3-ubyte.gz").read_bytes()[:200])
     with pytest.raises(DataError, match="cannot read .*train-images-idx3-ubyte.gz"):
-        data.provision("kmnist", from_dir=g, skip_checksum=True, **QUIET)
+        provision("kmnist", from_dir=g, skip_checksum=True, **QUIET)
 
 
 def test_from_dir_missing_or_incomplete(tmp_path):
     with pytest.raises(DataError, match="no such directory"):
-        data.provision("mnist", from_dir=tmp_path / "nope", **QUIET)
+        provision("mnist", from_dir=tmp_path / "nope", **QUIET)
     d = tmp_path / "partial"
     write_idx_dataset(d, n_train=100, n_test=50)
     (d / "t10k-labels-idx1-ubyte").unlink()
     with pytest.raises(DataError, match=r"lacks t10k-labels-idx1-ubyte\[\.gz\]"):
-        data.provision("mnist", from_dir=d, **QUIET)
+        provision("mnist", from_dir=d, **QUIET)
 
 
 def test_from_dir_with_another_dataset_is_named(src, monkeypatch):
     # src's hashes are what "fashion-mnist" expects, so asking for MNIST from it must name the mix-up
     with pytest.raises(DataError, match="holds Fashion-MNIST, not MNIST"):
-        data.provision("mnist", from_dir=src, skip_checksum=True, **QUIET)
+        provision("mnist", from_dir=src, skip_checksum=True, **QUIET)
 
 
 def test_all_sources_failing_lists_every_source(tmp_path, monkeypatch):
     (tmp_path / "emptysys").mkdir()
     _patch(monkeypatch, "fashion-mnist", system_dirs=(str(tmp_path / "emptysys"),))
     with pytest.raises(DataError) as e:
-        data.provision("fashion-mnist", **QUIET)
+        provision("fashion-mnist", **QUIET)
     msg = str(e.value)
     assert "system directories" in msg and "emptysys" in msg and "--from DIR" in msg
     assert "dataset-fashion-mnist" in msg and "\n" not in msg
@@ -174,7 +175,7 @@ def test_failed_partial_download_leaves_nothing(monkeypatch):
     _patch(monkeypatch, "fashion-mnist", tv_class=_fake_tv_class(write=2, fail=True), apt_package=None,
            npm_package=None)
     with pytest.raises(DataError) as e:
-        data.provision("fashion-mnist", allow_download=True, allow_install=True, log=lambda *a: None)
+        provision("fashion-mnist", allow_download=True, allow_install=True, log=lambda *a: None)
     msg = str(e.value)
     assert "system directories" in msg and "torchvision download" in msg and "RuntimeError" in msg and "\n" not in msg
     assert not data.is_prepared("fashion-mnist") and not data.raw_dir("fashion-mnist").exists()
@@ -183,7 +184,7 @@ def test_failed_partial_download_leaves_nothing(monkeypatch):
 
 def test_successful_download_is_verified_and_installed(monkeypatch):
     _patch(monkeypatch, "fashion-mnist", tv_class=_fake_tv_class(write=4, fail=False), raw_sha256=None)
-    desc = data.provision("fashion-mnist", allow_download=True, allow_install=False, log=lambda *a: None)
+    desc = provision("fashion-mnist", allow_download=True, allow_install=False, log=lambda *a: None)
     assert desc.startswith("torchvision download") and "no known checksum" in desc
     assert data.is_prepared("fashion-mnist") and not _leftovers(data.data_root())
 
@@ -199,25 +200,25 @@ def test_half_prepared_is_not_prepared(src, monkeypatch):
     # interrupted right before the manifest is written: files renamed into place, still not prepared
     monkeypatch.setattr(data.json, "dumps", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
-        data.provision("fashion-mnist", from_dir=src, **QUIET)
+        provision("fashion-mnist", from_dir=src, **QUIET)
     assert not data.is_prepared("fashion-mnist") and not _leftovers(data.data_root())
     monkeypatch.undo()
 
 
 def test_failed_reprovision_keeps_damaged_copy_unprepared(src, tmp_path, monkeypatch):
-    data.provision("fashion-mnist", from_dir=src, **QUIET)
+    provision("fashion-mnist", from_dir=src, **QUIET)
     bad = tmp_path / "bad"
     write_idx_dataset(bad, n_train=100, n_test=50)
     (bad / "train-images-idx3-ubyte").write_bytes(b"junk")
     (data.raw_dir("fashion-mnist") / "t10k-labels-idx1-ubyte").write_bytes(b"x")  # damage the prepared copy
     with pytest.raises(DataError, match="truncated"):
-        data.provision("fashion-mnist", from_dir=bad, skip_checksum=True, **QUIET)
+        provision("fashion-mnist", from_dir=bad, skip_checksum=True, **QUIET)
     assert not data.is_prepared("fashion-mnist")
-    assert data.provision("fashion-mnist", from_dir=src, **QUIET).startswith("directory")
+    assert provision("fashion-mnist", from_dir=src, **QUIET).startswith("directory")
 
 
 def test_later_corruption_detected_and_repaired(src):
-    data.provision("fashion-mnist", from_dir=src, **QUIET)
+    provision("fashion-mnist", from_dir=src, **QUIET)
     good = data.dataset_checksum("fashion-mnist")
     target = data.raw_dir("fashion-mnist") / "train-labels-idx1-ubyte"
     _flip_byte(target)
@@ -228,7 +229,7 @@ def test_later_corruption_detected_and_repaired(src):
     with pytest.raises(DataError):
         data.load_splits("fashion-mnist")
     logged = []
-    desc = data.provision("fashion-mnist", from_dir=src, allow_download=False, allow_install=False, log=logged.append)
+    desc = provision("fashion-mnist", from_dir=src, allow_download=False, allow_install=False, log=logged.append)
     assert desc.startswith("directory") and any("damaged" in m for m in logged)
     assert data.dataset_checksum("fashion-mnist") == good
     target.write_bytes(target.read_bytes()[:-1])  # truncation: not even is_prepared accepts it
@@ -281,10 +282,10 @@ def test_scratch_folders_of_a_killed_fetch_are_removed_by_the_next_one(src):
     for name in (".staging-x1", ".old-x2", ".download-x3", ".npm-x4"):
         (base / name).mkdir(parents=True)
         (base / name / "train-images-idx3-ubyte").write_bytes(b"half")
-    data.provision("fashion-mnist", from_dir=src, **QUIET)
+    provision("fashion-mnist", from_dir=src, **QUIET)
     assert data.is_prepared("fashion-mnist") and not _leftovers(root)
     (base / ".staging-x5").mkdir()
-    assert data.provision("fashion-mnist", **QUIET).startswith("already prepared")
+    assert provision("fashion-mnist", **QUIET).startswith("already prepared")
     assert not _leftovers(root)
 
 
@@ -299,7 +300,7 @@ def test_a_second_provisioning_waits_for_the_first(src):
     holder = os.open(root, os.O_RDONLY)
     fcntl.flock(holder, fcntl.LOCK_EX)  # another process is provisioning
     said: list[str] = []
-    worker = threading.Thread(target=lambda: data.provision("fashion-mnist", from_dir=src, allow_download=False,
+    worker = threading.Thread(target=lambda: provision("fashion-mnist", from_dir=src, allow_download=False,
                                                            allow_install=False, log=said.append))
     worker.start()
     deadline = time.monotonic() + 10
@@ -320,7 +321,7 @@ def _data_list_line(name: str) -> str:
 def test_data_list_says_checksums_verified_for_verified_data(synthetic_idx, monkeypatch):
     """`data list` reads the manifest key provisioning writes: matched checksums are reported as verified."""
     _patch(monkeypatch, "fashion-mnist", raw_sha256=_hashes(synthetic_idx))
-    assert "checksums verified" in data.provision("fashion-mnist", from_dir=synthetic_idx, **QUIET)
+    assert "checksums verified" in provision("fashion-mnist", from_dir=synthetic_idx, **QUIET)
     line = _data_list_line("fashion-mnist")
     assert "ready" in line and "checksums verified" in line and "NOT verified" not in line
     assert "missing" in _data_list_line("mnist")
@@ -335,7 +336,7 @@ def test_data_list_says_not_verified_when_checksums_were_skipped(data_root):
 
 
 def test_data_list_reads_old_manifests_with_the_verified_key(src):
-    data.provision("fashion-mnist", from_dir=src, **QUIET)
+    provision("fashion-mnist", from_dir=src, **QUIET)
     path = data.data_root() / "FashionMNIST" / data.MANIFEST
     manifest = json.loads(path.read_text())
     del manifest[data.MANIFEST_VERIFIED]

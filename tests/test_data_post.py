@@ -21,7 +21,7 @@ MISSING = "kmnist"
 def data_post(tmp_path_factory, synthetic_idx):
     """The rendered data post (rendered once) of a project holding the shipped `data` study, with Fashion-MNIST and
     MNIST provisioned from the same synthetic files and KMNIST left out."""
-    from reportgen.data import provision
+    from reportgen.provision import provision
     base = tmp_path_factory.mktemp("data-post")
     project, data = base / "project", base / "data"
     (project / "experiments").mkdir(parents=True)

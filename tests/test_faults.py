@@ -34,6 +34,7 @@ import pytest
 import yaml
 
 from reportgen import data as data_mod
+from reportgen import provision as provision_mod
 from reportgen.site import NPM_ASSETS
 from reportgen.store import MARKER, check_run
 from tests.conftest import ROOT, run_main
@@ -446,7 +447,7 @@ def test_no_network_and_no_offline_source_lists_every_source_and_fix(isolated, r
     def no_dns(*args, **kwargs):
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
     monkeypatch.setattr(socket, "getaddrinfo", no_dns)
-    monkeypatch.setattr(data_mod.shutil, "which", lambda name: None)  # no apt-get, no npm on this machine
+    monkeypatch.setattr(provision_mod.shutil, "which", lambda name: None)  # no apt-get, no npm on this machine
     started = time.perf_counter()
     line = one_line_error(rg("data", "fetch", "fashion-mnist"), 1, "could not provision Fashion-MNIST; tried: ",
                           "system directories: none of", "torchvision download: ", "Fix: pass --from DIR",

@@ -73,7 +73,7 @@ def _with_i0(model: nn.Module) -> nn.Module:
 def trained(tmp_path_factory):
     """The study above run with the real CLI, in a project with the hand-written docs, the vendored packages and
     synthetic Fashion-MNIST; for the rest of this module the variant ``broken`` cannot be exported."""
-    from reportgen.data import provision
+    from reportgen.provision import provision
     from tests.synthetic import write_idx_dataset
     root = tmp_path_factory.mktemp("live")
     project = root / "project"

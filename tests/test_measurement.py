@@ -13,7 +13,8 @@ from scipy import stats as scipy_stats
 
 from reportgen.analyses._train_eval import train_accuracy_eval, train_eval_images
 from reportgen.config import StudyConfig
-from reportgen.data import load_splits, provision
+from reportgen.data import load_splits
+from reportgen.provision import provision
 from reportgen.loader import Normalization
 from reportgen.markdown import package_environment
 from reportgen.measures import binomial_interval, loss_agreement

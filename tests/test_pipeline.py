@@ -111,7 +111,7 @@ def test_swap_dir_replaces_by_renames_and_puts_the_old_copy_back_if_moving_in_fa
 def smoke_results(tmp_path_factory, synthetic_idx) -> Path:
     """The dropout study's smoke runs, trained once for the module by `reportgen run` (on the same synthetic
     data as the ``project`` fixture's, so the copies are cached runs there)."""
-    from reportgen.data import provision
+    from reportgen.provision import provision
     base = tmp_path_factory.mktemp("smoke-results")
     (base / "experiments").mkdir()
     shutil.copy(ROOT / "experiments" / "dropout.yaml", base / "experiments")

@@ -125,7 +125,7 @@ def smoke_posts(tmp_path_factory, synthetic_idx) -> Path:
     """docs/ of a project with every shipped study (YAML and prose), run and rendered with the `smoke` profile on
     synthetic Fashion-MNIST (MNIST and KMNIST are not provisioned). The strict build of the same posts is
     tests/test_e2e.py's."""
-    from reportgen.data import provision
+    from reportgen.provision import provision
     base = tmp_path_factory.mktemp("wordcount")
     project, data = base / "project", base / "data"
     shutil.copytree(ROOT / "experiments", project / "experiments")

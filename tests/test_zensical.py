@@ -86,7 +86,7 @@ def listing(directory: Path) -> set[str]:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, synthetic_idx):
     """A project whose only results are beta's smoke runs; the environment points at the synthetic data."""
-    from reportgen.data import provision
+    from reportgen.provision import provision
     base = tmp_path_factory.mktemp("zensical")
     project, data = base / "project", base / "data"
     (project / "experiments").mkdir(parents=True)

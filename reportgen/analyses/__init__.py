@@ -19,7 +19,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Callable
 
-from ..run_schema import _closest
+from ..suggest import suggest
 
 HERE = Path(__file__).parent
 
@@ -57,15 +57,11 @@ def names() -> tuple[str, ...]:
 def get(name: str) -> Analysis:
     """The analysis called ``name`` (imports its module); KeyError with the closest name for an unknown one."""
     if name not in names():
-        raise KeyError(f"unknown analysis {name!r}{closest(name)} (analyses: {', '.join(names())})")
+        raise KeyError(f"unknown analysis {name!r}{suggest(name, names())} (analyses: {', '.join(names())})")
     analysis = importlib.import_module(f"{__name__}.{name}").ANALYSIS
     if analysis.name != name:
         raise RuntimeError(f"reportgen/analyses/{name}.py declares ANALYSIS.name {analysis.name!r}")
     return analysis
-
-
-def closest(name: str) -> str:
-    return _closest(name, names())
 
 
 class ByVariant:
@@ -84,7 +80,7 @@ def pick(items: list[Any], name: str, what: str) -> Any:
         if item.name == name:
             return item
     names_ = [item.name for item in items]
-    raise ValueError(f"no {what} {name!r}{_closest(name, names_)} (choose from {', '.join(names_)})")
+    raise ValueError(f"no {what} {name!r}{suggest(name, names_)} (choose from {', '.join(names_)})")
 
 
 def why_not(name: str, exp: Any, profile: str = "quick") -> str | None:

@@ -25,7 +25,8 @@ from ..figures import cache_root
 from ..loader import Normalization, to_input
 from ..models import count_parameters, named_layers
 from ..settings import ANALYSIS_CACHE_VERSION, EVAL_BATCH, FIRST_SEED, IMAGE_SIZE  # noqa: F401 - re-exported
-from ..store import MARKER, Run, atomic_write, npz_bytes
+from ..fsutil import atomic_write
+from ..store import MARKER, Run, npz_bytes
 from ..study import Study, VariantResults
 
 log: Callable[[str], None] = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731

@@ -22,8 +22,10 @@ from ..loader import Normalization
 from ..settings import ENV_SHIFT_IMAGES, EVAL_BATCH, SHIFT_RADIUS
 from ..store import Run
 from ..study import Study
-from ._common import (AnalysisError, analysis_device, cached_arrays, forward_logits, load_model, log, normalization,
-                      run_test_set)
+from ._common import (AnalysisError, analysis_device, cached_arrays, first_run, forward_logits, load_model, log,
+                      normalization, run_test_set)
+from ._shift_findings import DISTANCES, SeedKept, distance_bins
+
 
 def shift_images(images: torch.Tensor, dx: int, dy: int, mode: str = "zero") -> torch.Tensor:
     """Move the content of [..., H, W] images ``dx`` pixels right and ``dy`` down. ``zero``: pixels pushed out are
@@ -132,14 +134,11 @@ def shift_grid_of(run: Run, radius: int = SHIFT_RADIUS, study: Study | None = No
             "seconds": float(arrays["seconds"]), "device": device.type}
 
 
-
-
 def distance_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, norm: Normalization,
                       distances: list[int], radius: int = SHIFT_RADIUS) -> dict[str, np.ndarray]:
     """Correct predictions, zero-filled, summed over the shifts (dx, dy) whose distance √(dx² + dy²) rounds to each
     of ``distances`` (0: unshifted), with how many shifts that is: the shift grid's cells at those distances,
     computed alone (``correct`` and ``shifts`` follow ``distances``; ``n`` is the number of images)."""
-    from ._shift_findings import distance_bins
     bins = distance_bins(radius)
     device = next(model.parameters()).device
     x, y = images.to(device), labels.to(device)
@@ -180,9 +179,14 @@ def precompute_shift_grids(study: Study) -> None:
     """Fill the cache with every variant's shift grid (first seed) and every seed's accuracy at the distances the
     closing section reports, drawing nothing (shift_grid and shift_curve share both, so their precompute is this
     one function)."""
-    from ._common import first_run
-    from ._shift_findings import DISTANCES
     for v in study.available:
         shift_grid_of(first_run(v), study=study)
         for run in v.runs:
             distance_accuracy_of(run, DISTANCES, study=study)
+
+
+def seed_kept(study: Study, distances: tuple[int, ...] = DISTANCES) -> list[SeedKept]:
+    """Every seed's accuracy at each distance, per variant of ``study`` (cached; see :func:`distance_accuracy_of`)."""
+    return [SeedKept(label=v.label, by_seed={r.seed: distance_accuracy_of(r, distances, study=study)
+                                             for r in v.runs}, name=v.name)
+            for v in study.available]

@@ -2,7 +2,7 @@
 variant's test accuracy when the test images move 1, 2 and 4 pixels (zero-filled), over every seed with its
 interval, and each variant's difference to the baseline at those distances, paired over seeds.
 
-Both analyses read the same cached numbers (:func:`reportgen.analyses._shift.distance_accuracy_of`, accuracy
+Both analyses read the same cached numbers (:func:`reportgen.analyses._shift.seed_kept`, accuracy
 averaged over the shifts at one rounded distance √(dx² + dy²), as the shift curve plots it), so a post that
 declares both states each finding once: the closing section drops identical sentences.
 """
@@ -13,9 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..markdown import interval, signed_number
+from ..prose import Measure
 from ..settings import CONFIDENCE
 from ..stats import mean_ci
-from . import ByVariant
+from . import ByVariant, pick
 
 # Shift distances (pixels) the closing section reports: one pixel (with the diagonal ±1, ±1) is less than a 2×2
 # pooling window, two is a whole window, four is two windows of the first pooling layer (one of the second).
@@ -38,7 +39,6 @@ class ShiftReading(ByVariant):
     baseline: str | None
 
     def _kept(self, variant: str, distance: int) -> SeedKept:
-        from . import pick
         if distance not in (0, *DISTANCES):
             raise ValueError(f"distance {distance!r}: measured over every seed at "
                              f"{', '.join(str(d) for d in (0, *DISTANCES))} pixels only")
@@ -46,13 +46,11 @@ class ShiftReading(ByVariant):
 
     def at(self, variant: str, distance: int):
         """The variant's accuracy (%) at ``distance`` pixels (0: unshifted), mean over seeds with its interval."""
-        from ..prose import Measure
         kept = self._kept(variant, distance)
         return Measure.of(mean_ci([by[distance] for by in kept.by_seed.values() if distance in by]), "%")
 
     def diff_at(self, variant: str, distance: int):
         """The variant's accuracy at ``distance`` minus the baseline's, in points, paired over common seeds."""
-        from ..prose import Measure
         kept = self._kept(variant, distance)
         base = _baseline(self.seed_kept, self.baseline)
         if base is None or base is kept:
@@ -78,14 +76,6 @@ def distance_bins(radius: int) -> np.ndarray:
     """[dy + radius, dx + radius] -> the shift's distance √(dx² + dy²) rounded to whole pixels."""
     axis = np.arange(-radius, radius + 1) ** 2
     return np.rint(np.sqrt(np.add.outer(axis, axis))).astype(int)
-
-
-def seed_kept(study, distances: tuple[int, ...] = DISTANCES) -> list[SeedKept]:
-    """Every seed's accuracy at each distance, per variant of ``study`` (cached; see ``distance_accuracy_of``)."""
-    from ._shift import distance_accuracy_of
-    return [SeedKept(label=v.label, by_seed={r.seed: distance_accuracy_of(r, distances, study=study)
-                                             for r in v.runs}, name=v.name)
-            for v in study.available]
 
 
 def baseline_label(study) -> str | None:

@@ -44,10 +44,10 @@ class VariantConfusion:
     def errors_within(self, classes: list[str]) -> float:
         """For prose: the share (%) of this network's mistakes where both the true and the predicted class are
         among ``classes`` (one of them taken for another)."""
-        from ..run_schema import _closest
+        from ..suggest import suggest
         for c in classes:
             if c not in self.classes:
-                raise ValueError(f"no class {c!r} in {self.name!r}{_closest(c, self.classes)} "
+                raise ValueError(f"no class {c!r} in {self.name!r}{suggest(c, self.classes)} "
                                  f"(classes: {', '.join(self.classes)})")
         index = [self.classes.index(c) for c in classes]
         inside = sum(self.counts[i][j] for i in index for j in index if i != j)

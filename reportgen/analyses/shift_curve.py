@@ -14,8 +14,8 @@ from ..study import Study
 from . import Analysis
 from ._common import first_run, pct, variant_head
 from ._shift import precompute_shift_grids as precompute
-from ._shift import shift_grid_of
-from ._shift_findings import SeedKept, ShiftReading, baseline_label, distance_bins, seed_kept
+from ._shift import seed_kept, shift_grid_of
+from ._shift_findings import SeedKept, ShiftReading, baseline_label, distance_bins
 from ._shift_findings import findings as shift_findings
 
 
