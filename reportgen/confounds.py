@@ -54,8 +54,8 @@ class Difference:
 
 def parameter_count(model: dict[str, Any]) -> int:
     """Trainable parameters of a resolved model config (``{"name", "options"}``), from the module it builds."""
-    from .models import build_model, count_parameters
-    return count_parameters(build_model(model["name"], **model["options"]))
+    from .models import build_config, count_parameters
+    return count_parameters(build_config(model))
 
 
 def baseline_of(exp: Any) -> Any | None:

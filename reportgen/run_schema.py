@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Literal, Optional
+from typing import Any, Callable, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 PROFILES = ("smoke", "quick", "full")
 DATASET_NAMES = ("mnist", "fashion-mnist", "kmnist")
-MODEL_NAMES = ("lenet", "tiny", "deep_pool", "fcnn")
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 # What else a variant may differ in from the baseline, on purpose (reportgen.confounds checks each).
 INTENDED = ("parameters", "data", "dataset", "recipe", "epochs")
@@ -122,7 +122,21 @@ class ImageOptions(Strict):
 
 Activation = Literal["relu", "tanh", "sigmoid", "gelu"]  # reportgen.models.ACTIVATIONS
 
+# The zoo: every model a study can name, with the schema of its options. This is the one list of models: the
+# schema's model names, the "Write your own study" page and reportgen.models.build_model all read it, and
+# reportgen.models registers one builder per options class (``@builds(LeNetOptions)``).
+MODEL_OPTIONS: dict[str, type[ImageOptions]] = {}
 
+
+def zoo_model(name: str) -> Callable[[type[ImageOptions]], type[ImageOptions]]:
+    """Class decorator: the options schema of the zoo's model ``name`` (adds ``name`` to :data:`MODEL_OPTIONS`)."""
+    def register(options: type[ImageOptions]) -> type[ImageOptions]:
+        MODEL_OPTIONS[name] = options
+        return options
+    return register
+
+
+@zoo_model("lenet")
 class LeNetOptions(ImageOptions):
     dropout: float = Field(0.0, ge=0, lt=1)
     pooling: bool = True
@@ -160,18 +174,30 @@ OMITTED_AT_DEFAULT: dict[str, tuple[str, ...]] = {
     "lenet": ("batch_norm", "channels", "kernel_size", "strided", "global_pool")}
 
 
+@zoo_model("tiny")
 class TinyOptions(ImageOptions):
     pass
 
 
+@zoo_model("deep_pool")
 class DeepPoolOptions(ImageOptions):
     activation: Activation = "tanh"
 
 
+@zoo_model("fcnn")
 class FcnnOptions(ImageOptions):
     hidden: Optional[list[int]] = None
-    match_params_of: Optional[Literal["lenet", "tiny", "deep_pool"]] = None
+    match_params_of: Optional[str] = None  # a convolutional model of the zoo (any but fcnn itself)
     activation: Activation = "relu"
+
+    @field_validator("match_params_of")
+    @classmethod
+    def _a_convolutional_model(cls, v: Optional[str]) -> Optional[str]:
+        names = [name for name, schema in MODEL_OPTIONS.items() if schema is not cls]
+        if v is not None and v not in names:  # worded as a Literal's error: config reports the closest name
+            expected = ", ".join(f"{n!r}" for n in names[:-1]) + f" or {names[-1]!r}"
+            raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
+        return v
 
     @model_validator(mode="after")
     def _one_of(self) -> "FcnnOptions":
@@ -182,13 +208,12 @@ class FcnnOptions(ImageOptions):
         return self
 
 
-MODEL_OPTIONS: dict[str, type[Strict]] = {
-    "lenet": LeNetOptions, "tiny": TinyOptions, "deep_pool": DeepPoolOptions, "fcnn": FcnnOptions,
-}
+MODEL_NAMES = tuple(MODEL_OPTIONS)
+ModelName = Literal[MODEL_NAMES]  # type: ignore[valid-type] - the registry's names, checked like any Literal
 
 
 class ModelConfig(Strict):
-    name: Literal["lenet", "tiny", "deep_pool", "fcnn"] = "lenet"
+    name: ModelName = "lenet"
     options: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("options")
@@ -205,3 +230,7 @@ class ModelConfig(Strict):
             if options[key] == schema.model_fields[key].get_default(call_default_factory=True):
                 del options[key]
         return options
+
+    def typed_options(self) -> ImageOptions:
+        """The options as the model's own options object (what reportgen.models builds from)."""
+        return MODEL_OPTIONS[self.name].model_validate(self.options)

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import Field, field_validator, model_validator
 
 from .run_schema import (  # noqa: F401 - the names a study file's schema is built from, importable from here
-    DATASET_NAMES, ID_PATTERN, INTENDED, MODEL_NAMES, MODEL_OPTIONS, OMITTED_AT_DEFAULT, PROFILES,
+    DATASET_NAMES, ID_PATTERN, INTENDED, MODEL_NAMES, MODEL_OPTIONS, OMITTED_AT_DEFAULT, PROFILES, ModelName,
     TRAINING_OMITTED_AT_DEFAULT, Activation, AugmentConfig, ConfigError, FcnnOptions, LeNetOptions, ModelConfig,
     Strict, TrainingConfig)
 from .settings import SPLIT_SEED, VAL_SIZE
@@ -21,7 +21,7 @@ from .suggest import suggest
 
 class VariantModel(Strict):
     """A variant's model override: another model name and/or some options (checked when the run resolves)."""
-    name: Optional[Literal["lenet", "tiny", "deep_pool", "fcnn"]] = None
+    name: Optional[ModelName] = None
     options: dict[str, Any] = Field(default_factory=dict)
 
 

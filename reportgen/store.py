@@ -111,8 +111,8 @@ class Run:
 
     def load_model(self, device: str = "cpu"):
         """The best-validation model, in eval mode."""
-        from .models import build_model
-        model = build_model(self.config["model"]["name"], **self.config["model"]["options"])
+        from .models import build_config
+        model = build_config(self.config["model"])
         model.load_state_dict(self.state_dict())
         return model.to(device).eval()
 

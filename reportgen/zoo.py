@@ -8,7 +8,8 @@ from typing import Any
 from torch import nn
 
 from .analyses._common import architecture_table
-from .models import build_model, count_parameters, named_layers
+from .models import build, count_parameters, named_layers
+from .run_schema import ModelConfig
 
 # How an activation module is written in the summary (its name, as a reader would say it).
 ACTIVATION_NAMES: dict[type[nn.Module], str] = {nn.ReLU: "ReLU", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid",
@@ -75,8 +76,8 @@ def describe_model(model_config: dict[str, Any]) -> dict[str, Any]:
     """A resolved model config (``{"name", "options"}``) described from the module it builds: the name, a
     one-line layer summary, the trainable parameter count and one row per leaf layer (name, part, type, details,
     output shape for one input image, parameters) as :func:`reportgen.analyses._common.architecture_table` gives."""
-    options = model_config.get("options") or {}
-    net = build_model(model_config["name"], **options)
-    table = architecture_table(net, options.get("in_channels", 1))
+    options = ModelConfig.model_validate(model_config).typed_options()
+    net = build(options)
+    table = architecture_table(net, options.in_channels)
     return {"name": model_config["name"], "text": layer_summary(net), "parameters": count_parameters(net),
             "layers": table["rows"]}

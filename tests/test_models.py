@@ -9,7 +9,8 @@ import torch
 
 from reportgen import zoo
 from reportgen.config import Activation, ConfigError, load_study
-from reportgen.models import ACTIVATIONS, MODELS, build_model, count_parameters, named_layers
+from reportgen.models import ACTIVATIONS, BUILDERS, build_model, count_parameters, named_layers
+from reportgen.run_schema import MODEL_NAMES, MODEL_OPTIONS
 from tests.conftest import ROOT
 
 ZOO = [
@@ -41,7 +42,7 @@ def test_fcnn_sized_to_match_lenet_is_within_one_percent():
     assert abs(count_parameters(build_model("fcnn", match_params_of="lenet")) - target) / target < 0.01
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", sorted(MODEL_NAMES))
 def test_every_layer_has_a_unique_readable_name(name):
     model = build_model(name)
     names = [n for n, _ in named_layers(model)]
@@ -279,7 +280,7 @@ def test_describe_model_has_a_row_per_layer_adding_up_to_the_parameter_count(nam
 
 def test_zoo_never_branches_on_a_model_name():
     source = inspect.getsource(zoo)
-    assert not [name for name in MODELS if f'"{name}"' in source or f"'{name}'" in source]
+    assert not [name for name in MODEL_NAMES if f'"{name}"' in source or f"'{name}'" in source]
 
 
 def test_strided_lenet_halves_its_maps_like_pooling_with_the_same_parameters():
@@ -310,3 +311,20 @@ def test_fcnn_without_hidden_layers_is_a_linear_classifier():
     model = build_model("fcnn", hidden=[])
     assert [name for name, _ in named_layers(model) if name != "identity"] == ["flatten", "fc1"]
     assert count_parameters(model) == 28 * 28 * 10 + 10
+
+
+def test_every_model_of_the_registry_has_one_builder_and_the_schema_lists_exactly_them():
+    """One list of models: run_schema.MODEL_OPTIONS; the schema's names and the builders follow it."""
+    from reportgen.run_schema import ModelConfig
+    assert set(BUILDERS) == set(MODEL_OPTIONS.values())
+    assert typing.get_args(ModelConfig.model_fields["name"].annotation) == MODEL_NAMES == tuple(MODEL_OPTIONS)
+
+
+def test_build_model_checks_options_with_the_schema_not_a_copy_of_it():
+    with pytest.raises(ValueError, match="strided replaces max-pooling"):
+        build_model("lenet", strided=True)
+    with pytest.raises(ValueError, match="kernel_size"):
+        build_model("lenet", kernel_size=4)
+    with pytest.raises(ValueError, match="did you mean 'lenet'"):
+        build_model("lenett")
+    assert "dropout: float = " not in inspect.getsource(__import__("reportgen.models").models)

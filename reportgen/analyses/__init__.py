@@ -92,9 +92,9 @@ def why_not(name: str, exp: Any, profile: str = "quick") -> str | None:
     if analysis.needs_convolution:
         from torch import nn
 
-        from ..models import build_model
+        from ..models import build_config
         models = _variant_models(exp, profile)
-        if not any(any(isinstance(m, nn.Conv2d) for m in build_model(spec["name"], **spec["options"]).modules())
+        if not any(any(isinstance(m, nn.Conv2d) for m in build_config(spec).modules())
                    for spec in models.values()):
             return (f"{name} needs a convolution, and no variant of this study has one "
                     f"(models: {', '.join(sorted({s['name'] for s in models.values()}))})")
