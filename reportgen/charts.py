@@ -28,7 +28,7 @@ from matplotlib import colors as mcolors
 
 from .figures import PALETTE, Figure
 from .markdown import figure as figure_markdown
-from .stats import test_accuracy
+from .stats import Summary, test_accuracy
 from .study import Study
 
 CHART_CLASS = "rg-chart"
@@ -93,20 +93,20 @@ def lines_chart(panels: list[dict[str, Any]], series: list[dict[str, Any]], alt:
     return data
 
 
-def results_chart(study: Study, summary: dict[str, Any]) -> Chart | None:
+def results_chart(study: Study, summary: Summary) -> Chart | None:
     """The results table's test accuracies as an interval chart: per variant the mean, its confidence interval
     and every seed's value (the same numbers as the table: :func:`reportgen.stats.test_accuracy`)."""
     rows = []
     by_name = {v.name: v for v in study.available}
-    for i, row in enumerate(summary["rows"]):
-        runs = by_name[row["name"]].runs
-        acc = row["acc"]
-        rows.append({"variant": row["label"], "color": color(i), "mean": rounded(acc["mean"]),
-                     "low": rounded(acc["low"]), "high": rounded(acc["high"]), "std": rounded(acc["std"]),
+    for i, row in enumerate(summary.rows):
+        runs = by_name[row.name].runs
+        acc = row.acc
+        rows.append({"variant": row.label, "color": color(i), "mean": rounded(acc.mean),
+                     "low": rounded(acc.low), "high": rounded(acc.high), "std": rounded(acc.std),
                      "seeds": [int(r.seed) for r in runs], "values": [rounded(test_accuracy(r)) for r in runs]})
     if not rows:
         return None
-    level = summary["confidence_pct"]
+    level = summary.confidence_pct
     alt = (f"Test accuracy per variant: the mean over seeds with its {level}% confidence interval, "
            f"and each seed's value")
     return Chart({"kind": "intervals", "alt": alt, "x": "test accuracy (%)", "confidence_pct": level,

@@ -1,4 +1,4 @@
-"""A post's closing section, "What this shows — and what it doesn't": plain data for ``templates/_shows.md.j2``.
+"""A post's closing section, "What this shows — and what it doesn't": a :class:`Closing` for ``templates/_shows.md.j2``.
 
 It gathers what the rest of the post has already computed — nothing here measures anything new:
 
@@ -15,57 +15,110 @@ The study's own prose adds its sentences around ``shows()`` (:mod:`reportgen.pro
 """
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import dataclass, field
 from typing import Any
 
 from .confounds import Difference
 from .markdown import signed_number
+from .schema import StudyConfig
+from .stats import Summary, Unavailable, VariantRow
 
 
-def closing(exp: Any, stats: dict[str, Any], facts: dict[str, Any], differences: list[Difference],
-            findings: list[str], placed: list[str]) -> dict[str, Any]:
-    """What ``_shows.md.j2`` reads as ``c``. ``placed``: the blocks the post shows (prose names, e.g. "gap"), so
-    the section repeats only verdicts the reader has seen with their tables."""
-    rows = stats["rows"]
-    shown = {row["name"] for row in rows}
-    verdicts = [c["verdict"] for c in stats["comparisons"]]
+@dataclass(frozen=True)
+class Stated:
+    """A difference from the baseline besides the declared factor, as the section states it: ``what`` differs
+    ("parameter count"), both values, the variant's reason when it declares the difference (a sentence without
+    its full stop), and for declared ones every difference of that variant (``parts``)."""
+    label: str
+    baseline_label: str
+    what: str
+    variant_value: str
+    baseline_value: str
+    reason: str
+    parts: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Note:
+    """One variant's caveat: still learning (``text``: its gain in words), or ``runs`` of ``n`` runs whose
+    validation loss disagrees with the checkpoint."""
+    label: str
+    text: str = ""
+    runs: int = 0
+    n: int = 0
+
+
+@dataclass(frozen=True)
+class Closing:
+    """What ``_shows.md.j2`` reads as ``c``; an illustration (a study that trains nothing) has only its question."""
+    question: str
+    illustration: bool = False
+    varies: str = ""
+    verdicts: list[str] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)
+    single_variant: bool = False
+    rows: list[VariantRow] = field(default_factory=list)
+    learning: list[Note] = field(default_factory=list)
+    not_measured: list[str] = field(default_factory=list)
+    all_converged: bool = False
+    confounds: list[Stated] = field(default_factory=list)
+    declared: list[Stated] = field(default_factory=list)
+    datasets: list[str] = field(default_factory=list)
+    n_seeds: int = 0
+    single_seed: bool = False
+    test_sizes: list[int] = field(default_factory=list)
+    train_limit: int | None = None
+    train_total: int | None = None
+    test_set_half: float | None = None  # the widest half-interval of the test set's own sampling error
+    loss_disagrees: list[Note] = field(default_factory=list)
+    epochs: list[int] = field(default_factory=list)
+    eval_limit: int | None = None
+    unavailable: list[Unavailable] = field(default_factory=list)
+    baseline_missing: bool = False
+    baseline_label: str | None = None
+
+
+def closing(exp: StudyConfig, stats: Summary, facts: dict[str, Any], differences: list[Difference],
+            findings: list[str], placed: list[str]) -> Closing:
+    """The closing section of a post. ``placed``: the blocks the post shows (prose names, e.g. "gap"), so the
+    section repeats only verdicts the reader has seen with their tables."""
+    rows = stats.rows
+    shown = {row.name for row in rows}
+    verdicts = [c.verdict for c in stats.comparisons]
     if "gap" in placed:
-        for c in stats["gap_comparisons"]:
-            verdicts.append(c["verdict"])
-            verdicts.append(f"Where that change in the gap comes from: {c['label']}'s training accuracy differs by "
-                            f"{_points(c['train_change'])} and its validation accuracy by {_points(c['val_change'])} "
-                            f"from {c['baseline_label']}'s (means over seeds).")
+        for c in stats.gap_comparisons:
+            verdicts.append(c.verdict)
+            verdicts.append(f"Where that change in the gap comes from: {c.label}'s training accuracy differs by "
+                            f"{_points(c.train_change)} and its validation accuracy by {_points(c.val_change)} "
+                            f"from {c.baseline_label}'s (means over seeds).")
     compared = [d for d in differences if d.variant in shown and d.baseline in shown]
-    datasets = list(dict.fromkeys(row["dataset_name"] for row in rows))
-    return {
-        "question": exp.question, "varies": exp.varies.strip().rstrip("."),
-        "verdicts": verdicts, "findings": list(dict.fromkeys(findings)),
-        "single_variant": len(rows) == 1, "rows": rows,
-        "learning": [{"label": r["label"], "text": r["convergence"]["text"]} for r in rows
-                     if r["convergence"]["still_learning"]],
-        "not_measured": [r["label"] for r in rows if r["convergence"]["window"] == 0],
-        "all_converged": bool(rows) and all(r["convergence"]["verdict"] == "converged" for r in rows),
-        "confounds": [_difference(d) for d in compared if not d.intended],
-        "declared": _declared([d for d in compared if d.intended]),
-        "datasets": datasets, "n_seeds": stats["n_seeds"], "single_seed": stats["single_seed"],
-        "test_sizes": facts["test_sizes"], "train_limit": facts["train_limit"], "train_total": facts["train_total"],
-        # the test set's own sampling error, where the summary measures it: the widest half-interval of any row
-        "test_set_half": max((r["test_set"]["half"] for r in rows if r.get("test_set")), default=None),
-        "loss_disagrees": [{"label": r["label"], "runs": r["checkpoint"]["disagree"], "n": r["checkpoint"]["n"]}
-                           for r in rows if (r.get("checkpoint") or {}).get("disagree")],
-        "epochs": sorted({r["epochs"] for r in rows}), "eval_limit": facts["eval_limit"],
-        "unavailable": stats["unavailable"], "baseline_missing": stats["baseline_missing"],
-        "baseline_label": stats["baseline_label"],
-    }
+    return Closing(
+        question=exp.question, varies=exp.varies.strip().rstrip("."),
+        verdicts=verdicts, findings=list(dict.fromkeys(findings)),
+        single_variant=len(rows) == 1, rows=rows,
+        learning=[Note(r.label, text=r.convergence.text) for r in rows if r.convergence.still_learning],
+        not_measured=[r.label for r in rows if r.convergence.window == 0],
+        all_converged=bool(rows) and all(r.convergence.verdict == "converged" for r in rows),
+        confounds=[_stated(d) for d in compared if not d.intended],
+        declared=_declared([d for d in compared if d.intended]),
+        datasets=list(dict.fromkeys(row.dataset_name for row in rows)),
+        n_seeds=stats.n_seeds, single_seed=stats.single_seed,
+        test_sizes=facts["test_sizes"], train_limit=facts["train_limit"], train_total=facts["train_total"],
+        test_set_half=max((r.test_set.half for r in rows if r.test_set), default=None),
+        loss_disagrees=[Note(r.label, runs=r.checkpoint.disagree, n=r.checkpoint.n)
+                        for r in rows if r.checkpoint.disagree],
+        epochs=sorted({r.epochs for r in rows}), eval_limit=facts["eval_limit"],
+        unavailable=stats.unavailable, baseline_missing=stats.baseline_missing,
+        baseline_label=stats.baseline_label)
 
 
-def _declared(found: list[Difference]) -> list[dict[str, Any]]:
-    """The intended differences, one entry per variant (its reason covers all of them): label, baseline_label,
-    parts ("parameter count, 15,626 (−75%) against 61,706") and reason."""
-    by_variant: dict[str, dict[str, Any]] = {}
+def _declared(found: list[Difference]) -> list[Stated]:
+    """The intended differences, one entry per variant (its reason covers all of them), with ``parts``
+    ("parameter count, 15,626 (−75%) against 61,706")."""
+    by_variant: dict[str, Stated] = {}
     for d in found:
-        entry = by_variant.setdefault(d.variant, {**_difference(d), "parts": []})
-        entry["parts"].append(f"{d.what}, {d.variant_value} against {d.baseline_value}")
+        entry = by_variant.setdefault(d.variant, _stated(d))
+        entry.parts.append(f"{d.what}, {d.variant_value} against {d.baseline_value}")
     return list(by_variant.values())
 
 
@@ -73,7 +126,8 @@ def _points(value: float) -> str:
     return f"{signed_number(value)} points"
 
 
-def _difference(d: Difference) -> dict[str, Any]:
+def _stated(d: Difference) -> Stated:
     # the reason is a sentence of its own in the template, which ends it
     reason = " ".join(d.reason.split()).rstrip(".")
-    return asdict(d) | {"what": d.what, "reason": reason[:1].upper() + reason[1:]}
+    return Stated(label=d.label, baseline_label=d.baseline_label, what=d.what, variant_value=d.variant_value,
+                  baseline_value=d.baseline_value, reason=reason[:1].upper() + reason[1:])

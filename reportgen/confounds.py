@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .run_schema import TrainingConfig
-from .schema import DEFAULT_PROFILES
+from .schema import DEFAULT_PROFILES, StudyConfig, VariantConfig
 from .settings import DATASET_TITLES, PARAMETER_TOLERANCE
 
 # How a post and a warning name each kind of difference.
@@ -58,7 +58,7 @@ def parameter_count(model: dict[str, Any]) -> int:
     return count_parameters(build_config(model))
 
 
-def baseline_of(exp: Any) -> Any | None:
+def baseline_of(exp: StudyConfig) -> VariantConfig | None:
     """The variant the others are compared with: ``baseline:``, else the first (None when there is none)."""
     if not exp.variants:
         return None
@@ -100,7 +100,7 @@ def compare(base: dict[str, Any], other: dict[str, Any], base_parameters: int,
     return found
 
 
-def differences(exp: Any, profile: str) -> list[Difference]:
+def differences(exp: StudyConfig, profile: str) -> list[Difference]:
     """Every difference of every variant from the baseline under ``profile`` (seed of the profile's first),
     declared or not, in the order of the study file."""
     base = baseline_of(exp) if exp.trains else None
@@ -124,7 +124,7 @@ def differences(exp: Any, profile: str) -> list[Difference]:
     return found
 
 
-def warnings(path: Path, exp: Any, profile: str) -> list[str]:
+def warnings(path: Path, exp: StudyConfig, profile: str) -> list[str]:
     """One line per problem ``reportgen list`` reports (a warning; the exit code is unchanged): a study with
     several variants that does not say what it varies, every undeclared difference (both values and how to
     declare it), and every declared difference that is not there (so the post would not state it)."""

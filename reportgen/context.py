@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .settings import DATASET_TITLES, DATASET_TRAIN_SIZE, IMAGE_SIZE, VAL_SIZE
+from .schema import StudyConfig
 from .study import Study
 from .zoo import describe_model
 
@@ -80,7 +81,7 @@ def describe_augment(augment: dict[str, Any] | None) -> str:
     return ", ".join(parts) or "none"
 
 
-def setup(exp: Any, study: Study, profile: str) -> dict[str, Any]:
+def setup(exp: StudyConfig, study: Study, profile: str) -> dict[str, Any]:
     """Per-variant resolved model and training (seed 0 of the profile), and the profile's data budget."""
     prof = exp.profile(profile)
     full = exp.profile("full")

@@ -45,15 +45,15 @@ def home_rows(studies: dict, profile: str, store: Store, built: set[str]) -> lis
                 row["missing"] = row["command"]
             else:
                 stats = summary(study)
-                row["baseline_label"] = stats["baseline_label"] if stats["comparisons"] else None
-                by_name = {r["name"]: r for r in stats["rows"]}
+                row["baseline_label"] = stats.baseline_label if stats.comparisons else None
+                by_name = {r.name: r for r in stats.rows}
                 for v in study.variants:
                     r = by_name.get(v.name)
                     row["variants"].append({
-                        "label": v.label, "acc": r["acc"] if r else None, "diff": r["diff"] if r else None,
-                        "is_baseline": v.name == stats["baseline"] and bool(stats["comparisons"]),
+                        "label": v.label, "acc": r.acc if r else None, "diff": r.diff if r else None,
+                        "is_baseline": v.name == stats.baseline and bool(stats.comparisons),
                         "unavailable": v.unavailable is not None,
-                        "still_learning": bool(r and r["convergence"]["still_learning"]),
+                        "still_learning": bool(r and r.convergence.still_learning),
                     })
         rows.append(row)
     return rows

@@ -17,7 +17,7 @@ import json
 import re
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -53,16 +53,20 @@ def signed_number(x: float | None, digits: int = 2) -> str:
     return "—" if x is None or x != x else f"{x:+.{digits}f}".replace("-", "\u2212")
 
 
-def _get(ci: Any, key: str) -> Any:
-    return ci[key] if isinstance(ci, dict) else getattr(ci, key)
+class Bounded(Protocol):
+    """Anything with an interval: reportgen.stats.Interval (and its differences), measures.TestSetInterval,
+    prose.Measure."""
+    n: int
+    low: float
+    high: float
 
 
-def interval(ci: Any, digits: int = 2, signed: bool = False) -> str:
+def interval(ci: Bounded | None, digits: int = 2, signed: bool = False) -> str:
     """'88.70 to 89.54' (or '—' without an interval, e.g. a single seed)."""
     fmt = signed_number if signed else number
-    if ci is None or _get(ci, "n") < 2 or _get(ci, "low") != _get(ci, "low"):
+    if ci is None or ci.n < 2 or ci.low != ci.low:
         return "—"
-    return f"{fmt(_get(ci, 'low'), digits)} to {fmt(_get(ci, 'high'), digits)}"
+    return f"{fmt(ci.low, digits)} to {fmt(ci.high, digits)}"
 
 
 def oneline(value: Any) -> str:

@@ -26,7 +26,8 @@ from .charts import results_chart
 from .context import reproducibility, setup
 from .figures import FigureWriter
 from .markdown import markdown_text, package_environment
-from .stats import summary
+from .config import StudyConfig
+from .stats import Comparison, Summary, VariantRow, summary
 from .fsutil import atomic_write, swap_dir
 from .store import Store
 from .study import RenderError, Study, collect
@@ -53,37 +54,35 @@ def models(facts: dict[str, Any]) -> list[dict[str, Any]]:
     return list(found.values())
 
 
-def _measure(ci: dict[str, Any] | None, unit: str) -> prose.Measure | None:
-    if ci is None:
-        return None
-    return prose.Measure.of(ci, unit, verdict=ci.get("verdict", ""), train_change=ci.get("train_change", float("nan")),
-                            val_change=ci.get("val_change", float("nan")))
+def _measure(c: Comparison) -> prose.Measure:
+    return prose.Measure.of(c, " points", verdict=c.verdict, train_change=c.train_change, val_change=c.val_change)
 
 
-def _variant(facts: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+def _variant(facts: dict[str, Any], row: VariantRow | None) -> prose.VariantFacts:
     """What prose reads with ``variant("name")``: the setup's facts and, once it ran, its convergence and its
     training accuracy at the checkpoint, running (counted during training) and in eval mode (NaN: not measured)."""
-    def mean(key: str) -> float:
-        return float(row[key]["mean"]) if row.get(key) else float("nan")
-    return {"label": facts["label"], "description": facts["description"], "parameters": facts["parameters"],
-            "dataset": facts["dataset"], "max_shift": facts["max_shift"],
-            "still_learning": bool(row.get("convergence", {}).get("still_learning")),
-            "train_acc_running": mean("train_acc_running"), "train_acc_eval": mean("train_acc_eval")}
+    nan = float("nan")
+    return prose.VariantFacts(
+        label=facts["label"], description=facts["description"], parameters=facts["parameters"],
+        dataset=facts["dataset"], max_shift=facts["max_shift"],
+        still_learning=bool(row and row.convergence.still_learning),
+        train_acc_running=float(row.train_acc_running.mean) if row else nan,
+        train_acc_eval=float(row.train_acc_eval.mean) if row and row.train_acc_eval else nan)
 
 
-def _blocks(exp: Any, stats: dict[str, Any] | None, facts: dict[str, Any], sections: dict[str, Markup],
+def _blocks(exp: StudyConfig, stats: Summary | None, facts: dict[str, Any], sections: dict[str, Markup],
             render: Any, measured: dict[str, Any]) -> prose.Blocks:
-    rows = {r["name"]: r for r in (stats["rows"] if stats else [])}
+    rows = {r.name: r for r in (stats.rows if stats else [])}
     return prose.Blocks(
         analyses=sections,
         results=render("_results.md.j2") if exp.trains and stats else Markup(""),
         models=render("_models.md.j2") if exp.trains else Markup(""),
         gap=render("_gap.md.j2") if exp.trains and stats else Markup(""),
-        accuracy={n: _measure(r["acc"], "%") for n, r in rows.items()},
-        differences={n: _measure(r["diff"], " points") for n, r in rows.items() if r["diff"]},
-        gap_differences={n: _measure(r["gap_diff"], " points") for n, r in rows.items() if r.get("gap_diff")},
-        variants={v["name"]: _variant(v, rows.get(v["name"], {})) for v in facts["variants"]},
-        baseline=stats["baseline"] if stats else None,
+        accuracy={n: prose.Measure.of(r.acc, "%") for n, r in rows.items()},
+        differences={n: _measure(r.diff) for n, r in rows.items() if r.diff},
+        gap_differences={n: _measure(r.gap_diff) for n, r in rows.items() if r.gap_diff},
+        variants={v["name"]: _variant(v, rows.get(v["name"])) for v in facts["variants"]},
+        baseline=stats.baseline if stats else None,
         shows=prose.SHOWS_MARK if exp.trains and stats else Markup(""), measured=measured)
 
 
@@ -156,7 +155,7 @@ def _render(study: Study, exp: Any, profile: str, figures: FigureWriter, declare
         if not (exp.trains and stats):
             if not answer:
                 return Markup("")
-            data = {"question": exp.question, "illustration": True}
+            data = conclusions.Closing(question=exp.question, illustration=True)
         else:
             data = conclusions.closing(exp, stats, facts, confounds.differences(exp, profile), findings, placed)
         return Markup(env.get_template("_shows.md.j2").render(c=data, answer=answer, **common))

@@ -24,8 +24,9 @@ from jinja2 import meta, nodes
 from jinja2.sandbox import SecurityError
 from markupsafe import Markup
 
-from .config import ConfigError
+from .config import ConfigError, StudyConfig
 from .markdown import interval, number, prose_environment, signed_number
+from .stats import Interval
 from .suggest import suggest
 
 # Every name prose may use, with what it gives: the "Write your own study" page is generated from this table.
@@ -67,7 +68,7 @@ class ProseError(ConfigError):
     """One line: the prose file, the line, what is wrong and what is allowed."""
 
 
-def prose_path(yaml_path: Path, exp: Any = None) -> Path | None:
+def prose_path(yaml_path: Path, exp: StudyConfig | None = None) -> Path | None:
     """The study's prose: ``<id>.md`` beside its YAML; else, with ``template: other``, ``other.md`` (another
     study's prose, reused); else None. A ``template`` naming no prose file is a ConfigError with the closest."""
     own = yaml_path.with_suffix(".md")
@@ -95,18 +96,31 @@ class Measure:
     val_change: float = float("nan")    # ... and how much the validation side
 
     @classmethod
-    def of(cls, ci: dict[str, Any], unit: str = "%", **extra: Any) -> "Measure":
-        """From a :func:`reportgen.stats.mean_ci` (or difference) dict."""
-        return cls(mean=ci["mean"], low=ci["low"], high=ci["high"], std=ci["std"], n=int(ci["n"]), unit=unit, **extra)
+    def of(cls, ci: Interval, unit: str = "%", **extra: Any) -> "Measure":
+        """From a :func:`reportgen.stats.mean_ci` interval (or a difference's)."""
+        return cls(mean=ci.mean, low=ci.low, high=ci.high, std=ci.std, n=ci.n, unit=unit, **extra)
 
     def __str__(self) -> str:
         fmt = signed_number if self.unit == " points" else number
-        ci = interval({"n": self.n, "low": self.low, "high": self.high}, signed=self.unit == " points")
+        ci = interval(self, signed=self.unit == " points")
         return f"{fmt(self.mean)}{self.unit}" + (f" (95% CI {ci})" if ci != "—" else "")
 
 
 _NAN = float("nan")
 _PLACEHOLDER = Measure(_NAN, _NAN, _NAN, _NAN, 0)
+
+
+@dataclass(frozen=True)
+class VariantFacts:
+    """What prose reads with ``variant("name")`` (see :data:`NAMES`); NaN where nothing was measured."""
+    label: str
+    description: str
+    parameters: int
+    dataset: str
+    max_shift: float
+    still_learning: bool = False
+    train_acc_running: float = _NAN
+    train_acc_eval: float = _NAN
 
 
 class _Unmeasured:
@@ -178,7 +192,7 @@ class Blocks:
     accuracy: dict[str, Measure]
     differences: dict[str, Measure]
     gap_differences: dict[str, Measure]
-    variants: dict[str, dict[str, Any]]
+    variants: dict[str, VariantFacts]
     baseline: str | None
     # The closing section is written after the prose, when every placed block is known (it repeats the verdicts
     # of the blocks the post shows): shows() places this marker, which the post replaces.
@@ -201,7 +215,7 @@ class Blocks:
         return Markup(text.strip("\n"))  # the prose's own blank lines set the spacing
 
 
-def context(blocks: Blocks, *, setup: dict[str, Any], profile: str, exp: Any,
+def context(blocks: Blocks, *, setup: dict[str, Any], profile: str, exp: StudyConfig,
             post: Callable[..., Markup]) -> dict[str, Any]:
     """The whole namespace of a prose template (:data:`NAMES`), bound to one post's blocks and numbers."""
     variant_names = list(blocks.variants)
@@ -263,7 +277,7 @@ def _place_shows(blocks: Blocks, heading: bool) -> Markup:
     return blocks._place("shows", blocks.shows)
 
 
-def unplaced_after_shows(blocks: Blocks, exp: Any) -> list[str]:
+def unplaced_after_shows(blocks: Blocks, exp: StudyConfig) -> list[str]:
     """The blocks that would follow a placed shows(): the results and the analyses the prose did not place."""
     if "shows" not in blocks.placed:
         return []
@@ -293,12 +307,11 @@ def render(path: Path, namespace: dict[str, Any]) -> str:
         raise ProseError(f"{path}:{_line(exc, path)}: {exc}") from None
 
 
-def check(path: Path, exp: Any, setup: dict[str, Any], profile: str) -> None:
+def check(path: Path, exp: StudyConfig, setup: dict[str, Any], profile: str) -> None:
     """Render the prose once against placeholders (no results needed): every mistake surfaces here, before any
     training, as one ProseError line."""
-    variants = {v.name: {"label": v.label or v.name, "description": v.description, "parameters": 0,
-                         "dataset": v.dataset or exp.dataset, "max_shift": 0.0, "still_learning": False,
-                         "train_acc_running": _NAN, "train_acc_eval": _NAN}
+    variants = {v.name: VariantFacts(label=v.label or v.name, description=v.description, parameters=0,
+                                     dataset=v.dataset or exp.dataset, max_shift=0.0)
                 for v in exp.variants}
     blocks = Blocks(analyses={name: Markup("") for name in exp.analyses}, results=Markup(""), models=Markup(""),
                     gap=Markup(""), accuracy={}, differences={}, gap_differences={}, variants=variants,

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from .schema import StudyConfig
 from .store import Run, Store, check_run
 
 UNAVAILABLE = "UNAVAILABLE.txt"  # beside a variant's runs: why its dataset could not be provisioned
@@ -38,7 +39,7 @@ class VariantResults:
 class Study:
     """One study's results under one profile, as the analyses and templates see them."""
     id: str
-    config: Any                      # reportgen.config.StudyConfig
+    config: StudyConfig
     profile: str
     variants: list[VariantResults]
 
@@ -55,7 +56,7 @@ class Study:
         return next(v for v in self.variants if v.name == name)
 
 
-def collect(exp_id: str, exp: Any, profile: str, store: Store) -> Study:
+def collect(exp_id: str, exp: StudyConfig, profile: str, store: Store) -> Study:
     """The complete runs of every variant whose config is exactly what ``profile`` asks for."""
     variants, missing = [], []
     for v in exp.variants:

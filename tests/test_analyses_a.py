@@ -112,7 +112,7 @@ def test_report_is_scikit_learns_classification_report(study, rendered):
         assert row.weighted.precision == expected["weighted avg"]["precision"]
         per_seed = [f1_score(y, p.argmax(1), average="macro", labels=list(range(10)), zero_division=0)
                     for y, p in (r.predictions() for r in v.runs)]
-        assert row.macro_f1_seeds["n"] == 2 and row.macro_f1_seeds["mean"] == pytest.approx(np.mean(per_seed))
+        assert row.macro_f1_seeds.n == 2 and row.macro_f1_seeds.mean == pytest.approx(np.mean(per_seed))
 
 
 def test_confusion_counts_pairs_and_both_figures(study, rendered):

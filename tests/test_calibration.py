@@ -106,16 +106,16 @@ def test_ece_per_seed_interval_and_paired_difference(tmp_path):
     result = calibration.compute(_study(base, drop), writer)
     b, d = result.variants
     assert b.ece_per_seed == pytest.approx([10.0, 20.0]) and d.ece_per_seed == pytest.approx([5.0, 10.0])
-    assert b.ece["mean"] == pytest.approx(15.0) and b.ece["std"] == pytest.approx(np.sqrt(50))
-    assert b.ece["half"] == pytest.approx(12.7062047 * 5.0)  # t(0.975, 1) · s / √2
+    assert b.ece.mean == pytest.approx(15.0) and b.ece.std == pytest.approx(np.sqrt(50))
+    assert b.ece.half == pytest.approx(12.7062047 * 5.0)  # t(0.975, 1) · s / √2
     assert b.confidence_pct == pytest.approx(90.0) and b.accuracy_pct == pytest.approx(75.0)
     assert b.overconfidence_pct == pytest.approx(15.0)
     assert (b.images, b.confident, b.confident_wrong) == (40, 0, 0)
     assert result.baseline_label == "Baseline" and len(result.comparisons) == 1
     diff = d.comparison
     assert diff is result.comparisons[0] and b.comparison is None
-    assert diff["per_seed"] == pytest.approx({0: -5.0, 1: -10.0}) and diff["mean"] == pytest.approx(-7.5)
-    assert "expected calibration error" in diff["verdict"] and "test accuracy" not in diff["verdict"]
+    assert diff.per_seed == pytest.approx({0: -5.0, 1: -10.0}) and diff.mean == pytest.approx(-7.5)
+    assert "expected calibration error" in diff.verdict and "test accuracy" not in diff.verdict
     assert [p.name for p in writer.written] == ["calibration.png"]
 
 
@@ -124,7 +124,7 @@ def test_a_clear_ece_difference_is_worded_for_calibration(tmp_path):
     aug = VariantResults("aug", "Augmented", "", "fashion-mnist", runs=_runs([14, 15, 14]))  # ECE 20, 15, 20
     result = calibration.compute(_study(aug, base, baseline="base"),
                                  FigureWriter(directory=tmp_path, link_prefix="c", cache_dir=None))
-    verdict = result.comparisons[0]["verdict"]
+    verdict = result.comparisons[0].verdict
     assert verdict.startswith("Augmented raises expected calibration error by 18.33 percentage points compared "
                               "with Baseline")
 
@@ -151,13 +151,13 @@ def test_compute_on_trained_runs_matches_their_stored_predictions_and_metrics(st
     assert [row.label for row in result.variants] == [v.label for v in study.available]
     for v, row in zip(study.available, result.variants):
         eces = [100 * expected_calibration_error(*r.predictions()) for r in v.runs]
-        assert row.ece_per_seed == pytest.approx(eces) and row.ece["n"] == 2
-        assert row.ece["low"] <= row.ece["mean"] <= row.ece["high"]
+        assert row.ece_per_seed == pytest.approx(eces) and row.ece.n == 2
+        assert row.ece.low <= row.ece.mean <= row.ece.high
         assert row.accuracy_pct == pytest.approx(100 * np.mean([r.metrics["test_acc"] for r in v.runs]))
         assert row.images == sum(r.metrics["test_size"] for r in v.runs)
         assert 0 <= row.confident_wrong <= row.confident <= row.images
-    assert [c["label"] for c in result.comparisons] == ["Fully connected"]
-    assert result.comparisons[0]["seeds"] == [0, 1]
+    assert [c.label for c in result.comparisons] == ["Fully connected"]
+    assert result.comparisons[0].seeds == [0, 1]
 
 
 def _render(result, exp=None) -> str:
@@ -172,6 +172,6 @@ def test_partial_renders_the_numbers_and_the_verdicts(study, rendered):
     assert f"]({POST}/calibration.png)" in text
     assert r"\sum_{m=1}^{15}" in text
     first = result.variants[0]
-    row = f"| {first.label} | {first.ece['mean']:.2f} | {first.ece['low']:.2f} to {first.ece['high']:.2f} |"
+    row = f"| {first.label} | {first.ece.mean:.2f} | {first.ece.low:.2f} to {first.ece.high:.2f} |"
     assert row.replace("-", "\u2212") in text
-    assert result.comparisons[0]["verdict"] in text
+    assert result.comparisons[0].verdict in text

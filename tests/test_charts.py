@@ -139,19 +139,20 @@ def test_shift_curve_chart_is_the_first_seeds_binned_grid(tmp_path, monkeypatch)
 
 def test_results_chart_holds_each_seeds_test_accuracy_and_the_tables_interval():
     study = fake_study()
-    rows = [{"name": v.name, "label": v.label, "acc": mean_ci([100 * r.metrics["test_acc"] for r in v.runs])}
+    rows = [SimpleNamespace(name=v.name, label=v.label, acc=mean_ci([100 * r.metrics["test_acc"] for r in v.runs]))
             for v in study.available]
-    chart = results_chart(study, {"rows": rows, "confidence_pct": 95})
+    chart = results_chart(study, SimpleNamespace(rows=rows, confidence_pct=95))
     assert chart.figure is None and chart.data["kind"] == "intervals"
     for v, row, shown in zip(study.available, rows, chart.data["rows"]):
         assert shown["variant"] == v.label and shown["seeds"] == SEEDS
         assert shown["values"] == pytest.approx([100 * r.metrics["test_acc"] for r in v.runs], rel=1e-5)
         for key in ("mean", "low", "high", "std"):
-            assert shown[key] == pytest.approx(row["acc"][key], rel=1e-5)
+            assert shown[key] == pytest.approx(getattr(row.acc, key), rel=1e-5)
     # without a figure the container waits hidden: the results table is what shows without JavaScript
     text = str(chart.markdown())
     assert " hidden>" in text and charts_in(text) == [chart.data]
-    single = results_chart(study, {"rows": [{**rows[0], "acc": mean_ci([90.0])}], "confidence_pct": 95})
+    one = SimpleNamespace(name=rows[0].name, label=rows[0].label, acc=mean_ci([90.0]))
+    single = results_chart(study, SimpleNamespace(rows=[one], confidence_pct=95))
     assert single.data["rows"][0]["low"] is None and "NaN" not in str(single.markdown())
 
 
@@ -192,9 +193,9 @@ def chart_site(tmp_path_factory, vendored):  # noqa: F811 - the imported fixture
     study = fake_study()
     posts = root / "docs" / "blog" / "posts"
     result = curves.compute(study, writer(posts / "charts"))
-    rows = [{"name": v.name, "label": v.label, "acc": mean_ci([100 * r.metrics["test_acc"] for r in v.runs])}
+    rows = [SimpleNamespace(name=v.name, label=v.label, acc=mean_ci([100 * r.metrics["test_acc"] for r in v.runs]))
             for v in study.available]
-    intervals = results_chart(study, {"rows": rows, "confidence_pct": 95})
+    intervals = results_chart(study, SimpleNamespace(rows=rows, confidence_pct=95))
     (posts / "charts.md").write_text(POST.format(results=intervals.markdown(), curves=result.chart.markdown()),
                                      encoding="utf-8")
     return root, build_site(root), study, result

@@ -15,7 +15,8 @@ from reportgen.loader import Normalization
 from reportgen.markdown import package_environment
 from reportgen.models import build_model, count_parameters
 from reportgen.settings import CONVERGED_GAIN_POINTS as T, CONVERGENCE_WINDOW as W
-from reportgen.stats import convergence, paired_difference, run_convergence, summary
+from reportgen.measures import convergence, run_convergence
+from reportgen.stats import paired_difference, summary
 from reportgen.store import Store
 from reportgen.study import Study, VariantResults
 from reportgen.train import RunOutput, run_files
@@ -72,34 +73,34 @@ def study(*variants: VariantResults) -> Study:
 # ---- one run -------------------------------------------------------------------------------------------------
 def test_a_flat_history_has_no_gain_and_its_best_epoch_is_not_the_last():
     c = run_convergence(history(flat())["epochs"])
-    assert c["gain"] == pytest.approx(0.0) and c["window"] == W
-    assert c["best_epoch"] == 3 and not c["best_is_last"]  # ties keep the earlier epoch, as training does
+    assert c.gain == pytest.approx(0.0) and c.window == W
+    assert c.best_epoch == 3 and not c.best_is_last  # ties keep the earlier epoch, as training does
 
 
 def test_a_rising_history_gains_over_the_last_window():
     c = run_convergence(history(rising(per_epoch=0.004))["epochs"])
-    assert c["gain"] == pytest.approx(W * 0.4) and c["best_is_last"] and c["best_epoch"] == 6
+    assert c.gain == pytest.approx(W * 0.4) and c.best_is_last and c.best_epoch == 6
 
 
 def test_the_best_epoch_is_the_last_even_when_the_gain_is_tiny():
     c = run_convergence(history([0.88, 0.879, 0.878, 0.8801])["epochs"])
-    assert c["best_is_last"] and c["gain"] == pytest.approx(0.01)
+    assert c.best_is_last and c.gain == pytest.approx(0.01)
 
 
 @pytest.mark.parametrize("epochs,window", [(2, 1), (3, 2), (4, 3), (10, 3)])
 def test_a_short_run_measures_over_all_its_epochs_after_the_first(epochs, window):
     c = run_convergence(history(rising(per_epoch=0.01, epochs=epochs))["epochs"])
-    assert c["window"] == min(W, epochs - 1) == window and c["gain"] == pytest.approx(window * 1.0)
+    assert c.window == min(W, epochs - 1) == window and c.gain == pytest.approx(window * 1.0)
 
 
 # ---- the rule for a variant --------------------------------------------------------------------------------------
 def test_flat_networks_converged_and_rising_ones_are_still_learning():
     converged = convergence(variant("a", [0.9] * 3, [flat()] * 3).runs)
-    assert converged["verdict"] == "converged" and not converged["still_learning"]
-    assert converged["text"] == f"+0.00 points over the last {W} epochs" and converged["best_is_last"] == 0
+    assert converged.verdict == "converged" and not converged.still_learning
+    assert converged.text == f"+0.00 points over the last {W} epochs" and converged.best_is_last == 0
     still = convergence(variant("b", [0.9] * 3, [rising(per_epoch=0.003)] * 3).runs)
-    assert still["verdict"] == "still learning" and still["still_learning"] and still["best_is_last"] == 3
-    assert still["gain"] == pytest.approx(W * 0.3) and still["text"] == f"+{W * 0.3:.2f} points over the last {W} epochs"
+    assert still.verdict == "still learning" and still.still_learning and still.best_is_last == 3
+    assert still.gain == pytest.approx(W * 0.3) and still.text == f"+{W * 0.3:.2f} points over the last {W} epochs"
 
 
 @pytest.mark.parametrize("gain,best_last_seeds,verdict", [
@@ -112,42 +113,42 @@ def test_flat_networks_converged_and_rising_ones_are_still_learning():
 def test_the_rule_weighs_the_gain_and_where_the_best_epoch_is(gain, best_last_seeds, verdict):
     curves = [with_gain(gain, best_is_last=s < best_last_seeds) for s in range(3)]
     c = convergence(variant("v", [0.9] * 3, curves).runs)
-    assert c["gain"] == pytest.approx(gain) and c["best_is_last"] == best_last_seeds
-    assert c["verdict"] == verdict and c["still_learning"] == (verdict == "still learning")
+    assert c.gain == pytest.approx(gain) and c.best_is_last == best_last_seeds
+    assert c.verdict == verdict and c.still_learning == (verdict == "still learning")
 
 
 def test_one_epoch_is_not_measured():
     c = convergence(variant("v", [0.9], [[0.85]]).runs)
-    assert c["verdict"] == "not measured" and not c["still_learning"] and c["text"] == "one epoch: no gain to measure"
+    assert c.verdict == "not measured" and not c.still_learning and c.text == "one epoch: no gain to measure"
 
 
 # ---- summary and verdicts ------------------------------------------------------------------------------------
 def test_summary_gives_every_row_its_convergence_from_the_stored_history():
     s = summary(study(variant("base", [0.80, 0.81, 0.82], [flat()] * 3),
                       variant("better", [0.83, 0.845, 0.85], [rising()] * 3)))
-    base, better = (row["convergence"] for row in s["rows"])
-    assert base["verdict"] == "converged" and better["verdict"] == "still learning"
-    assert better["gain"] == pytest.approx(W * 1.0) and better["best_is_last"] == 3 and better["n"] == 3
-    assert s["still_learning"] == ["Better"]
+    base, better = (row.convergence for row in s.rows)
+    assert base.verdict == "converged" and better.verdict == "still learning"
+    assert better.gain == pytest.approx(W * 1.0) and better.best_is_last == 3 and better.n == 3
+    assert s.still_learning == ["Better"]
 
 
 def test_a_verdict_about_a_variant_still_learning_gains_the_caveat():
     base = variant("base", [0.80, 0.81, 0.82], [flat()] * 3)
     better = variant("better", [0.83, 0.845, 0.85], [rising()] * 3)
-    plain = paired_difference(base, better)["verdict"]
+    plain = paired_difference(base, better).verdict
     s = summary(study(base, better))
     assert plain.endswith(").") and CAVEAT not in plain
-    assert s["comparisons"][0]["verdict"] == plain[:-1] + "; Better was " + CAVEAT
-    assert s["gap_comparisons"][0]["verdict"].endswith("; Better was " + CAVEAT)
+    assert s.comparisons[0].verdict == plain[:-1] + "; Better was " + CAVEAT
+    assert s.gap_comparisons[0].verdict.endswith("; Better was " + CAVEAT)
 
 
 def test_the_caveat_names_the_baseline_too_and_is_absent_when_both_converged():
     both = summary(study(variant("base", [0.80, 0.81, 0.82], [rising()] * 3),
                          variant("better", [0.83, 0.845, 0.85], [rising()] * 3)))
-    assert both["comparisons"][0]["verdict"].endswith("; Base and Better were " + CAVEAT)
+    assert both.comparisons[0].verdict.endswith("; Base and Better were " + CAVEAT)
     neither = summary(study(variant("base", [0.80, 0.81, 0.82], [flat()] * 3),
                             variant("better", [0.83, 0.845, 0.85], [flat()] * 3)))
-    assert not any("still learning" in c["verdict"] for c in neither["comparisons"] + neither["gap_comparisons"])
+    assert not any("still learning" in c.verdict for c in neither.comparisons + neither.gap_comparisons)
 
 
 def test_every_post_states_per_variant_whether_it_converged():

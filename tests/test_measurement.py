@@ -93,24 +93,24 @@ def test_eval_mode_training_accuracy_is_the_stored_weights_on_the_training_image
 def test_the_gap_and_its_verdict_use_the_eval_mode_accuracy(trained):
     _, _, study, _ = trained
     s = summary(study)
-    assert s["gap_basis"] == "eval" and s["gap_eval_missing"] is None and s["train_eval_n"] == 300
+    assert s.gap_basis == "eval" and s.gap_eval_missing is None and s.train_eval_n == 300
     gaps = {}
-    for v, row in zip(study.available, s["rows"]):
+    for v, row in zip(study.available, s.rows):
         for run in v.runs:
             val = run.history["epochs"][run.metrics["best_epoch"] - 1]["val_acc"]
             gaps[(v.name, run.seed)] = 100 * (train_accuracy_eval(run)["acc"] - val)
-        assert row["gap"]["mean"] == pytest.approx(np.mean([gaps[(v.name, r.seed)] for r in v.runs]))
-        assert row["train_acc_eval"]["mean"] == pytest.approx(
+        assert row.gap.mean == pytest.approx(np.mean([gaps[(v.name, r.seed)] for r in v.runs]))
+        assert row.train_acc_eval.mean == pytest.approx(
             np.mean([100 * train_accuracy_eval(r)["acc"] for r in v.runs]))
-    comparison = s["gap_comparisons"][0]
-    for seed, value in comparison["per_seed"].items():
+    comparison = s.gap_comparisons[0]
+    for seed, value in comparison.per_seed.items():
         assert value == pytest.approx(gaps[("dropout", seed)] - gaps[("plain", seed)])
     text = render("_gap.md.j2", s)
     assert "Train, eval mode (%)" in text and "Train, running during training (%)" in text
     assert "on all 300 of the\ntraining images" in text and "for comparison only" in text
-    row = s["rows"][1]
-    assert (f"| Dropout | {row['train_acc_eval']['mean']:.2f} | {row['train_acc_running']['mean']:.2f} | "
-            f"{row['val_acc']['mean']:.2f} | {row['gap']['mean']:.2f} |").replace("-", "\u2212") in text
+    row = s.rows[1]
+    assert (f"| Dropout | {row.train_acc_eval.mean:.2f} | {row.train_acc_running.mean:.2f} | "
+            f"{row.val_acc.mean:.2f} | {row.gap.mean:.2f} |").replace("-", "\u2212") in text
 
 
 def test_without_the_training_images_the_gap_says_it_uses_the_running_figure(trained, tmp_path, monkeypatch):
@@ -118,8 +118,8 @@ def test_without_the_training_images_the_gap_says_it_uses_the_running_figure(tra
     monkeypatch.setenv("REPORTGEN_CACHE", str(tmp_path / "other-cache"))
     monkeypatch.setenv("REPORTGEN_DATA", str(tmp_path / "empty"))
     s = summary(study)
-    assert s["gap_basis"] == "running" and "fashion-mnist" in s["gap_eval_missing"]
-    assert s["rows"][0]["gap"]["mean"] == pytest.approx(s["rows"][0]["gap_running"]["mean"])
+    assert s.gap_basis == "running" and "fashion-mnist" in s.gap_eval_missing
+    assert s.rows[0].gap.mean == pytest.approx(s.rows[0].gap_running.mean)
     text = render("_gap.md.j2", s)
     assert "could not be measured in eval mode here" in text and "Train, eval mode" not in text
 
@@ -176,7 +176,7 @@ def test_the_checkpoint_sentence_names_each_seeds_epoch():
     base.runs[1].history["epochs"][4]["val_acc"] = 0.9     # seed 1's best validation accuracy: epoch 5
     base.runs[1].metrics["best_epoch"] = 5
     s = summary(study(base))
-    assert s["rows"][0]["checkpoint"]["epochs"] == [8, 5, 8]
+    assert s.rows[0].checkpoint.epochs == [8, 5, 8]
     text = render("_results.md.j2", s)
     assert "at epochs (seeds 0, 1, 2):\nBase: 8, 5, 8 of 8." in text
     assert "([the checkpoint](../../methods.md#the-checkpoint))" in text  # the rule, ties included, is there
@@ -185,10 +185,10 @@ def test_the_checkpoint_sentence_names_each_seeds_epoch():
 def test_the_disagreement_table_appears_only_when_validation_loss_rises_after_its_minimum():
     agree = summary(study(variant("base", [0.80, 0.81, 0.82], val_loss=FALLING_LOSS),
                           variant("other", [0.83, 0.84, 0.85], val_loss=FALLING_LOSS)))
-    assert not agree["loss_disagrees"] and "disagrees" not in render("_results.md.j2", agree)
+    assert not agree.loss_disagrees and "disagrees" not in render("_results.md.j2", agree)
     rises = summary(study(variant("base", [0.80, 0.81, 0.82], val_loss=FALLING_LOSS),
                           variant("other", [0.83, 0.84, 0.85], val_loss=OVERCONFIDENT)))
-    assert rises["loss_disagrees"] and rises["loss_disagree_runs"] == 3 and rises["runs"] == 6
+    assert rises.loss_disagrees and rises.loss_disagree_runs == 3 and rises.runs == 6
     text = render("_results.md.j2", rises)
     assert "**Validation loss disagrees with that choice** on 3 of 6 runs" in text
     assert f"more than {TOL} epochs away" in text and f"more than\n{round(100 * RISE)}% above" in text
@@ -203,7 +203,7 @@ def test_the_disagreement_table_appears_only_when_validation_loss_rises_after_it
 ])
 def test_loss_and_accuracy_disagree_only_when_far_apart_and_clearly_higher(losses, disagree):
     epochs = [{"val_loss": v} for v in losses]
-    assert loss_agreement(epochs, checkpoint=8)["disagree"] is disagree
+    assert loss_agreement(epochs, checkpoint=8).disagree is disagree
     assert loss_agreement([{"val_acc": 0.5}], checkpoint=1) is None
 
 
@@ -215,12 +215,12 @@ def test_variants_on_other_data_get_welchs_unpaired_interval_and_say_so():
     assert pairing(fashion, variant("fewer", [0.9, 0.9, 0.9], train_limit=2000)) == UNPAIRED
     d = difference(fashion, digits)
     welch = scipy_stats.ttest_ind([99.0, 99.1, 98.5], [90.0, 90.5, 91.0], equal_var=False).confidence_interval(0.95)
-    assert d["pairing"] == UNPAIRED and d["per_seed"] == {}
-    assert (d["low"], d["high"]) == (pytest.approx(welch.low), pytest.approx(welch.high))
-    assert "(95% CI" in d["verdict"] and "unpaired, 3 and 3 seeds)" in d["verdict"] and "paired over" not in d["verdict"]
+    assert d.pairing == UNPAIRED and d.per_seed == {}
+    assert (d.low, d.high) == (pytest.approx(welch.low), pytest.approx(welch.high))
+    assert "(95% CI" in d.verdict and "unpaired, 3 and 3 seeds)" in d.verdict and "paired over" not in d.verdict
     p = difference(fashion, same)
-    assert p["pairing"] == PAIRED and "paired over 3 seeds" in p["verdict"]
-    assert p["per_seed"] == {0: pytest.approx(0.5), 1: pytest.approx(0.7), 2: pytest.approx(0.3)}
+    assert p.pairing == PAIRED and "paired over 3 seeds" in p.verdict
+    assert p.per_seed == {0: pytest.approx(0.5), 1: pytest.approx(0.7), 2: pytest.approx(0.3)}
 
     unpaired = render("_results.md.j2", summary(study(fashion, digits)))
     flat = lambda text: " ".join(text.split())
@@ -234,28 +234,28 @@ def test_variants_on_other_data_get_welchs_unpaired_interval_and_say_so():
 
 def test_an_unpaired_difference_with_one_seed_a_side_has_no_interval():
     d = difference(variant("a", [0.90]), variant("b", [0.95], dataset="mnist"))
-    assert d["pairing"] == UNPAIRED and math.isnan(d["low"])
-    assert d["verdict"].startswith("On a single seed, B differs from A by +5.00 percentage points")
+    assert d.pairing == UNPAIRED and math.isnan(d.low)
+    assert d.verdict.startswith("On a single seed, B differs from A by +5.00 percentage points")
 
 
 def test_the_binomial_interval_is_wilsons_from_scipy():
     ci = binomial_interval(85.0, 10_000)
     library = scipy_stats.binomtest(8_500, 10_000).proportion_ci(confidence_level=0.95, method="wilson")
-    assert ci["correct"] == 8_500 and ci["n"] == 10_000
-    assert (ci["low"], ci["high"]) == (pytest.approx(100 * library.low), pytest.approx(100 * library.high))
+    assert ci.correct == 8_500 and ci.n == 10_000
+    assert (ci.low, ci.high) == (pytest.approx(100 * library.low), pytest.approx(100 * library.high))
     # Wilson's score interval written out: (p + z²/2n ± z·√(p(1−p)/n + z²/4n²)) / (1 + z²/n)
     p, n, z = 0.85, 10_000, scipy_stats.norm.ppf(0.975)
     centre, half = (p + z * z / (2 * n)) / (1 + z * z / n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    assert ci["low"] == pytest.approx(100 * (centre - half)) and ci["high"] == pytest.approx(100 * (centre + half))
+    assert ci.low == pytest.approx(100 * (centre - half)) and ci.high == pytest.approx(100 * (centre + half))
     assert binomial_interval(85.0, None) is None
 
 
 def test_the_results_table_shows_the_binomial_interval_beside_the_seed_interval():
     s = summary(study(variant("base", [0.80, 0.81, 0.82]), variant("other", [0.83, 0.84, 0.85])))
     text = render("_results.md.j2", s)
-    row = s["rows"][0]
+    row = s.rows[0]
     assert "| Variant | Test accuracy (%) | 95% CI (seeds) | 95% CI (test set) | Std |" in text
-    assert (f"| Base | 81.00 | {row['acc']['low']:.2f} to {row['acc']['high']:.2f} | "
-            f"{row['test_set']['low']:.2f} to {row['test_set']['high']:.2f} | 1.00 |") in text
+    assert (f"| Base | 81.00 | {row.acc.low:.2f} to {row.acc.high:.2f} | "
+            f"{row.test_set.low:.2f} to {row.test_set.high:.2f} | 1.00 |") in text
     assert "the test set's own 95% interval (sampling error of 10,000 test images" in " ".join(text.split())
     assert "which no number of seeds shrinks" in " ".join(text.split())

@@ -42,7 +42,7 @@ def test_first_epoch_difference_is_paired_over_common_seeds():
                                                         curves("batch-norm", {0: 76.0, 1: 77.0, 3: 90.0})])
     d = result.first_epoch_diff("batch-norm")
     ci = mean_ci([6.0, 5.0])  # seeds 0 and 1 only: seed 3 has no partner
-    assert (d.mean, d.low, d.high, d.n, d.unit) == (5.5, ci["low"], ci["high"], 2, " points")
+    assert (d.mean, d.low, d.high, d.n, d.unit) == (5.5, ci.low, ci.high, 2, " points")
     with pytest.raises(ValueError, match="differences are to the first variant"):
         result.first_epoch_diff("lenet")
 

@@ -85,7 +85,7 @@ def test_each_variant_sits_beside_the_references_of_its_dataset_and_family_with_
     for g in result.groups:
         assert [r.model for r in g.references] == [e.model for e in refs.matching(shipped, g.dataset, g.family)]
     lenet = result.groups[0].ours[0]
-    assert lenet.acc["n"] == 2 and lenet.acc["mean"] == pytest.approx(90.5) and lenet.epochs == 3
+    assert lenet.acc.n == 2 and lenet.acc.mean == pytest.approx(90.5) and lenet.epochs == 3
 
     text = _render(result)
     assert "They come from other training budgets" in " ".join(text.split())

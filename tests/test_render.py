@@ -30,7 +30,7 @@ from reportgen.markdown import html_text, interval, markdown_text, number, signe
 from reportgen.models import build_model, count_parameters
 from reportgen.post import render_study
 from reportgen.prose import ProseError, _Unmeasured, prose_path
-from reportgen.stats import mean_ci, paired_difference, summary, verdict
+from reportgen.stats import DifferenceInterval, Unavailable, mean_ci, paired_difference, summary, verdict
 from reportgen.store import Store
 from reportgen.study import RenderError, Study, VariantResults, collect
 from reportgen.train import RunOutput, run_files
@@ -137,23 +137,23 @@ def test_mean_ci_matches_scipy_t_interval(values):
     ci = mean_ci(values)
     x = np.array(values)
     low, high = scipy_stats.t.interval(0.95, df=len(x) - 1, loc=x.mean(), scale=scipy_stats.sem(x))
-    assert ci["n"] == len(x)
-    assert ci["mean"] == pytest.approx(x.mean())
-    assert ci["std"] == pytest.approx(x.std(ddof=1))
-    assert (ci["low"], ci["high"]) == (pytest.approx(low), pytest.approx(high))
-    assert ci["half"] == pytest.approx((high - low) / 2)
+    assert ci.n == len(x)
+    assert ci.mean == pytest.approx(x.mean())
+    assert ci.std == pytest.approx(x.std(ddof=1))
+    assert (ci.low, ci.high) == (pytest.approx(low), pytest.approx(high))
+    assert ci.half == pytest.approx((high - low) / 2)
 
 
 def test_mean_ci_known_values_and_degenerate_cases():
     ci = mean_ci([1.0, 2.0, 3.0])  # t(0.975, 2) = 4.302653; s = 1; half = 4.302653 / sqrt(3)
-    assert ci["half"] == pytest.approx(2.484138, abs=1e-6)
-    assert mean_ci([1.0, 3.0], confidence=0.90)["half"] == pytest.approx(6.313752, abs=1e-6)  # t(0.95, 1)
+    assert ci.half == pytest.approx(2.484138, abs=1e-6)
+    assert mean_ci([1.0, 3.0], confidence=0.90).half == pytest.approx(6.313752, abs=1e-6)  # t(0.95, 1)
     one = mean_ci([0.7])
-    assert one["n"] == 1 and one["mean"] == 0.7 and all(math.isnan(one[k]) for k in ("std", "low", "high", "half"))
+    assert one.n == 1 and one.mean == 0.7 and all(math.isnan(getattr(one, k)) for k in ("std", "low", "high", "half"))
     none = mean_ci([])
-    assert none["n"] == 0 and math.isnan(none["mean"])
+    assert none.n == 0 and math.isnan(none.mean)
     flat = mean_ci([2.0, 2.0, 2.0])
-    assert flat["std"] == 0 and flat["low"] == flat["high"] == 2.0
+    assert flat.std == 0 and flat.low == flat.high == 2.0
 
 
 # ---- paired differences and verdicts -----------------------------------------------------------------------
@@ -164,64 +164,64 @@ def test_clear_improvement_is_paired_by_seed():
     d = paired_difference(base, better)
     diffs = np.array([0.5, 0.55, 0.45])
     low, high = scipy_stats.t.interval(0.95, df=2, loc=diffs.mean(), scale=scipy_stats.sem(diffs))
-    assert d["seeds"] == [0, 1, 2] and d["mean"] == pytest.approx(0.5)
-    assert (d["low"], d["high"]) == (pytest.approx(low), pytest.approx(high)) and d["low"] > 0
-    assert d["verdict"] == (f"Better improves test accuracy by 0.50 percentage points compared with Base "
-                            f"(95% CI {d['low']:.2f} to {d['high']:.2f}, paired over 3 seeds).")
+    assert d.seeds == [0, 1, 2] and d.mean == pytest.approx(0.5)
+    assert (d.low, d.high) == (pytest.approx(low), pytest.approx(high)) and d.low > 0
+    assert d.verdict == (f"Better improves test accuracy by 0.50 percentage points compared with Base "
+                            f"(95% CI {d.low:.2f} to {d.high:.2f}, paired over 3 seeds).")
     # Unpaired, the same numbers would show nothing: the variant means' intervals overlap almost entirely.
-    assert mean_ci(better.test_accs() * 100)["low"] < mean_ci(base.test_accs() * 100)["high"]
+    assert mean_ci(better.test_accs() * 100).low < mean_ci(base.test_accs() * 100).high
 
 
 def test_clear_loss():
     d = paired_difference(fake_runs([0.90, 0.91, 0.92], "base"), fake_runs([0.88, 0.895, 0.90], "worse"))
-    assert d["high"] < 0
-    assert d["verdict"].startswith("Worse lowers test accuracy by 1.83 percentage points compared with Base (95% CI ")
-    assert "points lower, paired over 3 seeds)." in d["verdict"]
-    low, high = -d["high"], -d["low"]  # stated as the size of the drop
-    assert f"95% CI {low:.2f} to {high:.2f} points lower" in d["verdict"]
+    assert d.high < 0
+    assert d.verdict.startswith("Worse lowers test accuracy by 1.83 percentage points compared with Base (95% CI ")
+    assert "points lower, paired over 3 seeds)." in d.verdict
+    low, high = -d.high, -d.low  # stated as the size of the drop
+    assert f"95% CI {low:.2f} to {high:.2f} points lower" in d.verdict
 
 
 def test_no_clear_difference():
     d = paired_difference(fake_runs([0.90, 0.91, 0.92], "base"), fake_runs([0.905, 0.905, 0.925], "other"))
-    assert d["low"] < 0 < d["high"]
-    assert d["verdict"].startswith("No clear difference in test accuracy between Other and Base at 3 seeds: "
+    assert d.low < 0 < d.high
+    assert d.verdict.startswith("No clear difference in test accuracy between Other and Base at 3 seeds: "
                                    "the mean difference is +0.17 percentage points, but its 95% CI (")
-    assert d["verdict"].endswith(") includes zero.")
-    assert "improves" not in d["verdict"] and "lowers" not in d["verdict"]
+    assert d.verdict.endswith(") includes zero.")
+    assert "improves" not in d.verdict and "lowers" not in d.verdict
 
 
 def test_single_seed_gives_no_verdict():
     d = paired_difference(fake_runs([0.90], "base"), fake_runs([0.93], "other"))
-    assert d["n"] == 1 and math.isnan(d["low"])
-    assert d["verdict"].startswith("On a single seed, Other differs from Base by +3.00 percentage points")
-    assert "no confidence interval and no verdict" in d["verdict"]
-    assert "improves" not in d["verdict"]
+    assert d.n == 1 and math.isnan(d.low)
+    assert d.verdict.startswith("On a single seed, Other differs from Base by +3.00 percentage points")
+    assert "no confidence interval and no verdict" in d.verdict
+    assert "improves" not in d.verdict
 
 
 def test_only_common_seeds_are_paired():
     base = fake_runs([0.80, 0.81, 0.82], "base", seeds=[0, 1, 2])
     other = fake_runs([0.91, 0.91], "other", seeds=[1, 2])
     d = paired_difference(base, other)
-    assert d["seeds"] == [1, 2] and d["per_seed"] == {1: pytest.approx(10.0), 2: pytest.approx(9.0)}
+    assert d.seeds == [1, 2] and d.per_seed == {1: pytest.approx(10.0), 2: pytest.approx(9.0)}
     assert paired_difference(base, fake_runs([0.9], "x", seeds=[7])) is None
 
 
 def test_identical_differences_and_identical_results():
     same = paired_difference(fake_runs([0.8, 0.9], "base"), fake_runs([0.8, 0.9], "same"))
-    assert same["verdict"] == "Test accuracy is exactly the same for Same and Base on all 2 seeds."
+    assert same.verdict == "Test accuracy is exactly the same for Same and Base on all 2 seeds."
     shifted = paired_difference(fake_runs([0.5, 0.75], "base"), fake_runs([0.625, 0.875], "up"))
-    assert "by exactly 12.50 percentage points" in shifted["verdict"] and "zero width" in shifted["verdict"]
+    assert "by exactly 12.50 percentage points" in shifted.verdict and "zero width" in shifted.verdict
 
 
 def test_across_datasets_the_verdict_does_not_claim_an_improvement():
     d = paired_difference(fake_runs([0.90, 0.905, 0.91], "fashion"),
                           fake_runs([0.99, 0.991, 0.989], "digits", dataset="mnist"))
-    assert d["across_datasets"] and d["verdict"].startswith("Digits scores higher in test accuracy by 8.")
-    assert "test sets differ" in d["verdict"] and "improves" not in d["verdict"]
+    assert d.across_datasets and d.verdict.startswith("Digits scores higher in test accuracy by 8.")
+    assert "test sets differ" in d.verdict and "improves" not in d.verdict
 
 
 def test_verdict_uses_a_real_minus_sign_and_the_confidence_level():
-    text = verdict("A", "B", {**mean_ci([-1.0, 1.0, 0.5]), "confidence": 0.95})
+    text = verdict("A", "B", DifferenceInterval.paired(mean_ci([-1.0, 1.0, 0.5], confidence=0.95)))
     assert f"({MINUS}" in text and "95% CI" in text
 
 
@@ -232,13 +232,13 @@ def test_summary_rows_and_comparisons_against_the_baseline():
         fake_runs([0.80, 0.81, 0.82], "other"), fake_runs([0.70, 0.71, 0.72], "base"),
         VariantResults(name="gone", label="Gone", description="", dataset="kmnist", unavailable="no data")])
     s = summary(study)
-    assert [r["name"] for r in s["rows"]] == ["other", "base"]
-    assert s["rows"][0]["acc"]["mean"] == pytest.approx(81.0)
-    assert s["rows"][0]["gap"]["mean"] == pytest.approx(3.0)
-    assert [c["variant"] for c in s["comparisons"]] == ["other"] and s["comparisons"][0]["mean"] == pytest.approx(10)
-    assert s["rows"][0]["diff"] is s["comparisons"][0] and s["rows"][1]["diff"] is None
-    assert s["unavailable"] == [{"name": "gone", "label": "Gone", "dataset": "kmnist", "reason": "no data"}]
-    assert s["n_seeds"] == 3 and not s["single_seed"] and s["baseline_label"] == "Base"
+    assert [r.name for r in s.rows] == ["other", "base"]
+    assert s.rows[0].acc.mean == pytest.approx(81.0)
+    assert s.rows[0].gap.mean == pytest.approx(3.0)
+    assert [c.variant for c in s.comparisons] == ["other"] and s.comparisons[0].mean == pytest.approx(10)
+    assert s.rows[0].diff is s.comparisons[0] and s.rows[1].diff is None
+    assert s.unavailable == [Unavailable(name="gone", label="Gone", dataset="kmnist", reason="no data")]
+    assert s.n_seeds == 3 and not s.single_seed and s.baseline_label == "Base"
 
 
 # ---- posts -------------------------------------------------------------------------------------------------
@@ -249,13 +249,13 @@ def test_post_states_the_numbers_of_the_results(tmp_path):
     better = mean_ci([83.0, 84.5, 85.0])
     diff = mean_ci([3.0, 3.5, 3.0])
     # beside the interval over seeds, the test set's own (Wilson, on the 200 test images of these runs)
-    wilson = lambda ci: scipy_stats.binomtest(round(ci["mean"] * 2), 200).proportion_ci(method="wilson")
-    row = lambda label, ci: (f"| {label} | {ci['mean']:.2f} | {ci['low']:.2f} to {ci['high']:.2f} | "
-                             f"{100 * wilson(ci).low:.2f} to {100 * wilson(ci).high:.2f} | {ci['std']:.2f} |")
+    wilson = lambda ci: scipy_stats.binomtest(round(ci.mean * 2), 200).proportion_ci(method="wilson")
+    row = lambda label, ci: (f"| {label} | {ci.mean:.2f} | {ci.low:.2f} to {ci.high:.2f} | "
+                             f"{100 * wilson(ci).low:.2f} to {100 * wilson(ci).high:.2f} | {ci.std:.2f} |")
     assert row("Base", base) + " 61,706 | baseline | |" in post
-    assert row("Better", better) + f" 61,706 | +{diff['mean']:.2f} | +{diff['low']:.2f} to +{diff['high']:.2f} |" in post
-    assert (f"Better improves test accuracy by {diff['mean']:.2f} percentage points compared with Base "
-            f"(95% CI {diff['low']:.2f} to {diff['high']:.2f}, paired over 3 seeds)") in post
+    assert row("Better", better) + f" 61,706 | +{diff.mean:.2f} | +{diff.low:.2f} to +{diff.high:.2f} |" in post
+    assert (f"Better improves test accuracy by {diff.mean:.2f} percentage points compared with Base "
+            f"(95% CI {diff.low:.2f} to {diff.high:.2f}, paired over 3 seeds)") in post
     # the reproducibility box: command, seeds, epochs, device, commit, wall time
     assert "reportgen run alpha --profile quick" in post and "| Seeds | 0, 1, 2 |" in post
     assert "| Epochs | 2 |" in post and "cpu (test)" in post and "`abc123`" in post and "15 s of training over 6 runs" in post
@@ -293,17 +293,17 @@ def test_verdicts_in_the_post_are_exactly_the_computed_ones(tmp_path):
     study = collect("alpha", exp, "quick", store)
     post = render_study("alpha", exp, "quick", store, tmp_path / "docs").read_text()
     s = summary(study)
-    assert s["comparisons"] and s["gap_comparisons"]
-    for c in s["comparisons"]:
-        assert markdown_text(c["verdict"]) in post
+    assert s.comparisons and s.gap_comparisons
+    for c in s.comparisons:
+        assert markdown_text(c.verdict) in post
     assert "No clear difference in test accuracy between Better and Base at 3 seeds" in post
     # the gap table (and its verdicts) appears only where the prose places gap()
-    assert not any(markdown_text(c["verdict"]) in post for c in s["gap_comparisons"])
+    assert not any(markdown_text(c.verdict) in post for c in s.gap_comparisons)
     prose = tmp_path / "experiments" / "alpha.md"
     prose.write_text("## The gap\n\n{{ gap() }}\n")
     post = render_study("alpha", exp, "quick", store, tmp_path / "docs", prose_file=prose).read_text()
-    for c in s["comparisons"] + s["gap_comparisons"]:
-        assert markdown_text(c["verdict"]) in post
+    for c in s.comparisons + s.gap_comparisons:
+        assert markdown_text(c.verdict) in post
 
 
 NO_PROSE = """
@@ -524,7 +524,7 @@ def test_number_filters():
     assert signed_number(0.5) == "+0.50" and signed_number(-0.5) == f"{MINUS}0.50"
     assert signed_number(None) == "—"
     ci = mean_ci([1.0, 2.0, 3.0])
-    assert interval(ci) == f"{ci['low']:.2f} to {ci['high']:.2f}".replace("-", MINUS)
+    assert interval(ci) == f"{ci.low:.2f} to {ci.high:.2f}".replace("-", MINUS)
     assert interval(mean_ci([-3.0, -1.0]), signed=True).startswith(MINUS) and " to +" in interval(
         mean_ci([-3.0, -1.0]), signed=True)
     assert interval(mean_ci([1.0])) == interval(None) == "—"  # one seed: no interval
@@ -573,7 +573,7 @@ def test_home_page_lists_every_study_and_its_links_resolve(tmp_path, reportgen):
     assert "not in this build — `reportgen build delta --profile quick` adds it" in rows["Delta study"]
     assert "](" not in rows["Delta study"]
     base = mean_ci([80.0, 81.0, 82.0])
-    assert f"Base: {base['mean']:.2f} ({base['low']:.2f} to {base['high']:.2f})" in rows["Alpha study"]
+    assert f"Base: {base.mean:.2f} ({base.low:.2f} to {base.high:.2f})" in rows["Alpha study"]
     assert "Better: +" in rows["Alpha study"] and "Base: baseline" in rows["Alpha study"]
     assert "`quick` profile (seeds\n0, 1, 2)" in home
     # rendering another subset keeps the first one and adds the new link

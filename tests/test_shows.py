@@ -92,8 +92,8 @@ def test_every_shipped_training_post_ends_with_the_section(tmp_path, stub_analys
             assert "**What the measurements show**" not in closing, exp_id
             continue
         assert f"**What the variants vary:** {markdown_text(exp.varies)}" in closing, exp_id
-        for c in summary(collect(exp_id, exp, "quick", store))["comparisons"]:
-            assert markdown_text(c["verdict"]) in closing, exp_id
+        for c in summary(collect(exp_id, exp, "quick", store)).comparisons:
+            assert markdown_text(c.verdict) in closing, exp_id
 
 
 def test_the_prose_may_place_the_section_with_its_own_words(tmp_path):
@@ -114,10 +114,10 @@ def test_the_answer_comes_first_under_the_question_with_measured_numbers(tmp_pat
     post = render(tmp_path, exp, store, "{{ results() }}\n\n{% call answer() %}Yes: Other scores\n"
                                         "{{ acc('other') }}, {{ diff('other') }} above Base.{% endcall %}\n")
     closing = section(post)
-    acc = summary(collect(exp.id, exp, "quick", store))["rows"][1]["acc"]
+    acc = summary(collect(exp.id, exp, "quick", store)).rows[1].acc
     first = closing.split("**What the variants vary:**")[0]
     assert f"**The question:** Does the section answer the question?\n\n**The answer:** Yes: Other scores " \
-           f"{acc['mean']:.2f}% (95% CI {acc['low']:.2f} to {acc['high']:.2f})," in first, first
+           f"{acc.mean:.2f}% (95% CI {acc.low:.2f} to {acc.high:.2f})," in first, first
     assert post.count("**The answer:**") == 1 and "Yes: Other" not in post.split(HEADING)[0]
     assert re.search(r"above Base\.( \*.*\*)?\n\n\*\*What the variants vary", closing), closing  # a paragraph
 
@@ -159,15 +159,15 @@ def test_a_verdict_about_a_network_still_learning_says_longer_training_may_chang
     exp, store = study(tmp_path)  # the synthetic histories gain a point in the last epoch: still learning
     closing = section(render(tmp_path, exp, store))
     stats = summary(collect("shows", exp, "quick", store))
-    assert stats["still_learning"] == ["Base", "Other"]
-    verdict = stats["comparisons"][0]["verdict"]
+    assert stats.still_learning == ["Base", "Other"]
+    verdict = stats.comparisons[0].verdict
     assert verdict.endswith("so longer training may change this.") and markdown_text(verdict) in closing
     assert "**Other was still learning**" in closing and "Every variant had converged" not in closing
 
 
 def test_gap_verdicts_are_repeated_only_where_the_post_shows_the_gap(tmp_path):
     exp, store = study(tmp_path)
-    gap = summary(collect("shows", exp, "quick", store))["gap_comparisons"][0]["verdict"]
+    gap = summary(collect("shows", exp, "quick", store)).gap_comparisons[0].verdict
     assert markdown_text(gap) not in section(render(tmp_path, exp, store))
     assert markdown_text(gap) in section(render(tmp_path, exp, store, "{{ gap() }}\n"))
 
@@ -215,7 +215,7 @@ def fake_results() -> dict[str, SimpleNamespace]:
 
 def ci_text(values, signed=False):
     ci = mean_ci(values)
-    return (f"{ci['mean']:+.2f}".replace("-", "\u2212") if signed else f"{ci['mean']:.2f}%") + \
+    return (f"{ci.mean:+.2f}".replace("-", "\u2212") if signed else f"{ci.mean:.2f}%") + \
         f" ({interval(ci, signed=signed)})"
 
 
@@ -292,8 +292,8 @@ def test_the_first_epoch_finding_is_paired_over_seeds_and_only_between_comparabl
     ci = mean_ci([6.0, 5.5, 6.5])
     [text] = curves.findings(curves.CurvesResult(figure=None, seeds=3, variants=[base, bn]))
     assert text == (f"Validation accuracy after the first epoch (mean over seeds), how fast each network starts, "
-                    f"against Base: Base 76.50%; BN 82.50% (+6.00 points, 95% CI +{ci['low']:.2f} to "
-                    f"+{ci['high']:.2f}, paired over 3 seeds).")
+                    f"against Base: Base 76.50%; BN 82.50% (+6.00 points, 95% CI +{ci.low:.2f} to "
+                    f"+{ci.high:.2f}, paired over 3 seeds).")
     for other in (curve("Digits", {0: 93.0, 1: 93.0, 2: 93.0}, dataset="mnist"),
                   curve("Longer", {0: 60.0, 1: 61.0, 2: 62.0}, epochs=20)):
         assert curves.findings(curves.CurvesResult(figure=None, seeds=3, variants=[base, other])) == []
@@ -397,12 +397,12 @@ def test_gap_diff_and_still_learning_are_the_summary_numbers(tmp_path):
                                         "{{ gap_diff('other').val_change|signed }} / "
                                         "{{ 'learning' if variant('other').still_learning else 'done' }} / "
                                         "{{ variant('other').train_acc_running|pct }}\n")
-    row = summary(collect(exp.id, exp, "quick", store))["rows"][1]
-    g = row["gap_diff"]
-    assert row["convergence"]["still_learning"]
+    row = summary(collect(exp.id, exp, "quick", store)).rows[1]
+    g = row.gap_diff
+    assert row.convergence.still_learning
     assert (f"GAP {markdown_text(str(prose.Measure.of(g, ' points')))} / "
-            f"{markdown_text(signed_number(g['train_change']))} / {markdown_text(signed_number(g['val_change']))} "
-            f"/ learning / {row['train_acc_running']['mean']:.2f}") in post
+            f"{markdown_text(signed_number(g.train_change))} / {markdown_text(signed_number(g.val_change))} "
+            f"/ learning / {row.train_acc_running.mean:.2f}") in post
     with pytest.raises(Exception, match=r"gap_diff\('base'\): 'base' is the baseline"):
         render(tmp_path, exp, store, "{{ gap_diff('base') }}\n")
 
@@ -416,7 +416,7 @@ def test_shift_results_give_accuracy_and_paired_differences_by_variant_name():
     assert (at.mean, at.n, at.unit) == (52.0, 2, "%")
     d = result.diff_at("gap", 4)
     ci = mean_ci([10.0, 16.0])  # paired seed against seed: 60 − 50 and 70 − 54
-    assert (d.mean, d.low, d.high, d.unit) == (13.0, ci["low"], ci["high"], " points")
+    assert (d.mean, d.low, d.high, d.unit) == (13.0, ci.low, ci.high, " points")
     with pytest.raises(ValueError, match="differences are to the baseline"):
         result.diff_at("pool", 4)
     with pytest.raises(ValueError, match=r"no variant 'gpa'; did you mean 'gap'\?"):

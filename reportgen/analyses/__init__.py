@@ -17,9 +17,12 @@ import pkgutil
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..suggest import suggest
+
+if TYPE_CHECKING:
+    from ..schema import StudyConfig
 
 HERE = Path(__file__).parent
 
@@ -83,7 +86,7 @@ def pick(items: list[Any], name: str, what: str) -> Any:
     raise ValueError(f"no {what} {name!r}{suggest(name, names_)} (choose from {', '.join(names_)})")
 
 
-def why_not(name: str, exp: Any, profile: str = "quick") -> str | None:
+def why_not(name: str, exp: StudyConfig, profile: str = "quick") -> str | None:
     """Why analysis ``name`` cannot apply to study ``exp`` (None when it can): it needs trained networks and the
     study trains none, or it needs a convolution and no variant's model has one."""
     analysis = get(name)
@@ -101,7 +104,7 @@ def why_not(name: str, exp: Any, profile: str = "quick") -> str | None:
     return None
 
 
-def _variant_models(exp: Any, profile: str) -> dict[str, dict[str, Any]]:
+def _variant_models(exp: StudyConfig, profile: str) -> dict[str, dict[str, Any]]:
     seeds = exp.profile(profile)["seeds"]
     if not exp.variants:
         return {"model": {"name": exp.model.name, "options": dict(exp.model.options)}}

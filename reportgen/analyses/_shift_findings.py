@@ -85,8 +85,8 @@ def baseline_label(study) -> str | None:
 
 def _ci(values: list[float], signed: bool = False) -> str:
     ci = mean_ci(values)
-    shown = signed_number(ci["mean"]) if signed else f"{ci['mean']:.2f}%"
-    return shown + ("" if ci["n"] < 2 else f" ({interval(ci, signed=signed)})")
+    shown = signed_number(ci.mean) if signed else f"{ci.mean:.2f}%"
+    return shown + ("" if ci.n < 2 else f" ({interval(ci, signed=signed)})")
 
 
 def findings(variants: list[SeedKept], baseline: str | None, test_images: list[int],

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..figures import MUTED, PALETTE, WIDTH, Figure, FigureWriter
 from ..settings import CONFIDENCE
-from ..stats import difference, mean_ci
+from ..stats import Comparison, Interval, difference, mean_ci
 from ..study import Study
 from . import Analysis
 
@@ -43,7 +43,7 @@ class VariantCalibration:
     label: str
     dataset: str
     seeds: list[int]
-    ece: dict[str, float]             # ECE in percentage points: mean_ci over seeds (mean, std, low, high, ...)
+    ece: Interval                     # ECE in percentage points over seeds (mean, std, low, high, ...)
     ece_per_seed: list[float]
     confidence_pct: float             # mean confidence, mean over seeds
     accuracy_pct: float               # test accuracy, mean over seeds
@@ -52,7 +52,7 @@ class VariantCalibration:
     confident: int                    # of those, predicted with ≥ CONFIDENT
     confident_pct: float
     confident_wrong: int              # of the confident ones, wrong
-    comparison: dict[str, Any] | None = None  # ECE difference to the baseline (stats.difference)
+    comparison: Comparison | None = None  # ECE difference to the baseline (stats.difference)
 
 
 @dataclass
@@ -64,7 +64,7 @@ class CalibrationResult:
     seeds: int = 0                                # the most seeds of any variant
     baseline_label: str | None = None
     variants: list[VariantCalibration] = field(default_factory=list)
-    comparisons: list[dict[str, Any]] = field(default_factory=list)
+    comparisons: list[Comparison] = field(default_factory=list)
 
 
 def bin_index(confidence: np.ndarray, n_bins: int = BINS) -> np.ndarray:

@@ -146,7 +146,7 @@ def findings(result: CurvesResult) -> list[str]:
     base, parts = variants[0], [f"{variants[0].label} {variants[0].first_val_acc_pct:.2f}%"]
     for v in variants[1:]:
         seeds, ci = _first_epoch_difference(base, v)
-        paired = (f" ({signed_number(ci['mean'])} points, {round(100 * CONFIDENCE)}% CI "
+        paired = (f" ({signed_number(ci.mean)} points, {round(100 * CONFIDENCE)}% CI "
                   f"{interval(ci, signed=True)}, paired over {len(seeds)} seeds)" if len(seeds) > 1 else "")
         parts.append(f"{v.label} {v.first_val_acc_pct:.2f}%{paired}")
     return [f"Validation accuracy after the first epoch (mean over seeds), how fast each network starts, against "

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..figures import FigureWriter
 from ..markdown import markdown_text
 from ..settings import CONFIDENCE, DATASET_TITLES
-from ..stats import mean_ci, test_accuracy
+from ..stats import Interval, mean_ci, test_accuracy
 from ..study import Study
 from . import Analysis, AnalysisError
 
@@ -94,7 +94,7 @@ class OurVariant:
     model: str
     seeds: list[int]
     epochs: int
-    acc: dict[str, float]              # mean_ci of the test accuracy over seeds, percent
+    acc: Interval                      # the test accuracy over seeds, percent
 
 
 @dataclass

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..figures import FigureWriter
-from ..stats import mean_ci
+from ..stats import Interval, mean_ci
 from ..study import Study
 from . import Analysis
 from ._common import FIRST_SEED, class_names, first_run, variant_head
@@ -53,7 +53,7 @@ class VariantReport:
     weighted: Scores
     raw: dict[str, Any]
     test_size: int
-    macro_f1_seeds: dict[str, float]  # reportgen.stats.mean_ci of the macro F1 of every seed
+    macro_f1_seeds: Interval  # the macro F1 of every seed, mean with its interval
 
 
 @dataclass
