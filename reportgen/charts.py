@@ -28,7 +28,8 @@ from matplotlib import colors as mcolors
 
 from .figures import PALETTE, Figure
 from .markdown import figure as figure_markdown
-from .stats import Summary, test_accuracy
+from .stats import test_accuracy
+from .summary import Summary
 from .study import Study
 
 CHART_CLASS = "rg-chart"

@@ -2,7 +2,7 @@
 
 It gathers what the rest of the post has already computed — nothing here measures anything new:
 
-- the verdicts of :func:`reportgen.stats.summary` (test accuracy, and the train − validation gap when the post shows
+- the verdicts of :func:`reportgen.summary.summary` (test accuracy, and the train − validation gap when the post shows
   the gap table), as printed above them, with their caveat when a variant was still learning;
 - what the declared analyses found (:attr:`reportgen.analyses.Analysis.findings`, e.g. how much accuracy each
   variant keeps under shifts), each sentence once;
@@ -21,7 +21,7 @@ from typing import Any
 from .confounds import Difference
 from .markdown import signed_number
 from .schema import StudyConfig
-from .stats import Summary, Unavailable, VariantRow
+from .summary import Summary, Unavailable, VariantRow
 
 
 @dataclass(frozen=True)

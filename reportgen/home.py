@@ -13,7 +13,7 @@ from . import __version__
 from .markdown import package_environment
 from .post import POSTS
 from .settings import CONFIDENCE, DATASET_TRAIN_SIZE, VAL_SIZE
-from .stats import summary
+from .summary import summary
 from .fsutil import atomic_write
 from .store import Store
 from .study import RenderError, collect

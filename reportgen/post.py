@@ -27,7 +27,8 @@ from .context import reproducibility, setup
 from .figures import FigureWriter
 from .markdown import markdown_text, package_environment
 from .config import StudyConfig
-from .stats import Comparison, Summary, VariantRow, summary
+from .stats import Comparison
+from .summary import Summary, VariantRow, summary
 from .fsutil import atomic_write, swap_dir
 from .store import Store
 from .study import RenderError, Study, collect

@@ -36,7 +36,7 @@ from reportgen.markdown import package_environment
 from reportgen.models import build_model, count_parameters
 from reportgen.pipeline import precompute
 from reportgen.post import post_link, render_study
-from reportgen.stats import summary
+from reportgen.summary import summary
 from reportgen.store import Store
 from reportgen.study import RenderError, Study, collect
 from reportgen.train import execute, plan_runs

@@ -16,7 +16,8 @@ from reportgen.markdown import package_environment
 from reportgen.models import build_model, count_parameters
 from reportgen.settings import CONVERGED_GAIN_POINTS as T, CONVERGENCE_WINDOW as W
 from reportgen.measures import convergence, run_convergence
-from reportgen.stats import paired_difference, summary
+from reportgen.stats import paired_difference
+from reportgen.summary import summary
 from reportgen.store import Store
 from reportgen.study import Study, VariantResults
 from reportgen.train import RunOutput, run_files

@@ -20,7 +20,8 @@ from reportgen.markdown import package_environment
 from reportgen.measures import binomial_interval, loss_agreement
 from reportgen.pipeline import precompute
 from reportgen.settings import VAL_LOSS_EPOCH_TOLERANCE as TOL, VAL_LOSS_RISE_FRACTION as RISE
-from reportgen.stats import PAIRED, UNPAIRED, difference, pairing, summary
+from reportgen.stats import PAIRED, UNPAIRED, difference, pairing
+from reportgen.summary import summary
 from reportgen.store import Store
 from reportgen.study import Study, VariantResults, collect
 from reportgen.train import evaluate, execute, plan_runs

@@ -30,7 +30,8 @@ from reportgen.markdown import html_text, interval, markdown_text, number, signe
 from reportgen.models import build_model, count_parameters
 from reportgen.post import render_study
 from reportgen.prose import ProseError, _Unmeasured, prose_path
-from reportgen.stats import DifferenceInterval, Unavailable, mean_ci, paired_difference, summary, verdict
+from reportgen.stats import DifferenceInterval, mean_ci, paired_difference, verdict
+from reportgen.summary import Unavailable, summary
 from reportgen.store import Store
 from reportgen.study import RenderError, Study, VariantResults, collect
 from reportgen.train import RunOutput, run_files

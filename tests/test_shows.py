@@ -20,7 +20,7 @@ from reportgen.stats import mean_ci
 from reportgen.config import discover, load_study
 from reportgen.markdown import markdown_text, signed_number
 from reportgen.post import render_study
-from reportgen.stats import summary
+from reportgen.summary import summary
 from reportgen.store import Store
 from reportgen.study import collect
 from tests.conftest import ROOT
