@@ -22,17 +22,17 @@ def reproducibility(study: Study, profile: str) -> dict[str, Any]:
             "train_sizes": [],
         }
     records = [r.record for r in runs]
-    commits = sorted({rec.get("git_commit") or "not a git checkout" for rec in records})
+    commits = sorted({rec.git_commit or "not a git checkout" for rec in records})
     return {
         "command": f"reportgen run {study.id} --profile {profile} && reportgen build --profile {profile}",
         "profile": profile, "runs": len(runs),
         "seeds": sorted({r.seed for r in runs}),
-        "epochs": sorted({len(r.history["epochs"]) for r in runs}),
-        "devices": sorted({rec["device"] for rec in records}),
-        "versions": records[0]["versions"],
-        "wall_seconds": sum(rec["wall_seconds"] for rec in records),
+        "epochs": sorted({len(r.history.epochs) for r in runs}),
+        "devices": sorted({rec.device for rec in records}),
+        "versions": records[0].versions,
+        "wall_seconds": sum(rec.wall_seconds for rec in records),
         "commits": commits,
-        "train_sizes": sorted({rec.get("train_size") for rec in records if rec.get("train_size")}),
+        "train_sizes": sorted({rec.train_size for rec in records if rec.train_size}),
     }
 
 
@@ -104,7 +104,7 @@ def setup(exp: StudyConfig, study: Study, profile: str) -> dict[str, Any]:
     first = next((r for v in study.available for r in v.runs), None)
     val_size = first.config["val_size"] if first else VAL_SIZE
     train_total = DATASET_TRAIN_SIZE - val_size
-    test_sizes = sorted({r.metrics["test_size"] for v in study.available for r in v.runs})
+    test_sizes = sorted({r.metrics.test_size for v in study.available for r in v.runs})
     return {
         # one training line for all variants when they share it; the epochs join it when they share those too,
         # else they are a column of their own (a variant may train longer to converge)

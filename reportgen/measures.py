@@ -16,7 +16,7 @@ from scipy import stats as scipy_stats
 from .markdown import signed_number
 from .settings import (CONFIDENCE, CONVERGED_GAIN_POINTS, CONVERGENCE_WINDOW, VAL_LOSS_EPOCH_TOLERANCE,
                        VAL_LOSS_RISE_FRACTION)
-from .store import Run
+from .store import Epoch, Run
 from .study import Study
 
 
@@ -80,14 +80,14 @@ def binomial_interval(accuracy_pct: float, n: int | None, confidence: float = CO
 
 
 # ---- the checkpoint: which epoch's weights a run keeps, and whether validation loss agrees --------------------------
-def loss_agreement(epochs: list[dict[str, float]], checkpoint: int, tolerance: int = VAL_LOSS_EPOCH_TOLERANCE,
+def loss_agreement(epochs: list[Epoch], checkpoint: int, tolerance: int = VAL_LOSS_EPOCH_TOLERANCE,
                    rise: float = VAL_LOSS_RISE_FRACTION) -> LossAgreement | None:
     """Whether validation loss agrees with the checkpoint that validation accuracy chose (epoch ``checkpoint``,
     1-based): the epoch of the lowest validation loss (ties: the earlier), that loss, the loss at the checkpoint and
     its relative rise above the lowest; they ``disagree`` when the lowest loss is more than ``tolerance`` epochs away
     from the checkpoint *and* the checkpoint's loss is more than ``rise`` above it (reportgen.settings says why
     both). None for a history without validation loss."""
-    losses = [e.get("val_loss") for e in epochs]
+    losses = [e.val_loss for e in epochs]
     if not losses or any(v is None for v in losses):
         return None
     lowest = min(losses)
@@ -102,10 +102,10 @@ def checkpoint(run: Run) -> Checkpoint:
     """A run's stored checkpoint: the epoch of its highest validation accuracy (ties keep the earlier epoch, as
     training does; ``metrics.json`` records it), the running training accuracy and the validation accuracy of
     that epoch (fractions), and :func:`loss_agreement`."""
-    epochs = run.history["epochs"]
-    epoch = int(run.metrics["best_epoch"])
+    epochs = run.history.epochs
+    epoch = run.metrics.best_epoch
     row = epochs[epoch - 1]
-    return Checkpoint(epoch=epoch, train_acc=row["train_acc"], val_acc=row["val_acc"],
+    return Checkpoint(epoch=epoch, train_acc=row.train_acc, val_acc=row.val_acc,
                       loss=loss_agreement(epochs, epoch))
 
 
@@ -178,11 +178,11 @@ class Convergence:
     text: str
 
 
-def run_convergence(epochs: list[dict[str, float]], window: int = CONVERGENCE_WINDOW) -> RunConvergence:
+def run_convergence(epochs: list[Epoch], window: int = CONVERGENCE_WINDOW) -> RunConvergence:
     """One run's diagnosis from its per-epoch history: the validation-accuracy gain (percentage points) over the
     last ``window`` epochs (fewer when the run is shorter: all epochs after the first), and whether the best
     validation epoch is the last one (ties go to the earlier epoch, as in training). One epoch has no gain."""
-    val = [e["val_acc"] for e in epochs]
+    val = [e.val_acc for e in epochs]
     k = min(window, len(val) - 1)
     best = val.index(max(val)) + 1
     gain = 100 * (val[-1] - val[-1 - k]) if k > 0 else float("nan")
@@ -194,7 +194,7 @@ def convergence(runs: list[Run], threshold: float = CONVERGED_GAIN_POINTS) -> Co
     "still learning" when the mean gain over seeds exceeds ``threshold``, or exceeds half of it while the best
     epoch is the last one on most seeds (more than half); "converged" otherwise; "not measured" for one-epoch
     runs. ``text`` says the gain in words ("+0.90 points over the last 3 epochs")."""
-    per_run = [run_convergence(r.history["epochs"]) for r in runs]
+    per_run = [run_convergence(r.history.epochs) for r in runs]
     measured = [c for c in per_run if c.window > 0]
     best_last = sum(c.best_is_last for c in per_run)
     if not measured:

@@ -103,7 +103,7 @@ def mean_ci(values: np.ndarray | list[float], confidence: float = CONFIDENCE) ->
 
 def test_accuracy(run: Run) -> float:
     """Test accuracy of a run's best-validation checkpoint, in percent."""
-    return 100 * run.metrics["test_acc"]
+    return 100 * run.metrics.test_acc
 
 
 def learning_caveat(sentence: str, labels: list[str]) -> str:

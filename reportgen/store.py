@@ -35,9 +35,10 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 from . import __version__
 # write_run looks atomic_write up in this module, so the fault tests can patch it here
@@ -83,18 +84,67 @@ class RunState:
     reason: str = ""
 
 
+class _Stored(BaseModel):
+    # what training wrote (reportgen.train.run_files); fields it may add later are kept, not refused
+    model_config = ConfigDict(extra="allow")
+
+
+class Epoch(_Stored):
+    """One epoch of ``history.json``: running training loss and accuracy, validation loss and accuracy
+    (fractions), and its wall time."""
+    epoch: int
+    train_loss: float
+    train_acc: float
+    val_loss: Optional[float] = None
+    val_acc: float
+    seconds: Optional[float] = None
+
+
+class RunHistory(_Stored):
+    """``history.json``: every epoch, and the epoch of the highest validation accuracy (1-based)."""
+    epochs: list[Epoch]
+    best_epoch: int
+
+
+class StoredNormalization(_Stored):
+    """The training split's pixel mean and standard deviation the run was normalised with."""
+    mean: float
+    std: float
+
+
+class RunMetrics(_Stored):
+    """``metrics.json``: the test metrics of the best-validation checkpoint (accuracies as fractions)."""
+    test_loss: float
+    test_acc: float
+    best_epoch: int
+    best_val_acc: float
+    parameters: int
+    test_size: Optional[int] = None  # runs of early versions did not record it
+    normalization: StoredNormalization
+
+
+class RunRecord(_Stored):
+    """``run.json``: where, when and with what the run was made (what rendering reads is typed; the rest, e.g.
+    ``study``, ``started``, ``epoch_seconds``, stays as written: records of early versions named other keys)."""
+    cache_key: str
+    wall_seconds: float
+    device: str = ""                       # "cpu (x86_64, 1 thread)", "cuda (NVIDIA H100 ...)"
+    versions: dict[str, str] = {}
+    git_commit: Optional[str] = None
+    dataset_sha256: Optional[str] = None
+    train_size: Optional[int] = None
+
+
 class Run:
-    """A complete run, read back for analysis and rendering. Never modifies the files."""
+    """A complete run, read back for analysis and rendering. Never modifies the files. ``config`` is the resolved
+    run config exactly as stored (plain data: it is what the cache key hashes)."""
 
     def __init__(self, path: Path):
         self.path = path
-        self.config: dict[str, Any] = self._json("config.json")
-        self.history: dict[str, Any] = self._json("history.json")
-        self.metrics: dict[str, Any] = self._json("metrics.json")
-        self.record: dict[str, Any] = self._json("run.json")
-
-    def _json(self, name: str) -> dict[str, Any]:
-        return json.loads((self.path / name).read_text())
+        self.config: dict[str, Any] = json.loads((path / "config.json").read_text())
+        self.history = RunHistory.model_validate(json.loads((path / "history.json").read_text()))
+        self.metrics = RunMetrics.model_validate(json.loads((path / "metrics.json").read_text()))
+        self.record = RunRecord.model_validate(json.loads((path / "run.json").read_text()))
 
     @property
     def seed(self) -> int:

@@ -32,7 +32,7 @@ class VariantResults:
         return [r.seed for r in self.runs]
 
     def test_accs(self) -> np.ndarray:
-        return np.array([r.metrics["test_acc"] for r in self.runs])
+        return np.array([r.metrics.test_acc for r in self.runs])
 
 
 @dataclass

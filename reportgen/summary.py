@@ -128,15 +128,15 @@ def _row(v: VariantResults, eval_train: dict[int, dict[str, Any]], gap: Callable
     acc = mean_ci([test_accuracy(r) for r in v.runs])
     return VariantRow(
         name=v.name, label=v.label, dataset=v.dataset, dataset_name=DATASET_NAMES.get(v.dataset, v.dataset),
-        seeds=v.seeds, n=len(v.runs), acc=acc, test_set=binomial_interval(acc.mean, v.runs[0].metrics.get("test_size")),
-        parameters=v.runs[0].metrics["parameters"],
+        seeds=v.seeds, n=len(v.runs), acc=acc, test_set=binomial_interval(acc.mean, v.runs[0].metrics.test_size),
+        parameters=v.runs[0].metrics.parameters,
         train_acc=mean_ci(running if measured is None else measured), train_acc_running=mean_ci(running),
         train_acc_eval=mean_ci(measured) if measured is not None else None,
         train_eval_images=min(eval_train[id(r)]["n"] for r in v.runs) if eval_train else None,
         val_acc=mean_ci([100 * c.val_acc for c in marks]),
         gap=mean_ci([gap(r) for r in v.runs]), gap_running=mean_ci([checkpoint_gap(r) for r in v.runs]),
         best_epoch=mean_ci([c.epoch for c in marks]), checkpoint=checkpoints(v.runs),
-        epochs=len(v.runs[0].history["epochs"]), wall_seconds=sum(r.record["wall_seconds"] for r in v.runs),
+        epochs=len(v.runs[0].history.epochs), wall_seconds=sum(r.record.wall_seconds for r in v.runs),
         convergence=convergence(v.runs))
 
 

@@ -62,3 +62,12 @@ def write_idx_dataset(directory: Path, n_train: int = 600, n_test: int = 200, gz
         images, labels = make_split(n, s, num_classes)
         write_idx_file(directory / f"{prefix}-images-idx3-ubyte{suffix}", images)
         write_idx_file(directory / f"{prefix}-labels-idx1-ubyte{suffix}", labels)
+
+
+def stored(epochs: list[dict], wall_seconds: float = 1.0, **metrics):
+    """(history, metrics, record) of a hand-made run, typed as reportgen.store.Run reads them from its files, holding
+    only the fields given (what the statistics read)."""
+    from reportgen.store import Epoch, RunHistory, RunMetrics, RunRecord
+    history = RunHistory.model_construct(epochs=[Epoch.model_construct(**e) for e in epochs],
+                                         best_epoch=metrics.get("best_epoch", 1))
+    return history, RunMetrics.model_construct(**metrics), RunRecord.model_construct(wall_seconds=wall_seconds)

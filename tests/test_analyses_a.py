@@ -107,7 +107,7 @@ def test_report_is_scikit_learns_classification_report(study, rendered):
         assert [(c.name, c.precision, c.recall, c.f1, c.support) for c in row.classes] == [
             (c, expected[c]["precision"], expected[c]["recall"], expected[c]["f1-score"], expected[c]["support"])
             for c in classes]
-        assert row.accuracy == expected["accuracy"] == pytest.approx(v.runs[0].metrics["test_acc"])
+        assert row.accuracy == expected["accuracy"] == pytest.approx(v.runs[0].metrics.test_acc)
         assert row.macro.f1 == expected["macro avg"]["f1-score"]
         assert row.weighted.precision == expected["weighted avg"]["precision"]
         per_seed = [f1_score(y, p.argmax(1), average="macro", labels=list(range(10)), zero_division=0)

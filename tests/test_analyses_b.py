@@ -205,7 +205,7 @@ def test_feature_maps_one_figure_per_layer_and_the_real_outputs(study, rendered)
         assert index == row.examples[0]["index"]
         assert row.example["predicted"] == load_splits("fashion-mnist").classes[int(probs[index].argmax())]
         h = to_input(load_splits("fashion-mnist").test_images[index:index + 1],
-                     Normalization(**run.metrics["normalization"]))
+                     Normalization(**run.metrics.normalization.model_dump()))
         names = [n for n, _ in layer_table(model)]
         assert [layer.name for layer in row.layers] == names
         with torch.no_grad():
@@ -230,8 +230,8 @@ def test_activation_stats_match_a_direct_pass_over_the_test_set(study, rendered)
     for row, v in zip(result.variants, study.available):
         run = v.runs[0]
         model = run.load_model().eval()
-        images = load_splits("fashion-mnist").test_images[:run.metrics["test_size"]]
-        h = to_input(images, Normalization(**run.metrics["normalization"]))
+        images = load_splits("fashion-mnist").test_images[:run.metrics.test_size]
+        h = to_input(images, Normalization(**run.metrics.normalization.model_dump()))
         assert row.images == len(images) == len(run.predictions()[0]) and row.seed == 0
         assert [layer.name for layer in row.layers] == [n for n, _ in layer_table(model)]
         with torch.no_grad():
@@ -333,7 +333,7 @@ def test_shift_single_predictions_are_the_models_on_the_rolled_image(study, rend
             rolled = torch.roll(image, shifts=(s.dy, s.dx), dims=(-2, -1))[None]
             with torch.no_grad():
                 p = [torch.softmax(run.load_model().eval()(to_input(rolled, Normalization(
-                    **run.metrics["normalization"]))), 1)[0].numpy() for run in v.runs]
+                    **run.metrics.normalization.model_dump()))), 1)[0].numpy() for run in v.runs]
             assert r.predicted == classes[int(p[0].argmax())] and r.correct == (int(p[0].argmax()) == labels[index])
             assert r.true_prob_pct == pytest.approx(100 * p[0][labels[index]], abs=1e-4)
             assert r.true_prob_mean_pct == pytest.approx(100 * np.mean([q[labels[index]] for q in p]), abs=1e-4)
@@ -349,17 +349,17 @@ def test_shift_grid_centre_is_the_test_accuracy_and_cells_are_real(study, render
         assert zero.shape == wrap.shape == (13, 13) and zero[6, 6] == wrap[6, 6]
         # Synthetic images have noise up to the border: wrapping brings back pixels, zero-filling black.
         assert not np.array_equal(zero, wrap)
-        assert row.center_pct == 100 * run.metrics["test_acc"] == row.test_acc_pct and row.center_matches
+        assert row.center_pct == 100 * run.metrics.test_acc == row.test_acc_pct and row.center_matches
         n = len(run.predictions()[0])
         assert (row.test_size, row.full_test_size, row.device) == (n, n, "cpu") and not row.subset
-        assert row.test_size == run.metrics["test_size"]
+        assert row.test_size == run.metrics.test_size
         assert [(p.dx, p.zero_pct, p.wrap_pct) for p in row.axis] == [
             (dx, zero[6, dx + 6], wrap[6, dx + 6]) for dx in range(-6, 7)]
         assert (row.mean_zero_pct, row.min_wrap_pct, row.corner_zero_pct) == (zero.mean(), wrap.min(), zero[0, 0])
         assert row.max_diff_pct == np.abs(zero - wrap).max()
         images = load_splits("fashion-mnist").test_images[:n]
         labels = torch.from_numpy(run.predictions()[0])
-        model, norm = run.load_model().eval(), Normalization(**run.metrics["normalization"])
+        model, norm = run.load_model().eval(), Normalization(**run.metrics.normalization.model_dump())
         with torch.no_grad():  # recount a few cells directly from the model
             for dx, dy, mode in [(0, 0, "zero"), (4, 1, "zero"), (3, -2, "zero"), (-6, 3, "wrap"), (-5, 6, "wrap")]:
                 pred = model(to_input(_shift.shift_images(images, dx, dy, mode).contiguous(), norm)).argmax(1)
@@ -422,7 +422,7 @@ def test_filters_read_the_first_layer_and_fold_the_deeper_ones(study, rendered):
     lenet, fc = result.variants
     conv1, conv2 = lenet.layers
     model = study.available[0].runs[0].load_model()
-    norm = Normalization(**study.available[0].runs[0].metrics["normalization"])
+    norm = Normalization(**study.available[0].runs[0].metrics.normalization.model_dump())
     assert lenet.black == pytest.approx(-norm.mean / norm.std)
     w, b = model.featurizer.conv1.weight.detach().numpy(), model.featurizer.conv1.bias.detach().numpy()
     assert [f.index for f in conv1.readings] == list(range(6)) and conv2.readings == []

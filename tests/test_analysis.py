@@ -336,7 +336,7 @@ def test_shift_grid_is_cached_outside_results_and_checked_against_metrics(study,
     again = analyses.get("shift_grid").compute(study, FigureWriter(directory=workspace / "docs2", link_prefix="x"))
     assert [r.zero for r in again.variants] == [r.zero for r in first.variants]
     run = study.available[0].runs[0]
-    monkeypatch.setitem(run.metrics, "test_acc", run.metrics["test_acc"] + 1 / run.metrics["test_size"])
+    monkeypatch.setattr(run.metrics, "test_acc", run.metrics.test_acc + 1 / run.metrics.test_size)
     with pytest.raises(AnalysisError, match="unshifted cell"):
         shift_grid_of(run)
 

@@ -153,8 +153,8 @@ def test_compute_on_trained_runs_matches_their_stored_predictions_and_metrics(st
         eces = [100 * expected_calibration_error(*r.predictions()) for r in v.runs]
         assert row.ece_per_seed == pytest.approx(eces) and row.ece.n == 2
         assert row.ece.low <= row.ece.mean <= row.ece.high
-        assert row.accuracy_pct == pytest.approx(100 * np.mean([r.metrics["test_acc"] for r in v.runs]))
-        assert row.images == sum(r.metrics["test_size"] for r in v.runs)
+        assert row.accuracy_pct == pytest.approx(100 * np.mean([r.metrics.test_acc for r in v.runs]))
+        assert row.images == sum(r.metrics.test_size for r in v.runs)
         assert 0 <= row.confident_wrong <= row.confident <= row.images
     assert [c.label for c in result.comparisons] == ["Fully connected"]
     assert result.comparisons[0].seeds == [0, 1]

@@ -29,6 +29,7 @@ from reportgen.site import build_site
 from reportgen.stats import mean_ci
 from reportgen.study import Study, VariantResults
 from tests.browser import _session, _wait, find_browser
+from tests.synthetic import stored
 from tests.test_site import make_project, vendored  # noqa: F401 - the session fixture: MathJax and ECharts
 
 CURVES = ("train_loss", "val_loss", "train_acc", "val_acc")
@@ -41,8 +42,8 @@ def fake_run(seed: int, variant: int) -> SimpleNamespace:
     """A run as curves/stats read it: a seed, a per-epoch history and a test accuracy, all distinct numbers."""
     rng = np.random.default_rng(100 * variant + seed)
     epochs = [{key: float(rng.uniform(0.05, 0.95)) for key in CURVES} for _ in range(EPOCHS)]
-    return SimpleNamespace(seed=seed, history={"epochs": epochs}, metrics={"test_acc": float(rng.uniform(0.8, 0.9))},
-                           record={})
+    history, metrics, record = stored(epochs, test_acc=float(rng.uniform(0.8, 0.9)))
+    return SimpleNamespace(seed=seed, history=history, metrics=metrics, record=record)
 
 
 def fake_study() -> Study:
@@ -89,7 +90,7 @@ def test_curves_chart_carries_every_seeds_value_at_every_epoch(tmp_path):
             scale = 100 if panel else 1
             assert line["seeds"] == SEEDS and line["x"] == list(range(1, EPOCHS + 1))
             assert line["dashed"] == (curve == "validation")
-            expected = [[scale * row[key] for row in run.history["epochs"]] for run in variant.runs]
+            expected = [[scale * getattr(row, key) for row in run.history.epochs] for run in variant.runs]
             np.testing.assert_allclose(line["values"], expected, rtol=1e-5)
             np.testing.assert_allclose(line["mean"], np.mean(expected, axis=0), rtol=1e-5)
             np.testing.assert_allclose(line["low"], np.min(expected, axis=0), rtol=1e-5)  # the band
@@ -139,13 +140,13 @@ def test_shift_curve_chart_is_the_first_seeds_binned_grid(tmp_path, monkeypatch)
 
 def test_results_chart_holds_each_seeds_test_accuracy_and_the_tables_interval():
     study = fake_study()
-    rows = [SimpleNamespace(name=v.name, label=v.label, acc=mean_ci([100 * r.metrics["test_acc"] for r in v.runs]))
+    rows = [SimpleNamespace(name=v.name, label=v.label, acc=mean_ci([100 * r.metrics.test_acc for r in v.runs]))
             for v in study.available]
     chart = results_chart(study, SimpleNamespace(rows=rows, confidence_pct=95))
     assert chart.figure is None and chart.data["kind"] == "intervals"
     for v, row, shown in zip(study.available, rows, chart.data["rows"]):
         assert shown["variant"] == v.label and shown["seeds"] == SEEDS
-        assert shown["values"] == pytest.approx([100 * r.metrics["test_acc"] for r in v.runs], rel=1e-5)
+        assert shown["values"] == pytest.approx([100 * r.metrics.test_acc for r in v.runs], rel=1e-5)
         for key in ("mean", "low", "high", "std"):
             assert shown[key] == pytest.approx(getattr(row.acc, key), rel=1e-5)
     # without a figure the container waits hidden: the results table is what shows without JavaScript
@@ -193,7 +194,7 @@ def chart_site(tmp_path_factory, vendored):  # noqa: F811 - the imported fixture
     study = fake_study()
     posts = root / "docs" / "blog" / "posts"
     result = curves.compute(study, writer(posts / "charts"))
-    rows = [SimpleNamespace(name=v.name, label=v.label, acc=mean_ci([100 * r.metrics["test_acc"] for r in v.runs]))
+    rows = [SimpleNamespace(name=v.name, label=v.label, acc=mean_ci([100 * r.metrics.test_acc for r in v.runs]))
             for v in study.available]
     intervals = results_chart(study, SimpleNamespace(rows=rows, confidence_pct=95))
     (posts / "charts.md").write_text(POST.format(results=intervals.markdown(), curves=result.chart.markdown()),
@@ -250,7 +251,7 @@ def test_curves_chart_in_a_browser_under_a_sub_path(chart_site):
         assert tip is not None, "no tooltip shown"
         runs = study.available[1].runs
         for run in runs:
-            assert f"seed {run.seed}: {100 * run.history['epochs'][epoch]['val_acc']:.2f}%" in tip, tip
+            assert f"seed {run.seed}: {100 * run.history.epochs[epoch].val_acc:.2f}%" in tip, tip
         assert LABELS[1] in tip and LABELS[0] not in tip  # the hidden variant is not listed
 
         # in print the PNG comes back and the canvas goes

@@ -21,6 +21,7 @@ from reportgen.summary import summary
 from reportgen.store import Store
 from reportgen.study import Study, VariantResults
 from reportgen.train import RunOutput, run_files
+from tests.synthetic import stored
 
 CAVEAT = "still learning, so longer training may change this."
 
@@ -44,16 +45,20 @@ def with_gain(points: float, best_is_last: bool, epochs: int = 6) -> list[float]
 
 
 def history(val_accs: list[float]) -> dict:
-    return {"epochs": [{"epoch": e, "train_acc": v + 0.02, "val_acc": v} for e, v in enumerate(val_accs, 1)]}
+    return {"epochs": [{"epoch": e, "train_loss": 1 - v, "train_acc": v + 0.02, "val_acc": v}
+                       for e, v in enumerate(val_accs, 1)]}
+
+
+def typed_epochs(val_accs: list[float]):
+    return stored(history(val_accs)["epochs"])[0].epochs
 
 
 class FakeRun:
     """What the statistics read of a stored run (a run stored before convergence was measured has no more)."""
     def __init__(self, seed: int, test_acc: float, val_accs: list[float]):
         self.config = {"seed": seed}
-        self.history = history(val_accs)
-        self.metrics = {"test_acc": test_acc, "parameters": 10, "best_epoch": len(val_accs)}
-        self.record = {"wall_seconds": 1.0}
+        self.history, self.metrics, self.record = stored(history(val_accs)["epochs"], test_acc=test_acc,
+                                                         parameters=10, best_epoch=len(val_accs))
 
     @property
     def seed(self) -> int:
@@ -73,24 +78,24 @@ def study(*variants: VariantResults) -> Study:
 
 # ---- one run -------------------------------------------------------------------------------------------------
 def test_a_flat_history_has_no_gain_and_its_best_epoch_is_not_the_last():
-    c = run_convergence(history(flat())["epochs"])
+    c = run_convergence(typed_epochs(flat()))
     assert c.gain == pytest.approx(0.0) and c.window == W
     assert c.best_epoch == 3 and not c.best_is_last  # ties keep the earlier epoch, as training does
 
 
 def test_a_rising_history_gains_over_the_last_window():
-    c = run_convergence(history(rising(per_epoch=0.004))["epochs"])
+    c = run_convergence(typed_epochs(rising(per_epoch=0.004)))
     assert c.gain == pytest.approx(W * 0.4) and c.best_is_last and c.best_epoch == 6
 
 
 def test_the_best_epoch_is_the_last_even_when_the_gain_is_tiny():
-    c = run_convergence(history([0.88, 0.879, 0.878, 0.8801])["epochs"])
+    c = run_convergence(typed_epochs([0.88, 0.879, 0.878, 0.8801]))
     assert c.best_is_last and c.gain == pytest.approx(0.01)
 
 
 @pytest.mark.parametrize("epochs,window", [(2, 1), (3, 2), (4, 3), (10, 3)])
 def test_a_short_run_measures_over_all_its_epochs_after_the_first(epochs, window):
-    c = run_convergence(history(rising(per_epoch=0.01, epochs=epochs))["epochs"])
+    c = run_convergence(typed_epochs(rising(per_epoch=0.01, epochs=epochs)))
     assert c.window == min(W, epochs - 1) == window and c.gain == pytest.approx(window * 1.0)
 
 

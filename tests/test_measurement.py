@@ -25,7 +25,7 @@ from reportgen.summary import summary
 from reportgen.store import Store
 from reportgen.study import Study, VariantResults, collect
 from reportgen.train import evaluate, execute, plan_runs
-from tests.synthetic import write_idx_dataset
+from tests.synthetic import stored, write_idx_dataset
 
 STUDY = {
     "id": "measured", "title": "Measured", "dataset": "fashion-mnist", "model": {"name": "lenet"},
@@ -81,13 +81,13 @@ def test_eval_mode_training_accuracy_is_the_stored_weights_on_the_training_image
             assert measured["n"] == len(labels) == 300
             assert torch.equal(images, splits.train_images[:300]) and torch.equal(labels, splits.train_labels[:300])
             model = run.load_model()
-            norm = Normalization(**run.metrics["normalization"])
+            norm = Normalization(**run.metrics.normalization.model_dump())
             _, direct, _ = evaluate(model, images, labels, norm, torch.device("cpu"))
             assert measured["acc"] == direct
             assert train_accuracy_eval(run, limit=50)["n"] == 50
     # with dropout, the running figure (dropout on, weights moving) is not what the stored weights score
     dropout_run = study.variant("dropout").runs[0]
-    running = dropout_run.history["epochs"][dropout_run.metrics["best_epoch"] - 1]["train_acc"]
+    running = dropout_run.history.epochs[dropout_run.metrics.best_epoch - 1].train_acc
     assert train_accuracy_eval(dropout_run)["acc"] != running
 
 
@@ -98,7 +98,7 @@ def test_the_gap_and_its_verdict_use_the_eval_mode_accuracy(trained):
     gaps = {}
     for v, row in zip(study.available, s.rows):
         for run in v.runs:
-            val = run.history["epochs"][run.metrics["best_epoch"] - 1]["val_acc"]
+            val = run.history.epochs[run.metrics.best_epoch - 1].val_acc
             gaps[(v.name, run.seed)] = 100 * (train_accuracy_eval(run)["acc"] - val)
         assert row.gap.mean == pytest.approx(np.mean([gaps[(v.name, r.seed)] for r in v.runs]))
         assert row.train_acc_eval.mean == pytest.approx(
@@ -144,10 +144,8 @@ class FakeRun:
         for e, loss in zip(epochs, val_loss or []):
             e["val_loss"] = loss
         self.config = {"seed": seed, "train_limit": train_limit}
-        self.history = {"epochs": epochs}
-        self.metrics = {"test_acc": test_acc, "parameters": 10, "best_epoch": val_acc.index(max(val_acc)) + 1,
-                        "test_size": test_size}
-        self.record = {"wall_seconds": 1.0}
+        self.history, self.metrics, self.record = stored(
+            epochs, test_acc=test_acc, parameters=10, best_epoch=val_acc.index(max(val_acc)) + 1, test_size=test_size)
 
     @property
     def seed(self) -> int:
@@ -174,8 +172,8 @@ def study(*variants: VariantResults) -> Study:
 
 def test_the_checkpoint_sentence_names_each_seeds_epoch():
     base = variant("base", [0.80, 0.81, 0.82], val_loss=FALLING_LOSS)
-    base.runs[1].history["epochs"][4]["val_acc"] = 0.9     # seed 1's best validation accuracy: epoch 5
-    base.runs[1].metrics["best_epoch"] = 5
+    base.runs[1].history.epochs[4].val_acc = 0.9     # seed 1's best validation accuracy: epoch 5
+    base.runs[1].metrics.best_epoch = 5
     s = summary(study(base))
     assert s.rows[0].checkpoint.epochs == [8, 5, 8]
     text = render("_results.md.j2", s)
@@ -203,9 +201,9 @@ def test_the_disagreement_table_appears_only_when_validation_loss_rises_after_it
     ([1.0, 0.8, 0.7, 0.65, 0.62, 0.60, 0.5, 0.6], False),         # 20% up, but one epoch from the checkpoint
 ])
 def test_loss_and_accuracy_disagree_only_when_far_apart_and_clearly_higher(losses, disagree):
-    epochs = [{"val_loss": v} for v in losses]
+    epochs = stored([{"val_loss": v} for v in losses])[0].epochs
     assert loss_agreement(epochs, checkpoint=8).disagree is disagree
-    assert loss_agreement([{"val_acc": 0.5}], checkpoint=1) is None
+    assert loss_agreement(stored([{"val_acc": 0.5}])[0].epochs, checkpoint=1) is None
 
 
 def test_variants_on_other_data_get_welchs_unpaired_interval_and_say_so():

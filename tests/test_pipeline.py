@@ -286,6 +286,6 @@ def test_render_writes_post_with_numbers_from_results(trained):
     result = invoke("render", "--profile", "smoke")
     assert result.exit_code == 0, result.output
     post = (project / "docs" / "blog" / "posts" / "dropout.md").read_text()
-    acc = Store(project / "results").load("dropout", "dropout", 0).metrics["test_acc"] * 100
+    acc = Store(project / "results").load("dropout", "dropout", 0).metrics.test_acc * 100
     assert f"{acc:.2f}" in post
     assert (project / "docs" / "blog" / "posts" / "dropout" / "curves.png").stat().st_size > 1000

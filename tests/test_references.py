@@ -16,11 +16,13 @@ from reportgen.analyses import AnalysisError
 from reportgen.analyses import references as refs
 from reportgen.markdown import package_environment
 from reportgen.study import Study, VariantResults
+from tests.synthetic import stored
 
 
 def _run(model: str, seed: int, acc: float, epochs: int = 3) -> SimpleNamespace:
-    return SimpleNamespace(seed=seed, config={"model": {"name": model, "options": {}}}, metrics={"test_acc": acc},
-                           history={"epochs": [{"epoch": e} for e in range(1, epochs + 1)]})
+    history, metrics, _ = stored([{"epoch": e} for e in range(1, epochs + 1)], test_acc=acc)
+    return SimpleNamespace(seed=seed, config={"model": {"name": model, "options": {}}}, metrics=metrics,
+                           history=history)
 
 
 def _variant(name: str, dataset: str, model: str, accs: list[float]) -> VariantResults:

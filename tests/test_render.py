@@ -36,6 +36,7 @@ from reportgen.store import Store
 from reportgen.study import RenderError, Study, VariantResults, collect
 from reportgen.train import RunOutput, run_files
 from tests.conftest import ROOT, invoke, run_main
+from tests.synthetic import stored
 
 MINUS = "\u2212"
 
@@ -83,9 +84,8 @@ def fake_runs(accs: list[float], name: str = "v", dataset: str = "fashion-mnist"
     class FakeRun:
         def __init__(self, seed, acc):
             self.config = {"seed": seed}
-            self.metrics = {"test_acc": acc, "parameters": 10, "best_epoch": 1}
-            self.history = {"epochs": [{"train_acc": acc + 0.03, "val_acc": acc}]}
-            self.record = {"wall_seconds": 1.0}
+            self.history, self.metrics, self.record = stored([{"train_acc": acc + 0.03, "val_acc": acc}],
+                                                             test_acc=acc, parameters=10, best_epoch=1)
 
         @property
         def seed(self):
@@ -640,7 +640,7 @@ def test_unavailable_optional_dataset_is_left_out_with_a_visible_note(project):
     assert '!!! warning "Left out of this run: KMNIST"' in post and "reportgen data fetch kmnist" in post
     assert "could not provision KMNIST" not in post and str(project) not in post
     assert "| KMNIST (left out) |" in post
-    acc = Store(project / "results").load("sets", "fashion", 0).metrics["test_acc"] * 100
+    acc = Store(project / "results").load("sets", "fashion", 0).metrics.test_acc * 100
     assert f"| Fashion-MNIST | {acc:.2f} |" in post
     assert "KMNIST |" not in post.split("## Results")[1].split("## Reproduce")[0]
     home = (project / "docs" / "index.md").read_text()

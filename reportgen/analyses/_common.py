@@ -74,7 +74,7 @@ def run_test_set(run: Run) -> tuple[torch.Tensor, torch.Tensor]:
     """The exact test images (uint8 [N, 28, 28]) and labels the run was evaluated on: the official test set in its
     order, truncated to the run's size; checked against the run's dataset checksum and stored labels."""
     splits = dataset_splits(run.config["dataset"])
-    recorded = run.record.get("dataset_sha256")
+    recorded = run.record.dataset_sha256
     if recorded and recorded != splits.checksum:
         raise AnalysisError(f"{run.path}: trained on other {run.config['dataset']} files (sha256 {recorded[:12]}..., "
                             f"now {splits.checksum[:12]}...); rerun `reportgen run --force` for this study")
@@ -88,7 +88,7 @@ def run_test_set(run: Run) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def normalization(run: Run) -> Normalization:
-    return Normalization(**run.metrics["normalization"])
+    return Normalization(mean=run.metrics.normalization.mean, std=run.metrics.normalization.std)
 
 
 def weights_digest(run: Run) -> str:
@@ -106,7 +106,7 @@ def analysis_device(run: Run) -> torch.device:
     """Where the heavy passes (shift grid, activation statistics) run: the CPU, or CUDA for a run that was trained
     on CUDA when CUDA is available here, so the unshifted pass repeats the run's own evaluation on the same kind
     of device."""
-    if str(run.record.get("device", "")).startswith("cuda") and torch.cuda.is_available():
+    if run.record.device.startswith("cuda") and torch.cuda.is_available():
         return torch.device("cuda")
     return torch.device("cpu")
 
@@ -131,7 +131,7 @@ def cached_arrays(run: Run, analysis: str, params: dict[str, Any],
 
     The hash covers the parameters, the exact weights (their SHA-256) and CACHE_VERSION, so retrained weights or a
     changed computation never reuse stale numbers. Written atomically; read with ``allow_pickle=False``."""
-    key = run.record.get("cache_key") or _digest(str(run.path))
+    key = run.record.cache_key or _digest(str(run.path))
     full = {"analysis": analysis, "version": ANALYSIS_CACHE_VERSION, "weights": weights_digest(run), **params}
     path = cache_root() / "analysis" / key / f"{analysis}-{_digest(full)}.npz"
     if path.exists():

@@ -119,13 +119,13 @@ def shift_grid_of(run: Run, radius: int = SHIFT_RADIUS, study: Study | None = No
     zero, wrap = arrays["zero"] / n, arrays["wrap"] / n
     center = int(arrays["zero"][radius, radius])
     if n == full:
-        expected_correct, exact = round(run.metrics["test_acc"] * n), center / n == run.metrics["test_acc"]
+        expected_correct, exact = round(run.metrics.test_acc * n), center / n == run.metrics.test_acc
     else:
         stored_labels, probs = run.predictions()
         expected_correct = int((probs[:n].argmax(1) == stored_labels[:n]).sum())
         exact = center == expected_correct
     delta = center - expected_correct
-    same_device = str(run.record.get("device", "cpu")).split()[0] == device.type and n == full
+    same_device = (run.record.device or "cpu").split()[0] == device.type and n == full
     if not exact and (same_device or abs(delta) > max(1, n // 1000)):
         raise AnalysisError(f"{run.path}: the unshifted cell of the shift grid gives accuracy {center / n:.4f} "
                             f"({center} of {n}) but the run's own evaluation gives {expected_correct} of {n}; the "

@@ -29,7 +29,7 @@ def train_eval_images(run: Run, limit: int = TRAIN_EVAL_IMAGES) -> tuple[torch.T
     after the validation hold-out, truncated to the run's ``train_limit``; checked against the run's dataset
     checksum."""
     splits = dataset_splits(run.config["dataset"])
-    recorded = run.record.get("dataset_sha256")
+    recorded = run.record.dataset_sha256
     if recorded and recorded != splits.checksum:
         raise AnalysisError(f"{run.path}: trained on other {run.config['dataset']} files (sha256 {recorded[:12]}..., "
                             f"now {splits.checksum[:12]}...); rerun `reportgen run --force` for this study")

@@ -132,7 +132,7 @@ def compute(study: Study, figures: FigureWriter) -> ActivationStatsResult:
         relus = [row for row in layers if row.is_relu]
         if relus:
             relu_series[v.label] = [(row.name, row.zero_pct) for row in relus]
-        rows.append(VariantActivations(**variant_head(v, run), images=int(run.metrics["test_size"]), layers=layers,
+        rows.append(VariantActivations(**variant_head(v, run), images=int(run.metrics.test_size), layers=layers,
                                        relu=relus))
     fig = draw_zero_fractions(figures, relu_series, name="activation-zeros",
                               title="Share of zeros after each ReLU over the test set") if relu_series else None

@@ -61,7 +61,7 @@ def compute(study: Study, figures: FigureWriter) -> CurvesResult:
     series, rows, seeds = {}, [], {}
     for v in study.available:
         seeds[v.label] = [r.seed for r in v.runs]
-        per_seed = {key: np.array([[row[key] for row in r.history["epochs"]] for r in v.runs])
+        per_seed = {key: np.array([[getattr(row, key) for row in r.history.epochs] for r in v.runs])
                     for key in ("train_loss", "val_loss", "train_acc", "val_acc")}
         series[v.label] = per_seed
         rows.append(VariantCurves(name=v.name, label=v.label, dataset=v.dataset, seeds=v.seeds,

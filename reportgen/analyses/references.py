@@ -149,7 +149,7 @@ def compute(study: Study, figures: FigureWriter) -> ReferencesResult:
                 dataset=v.dataset, family=family, family_title=FAMILY_TITLES[family],
                 references=[reference_row(r) for r in matching(references, v.dataset, family)])
         group.ours.append(OurVariant(name=v.name, label=v.label, model=model, seeds=v.seeds,
-                                     epochs=len(v.runs[0].history["epochs"]),
+                                     epochs=len(v.runs[0].history.epochs),
                                      acc=mean_ci([test_accuracy(r) for r in v.runs])))
     return ReferencesResult(groups=list(groups.values()), confidence_pct=round(100 * CONFIDENCE),
                             file="reportgen/references.yaml")

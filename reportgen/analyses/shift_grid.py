@@ -83,7 +83,7 @@ def compute(study: Study, figures: FigureWriter) -> ShiftGridResult:
                 for dx in range(-radius, radius + 1)]
         rows.append(VariantShiftGrid(
             **variant_head(v, run), zero=zero.tolist(), wrap=wrap.tolist(), figure=fig,
-            center_pct=float(zero[radius, radius]), test_acc_pct=pct(run.metrics["test_acc"]),
+            center_pct=float(zero[radius, radius]), test_acc_pct=pct(run.metrics.test_acc),
             center_matches=g["center_delta_images"] == 0, test_size=g["n"], full_test_size=g["full"],
             subset=g["n"] < g["full"], device=g["device"],
             mean_zero_pct=float(zero.mean()), mean_wrap_pct=float(wrap.mean()),
