@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .run_schema import TrainingConfig
+from .run_schema import AugmentConfig, TrainingConfig
 from .schema import DEFAULT_PROFILES, StudyConfig, VariantConfig
 from .settings import DATASET_TITLES, PARAMETER_TOLERANCE
 
@@ -68,7 +68,7 @@ def baseline_of(exp: StudyConfig) -> VariantConfig | None:
 def _training_text(field: str, value: Any) -> str:
     if field == "augment":
         from .context import describe_augment
-        return describe_augment(value)
+        return describe_augment(AugmentConfig.model_validate(value) if value else None)
     return "none" if value is None else str(value)
 
 

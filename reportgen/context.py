@@ -2,82 +2,89 @@
 the reproduce box (command, seeds, epochs, device, versions, wall time, commit). Plain data for the templates."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from .settings import DATASET_TITLES, DATASET_TRAIN_SIZE, IMAGE_SIZE, VAL_SIZE
-from .schema import StudyConfig
+from .schema import AugmentConfig, StudyConfig, TrainingConfig
 from .study import Study
 from .zoo import describe_model
 
 
-def reproducibility(study: Study, profile: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Reproduction:
+    """The reproduce box: the command, and what the runs were made with (``runs`` 0: nothing is trained)."""
+    command: str
+    profile: str
+    runs: int
+    seeds: list[int]
+    epochs: list[int]
+    devices: list[str]
+    versions: dict[str, str]
+    wall_seconds: float
+    commits: list[str]
+    train_sizes: list[int]
+
+
+def reproducibility(study: Study, profile: str) -> Reproduction:
     """What a reader needs to rerun the study: command, seeds, epochs, device, versions, wall time, commit."""
     runs = [r for v in study.available for r in v.runs]
     if not runs:  # an illustration (trains: false), or every variant unavailable: what rendering used
         from .train import git_commit, versions
-        return {
-            "command": f"reportgen render {study.id} --profile {profile}", "profile": profile, "runs": 0,
-            "seeds": [], "epochs": [], "devices": ["cpu (rendering only; nothing is trained)"],
-            "versions": versions(), "wall_seconds": 0.0, "commits": [git_commit() or "not a git checkout"],
-            "train_sizes": [],
-        }
+        return Reproduction(
+            command=f"reportgen render {study.id} --profile {profile}", profile=profile, runs=0, seeds=[], epochs=[],
+            devices=["cpu (rendering only; nothing is trained)"], versions=versions(), wall_seconds=0.0,
+            commits=[git_commit() or "not a git checkout"], train_sizes=[])
     records = [r.record for r in runs]
-    commits = sorted({rec.git_commit or "not a git checkout" for rec in records})
-    return {
-        "command": f"reportgen run {study.id} --profile {profile} && reportgen build --profile {profile}",
-        "profile": profile, "runs": len(runs),
-        "seeds": sorted({r.seed for r in runs}),
-        "epochs": sorted({len(r.history.epochs) for r in runs}),
-        "devices": sorted({rec.device for rec in records}),
-        "versions": records[0].versions,
-        "wall_seconds": sum(rec.wall_seconds for rec in records),
-        "commits": commits,
-        "train_sizes": sorted({rec.train_size for rec in records if rec.train_size}),
-    }
+    return Reproduction(
+        command=f"reportgen run {study.id} --profile {profile} && reportgen build --profile {profile}",
+        profile=profile, runs=len(runs), seeds=sorted({r.seed for r in runs}),
+        epochs=sorted({len(r.history.epochs) for r in runs}), devices=sorted({rec.device for rec in records}),
+        versions=records[0].versions, wall_seconds=sum(rec.wall_seconds for rec in records),
+        commits=sorted({rec.git_commit or "not a git checkout" for rec in records}),
+        train_sizes=sorted({rec.train_size for rec in records if rec.train_size}))
 
 
 # ---- what each variant is ----------------------------------------------------------------------------------
-def describe_training(training: dict[str, Any], epochs: bool = True) -> str:
-    """One line for a resolved training config (what the setup table says); without the number of epochs when
+def describe_training(training: TrainingConfig, epochs: bool = True) -> str:
+    """One line for a run's training config (what the setup table says); without the number of epochs when
     ``epochs`` is false (the setup table then gives them in a column of their own)."""
-    parts = [f"{training['optimizer'].upper() if training['optimizer'] == 'sgd' else 'Adam'}, "
-             f"learning rate {training['lr']:g}"]
-    if training["optimizer"] == "sgd" and training["momentum"]:
-        parts.append(f"momentum {training['momentum']:g}")
-    if training["weight_decay"]:
-        parts.append(f"weight decay {training['weight_decay']:g}")
-    parts.append(f"batch size {training['batch_size']}")
+    t = training
+    parts = [f"{'SGD' if t.optimizer == 'sgd' else 'Adam'}, learning rate {t.lr:g}"]
+    if t.optimizer == "sgd" and t.momentum:
+        parts.append(f"momentum {t.momentum:g}")
+    if t.weight_decay:
+        parts.append(f"weight decay {t.weight_decay:g}")
+    parts.append(f"batch size {t.batch_size}")
     if epochs:
-        parts.append(f"{training['epochs']} epoch{'s' if training['epochs'] != 1 else ''}")
-    schedule = training.get("schedule", "none")
-    if schedule == "step":
-        parts.append(f"learning rate × {training['gamma']:g} every {training['step_size']} epochs")
-    elif schedule == "cosine":
+        parts.append(f"{t.epochs} epoch{'s' if t.epochs != 1 else ''}")
+    if t.schedule == "step":
+        parts.append(f"learning rate × {t.gamma:g} every {t.step_size} epochs")
+    elif t.schedule == "cosine":
         parts.append("cosine learning-rate schedule")
-    elif schedule == "onecycle":
-        parts.append(f"one-cycle schedule per batch (peak at the learning rate after "
-                     f"{100 * training.get('pct_start', 0.3):g}% of the steps)")
-    elif schedule == "warmup_cosine":
-        warmup = training.get("warmup_epochs", 1)
-        parts.append(f"{warmup:g} epoch{'s' if warmup != 1 else ''} of linear warmup, then a cosine decay per batch")
-    if training.get("label_smoothing"):
-        parts.append(f"label smoothing {training['label_smoothing']:g}")
+    elif t.schedule == "onecycle":
+        parts.append(f"one-cycle schedule per batch (peak at the learning rate after {100 * t.pct_start:g}% of the "
+                     "steps)")
+    elif t.schedule == "warmup_cosine":
+        parts.append(f"{t.warmup_epochs:g} epoch{'s' if t.warmup_epochs != 1 else ''} of linear warmup, then a cosine "
+                     "decay per batch")
+    if t.label_smoothing:
+        parts.append(f"label smoothing {t.label_smoothing:g}")
     return ", ".join(parts)
 
 
-def describe_augment(augment: dict[str, Any] | None) -> str:
-    if not augment:
+def describe_augment(augment: AugmentConfig | None) -> str:
+    if augment is None:
         return "none"
     parts = []
-    if augment.get("rotation"):
-        parts.append(f"rotation ±{augment['rotation']:g}°")
-    if augment.get("translate"):
-        parts.append(f"shift ±{100 * augment['translate']:g}% of the image")
-    scale = augment.get("scale") or (1.0, 1.0)
-    if tuple(scale) != (1.0, 1.0):
-        parts.append(f"scale {scale[0]:g}–{scale[1]:g}")
-    if augment.get("shear"):
-        parts.append(f"shear ±{augment['shear']:g}°")
+    if augment.rotation:
+        parts.append(f"rotation ±{augment.rotation:g}°")
+    if augment.translate:
+        parts.append(f"shift ±{100 * augment.translate:g}% of the image")
+    if tuple(augment.scale) != (1.0, 1.0):
+        parts.append(f"scale {augment.scale[0]:g}–{augment.scale[1]:g}")
+    if augment.shear:
+        parts.append(f"shear ±{augment.shear:g}°")
     return ", ".join(parts) or "none"
 
 
@@ -89,14 +96,15 @@ def setup(exp: StudyConfig, study: Study, profile: str) -> dict[str, Any]:
     for v, result in zip(exp.variants, study.variants):
         config = exp.resolve(v, prof["seeds"][0], profile)
         model = describe_model(config["model"])
-        epochs = config["training"]["epochs"]
+        training = exp.variant_training(v, exp.variant_epochs(v, profile), profile)  # what config["training"] is
+        epochs = training.epochs
         rows.append({
             "name": v.name, "label": result.label, "description": v.description, "optional": v.optional,
             "dataset": config["dataset"], "dataset_name": DATASET_TITLES.get(config["dataset"], config["dataset"]),
             "model": model, "parameters": model["parameters"], "epochs": epochs,
-            "training": describe_training(config["training"], epochs=False),
-            "augment": describe_augment(config["training"].get("augment")),
-            "max_shift": (config["training"].get("augment") or {}).get("translate", 0.0) * IMAGE_SIZE,
+            "training": describe_training(training, epochs=False),
+            "augment": describe_augment(training.augment),
+            "max_shift": (training.augment.translate if training.augment else 0.0) * IMAGE_SIZE,
             "unavailable": result.unavailable,
         })
     trainings = {r["training"] for r in rows}
