@@ -16,12 +16,15 @@ The study's own prose adds its sentences around ``shows()`` (:mod:`reportgen.pro
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .confounds import Difference
 from .markdown import signed_number
 from .schema import StudyConfig
 from .summary import Summary, Unavailable, VariantRow
+
+if TYPE_CHECKING:  # the setup describes models: it imports torch
+    from .context import Setup
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,7 @@ class Closing:
     baseline_label: str | None = None
 
 
-def closing(exp: StudyConfig, stats: Summary, facts: dict[str, Any], differences: list[Difference],
+def closing(exp: StudyConfig, stats: Summary, facts: Setup, differences: list[Difference],
             findings: list[str], placed: list[str]) -> Closing:
     """The closing section of a post. ``placed``: the blocks the post shows (prose names, e.g. "gap"), so the
     section repeats only verdicts the reader has seen with their tables."""
@@ -103,11 +106,11 @@ def closing(exp: StudyConfig, stats: Summary, facts: dict[str, Any], differences
         declared=_declared([d for d in compared if d.intended]),
         datasets=list(dict.fromkeys(row.dataset_name for row in rows)),
         n_seeds=stats.n_seeds, single_seed=stats.single_seed,
-        test_sizes=facts["test_sizes"], train_limit=facts["train_limit"], train_total=facts["train_total"],
+        test_sizes=facts.test_sizes, train_limit=facts.train_limit, train_total=facts.train_total,
         test_set_half=max((r.test_set.half for r in rows if r.test_set), default=None),
         loss_disagrees=[Note(r.label, runs=r.checkpoint.disagree, n=r.checkpoint.n)
                         for r in rows if r.checkpoint.disagree],
-        epochs=sorted({r.epochs for r in rows}), eval_limit=facts["eval_limit"],
+        epochs=sorted({r.epochs for r in rows}), eval_limit=facts.eval_limit,
         unavailable=stats.unavailable, baseline_missing=stats.baseline_missing,
         baseline_label=stats.baseline_label)
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .settings import DATASET_TITLES, DATASET_TRAIN_SIZE, IMAGE_SIZE, VAL_SIZE
-from .schema import AugmentConfig, StudyConfig, TrainingConfig
-from .study import Study
+from .schema import AugmentConfig, StudyConfig, TrainingConfig, VariantConfig
+from .study import Study, VariantResults
 from .zoo import describe_model
 
 
@@ -88,42 +88,85 @@ def describe_augment(augment: AugmentConfig | None) -> str:
     return ", ".join(parts) or "none"
 
 
-def setup(exp: StudyConfig, study: Study, profile: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class VariantSetup:
+    """One variant as the setup table states it: its model (:func:`reportgen.zoo.describe_model`), training line
+    and augmentation in words, the largest shift its augmentation applies (pixels), and why it was left out."""
+    name: str
+    label: str
+    description: str
+    optional: bool
+    dataset: str
+    dataset_name: str
+    model: dict[str, Any]
+    parameters: int
+    epochs: int
+    training: str
+    augment: str
+    max_shift: float
+    unavailable: str | None
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What a profile trains: its seeds, epochs and training images (None: all)."""
+    seeds: list[int]
+    epochs: int
+    train_limit: int | None
+
+
+@dataclass(frozen=True)
+class Setup:
+    """The setup of a post: every variant, and the profile's data budget. ``training`` is the one training line
+    when every variant shares it (None: a column per variant); ``epochs`` the one number of epochs (else the
+    profile's, and ``epochs_vary``); ``full`` what the full profile trains."""
+    variants: list[VariantSetup]
+    training: str | None
+    epochs_vary: bool
+    augmented: bool
+    datasets: list[str]
+    seeds: list[int]
+    epochs: int
+    train_limit: int | None
+    eval_limit: int | None
+    train_total: int
+    val_size: int
+    test_sizes: list[int]
+    full: Budget
+
+
+def _variant_setup(exp: StudyConfig, v: VariantConfig, result: VariantResults, seed: int,
+                   profile: str) -> VariantSetup:
+    config = exp.resolve(v, seed, profile)
+    model = describe_model(config["model"])
+    training = exp.variant_training(v, exp.variant_epochs(v, profile), profile)  # what config["training"] is
+    return VariantSetup(
+        name=v.name, label=result.label, description=v.description, optional=v.optional, dataset=config["dataset"],
+        dataset_name=DATASET_TITLES.get(config["dataset"], config["dataset"]), model=model,
+        parameters=model["parameters"], epochs=training.epochs, training=describe_training(training, epochs=False),
+        augment=describe_augment(training.augment),
+        max_shift=(training.augment.translate if training.augment else 0.0) * IMAGE_SIZE,
+        unavailable=result.unavailable)
+
+
+def setup(exp: StudyConfig, study: Study, profile: str) -> Setup:
     """Per-variant resolved model and training (seed 0 of the profile), and the profile's data budget."""
     prof = exp.profile(profile)
     full = exp.profile("full")
-    rows = []
-    for v, result in zip(exp.variants, study.variants):
-        config = exp.resolve(v, prof["seeds"][0], profile)
-        model = describe_model(config["model"])
-        training = exp.variant_training(v, exp.variant_epochs(v, profile), profile)  # what config["training"] is
-        epochs = training.epochs
-        rows.append({
-            "name": v.name, "label": result.label, "description": v.description, "optional": v.optional,
-            "dataset": config["dataset"], "dataset_name": DATASET_TITLES.get(config["dataset"], config["dataset"]),
-            "model": model, "parameters": model["parameters"], "epochs": epochs,
-            "training": describe_training(training, epochs=False),
-            "augment": describe_augment(training.augment),
-            "max_shift": (training.augment.translate if training.augment else 0.0) * IMAGE_SIZE,
-            "unavailable": result.unavailable,
-        })
-    trainings = {r["training"] for r in rows}
-    epochs = sorted({r["epochs"] for r in rows})
+    rows = [_variant_setup(exp, v, result, prof["seeds"][0], profile)
+            for v, result in zip(exp.variants, study.variants)]
+    trainings = {r.training for r in rows}
+    epochs = sorted({r.epochs for r in rows})
     first = next((r for v in study.available for r in v.runs), None)
     val_size = first.config["val_size"] if first else VAL_SIZE
-    train_total = DATASET_TRAIN_SIZE - val_size
-    test_sizes = sorted({r.metrics.test_size for v in study.available for r in v.runs})
-    return {
+    return Setup(
         # one training line for all variants when they share it; the epochs join it when they share those too,
         # else they are a column of their own (a variant may train longer to converge)
-        "variants": rows, "training": rows[0]["training"] if len(trainings) == 1 and rows else None,
-        "epochs_vary": len(epochs) > 1,
-        "augmented": any(r["augment"] != "none" for r in rows),
-        "datasets": list(dict.fromkeys(r["dataset_name"] + (" (left out)" if r["unavailable"] else "") for r in rows)),
-        "seeds": prof["seeds"], "epochs": epochs[0] if len(epochs) == 1 else prof["epochs"],
-        "train_limit": prof["train_limit"],
-        "eval_limit": prof["eval_limit"], "train_total": train_total,
-        "val_size": min(val_size, prof["eval_limit"]) if prof["eval_limit"] else val_size,
-        "test_sizes": test_sizes,
-        "full": {"seeds": full["seeds"], "epochs": full["epochs"], "train_limit": full["train_limit"]},
-    }
+        variants=rows, training=rows[0].training if len(trainings) == 1 and rows else None,
+        epochs_vary=len(epochs) > 1, augmented=any(r.augment != "none" for r in rows),
+        datasets=list(dict.fromkeys(r.dataset_name + (" (left out)" if r.unavailable else "") for r in rows)),
+        seeds=prof["seeds"], epochs=epochs[0] if len(epochs) == 1 else prof["epochs"],
+        train_limit=prof["train_limit"], eval_limit=prof["eval_limit"], train_total=DATASET_TRAIN_SIZE - val_size,
+        val_size=min(val_size, prof["eval_limit"]) if prof["eval_limit"] else val_size,
+        test_sizes=sorted({r.metrics.test_size for v in study.available for r in v.runs}),
+        full=Budget(seeds=full["seeds"], epochs=full["epochs"], train_limit=full["train_limit"]))

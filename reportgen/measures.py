@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import stats as scipy_stats
@@ -18,6 +18,9 @@ from .settings import (CONFIDENCE, CONVERGED_GAIN_POINTS, CONVERGENCE_WINDOW, VA
                        VAL_LOSS_RISE_FRACTION)
 from .store import Epoch, Run
 from .study import Study
+
+if TYPE_CHECKING:  # imported where measured: it needs torch
+    from .analyses._train_eval import TrainAccuracy
 
 
 @dataclass(frozen=True)
@@ -134,7 +137,7 @@ def checkpoint_gap(run: Run, train_acc: float | None = None) -> float:
     return 100 * ((c.train_acc if train_acc is None else train_acc) - c.val_acc)
 
 
-def eval_train_accuracy(study: Study) -> tuple[dict[int, dict[str, Any]], str | None]:
+def eval_train_accuracy(study: Study) -> tuple[dict[int, TrainAccuracy], str | None]:
     """The training accuracy of every run's stored checkpoint in eval mode, keyed by ``id(run)``
     (:func:`reportgen.analyses._train_eval.train_accuracy_eval`, cached), or ({}, why not) when it cannot be
     measured here: results without stored weights, or training images that are not provisioned."""

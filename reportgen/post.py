@@ -23,7 +23,7 @@ from markupsafe import Markup
 
 from . import __version__, analyses, conclusions, confounds, prose
 from .charts import results_chart
-from .context import reproducibility, setup
+from .context import Setup, VariantSetup, reproducibility, setup
 from .figures import FigureWriter
 from .markdown import markdown_text, package_environment
 from .config import StudyConfig
@@ -45,13 +45,13 @@ def post_link(declared: dict[str, str]):
     return link
 
 
-def models(facts: dict[str, Any]) -> list[dict[str, Any]]:
+def models(facts: Setup) -> list[dict[str, Any]]:
     """The distinct models of a study, each with the labels of the variants that use it, from the zoo
     descriptions that :func:`reportgen.context.setup` already made (``facts``): no model is built twice."""
     found: dict[str, dict[str, Any]] = {}
-    for row in facts["variants"]:
-        key = json.dumps([row["model"]["text"], row["model"]["layers"]], sort_keys=True, default=str)
-        found.setdefault(key, {**row["model"], "variants": []})["variants"].append(row["label"])
+    for row in facts.variants:
+        key = json.dumps([row.model["text"], row.model["layers"]], sort_keys=True, default=str)
+        found.setdefault(key, {**row.model, "variants": []})["variants"].append(row.label)
     return list(found.values())
 
 
@@ -59,19 +59,19 @@ def _measure(c: Comparison) -> prose.Measure:
     return prose.Measure.of(c, " points", verdict=c.verdict, train_change=c.train_change, val_change=c.val_change)
 
 
-def _variant(facts: dict[str, Any], row: VariantRow | None) -> prose.VariantFacts:
+def _variant(facts: VariantSetup, row: VariantRow | None) -> prose.VariantFacts:
     """What prose reads with ``variant("name")``: the setup's facts and, once it ran, its convergence and its
     training accuracy at the checkpoint, running (counted during training) and in eval mode (NaN: not measured)."""
     nan = float("nan")
     return prose.VariantFacts(
-        label=facts["label"], description=facts["description"], parameters=facts["parameters"],
-        dataset=facts["dataset"], max_shift=facts["max_shift"],
+        label=facts.label, description=facts.description, parameters=facts.parameters,
+        dataset=facts.dataset, max_shift=facts.max_shift,
         still_learning=bool(row and row.convergence.still_learning),
         train_acc_running=float(row.train_acc_running.mean) if row else nan,
         train_acc_eval=float(row.train_acc_eval.mean) if row and row.train_acc_eval else nan)
 
 
-def _blocks(exp: StudyConfig, stats: Summary | None, facts: dict[str, Any], sections: dict[str, Markup],
+def _blocks(exp: StudyConfig, stats: Summary | None, facts: Setup, sections: dict[str, Markup],
             render: Any, measured: dict[str, Any]) -> prose.Blocks:
     rows = {r.name: r for r in (stats.rows if stats else [])}
     return prose.Blocks(
@@ -82,7 +82,7 @@ def _blocks(exp: StudyConfig, stats: Summary | None, facts: dict[str, Any], sect
         accuracy={n: prose.Measure.of(r.acc, "%") for n, r in rows.items()},
         differences={n: _measure(r.diff) for n, r in rows.items() if r.diff},
         gap_differences={n: _measure(r.gap_diff) for n, r in rows.items() if r.gap_diff},
-        variants={v["name"]: _variant(v, rows.get(v["name"])) for v in facts["variants"]},
+        variants={v.name: _variant(v, rows.get(v.name)) for v in facts.variants},
         baseline=stats.baseline if stats else None,
         shows=prose.SHOWS_MARK if exp.trains and stats else Markup(""), measured=measured)
 

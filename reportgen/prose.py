@@ -17,7 +17,7 @@ from __future__ import annotations
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import jinja2
 from jinja2 import meta, nodes
@@ -25,6 +25,9 @@ from jinja2.sandbox import SecurityError
 from markupsafe import Markup
 
 from .config import ConfigError, StudyConfig
+
+if TYPE_CHECKING:  # the setup describes models: it imports torch
+    from .context import Setup
 from .markdown import interval, number, prose_environment, signed_number
 from .stats import Interval
 from .suggest import suggest
@@ -215,7 +218,7 @@ class Blocks:
         return Markup(text.strip("\n"))  # the prose's own blank lines set the spacing
 
 
-def context(blocks: Blocks, *, setup: dict[str, Any], profile: str, exp: StudyConfig,
+def context(blocks: Blocks, *, setup: Setup, profile: str, exp: StudyConfig,
             post: Callable[..., Markup]) -> dict[str, Any]:
     """The whole namespace of a prose template (:data:`NAMES`), bound to one post's blocks and numbers."""
     variant_names = list(blocks.variants)
@@ -307,7 +310,7 @@ def render(path: Path, namespace: dict[str, Any]) -> str:
         raise ProseError(f"{path}:{_line(exc, path)}: {exc}") from None
 
 
-def check(path: Path, exp: StudyConfig, setup: dict[str, Any], profile: str) -> None:
+def check(path: Path, exp: StudyConfig, setup: Setup, profile: str) -> None:
     """Render the prose once against placeholders (no results needed): every mistake surfaces here, before any
     training, as one ProseError line."""
     variants = {v.name: VariantFacts(label=v.label or v.name, description=v.description, parameters=0,

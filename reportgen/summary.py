@@ -4,7 +4,7 @@ comparison with the baseline (:mod:`reportgen.stats` computes each interval, dif
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from .measures import (Checkpoints, Convergence, TestSetInterval, binomial_interval, checkpoint, checkpoint_gap,
                        checkpoints, convergence, eval_train_accuracy)
@@ -14,6 +14,9 @@ from .stats import (GAP_WORDS, PAIRED, UNPAIRED, Comparison, Interval, differenc
                     test_accuracy)
 from .store import Run
 from .study import Study, VariantResults
+
+if TYPE_CHECKING:
+    from .analyses._train_eval import TrainAccuracy
 
 
 @dataclass
@@ -120,11 +123,11 @@ class Summary:
         return sorted({row.test_set.n for row in self.rows if row.test_set})
 
 
-def _row(v: VariantResults, eval_train: dict[int, dict[str, Any]], gap: Callable[[Run], float]) -> VariantRow:
+def _row(v: VariantResults, eval_train: dict[int, TrainAccuracy], gap: Callable[[Run], float]) -> VariantRow:
     """One variant's numbers (see :func:`summary`); ``gap`` is the gap the verdicts use."""
     marks = [checkpoint(r) for r in v.runs]
     running = [100 * c.train_acc for c in marks]
-    measured = [100 * eval_train[id(r)]["acc"] for r in v.runs] if eval_train else None
+    measured = [100 * eval_train[id(r)].acc for r in v.runs] if eval_train else None
     acc = mean_ci([test_accuracy(r) for r in v.runs])
     return VariantRow(
         name=v.name, label=v.label, dataset=v.dataset, dataset_name=DATASET_NAMES.get(v.dataset, v.dataset),
@@ -132,7 +135,7 @@ def _row(v: VariantResults, eval_train: dict[int, dict[str, Any]], gap: Callable
         parameters=v.runs[0].metrics.parameters,
         train_acc=mean_ci(running if measured is None else measured), train_acc_running=mean_ci(running),
         train_acc_eval=mean_ci(measured) if measured is not None else None,
-        train_eval_images=min(eval_train[id(r)]["n"] for r in v.runs) if eval_train else None,
+        train_eval_images=min(eval_train[id(r)].n for r in v.runs) if eval_train else None,
         val_acc=mean_ci([100 * c.val_acc for c in marks]),
         gap=mean_ci([gap(r) for r in v.runs]), gap_running=mean_ci([checkpoint_gap(r) for r in v.runs]),
         best_epoch=mean_ci([c.epoch for c in marks]), checkpoint=checkpoints(v.runs),
@@ -172,7 +175,7 @@ def summary(study: Study) -> Summary:
     eval_train, eval_missing = eval_train_accuracy(study)
 
     def gap(run: Run) -> float:  # eval-mode training accuracy when measured for every run, else the running one
-        return checkpoint_gap(run, eval_train[id(run)]["acc"] if eval_train else None)
+        return checkpoint_gap(run, eval_train[id(run)].acc if eval_train else None)
 
     rows = [_row(v, eval_train, gap) for v in study.available]
     baseline_name = study.baseline

@@ -78,17 +78,17 @@ def test_eval_mode_training_accuracy_is_the_stored_weights_on_the_training_image
             measured = train_accuracy_eval(run)
             # the training images the run trained on: train_limit (300) respected, fewer than TRAIN_EVAL_IMAGES
             images, labels = train_eval_images(run)
-            assert measured["n"] == len(labels) == 300
+            assert measured.n == len(labels) == 300
             assert torch.equal(images, splits.train_images[:300]) and torch.equal(labels, splits.train_labels[:300])
             model = run.load_model()
             norm = Normalization(**run.metrics.normalization.model_dump())
             _, direct, _ = evaluate(model, images, labels, norm, torch.device("cpu"))
-            assert measured["acc"] == direct
-            assert train_accuracy_eval(run, limit=50)["n"] == 50
+            assert measured.acc == direct
+            assert train_accuracy_eval(run, limit=50).n == 50
     # with dropout, the running figure (dropout on, weights moving) is not what the stored weights score
     dropout_run = study.variant("dropout").runs[0]
     running = dropout_run.history.epochs[dropout_run.metrics.best_epoch - 1].train_acc
-    assert train_accuracy_eval(dropout_run)["acc"] != running
+    assert train_accuracy_eval(dropout_run).acc != running
 
 
 def test_the_gap_and_its_verdict_use_the_eval_mode_accuracy(trained):
@@ -99,10 +99,10 @@ def test_the_gap_and_its_verdict_use_the_eval_mode_accuracy(trained):
     for v, row in zip(study.available, s.rows):
         for run in v.runs:
             val = run.history.epochs[run.metrics.best_epoch - 1].val_acc
-            gaps[(v.name, run.seed)] = 100 * (train_accuracy_eval(run)["acc"] - val)
+            gaps[(v.name, run.seed)] = 100 * (train_accuracy_eval(run).acc - val)
         assert row.gap.mean == pytest.approx(np.mean([gaps[(v.name, r.seed)] for r in v.runs]))
         assert row.train_acc_eval.mean == pytest.approx(
-            np.mean([100 * train_accuracy_eval(r)["acc"] for r in v.runs]))
+            np.mean([100 * train_accuracy_eval(r).acc for r in v.runs]))
     comparison = s.gap_comparisons[0]
     for seed, value in comparison.per_seed.items():
         assert value == pytest.approx(gaps[("dropout", seed)] - gaps[("plain", seed)])

@@ -12,7 +12,8 @@ on one CPU core). Nothing here retrains or touches a run's cache key.
 """
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+
 
 import numpy as np
 import torch
@@ -38,9 +39,17 @@ def train_eval_images(run: Run, limit: int = TRAIN_EVAL_IMAGES) -> tuple[torch.T
     return splits.train_images[:n], splits.train_labels[:n]
 
 
-def train_accuracy_eval(run: Run, limit: int = TRAIN_EVAL_IMAGES) -> dict[str, Any]:
-    """``{"acc": fraction correct, "n": images, "correct": count}`` of the run's stored checkpoint in eval mode on
-    :func:`train_eval_images` (cached on disk)."""
+@dataclass(frozen=True)
+class TrainAccuracy:
+    """The training accuracy of a run's stored checkpoint in eval mode: ``correct`` of ``n`` images (``acc``, a
+    fraction)."""
+    acc: float
+    n: int
+    correct: int
+
+
+def train_accuracy_eval(run: Run, limit: int = TRAIN_EVAL_IMAGES) -> TrainAccuracy:
+    """The run's stored checkpoint in eval mode on :func:`train_eval_images` (cached on disk)."""
     images, labels = train_eval_images(run, limit)
     device = analysis_device(run)
 
@@ -51,7 +60,7 @@ def train_accuracy_eval(run: Run, limit: int = TRAIN_EVAL_IMAGES) -> dict[str, A
 
     arrays = cached_arrays(run, "train_eval", {"n": len(labels), "device": device.type}, compute)
     n, correct = int(arrays["n"]), int(arrays["correct"])
-    return {"acc": correct / n if n else float("nan"), "n": n, "correct": correct}
+    return TrainAccuracy(acc=correct / n if n else float("nan"), n=n, correct=correct)
 
 
 def precompute_train_accuracy(study: Study) -> None:
