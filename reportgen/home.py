@@ -6,22 +6,77 @@ the profile is listed as "not run in this profile" with the one command that run
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from . import __version__
 from .markdown import package_environment
 from .post import POSTS
 from .settings import CONFIDENCE, DATASET_TRAIN_SIZE, VAL_SIZE
-from .summary import summary
 from .fsutil import atomic_write
+from .schema import StudyConfig
+from .stats import Comparison, Interval
 from .store import Store
-from .study import RenderError, collect
+from .study import RenderError, Study, collect
+from .summary import summary
 
 HOME = "index.md"
 
 
-def home_rows(studies: dict, profile: str, store: Store, built: set[str]) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class HomeVariant:
+    """A variant in a study's row: test accuracy with its interval, difference to the baseline (None for the
+    baseline itself or a variant left out)."""
+    label: str
+    acc: Interval | None
+    diff: Comparison | None
+    is_baseline: bool
+    unavailable: bool
+    still_learning: bool
+
+
+@dataclass(frozen=True)
+class LongerEpochs:
+    """A variant that trains longer than the rest of its study under the profile (to converge)."""
+    label: str
+    epochs: int
+
+
+@dataclass
+class HomeRow:
+    """One declared study on the home page: ``link`` to its post when it is in the site, else ``missing`` (the
+    command that makes its results) when it has none; its variants once it ran."""
+    number: int
+    id: str
+    title: str
+    description: str
+    trains: bool
+    link: str | None
+    epochs: int
+    train_size: int
+    command: str
+    epochs_other: list[LongerEpochs]
+    variants: list[HomeVariant] = field(default_factory=list)
+    missing: str | None = None
+    baseline_label: str | None = None
+
+
+def _variants(study: Study) -> tuple[list[HomeVariant], str | None]:
+    """The variants of a study that ran, and the baseline's label when they are compared with it."""
+    stats = summary(study)
+    by_name = {r.name: r for r in stats.rows}
+    variants = []
+    for v in study.variants:
+        r = by_name.get(v.name)
+        variants.append(HomeVariant(label=v.label, acc=r.acc if r else None, diff=r.diff if r else None,
+                                    is_baseline=v.name == stats.baseline and bool(stats.comparisons),
+                                    unavailable=v.unavailable is not None,
+                                    still_learning=bool(r and r.convergence.still_learning)))
+    return variants, stats.baseline_label if stats.comparisons else None
+
+
+def home_rows(studies: dict[str, tuple[Path, StudyConfig]], profile: str, store: Store,
+              built: set[str]) -> list[HomeRow]:
     """One row per declared study, in reading order (the studies' ``order:``; their ``date:`` fields follow it,
     newest first, so the blog lists the posts in the same order): its variants with test accuracy and interval
     (and whether their networks were still learning), the difference to the baseline, the data size and epochs,
@@ -29,41 +84,30 @@ def home_rows(studies: dict, profile: str, store: Store, built: set[str]) -> lis
     rows = []
     for number, (exp_id, (_, exp)) in enumerate(studies.items(), start=1):
         prof = exp.profile(profile)
-        row: dict[str, Any] = {
-            "number": number, "id": exp_id, "title": exp.title, "description": exp.description,
-            "trains": exp.trains, "link": (POSTS / f"{exp_id}.md").as_posix() if exp_id in built else None,
-            "variants": [], "missing": None, "baseline_label": None, "epochs": prof["epochs"],
-            "train_size": prof["train_limit"] or DATASET_TRAIN_SIZE - VAL_SIZE, "command": f"reportgen run {exp_id} --profile {profile}",
-            # variants that train longer than the rest under this profile (to converge), by label
-            "epochs_other": [{"label": v.label or v.name, "epochs": exp.variant_epochs(v, profile)}
-                             for v in exp.variants if exp.variant_epochs(v, profile) != prof["epochs"]],
-        }
+        row = HomeRow(
+            number=number, id=exp_id, title=exp.title, description=exp.description, trains=exp.trains,
+            link=(POSTS / f"{exp_id}.md").as_posix() if exp_id in built else None, epochs=prof["epochs"],
+            train_size=prof["train_limit"] or DATASET_TRAIN_SIZE - VAL_SIZE,
+            command=f"reportgen run {exp_id} --profile {profile}",
+            epochs_other=[LongerEpochs(label=v.label or v.name, epochs=exp.variant_epochs(v, profile))
+                          for v in exp.variants if exp.variant_epochs(v, profile) != prof["epochs"]])
         if exp.trains:
             try:
                 study = collect(exp_id, exp, profile, store)
             except RenderError:
-                row["missing"] = row["command"]
+                row.missing = row.command
             else:
-                stats = summary(study)
-                row["baseline_label"] = stats.baseline_label if stats.comparisons else None
-                by_name = {r.name: r for r in stats.rows}
-                for v in study.variants:
-                    r = by_name.get(v.name)
-                    row["variants"].append({
-                        "label": v.label, "acc": r.acc if r else None, "diff": r.diff if r else None,
-                        "is_baseline": v.name == stats.baseline and bool(stats.comparisons),
-                        "unavailable": v.unavailable is not None,
-                        "still_learning": bool(r and r.convergence.still_learning),
-                    })
+                row.variants, row.baseline_label = _variants(study)
         rows.append(row)
     return rows
 
 
-def render_home(studies: dict, profile: str, store: Store, docs: Path, built: set[str]) -> Path:
+def render_home(studies: dict[str, tuple[Path, StudyConfig]], profile: str, store: Store, docs: Path,
+                built: set[str]) -> Path:
     """Write ``docs/index.md`` for the studies in ``built`` (the others are listed with what makes them)."""
     rows = home_rows(studies, profile, store, built)
     seeds = sorted({s for _, exp in studies.values() for s in exp.profile(profile)["seeds"]})
-    still_learning = any(v["still_learning"] for row in rows if row["link"] for v in row["variants"])
+    still_learning = any(v.still_learning for row in rows if row.link for v in row.variants)
     text = package_environment().get_template("_home.md.j2").render(
         rows=rows, profile=profile, seeds=seeds, version=__version__, still_learning=still_learning,
         confidence_pct=round(100 * CONFIDENCE))
