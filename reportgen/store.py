@@ -35,7 +35,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -44,6 +44,9 @@ from . import __version__
 # write_run looks atomic_write up in this module, so the fault tests can patch it here
 from .fsutil import atomic_write, fsync_dir, pause_for_tests, sha256_bytes, sha256_file, swap_dir
 from .settings import ENV_RESULTS
+
+if TYPE_CHECKING:
+    import torch
 
 MARKER = "COMPLETE.json"
 KEPT = ".kept"  # per variant: the complete runs that a run with another cache key replaced (see the docstring)
@@ -155,7 +158,7 @@ class Run:
         with np.load(self.path / "predictions.npz", allow_pickle=False) as z:
             return z["labels"], z["probs"]
 
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self) -> dict[str, "torch.Tensor"]:
         from safetensors.torch import load_file
         return load_file(str(self.path / "weights.safetensors"))
 

@@ -1,0 +1,43 @@
+"""How the package is put together: one helper per concern, no import cycles among the modules that used to have
+them, and results typed where they cross modules."""
+import ast
+from pathlib import Path
+
+import pytest
+
+from reportgen.suggest import suggest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "reportgen"
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module ``path`` imports, anywhere in it (relative imports resolved within reportgen)."""
+    package = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts[:-1])
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = package.rsplit(".", node.level - 1)[0] if node.level else ""
+            module = ".".join(p for p in (base, node.module) if p)
+            found.add(module)
+            found.update(f"{module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+    return found
+
+
+@pytest.mark.parametrize("lower,upper", [("data", "provision"), ("analyses/_shift_findings", "analyses/_shift")])
+def test_a_lower_module_never_imports_the_one_that_builds_on_it(lower, upper):
+    assert f"reportgen.{upper.replace('/', '.')}" not in imported_modules(PACKAGE / f"{lower}.py")
+
+
+def test_closest_names_come_from_one_helper():
+    users = [p.name for p in PACKAGE.rglob("*.py") if "get_close_matches" in p.read_text()]
+    assert users == ["suggest.py"]
+    assert suggest("dropot", ["dropout", "tiny"]) == "; did you mean 'dropout'?"
+    assert suggest("zzz", ["dropout", "tiny"]) == ""
+
+
+def test_results_that_cross_modules_are_not_dicts():
+    for name in ("stats.py", "summary.py", "measures.py", "conclusions.py", "context.py", "home.py"):
+        source = (PACKAGE / name).read_text()
+        assert "-> dict[str, Any]" not in source and "exp: Any" not in source, name
