@@ -153,7 +153,7 @@ def list_cmd(obj: Context, profile: str) -> None:
     from .confounds import warnings
     from .pipeline import checksums, preflight
     from .prose import prose_path
-    from .train import plan_runs
+    from .runs import plan_runs
     studies = obj.studies()
     names = list(studies)
     preflight(studies, names, profile)
@@ -270,14 +270,16 @@ def _one_line_error(exc: BaseException) -> tuple[str, int] | None:
     """The message and exit code for an error the user can act on; None for a bug (an unexpected exception)."""
     from .config import ConfigError
     from .data import DataError
-    from .train import DeviceError, TrainingError
+    from .executors import ExecutorError
+    from .runs import DeviceError
+    from .train import TrainingError
     if isinstance(exc, click.UsageError):
         plain = exc.ctx is not None and not isinstance(exc, ConfigUsageError)  # ours already say what to fix
         hint = f" (see '{exc.ctx.command_path} --help')" if plain else ""
         return exc.format_message() + hint, 2
     if isinstance(exc, click.ClickException):
         return exc.format_message(), exc.exit_code
-    if isinstance(exc, (ConfigError, DeviceError)):  # ProseError is a ConfigError
+    if isinstance(exc, (ConfigError, DeviceError, ExecutorError)):  # ProseError is a ConfigError
         return str(exc), 2
     # RenderError and SiteError by name: importing render (matplotlib, scipy) only to classify an error is wasteful
     if isinstance(exc, (DataError, StoreError, TrainingError)) or type(exc).__name__ in ("RenderError", "SiteError"):

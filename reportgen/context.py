@@ -13,7 +13,7 @@ def reproducibility(study: Study, profile: str) -> dict[str, Any]:
     """What a reader needs to rerun the study: command, seeds, epochs, device, versions, wall time, commit."""
     runs = [r for v in study.available for r in v.runs]
     if not runs:  # an illustration (trains: false), or every variant unavailable: what rendering used
-        from .train import git_commit, versions
+        from .runs import git_commit, versions
         return {
             "command": f"reportgen render {study.id} --profile {profile}", "profile": profile, "runs": 0,
             "seeds": [], "epochs": [], "devices": ["cpu (rendering only; nothing is trained)"],

@@ -38,7 +38,7 @@ from reportgen.post import post_link, render_study
 from reportgen.stats import summary
 from reportgen.store import Store
 from reportgen.study import RenderError, Study, collect
-from reportgen.train import execute, plan_runs
+from reportgen.runs import execute, plan_runs
 from tests.synthetic import write_idx_dataset
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,7 +18,8 @@ from reportgen.settings import CONVERGED_GAIN_POINTS as T, CONVERGENCE_WINDOW as
 from reportgen.stats import convergence, paired_difference, run_convergence, summary
 from reportgen.store import Store
 from reportgen.study import Study, VariantResults
-from reportgen.train import RunOutput, run_files
+from reportgen.runs import run_files
+from reportgen.train import RunOutput
 
 CAVEAT = "still learning, so longer training may change this."
 

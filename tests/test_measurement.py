@@ -22,7 +22,8 @@ from reportgen.settings import VAL_LOSS_EPOCH_TOLERANCE as TOL, VAL_LOSS_RISE_FR
 from reportgen.stats import PAIRED, UNPAIRED, difference, pairing, summary
 from reportgen.store import Store
 from reportgen.study import Study, VariantResults, collect
-from reportgen.train import evaluate, execute, plan_runs
+from reportgen.runs import execute, plan_runs
+from reportgen.train import evaluate
 from tests.synthetic import write_idx_dataset
 
 STUDY = {

@@ -1,7 +1,7 @@
 """Statistics, post rendering and the home page, on synthetic results (fast: no training except one smoke run).
 
 Runs are written straight into a results store with :meth:`Store.write_run`, through the same serialiser as
-training (:func:`reportgen.train.run_files`), so the renderer reads exactly what `reportgen run` would leave.
+training (:func:`reportgen.runs.run_files`), so the renderer reads exactly what `reportgen run` would leave.
 Every post goes through the generic frame (``reportgen/templates/_post.md.j2``): a study without prose gets the
 complete post, a study with prose (``experiments/<id>.md``) gets its prose and every block it did not place.
 """
@@ -33,7 +33,8 @@ from reportgen.prose import ProseError, _Unmeasured, prose_path
 from reportgen.stats import mean_ci, paired_difference, summary, verdict
 from reportgen.store import Store
 from reportgen.study import RenderError, Study, VariantResults, collect
-from reportgen.train import RunOutput, run_files
+from reportgen.runs import run_files
+from reportgen.train import RunOutput
 from tests.conftest import ROOT, invoke, run_main
 
 MINUS = "\u2212"
