@@ -184,12 +184,22 @@ def list_cmd(obj: Context, profile: str) -> None:
 @click.option("--device", type=Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True,
               help="auto picks CUDA, then MPS, then CPU.")
 @click.option("--workers", type=click.IntRange(1, 256), default=None,
-              help="Runs trained in parallel processes (default: one per core on a CPU, one on CUDA/MPS).")
+              help="Runs trained in parallel processes by the local executor (default: one per core on a CPU, one "
+                   "on CUDA/MPS).")
+@click.option("--executor", type=Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: this machine (--workers processes); ray: one task per run on a Ray cluster.")
+@click.option("--address", default=None, metavar="HOST:PORT",
+              help="The Ray head with --executor ray (default: RAY_ADDRESS; with neither, a Ray instance started "
+                   "on this machine).")
 @click.pass_obj
-def run(obj: Context, names: tuple[str, ...], profile: str, force: bool, device: str, workers: int | None) -> None:
+def run(obj: Context, names: tuple[str, ...], profile: str, force: bool, device: str, workers: int | None,
+        executor: str, address: str | None) -> None:
     """Train every run of the named studies (default: all) that is not cached; reuse complete ones."""
     from .pipeline import run as run_stage
-    run_stage(_workspace(obj), names, profile, device, _log, force=force, workers=workers)
+    if address is not None and executor != "ray":
+        raise ConfigUsageError(f"--address {address}: only with --executor ray")
+    run_stage(_workspace(obj), names, profile, device, _log, force=force, workers=workers, executor=executor,
+              address=address)
 
 
 @cli.command()

@@ -77,9 +77,12 @@ class RayExecutor(Executor):
         return cls(device, store, profile, log, address, splits_of)
 
     def _init(self) -> None:
-        import ray
         if self.connected:
             return
+        # every worker's epoch lines, as the local executor prints them (not folded into "repeated 3x"), uncoloured
+        os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+        os.environ.setdefault("RAY_COLOR_PREFIX", "0")
+        import ray
         ours = signal.getsignal(signal.SIGTERM)  # ray.init installs its own SIGTERM handler: keep the CLI's
         package = str(Path(__file__).resolve().parent)
         try:
@@ -245,6 +248,8 @@ def _precompute_task(job: PrecomputeJob, runs: dict[str, bytes], cached: dict[st
     from .pipeline import precompute_study
     from .settings import ENV_CACHE
     _worker_setup(expected)
+    # the threads the local executor computes analyses on (torch's default: one per core), not Ray's one per task
+    torch.set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
     for name, data in zip(datasets, splits):  # the driver's checksummed splits, in place of reading data/
         _common._SPLITS[(name, str(data_root().resolve()))] = data
     with tempfile.TemporaryDirectory(prefix="reportgen-precompute-") as tmp:
