@@ -16,7 +16,7 @@ def reproducibility(study: Study, profile: str) -> dict[str, Any]:
         from .runs import git_commit, versions
         return {
             "command": f"reportgen render {study.id} --profile {profile}", "profile": profile, "runs": 0,
-            "seeds": [], "epochs": [], "devices": ["cpu (rendering only; nothing is trained)"],
+            "seeds": [], "epochs": [], "devices": ["cpu (rendering only; nothing is trained)"], "executors": [],
             "versions": versions(), "wall_seconds": 0.0, "commits": [git_commit() or "not a git checkout"],
             "train_sizes": [],
         }
@@ -28,6 +28,8 @@ def reproducibility(study: Study, profile: str) -> dict[str, Any]:
         "seeds": sorted({r.seed for r in runs}),
         "epochs": sorted({len(r.history["epochs"]) for r in runs}),
         "devices": sorted({rec["device"] for rec in records}),
+        # runs recorded before `--executor` existed were all trained by the local executor
+        "executors": sorted({rec.get("executor", "local") for rec in records}),
         "versions": records[0]["versions"],
         "wall_seconds": sum(rec["wall_seconds"] for rec in records),
         "commits": commits,

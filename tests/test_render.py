@@ -358,6 +358,7 @@ def test_a_study_without_prose_gets_a_complete_post(tmp_path):
     assert re.search(rf"^Narrow: conv 5×5, 6 ch → .* — {narrow:,} parameters\.$", models, re.M)
     assert re.search(rf"^Wide: conv 5×5, 8 ch → .* — {wide:,} parameters\.$", models, re.M)
     assert "| Test accuracy (%) |" in post[at[4]:at[5]]
+    assert "| Trained on | one machine (`--executor local`) |" in post[at[8]:]  # the stamp names the executor
     figures = re.findall(r"!\[[^\]]*\]\((plain/[^)]+)\)", post)
     assert figures and all((tmp_path / "docs" / "blog" / "posts" / f).is_file() for f in figures), figures
     assert "reportgen run plain --profile quick" in post[at[-1]:]
