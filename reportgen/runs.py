@@ -214,8 +214,9 @@ def train_all(todo: list[PlannedRun], executor: "Executor", store: Store, log: L
     """Every run of ``todo``: those with an identical complete run already in the store are restored from it, the
     first of each cache key is trained by ``executor`` (the driver writes each one as it arrives), and the twins
     of a run trained now are copied from it afterwards."""
+    def on_trained(run: PlannedRun, trained: TrainedRun) -> None:
+        write_trained(store, run, trained, log)
+
     first, later = split_twins(todo, force)
-    to_train = [p for p in first if restore_twin(p, store, log, force) is None]
-    executor.train(to_train, lambda run, trained: write_trained(store, run, trained, log))
-    for p in later:
-        restore_twin(p, store, log, force=False)
+    executor.train([p for p in first if restore_twin(p, store, log, force) is None], on_trained)
+    executor.train([p for p in later if restore_twin(p, store, log, force=False) is None], on_trained)
