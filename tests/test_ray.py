@@ -90,7 +90,8 @@ def cluster():
                                                      f"--port={PORT}", "--num-cpus=2", f"--temp-dir={temp}",
                                                      "--disable-usage-stats", "--include-dashboard=false",
                                                      "--object-store-memory=200000000")),
-                                 capture_output=True, text=True, timeout=180)
+                                 capture_output=True, text=True, timeout=180,
+                                 env={**os.environ, "RAY_worker_niceness": "0"})  # not starved on a busy machine
         assert started.returncode == 0, started.stdout + started.stderr
         yield ns, f"127.0.0.1:{PORT}"
     finally:
@@ -174,6 +175,29 @@ def test_a_worker_killed_mid_run_is_retried_and_nothing_is_lost(cluster, project
     assert proc.returncode == 0, out
     assert not list((project / "on-ray").rglob(".seed-*")), "a staging directory was left"
     assert_same_runs(project / "serial", project / "on-ray")
+
+
+def test_sigterm_cancels_the_outstanding_tasks_and_keeps_every_finished_run(cluster, project):
+    ns, address = cluster
+    smoke_project(project, epochs=12)
+    proc = reportgen(ns, "--results", "on-ray", "run", "--profile", "smoke", "--executor", "ray", "--address",
+                     address)
+    deadline = time.time() + 240
+    while not _train_tasks(ns) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    assert _train_tasks(ns), "no training task started"
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 143 and "Traceback" not in out, out
+    assert out.rstrip().splitlines()[-1].startswith("terminated (SIGTERM): finished runs are kept")
+    for _ in range(300):  # force-cancelled: their workers are killed
+        if not _train_tasks(ns):
+            break
+        time.sleep(0.1)
+    assert not _train_tasks(ns), "tasks went on running after the driver was stopped"
+    results = project / "on-ray"
+    assert not list(results.rglob(".seed-*")), "a staging directory was left"
+    assert {check_run(results / slot).status for slot in slots(results)} <= {"complete"}
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1:6390", "10.255.255.1:6379"], ids=["refused", "no-route"])
