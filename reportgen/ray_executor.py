@@ -116,7 +116,7 @@ class RayExecutor(Executor):
                 for run in runs}
         self.log(f"ray: {len(runs)} runs submitted, one task each")
         self.trained |= {run.study for run in runs}
-        self._collect(refs, lambda run, trained: on_trained(run, trained))
+        self._collect(refs, on_trained)
 
     def precompute(self, jobs: list[PrecomputeJob]) -> None:
         """On the cluster for the studies that trained there now; in this process for the others (their cache is
