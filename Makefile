@@ -7,6 +7,9 @@ PROFILE ?= quick
 DEVICE  ?= auto
 # The site generator of `report` and `build`: mkdocs (MkDocs + Material) or zensical (docs/about.md says what differs).
 ENGINE  ?= mkdocs
+# Where `report` and `run` train: local (this machine, one process per core) or ray (the Ray cluster at RAY_ADDRESS;
+# README "Past one machine").
+EXECUTOR ?= local
 EXPERIMENTS ?=
 # The studies to run and build (EXPERIMENTS= is the same); empty: all of them.
 STUDIES ?= $(EXPERIMENTS)
@@ -16,15 +19,16 @@ STUDIES ?= $(EXPERIMENTS)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,zensical]'
+	$(BIN)/python -m pip install --quiet -e '.[test,zensical,ray]'
 	touch $(STAMP)
 
 venv: $(STAMP)
 
 ## Provision data, train what is not cached, render the posts and build the site into site/.
+## EXECUTOR=ray trains on the Ray cluster at RAY_ADDRESS (make report EXECUTOR=ray RAY_ADDRESS=10.0.0.5:6379).
 ## STUDIES="a b" (or EXPERIMENTS="a b") runs and builds only those studies; the home page lists the others with the command that runs them.
 report: $(STAMP)
-	$(BIN)/reportgen run $(STUDIES) --profile $(PROFILE) --device $(DEVICE)
+	$(BIN)/reportgen run $(STUDIES) --profile $(PROFILE) --device $(DEVICE) --executor $(EXECUTOR)
 	$(BIN)/reportgen build $(STUDIES) --profile $(PROFILE) --engine $(ENGINE)
 
 ## The test suite (synthetic data only; seconds to a few minutes on a laptop CPU).
@@ -36,7 +40,7 @@ data: $(STAMP)
 	$(BIN)/reportgen data fetch
 
 run: $(STAMP)
-	$(BIN)/reportgen run $(STUDIES) --profile $(PROFILE) --device $(DEVICE)
+	$(BIN)/reportgen run $(STUDIES) --profile $(PROFILE) --device $(DEVICE) --executor $(EXECUTOR)
 
 render: $(STAMP)
 	$(BIN)/reportgen render $(STUDIES) --profile $(PROFILE)

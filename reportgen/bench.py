@@ -23,7 +23,6 @@ from typing import Callable, Iterable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .data import DATASETS, data_root, load_splits, validation_split
 from .loader import DeviceLoader, Normalization
@@ -31,7 +30,8 @@ from .models import build_model
 from .provision import provision
 from .run_schema import TrainingConfig
 from .settings import CHANNELS_LAST_ON_CPU, CPU_THREADS_PER_RUN, DATASET_TITLES, SPLIT_SEED, VAL_SIZE
-from .train import PER_BATCH_SCHEDULES, describe_device, evaluate, make_optimizer, make_schedule, resolve_device
+from .runs import describe_device, resolve_device
+from .train import Schedule, evaluate, make_optimizer, train_epoch
 
 TARGET_PCT = 89.5      # mean test accuracy (%) over the seeds; LeNet on Fashion-MNIST gets there in a few epochs
 SEEDS = (0, 1, 2)
@@ -52,11 +52,11 @@ class Recipe:
     epochs: int            # the one-cycle length and the cap: the side stops here if it never reaches the target
     channels_last: bool = False  # model and batches in channels-last memory format (faster CPU convolutions)
 
-    def training(self) -> dict:
-        """The training block a study would declare for this recipe, with every default filled in, so the
-        optimiser and schedule are built by `reportgen.train` exactly as for a study's run."""
+    def training(self) -> TrainingConfig:
+        """The training block a study would declare for this recipe, so the optimiser and schedule are built by
+        `reportgen.train` exactly as for a study's run."""
         return TrainingConfig(optimizer="adam", lr=self.lr, batch_size=self.batch_size, epochs=self.epochs,
-                              schedule="onecycle" if self.one_cycle else "none").model_dump(mode="json")
+                              schedule="onecycle" if self.one_cycle else "none")
 
     def describe(self) -> str:
         schedule = f"one-cycle to max lr {self.lr:g} over {self.epochs} epochs" if self.one_cycle else \
@@ -121,37 +121,40 @@ def _torchvision_loader(dataset: str, train_idx: np.ndarray, norm: Normalization
 
 # ---- training and the time to target ------------------------------------------------------------------------------
 class _Seed:
-    """One seed's model, optimiser, schedule and loader, trained one epoch at a time with the studies' step."""
+    """One seed's model, optimiser, schedule and loader, trained one epoch at a time by the studies' own
+    :func:`reportgen.train.train_epoch`."""
 
     def __init__(self, recipe: Recipe, seed: int, loader: Iterable, device: torch.device):
         torch.manual_seed(seed)  # the same initial weights on both sides for the same seed
-        layout = torch.channels_last if recipe.channels_last else torch.contiguous_format
-        self.model = build_model("lenet").to(device).to(memory_format=layout)
-        self.loader = loader
+        self.layout = torch.channels_last if recipe.channels_last else torch.contiguous_format
+        self.model = build_model("lenet").to(device).to(memory_format=self.layout)
+        self.loader = _OnDevice(loader, device)
         self.device = device
-        self.layout = layout
-        cfg = recipe.training()
-        self.optimizer = make_optimizer(self.model, cfg)
-        self.schedule = make_schedule(self.optimizer, cfg, len(loader))
-        self.per_batch = cfg["schedule"] in PER_BATCH_SCHEDULES
+        training = recipe.training()
+        self.optimizer = make_optimizer(self.model, training)
+        self.schedule = Schedule.of(self.optimizer, training, len(self.loader))
 
     def train_epoch(self) -> float:
         """Train one epoch; its wall-clock seconds (the device synchronised at the end)."""
-        self.model.train()
         started = time.perf_counter()
-        for x, y in self.loader:
-            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            loss = F.cross_entropy(self.model(x.contiguous(memory_format=self.layout)), y)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            if self.per_batch:
-                self.schedule.step()
-        if self.schedule is not None and not self.per_batch:
-            self.schedule.step()
+        train_epoch(self.model, self.loader, self.optimizer, self.schedule, layout=self.layout)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         return time.perf_counter() - started
+
+
+class _OnDevice:
+    """A loader's batches moved to ``device`` (a no-op for the device-resident loader)."""
+
+    def __init__(self, loader: Iterable, device: torch.device):
+        self.loader, self.device = loader, device
+
+    def __len__(self) -> int:
+        return len(self.loader)  # type: ignore[arg-type]
+
+    def __iter__(self):
+        for x, y in self.loader:
+            yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
 
 def time_to_accuracy(recipe: Recipe, make_loader: Callable[[Recipe, int], Iterable], test_images: torch.Tensor,

@@ -150,7 +150,7 @@ def list_cmd(obj: Context, profile: str) -> None:
     from .confounds import warnings
     from .pipeline import checksums, preflight
     from .prose import prose_path
-    from .train import plan_runs
+    from .runs import plan_runs
     studies = obj.studies()
     names = list(studies)
     preflight(studies, names, profile)
@@ -181,12 +181,22 @@ def list_cmd(obj: Context, profile: str) -> None:
 @click.option("--device", type=Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True,
               help="auto picks CUDA, then MPS, then CPU.")
 @click.option("--workers", type=click.IntRange(1, 256), default=None,
-              help="Runs trained in parallel processes (default: one per core on a CPU, one on CUDA/MPS).")
+              help="Runs trained in parallel processes by the local executor (default: one per core on a CPU, one "
+                   "on CUDA/MPS).")
+@click.option("--executor", type=Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: this machine (--workers processes); ray: one task per run on a Ray cluster.")
+@click.option("--address", default=None, metavar="HOST:PORT",
+              help="The Ray head with --executor ray (default: RAY_ADDRESS; with neither, a Ray instance started "
+                   "on this machine).")
 @click.pass_obj
-def run(obj: Context, names: tuple[str, ...], profile: str, force: bool, device: str, workers: int | None) -> None:
+def run(obj: Context, names: tuple[str, ...], profile: str, force: bool, device: str, workers: int | None,
+        executor: str, address: str | None) -> None:
     """Train every run of the named studies (default: all) that is not cached; reuse complete ones."""
     from .pipeline import run as run_stage
-    run_stage(_workspace(obj), names, profile, device, _log, force=force, workers=workers)
+    if address is not None and executor != "ray":
+        raise ConfigUsageError(f"--address {address}: only with --executor ray")
+    run_stage(_workspace(obj), names, profile, device, _log, force=force, workers=workers, executor=executor,
+              address=address)
 
 
 @cli.command()
@@ -267,14 +277,16 @@ def _one_line_error(exc: BaseException) -> tuple[str, int] | None:
     """The message and exit code for an error the user can act on; None for a bug (an unexpected exception)."""
     from .config import ConfigError
     from .data import DataError
-    from .train import DeviceError, TrainingError
+    from .executors import ExecutorError
+    from .runs import DeviceError
+    from .train import TrainingError
     if isinstance(exc, click.UsageError):
         plain = exc.ctx is not None and not isinstance(exc, ConfigUsageError)  # ours already say what to fix
         hint = f" (see '{exc.ctx.command_path} --help')" if plain else ""
         return exc.format_message() + hint, 2
     if isinstance(exc, click.ClickException):
         return exc.format_message(), exc.exit_code
-    if isinstance(exc, (ConfigError, DeviceError)):  # ProseError is a ConfigError
+    if isinstance(exc, (ConfigError, DeviceError, ExecutorError)):  # ProseError is a ConfigError
         return str(exc), 2
     # RenderError and SiteError by name: importing render (matplotlib, scipy) only to classify an error is wasteful
     if isinstance(exc, (DataError, StoreError, TrainingError)) or type(exc).__name__ in ("RenderError", "SiteError"):

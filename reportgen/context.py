@@ -20,6 +20,7 @@ class Reproduction:
     seeds: list[int]
     epochs: list[int]
     devices: list[str]
+    executors: list[str]
     versions: dict[str, str]
     wall_seconds: float
     commits: list[str]
@@ -30,16 +31,17 @@ def reproducibility(study: Study, profile: str) -> Reproduction:
     """What a reader needs to rerun the study: command, seeds, epochs, device, versions, wall time, commit."""
     runs = [r for v in study.available for r in v.runs]
     if not runs:  # an illustration (trains: false), or every variant unavailable: what rendering used
-        from .train import git_commit, versions
+        from .runs import git_commit, versions
         return Reproduction(
             command=f"reportgen render {study.id} --profile {profile}", profile=profile, runs=0, seeds=[], epochs=[],
-            devices=["cpu (rendering only; nothing is trained)"], versions=versions(), wall_seconds=0.0,
+            devices=["cpu (rendering only; nothing is trained)"], executors=[], versions=versions(), wall_seconds=0.0,
             commits=[git_commit() or "not a git checkout"], train_sizes=[])
     records = [r.record for r in runs]
     return Reproduction(
         command=f"reportgen run {study.id} --profile {profile} && reportgen build --profile {profile}",
         profile=profile, runs=len(runs), seeds=sorted({r.seed for r in runs}),
         epochs=sorted({len(r.history.epochs) for r in runs}), devices=sorted({rec.device for rec in records}),
+        executors=sorted({rec.executor for rec in records}),
         versions=records[0].versions, wall_seconds=sum(rec.wall_seconds for rec in records),
         commits=sorted({rec.git_commit or "not a git checkout" for rec in records}),
         train_sizes=sorted({rec.train_size for rec in records if rec.train_size}))

@@ -59,64 +59,85 @@ def preflight(studies: dict, names: list[str], profile: str) -> None:
 
 # ---- run -----------------------------------------------------------------------------------------------------
 def run(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, device: str, log: Log,
-        force: bool = False, workers: int | None = None) -> None:
-    """Train every run of the named studies (default: all) that is not cached, in ``workers`` parallel processes
-    (default: one per core on a CPU), then precompute their analyses."""
-    from .workers import default_workers, execute_all
-    from .data import DataError, load_splits
-    from .fsutil import atomic_write
-    from .provision import provision
-    from .train import deterministic, execute, plan_runs, resolve_device
+        force: bool = False, workers: int | None = None, executor: str = "local",
+        address: str | None = None) -> None:
+    """Train every run of the named studies (default: all) that is not cached, then precompute their analyses:
+    with ``executor`` ``local`` in ``workers`` processes (default: one per core on a CPU), with ``ray`` on the Ray
+    cluster at ``address`` (default: ``RAY_ADDRESS``, else a Ray instance started here)."""
+    from .executors import PrecomputeJob, make_executor
+    from .runs import deterministic, plan_runs, resolve_device, train_all
     studies = ws.studies()
     selected = select(studies, names)
     preflight(studies, selected, profile)
     torch_device = resolve_device(device)
     deterministic()
+    splits = DatasetCache()
+    with make_executor(executor, torch_device, ws.store, profile, log, workers, address, splits.get) as pool, \
+            ws.store.lock():
+        removed, restored = ws.store.clean_partials()
+        if removed:
+            log(f"removed {removed} half-written run(s) left by an interrupted run")
+        if restored:
+            log(f"restored {restored} complete run(s) that an interrupted run had not yet moved into place")
+        needed = _provision(ws, studies, selected, log)
+        planned = plan_runs(studies, selected, profile, ws.store, checksums(needed))
+        todo = [p for p in planned if p.status != "no-data" and (force or p.status != "complete")]
+        _log_plan(planned, todo, force, f"{torch_device}" + (" (Ray cluster)" if executor == "ray" else ""), log)
+        train_all(todo, pool, ws.store, log, force)
+        for p in todo:
+            (ws.store.root / p.study / p.variant / UNAVAILABLE).unlink(missing_ok=True)
+        pool.precompute([PrecomputeJob(name, studies[name][1], profile) for name in selected
+                         if studies[name][1].trains])
+
+
+class DatasetCache:
+    """Each dataset's splits, loaded (and its checksum verified) once per command."""
+
+    def __init__(self) -> None:
+        self.loaded: dict[str, object] = {}
+
+    def get(self, name: str):
+        from .data import load_splits
+        if name not in self.loaded:
+            self.loaded[name] = load_splits(name)
+        return self.loaded[name]
+
+
+def _provision(ws: Workspace, studies: dict, selected: list[str], log: Log) -> set[str]:
+    """Provision every dataset the selected studies train on; one an optional variant alone needs may fail (its
+    variants are marked unavailable). Returns the datasets."""
+    from .data import DataError
+    from .fsutil import atomic_write
+    from .provision import provision
     needed: dict[str, list[tuple[str, str, bool]]] = {}
     for name in selected:
         exp = studies[name][1]
         if exp.trains:
             for v in exp.variants:
                 needed.setdefault(v.dataset or exp.dataset, []).append((name, v.name, v.optional))
-    with ws.store.lock():
-        removed, restored = ws.store.clean_partials()
-        if removed:
-            log(f"removed {removed} half-written run(s) left by an interrupted run")
-        if restored:
-            log(f"restored {restored} complete run(s) that an interrupted run had not yet moved into place")
-        for dataset, users in needed.items():
-            try:
-                provision(dataset, log=log)
-            except DataError as exc:
-                if not all(optional for _, _, optional in users):
-                    raise
-                for study_id, variant, _ in users:
-                    atomic_write(ws.store.root / study_id / variant / UNAVAILABLE, (str(exc) + "\n").encode())
-                log(f"warning: {dataset} left out ({exc})")
-        planned = plan_runs(studies, selected, profile, ws.store, checksums(set(needed)))
-        todo = [p for p in planned if p.status != "no-data" and (force or p.status != "complete")]
-        cached = sum(p.status == "complete" for p in planned)
-        kept = 0 if force else sum(p.status == "kept" for p in todo)  # --force retrains those too
-        log(f"{cached + kept} of {len(planned)} runs cached"
-            + (f" ({kept} kept from another config or profile, moved back without training)" if kept else "")
-            + f"; {len(todo) - kept} to run on {torch_device}"
-            + (" (--force retrains cached runs)" if force else ""))
-        for p in todo:
-            if p.status in ("stale", "corrupt", "incomplete"):
-                log(f"{p.study}/{p.variant}/seed-{p.seed}: {p.status} ({p.reason}); rerunning"
-                    + (", the run there is kept" if p.status == "stale" else ""))
-        splits: dict[str, object] = {}
+    for dataset, users in needed.items():
+        try:
+            provision(dataset, log=log)
+        except DataError as exc:
+            if not all(optional for _, _, optional in users):
+                raise
+            for study_id, variant, _ in users:
+                atomic_write(ws.store.root / study_id / variant / UNAVAILABLE, (str(exc) + "\n").encode())
+            log(f"warning: {dataset} left out ({exc})")
+    return set(needed)
 
-        def serial(p) -> None:
-            if p.dataset not in splits:
-                splits[p.dataset] = load_splits(p.dataset)
-            execute(p, splits[p.dataset], torch_device, ws.store, profile, log, force=force)
 
-        count = workers if workers is not None else default_workers(torch_device.type)
-        execute_all(todo, torch_device, ws.store, profile, log, force, count, serial)
-        for p in todo:
-            (ws.store.root / p.study / p.variant / UNAVAILABLE).unlink(missing_ok=True)
-    precompute(studies, selected, profile, ws.store, log)
+def _log_plan(planned: list, todo: list, force: bool, where: str, log: Log) -> None:
+    cached = sum(p.status == "complete" for p in planned)
+    kept = 0 if force else sum(p.status == "kept" for p in todo)  # --force retrains those too
+    log(f"{cached + kept} of {len(planned)} runs cached"
+        + (f" ({kept} kept from another config or profile, moved back without training)" if kept else "")
+        + f"; {len(todo) - kept} to run on {where}"
+        + (" (--force retrains cached runs)" if force else ""))
+    for p in todo:
+        if p.status in ("stale", "corrupt", "incomplete"):
+            log(f"{p.name}: {p.status} ({p.reason}); rerunning"
+                + (", the run there is kept" if p.status == "stale" else ""))
 
 
 def checksums(datasets: set[str]) -> dict[str, str | None]:
@@ -126,28 +147,31 @@ def checksums(datasets: set[str]) -> dict[str, str | None]:
 
 
 def precompute(studies: dict, selected: list[str], profile: str, store: Store, log: Log) -> None:
-    """Fill the analysis cache (shift grids, activation statistics, ...) right after training, so that rendering
-    these results takes seconds. Every trained study gets its checkpoints' eval-mode training accuracy (the
+    """:func:`precompute_study` of every selected study that trains, one after the other in this process."""
+    for name in selected:
+        if studies[name][1].trains:
+            precompute_study(name, studies[name][1], profile, store, log)
+
+
+def precompute_study(name: str, exp, profile: str, store: Store, log: Log) -> None:
+    """Fill the analysis cache (shift grids, activation statistics, ...) of one study right after training, so that
+    rendering its results takes seconds. Every trained study gets its checkpoints' eval-mode training accuracy (the
     results' train − validation gap). Only an optimisation: a problem here is a warning, and rendering retries."""
     from .analyses._train_eval import precompute_train_accuracy
-    for name in selected:
-        exp = studies[name][1]
-        steps = [step for step in map(analyses.get, exp.analyses) if step.precompute is not None]
-        if not exp.trains:
-            continue
-        started = time.perf_counter()
-        try:
-            study = collect(name, exp, profile, store)
-            precompute_train_accuracy(study)
-            for step in steps:
-                step.precompute(study)
-        except (analyses.AnalysisError, RenderError) as exc:
-            log(f"warning: analyses of {name} not precomputed ({exc}); `reportgen render` will compute them")
-            continue
-        seconds = time.perf_counter() - started
-        if seconds > 1.0:
-            done = ", ".join(["training accuracy"] + [s.name for s in steps])
-            log(f"{name}: analysis cache ({done}) filled in {seconds:.1f}s")
+    steps = [step for step in map(analyses.get, exp.analyses) if step.precompute is not None]
+    started = time.perf_counter()
+    try:
+        study = collect(name, exp, profile, store)
+        precompute_train_accuracy(study)
+        for step in steps:
+            step.precompute(study)
+    except (analyses.AnalysisError, RenderError) as exc:
+        log(f"warning: analyses of {name} not precomputed ({exc}); `reportgen render` will compute them")
+        return
+    seconds = time.perf_counter() - started
+    if seconds > 1.0:
+        done = ", ".join(["training accuracy"] + [s.name for s in steps])
+        log(f"{name}: analysis cache ({done}) filled in {seconds:.1f}s")
 
 
 # ---- render and build ----------------------------------------------------------------------------------------

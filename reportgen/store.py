@@ -136,6 +136,7 @@ class RunRecord(_Stored):
     git_commit: Optional[str] = None
     dataset_sha256: Optional[str] = None
     train_size: Optional[int] = None
+    executor: str = "local"                # runs recorded before `--executor` existed were all local
 
 
 class Run:

@@ -39,7 +39,7 @@ from reportgen.post import post_link, render_study
 from reportgen.summary import summary
 from reportgen.store import Store
 from reportgen.study import RenderError, Study, collect
-from reportgen.train import execute, plan_runs
+from reportgen.runs import execute, plan_runs
 from tests.synthetic import write_idx_dataset
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -20,7 +20,8 @@ from reportgen.stats import paired_difference
 from reportgen.summary import summary
 from reportgen.store import Store
 from reportgen.study import Study, VariantResults
-from reportgen.train import RunOutput, run_files
+from reportgen.runs import run_files
+from reportgen.train import RunOutput
 from tests.synthetic import stored
 
 CAVEAT = "still learning, so longer training may change this."

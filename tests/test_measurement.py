@@ -24,7 +24,8 @@ from reportgen.stats import PAIRED, UNPAIRED, difference, pairing
 from reportgen.summary import summary
 from reportgen.store import Store
 from reportgen.study import Study, VariantResults, collect
-from reportgen.train import evaluate, execute, plan_runs
+from reportgen.runs import execute, plan_runs
+from reportgen.train import evaluate
 from tests.synthetic import stored, write_idx_dataset
 
 STUDY = {

@@ -1,7 +1,7 @@
 """Statistics, post rendering and the home page, on synthetic results (fast: no training except one smoke run).
 
 Runs are written straight into a results store with :meth:`Store.write_run`, through the same serialiser as
-training (:func:`reportgen.train.run_files`), so the renderer reads exactly what `reportgen run` would leave.
+training (:func:`reportgen.runs.run_files`), so the renderer reads exactly what `reportgen run` would leave.
 Every post goes through the generic frame (``reportgen/templates/_post.md.j2``): a study without prose gets the
 complete post, a study with prose (``experiments/<id>.md``) gets its prose and every block it did not place.
 """
@@ -34,7 +34,8 @@ from reportgen.stats import DifferenceInterval, mean_ci, paired_difference, verd
 from reportgen.summary import Unavailable, summary
 from reportgen.store import Store
 from reportgen.study import RenderError, Study, VariantResults, collect
-from reportgen.train import RunOutput, run_files
+from reportgen.runs import run_files
+from reportgen.train import RunOutput
 from tests.conftest import ROOT, invoke, run_main
 from tests.synthetic import stored
 
@@ -358,6 +359,7 @@ def test_a_study_without_prose_gets_a_complete_post(tmp_path):
     assert re.search(rf"^Narrow: conv 5×5, 6 ch → .* — {narrow:,} parameters\.$", models, re.M)
     assert re.search(rf"^Wide: conv 5×5, 8 ch → .* — {wide:,} parameters\.$", models, re.M)
     assert "| Test accuracy (%) |" in post[at[4]:at[5]]
+    assert "| Trained on | one machine (`--executor local`) |" in post[at[8]:]  # the stamp names the executor
     figures = re.findall(r"!\[[^\]]*\]\((plain/[^)]+)\)", post)
     assert figures and all((tmp_path / "docs" / "blog" / "posts" / f).is_file() for f in figures), figures
     assert "reportgen run plain --profile quick" in post[at[-1]:]

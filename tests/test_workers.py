@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from reportgen.workers import default_workers, split_twins
+from reportgen.executors import default_workers
+from reportgen.runs import split_twins
 from tests.conftest import invoke
 
 
