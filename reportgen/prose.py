@@ -25,7 +25,8 @@ from jinja2.sandbox import SecurityError
 from markupsafe import Markup
 
 from .config import ConfigError
-from .markdown import interval, number, prose_environment, signed_number
+from . import numbers
+from .markdown import prose_environment
 from .run_schema import _closest
 
 # Every name prose may use, with what it gives: the "Write your own study" page is generated from this table.
@@ -40,10 +41,10 @@ NAMES: dict[str, tuple[str, str]] = {
               "can write its own; no block may follow it (without it, the section ends the post)"),
     "answer": ("{% call answer() %}…{% endcall %}", "the post's answer to its question, in the prose's own words "
                "with measured numbers (acc, diff); shown first in the closing section, under the question"),
-    "acc": ('acc("variant")', "a variant's mean test accuracy with its interval, e.g. 83.79% (95% CI 83.38 to "
-            "84.20); also .mean .low .high .std .n"),
+    "acc": ('acc("variant")', "a variant's mean test accuracy with its interval, e.g. 83.8% (95% CI 83.4 to "
+            "84.2); also .mean .low .high .std .n"),
     "diff": ('diff("variant")', "the difference in test accuracy to the baseline (paired over seeds where both "
-             "variants use the same images), e.g. −0.42 points (95% CI −1.07 to +0.24); also .mean .low .high .verdict"),
+             "variants use the same images), e.g. −0.4 points (95% CI −1.1 to +0.2); also .mean .low .high .verdict"),
     "result": ('result("filters")', "a declared analysis' computed result, so that the wording can follow what it "
                "measured: the fields of the analysis' result class, e.g. result(\"activation_stats\").layer(\"dropout\", "
                "\"relu4\").dead or result(\"filters\").reading(\"tiny\").sum; before training (the check) every field "
@@ -101,9 +102,7 @@ class Measure:
         return cls(mean=ci["mean"], low=ci["low"], high=ci["high"], std=ci["std"], n=int(ci["n"]), unit=unit, **extra)
 
     def __str__(self) -> str:
-        fmt = signed_number if self.unit == " points" else number
-        ci = interval({"n": self.n, "low": self.low, "high": self.high}, signed=self.unit == " points")
-        return f"{fmt(self.mean)}{self.unit}" + (f" (95% CI {ci})" if ci != "—" else "")
+        return numbers.measured(self, self.unit, signed=self.unit == " points")
 
 
 _NAN = float("nan")

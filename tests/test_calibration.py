@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import tests.test_analysis as shared
+from reportgen import numbers
 from reportgen.analyses import calibration
 from reportgen.analyses.calibration import bin_index, expected_calibration_error, reliability_bins
 from reportgen.figures import FigureWriter
@@ -172,6 +173,7 @@ def test_partial_renders_the_numbers_and_the_verdicts(study, rendered):
     assert f"]({POST}/calibration.png)" in text
     assert r"\sum_{m=1}^{15}" in text
     first = result.variants[0]
-    row = f"| {first.label} | {first.ece['mean']:.2f} | {first.ece['low']:.2f} to {first.ece['high']:.2f} |"
+    d = numbers.decimals(numbers.half_width(first.ece))  # the decimals the interval supports
+    row = f"| {first.label} | {first.ece['mean']:.{d}f} | {first.ece['low']:.{d}f} to {first.ece['high']:.{d}f} |"
     assert row.replace("-", "\u2212") in text
     assert result.comparisons[0]["verdict"] in text

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..markdown import interval, signed_number
+from .. import numbers
 from ..settings import CONFIDENCE
 from ..stats import mean_ci
 from . import ByVariant
@@ -94,9 +94,7 @@ def baseline_label(study) -> str | None:
 
 
 def _ci(values: list[float], signed: bool = False) -> str:
-    ci = mean_ci(values)
-    shown = signed_number(ci["mean"]) if signed else f"{ci['mean']:.2f}%"
-    return shown + ("" if ci["n"] < 2 else f" ({interval(ci, signed=signed)})")
+    return numbers.measured(mean_ci(values), "" if signed else "%", signed, level="")
 
 
 def findings(variants: list[SeedKept], baseline: str | None, test_images: list[int],
@@ -114,7 +112,7 @@ def findings(variants: list[SeedKept], baseline: str | None, test_images: list[i
         parts = [f"{d} pixel{'s' if d != 1 else ''} {_ci([v.by_seed[s][d] for s in seeds])}" for d in steps]
         out.append(f"{v.label}, zero-filled, mean of {len(seeds)} seed{'s' if len(seeds) != 1 else ''}"
                    f"{f' ({round(100 * CONFIDENCE)}% CI)' if len(seeds) > 1 else ''}: unshifted "
-                   f"{np.mean([v.by_seed[s][0] for s in seeds]):.2f}%; moved by "
+                   f"{numbers.fixed(np.mean([v.by_seed[s][0] for s in seeds]))}%; moved by "
                    + "; ".join(parts) + ".")
     base = _baseline(rows, baseline)
     for v in rows:

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 
 import matplotlib.pyplot as plt
 
+from .. import numbers
 from ..charts import Chart, line, lines_chart
 from ..figures import MUTED, PALETTE, WIDTH, Figure, FigureWriter
 from ..settings import FIRST_SEED, SHIFT_RADIUS
@@ -90,7 +91,8 @@ def compute(study: Study, figures: FigureWriter) -> ShiftCurveResult:
 def shift_chart(rows: list[VariantShiftCurve], alt: str) -> dict:
     """The figure's lines for the page: per variant, zero-filled (solid) and wrap-around (dashed) accuracy at
     every distance, of the one seed whose network the grid measured."""
-    panel = {"title": "", "x": "shift distance (pixels)", "y": "test accuracy (%)", "unit": "%", "digits": 2}
+    panel = {"title": "", "x": "shift distance (pixels)", "y": "test accuracy (%)", "unit": "%",
+             "digits": numbers.COARSE_DECIMALS}
     lines = []
     for i, v in enumerate(rows):
         x = [p.distance for p in v.points]
