@@ -92,7 +92,7 @@ def setup(exp: Any, study: Study, profile: str) -> dict[str, Any]:
         rows.append({
             "name": v.name, "label": result.label, "description": v.description, "optional": v.optional,
             "dataset": config["dataset"], "dataset_name": DATASET_TITLES.get(config["dataset"], config["dataset"]),
-            "model": model, "parameters": model["parameters"], "epochs": epochs,
+            "model": model, "parameters": model["parameters"], "macs": model["macs"], "epochs": epochs,
             "training": describe_training(config["training"], epochs=False),
             "augment": describe_augment(config["training"].get("augment")),
             "max_shift": (config["training"].get("augment") or {}).get("translate", 0.0) * IMAGE_SIZE,

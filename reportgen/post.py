@@ -65,6 +65,7 @@ def _variant(facts: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
     def mean(key: str) -> float:
         return float(row[key]["mean"]) if row.get(key) else float("nan")
     return {"label": facts["label"], "description": facts["description"], "parameters": facts["parameters"],
+            "macs": facts["macs"],
             "dataset": facts["dataset"], "max_shift": facts["max_shift"],
             "still_learning": bool(row.get("convergence", {}).get("still_learning")),
             "train_acc_running": mean("train_acc_running"), "train_acc_eval": mean("train_acc_eval")}

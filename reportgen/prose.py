@@ -50,9 +50,10 @@ NAMES: dict[str, tuple[str, str]] = {
                "\"relu4\").dead or result(\"filters\").reading(\"tiny\").sum; before training (the check) every field "
                "is empty and every comparison false"),
     "gap_diff": ('gap_diff("variant")', "the difference in the train − validation gap to the baseline (negative: "
-                 "narrower), e.g. −0.91 points (95% CI −1.28 to −0.54); also .mean .low .high .verdict and "
+                 "narrower), e.g. −0.9 points (95% CI −1.3 to −0.5); also .mean .low .high .verdict and "
                  ".train_change .val_change, the change of each side of the gap"),
-    "variant": ('variant("name")', "a variant's .label .description .parameters .dataset .max_shift "
+    "variant": ('variant("name")', "a variant's .label .description .parameters .macs (multiply-adds of one image's "
+                "forward pass) .dataset .max_shift "
                 ".still_learning (its networks had not stopped improving) .train_acc_running .train_acc_eval (training "
                 "accuracy at the checkpoint, counted during training or measured in eval mode; %)"),
     "setup": ("setup", "the setup: .epochs .seeds .train_limit .eval_limit .val_size .train_total .variants"),
@@ -297,7 +298,7 @@ def check(path: Path, exp: Any, setup: dict[str, Any], profile: str) -> None:
     """Render the prose once against placeholders (no results needed): every mistake surfaces here, before any
     training, as one ProseError line."""
     variants = {v.name: {"label": v.label or v.name, "description": v.description, "parameters": 0,
-                         "dataset": v.dataset or exp.dataset, "max_shift": 0.0, "still_learning": False,
+                         "macs": 0, "dataset": v.dataset or exp.dataset, "max_shift": 0.0, "still_learning": False,
                          "train_acc_running": _NAN, "train_acc_eval": _NAN}
                 for v in exp.variants}
     blocks = Blocks(analyses={name: Markup("") for name in exp.analyses}, results=Markup(""), models=Markup(""),

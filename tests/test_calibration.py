@@ -126,7 +126,7 @@ def test_a_clear_ece_difference_is_worded_for_calibration(tmp_path):
     result = calibration.compute(_study(aug, base, baseline="base"),
                                  FigureWriter(directory=tmp_path, link_prefix="c", cache_dir=None))
     verdict = result.comparisons[0]["verdict"]
-    assert verdict.startswith("Augmented raises expected calibration error by 18.33 percentage points compared "
+    assert verdict.startswith("Augmented raises expected calibration error by 18.3 percentage points compared "
                               "with Baseline")
 
 
@@ -139,7 +139,7 @@ def test_confident_predictions_and_their_mistakes_are_counted(tmp_path):
     assert row.confident_pct == pytest.approx(60.0)
     assert result.comparisons == [] and result.baseline_label is None
     text = _render(result)  # one seed, one variant: no interval, no comparison, the question still asked
-    assert "| V | " in text and "| — |" in text and "3 of 5 (60.00%) | 2 |" in text
+    assert "| V | " in text and "| — |" in text and "3 of 5 (60.0%) | 2 |" in text
     assert "Would dropout or data augmentation change" in text and "!!! abstract" not in text
 
 

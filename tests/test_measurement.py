@@ -236,7 +236,7 @@ def test_variants_on_other_data_get_welchs_unpaired_interval_and_say_so():
 def test_an_unpaired_difference_with_one_seed_a_side_has_no_interval():
     d = difference(variant("a", [0.90]), variant("b", [0.95], dataset="mnist"))
     assert d["pairing"] == UNPAIRED and math.isnan(d["low"])
-    assert d["verdict"].startswith("On a single seed, B differs from A by +5.00 percentage points")
+    assert d["verdict"].startswith("On a single seed, B differs from A by +5.0 percentage points")
 
 
 def test_the_binomial_interval_is_wilsons_from_scipy():

@@ -186,7 +186,7 @@ def test_no_clear_difference():
     d = paired_difference(fake_runs([0.90, 0.91, 0.92], "base"), fake_runs([0.905, 0.905, 0.925], "other"))
     assert d["low"] < 0 < d["high"]
     assert d["verdict"].startswith("No clear difference in test accuracy between Other and Base at 3 seeds: "
-                                   "the mean difference is +0.17 percentage points, but its 95% CI (")
+                                   "the mean difference is +0.2 percentage points, but its 95% CI (")
     assert d["verdict"].endswith(") includes zero.")
     assert "improves" not in d["verdict"] and "lowers" not in d["verdict"]
 
@@ -194,7 +194,7 @@ def test_no_clear_difference():
 def test_single_seed_gives_no_verdict():
     d = paired_difference(fake_runs([0.90], "base"), fake_runs([0.93], "other"))
     assert d["n"] == 1 and math.isnan(d["low"])
-    assert d["verdict"].startswith("On a single seed, Other differs from Base by +3.00 percentage points")
+    assert d["verdict"].startswith("On a single seed, Other differs from Base by +3.0 percentage points")
     assert "no confidence interval and no verdict" in d["verdict"]
     assert "improves" not in d["verdict"]
 

@@ -21,6 +21,7 @@ class LayerRow:
     output: str                  # the same, as "6 × 28 × 28"
     parameters: int
     formula: str                 # how the parameters add up ("" for a layer without any)
+    macs: int = 0                # multiply-adds of one forward pass of one image (_common.multiply_adds)
 
 
 @dataclass
@@ -33,6 +34,8 @@ class ModelArchitecture:
     total: int                   # parameters of the layers, added up
     trainable: int               # count_parameters of the whole model
     ratio: float = 1.0           # trainable parameters relative to the reference model's
+    macs: int = 0                # multiply-adds of one forward pass of one image, every layer added up
+    macs_ratio: float = 1.0      # multiply-adds relative to the reference model's
 
 
 @dataclass
@@ -57,10 +60,11 @@ def compute(study: Study, figures: FigureWriter) -> ArchitectureResult:
         table = architecture_table(model, spec["options"].get("in_channels", 1))
         models.append(ModelArchitecture(model=spec["model"], options=spec["options"], variants=spec["variants"],
                                         input=table["input"], rows=[LayerRow(**row) for row in table["rows"]],
-                                        total=table["total"], trainable=table["trainable"]))
+                                        total=table["total"], trainable=table["trainable"], macs=table["macs"]))
     reference = _reference(study, specs)
     for m in models:
         m.ratio = m.trainable / models[reference].trainable if models[reference].trainable else float("nan")
+        m.macs_ratio = m.macs / models[reference].macs if models[reference].macs else float("nan")
     types = sorted({r.type for m in models for r in m.rows})
     return ArchitectureResult(models=models, reference=reference, layer_types=types)
 
