@@ -241,15 +241,16 @@ def test_the_kernels_figure_draws_all_kernels_and_all_outputs_on_one_symmetric_s
                for name, _, w in kernels_module.HAND_KERNELS]
     capture = _Capture()
     kernels_module.draw_kernels(capture, image, kernels, title="t", name="k")
-    axes = capture.figure.axes[:10]  # the 2 × 5 grid, row by row; the colour bars come after it
+    k = len(kernels)
+    axes = capture.figure.axes[:2 * (k + 1)]  # the 2 × (k + 1) grid, row by row; the colour bars come after it
     weight_limit = max(float(np.abs(w).max()) for _, w, _ in kernels)
     output_limit = max(float(np.abs(o).max()) for _, _, o in kernels)
-    assert [ax.images[0].get_clim() for ax in axes[1:5]] == [(-weight_limit, weight_limit)] * 4
-    assert [ax.images[0].get_clim() for ax in axes[6:10]] == [(-output_limit, output_limit)] * 4
+    assert [ax.images[0].get_clim() for ax in axes[1:k + 1]] == [(-weight_limit, weight_limit)] * k
+    assert [ax.images[0].get_clim() for ax in axes[k + 2:]] == [(-output_limit, output_limit)] * k
     assert weight_limit == 8 and "share one colour scale" in capture.alt
     plt.close(capture.figure)
     text = (analyses.HERE / "kernels.md.j2").read_text()
-    assert "All four kernels are drawn on one colour\nscale" in text
+    assert "All the kernels are drawn on one colour\nscale" in text
     outline = next(d for n, d, _ in kernels_module.HAND_KERNELS if n == "outline")
     assert outline.startswith("8 × the centre minus the sum of its eight neighbours")
 

@@ -390,11 +390,12 @@ def test_pipeline_precompute_fills_each_cache_once_and_skips_studies_that_train_
     studies = {study.id: (None, study.config), illustration.id: (None, illustration)}
     messages = []
     precompute(studies, [study.id, illustration.id], "smoke", Store(workspace / "results"), messages.append)
-    n = len(study.available)
-    # shift_grid and shift_curve read the same grid: one computation per variant (its first seed), not two
-    assert calls == {"grid": n, "stats": n}
+    n, runs = len(study.available), sum(len(v.runs) for v in study.available)
+    # shift_grid and shift_curve read the same grid: one computation per variant (its first seed), not two;
+    # activation statistics are measured in every seed's network
+    assert calls == {"grid": n, "stats": runs}
     assert len(list((tmp_path / "cache" / "analysis").rglob("shift_grid-*.npz"))) == n
-    assert len(list((tmp_path / "cache" / "analysis").rglob("activation_stats-*.npz"))) == n
+    assert len(list((tmp_path / "cache" / "analysis").rglob("activation_stats-*.npz"))) == runs
     assert not list(tmp_path.rglob("*.png"))  # precompute draws nothing
     assert not any(m.startswith("warning") for m in messages), messages
     precompute(studies, [study.id], "smoke", Store(workspace / "results"), messages.append)

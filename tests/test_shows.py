@@ -421,6 +421,15 @@ def test_shift_results_give_accuracy_and_paired_differences_by_variant_name():
         result.diff_at("pool", 4)
     with pytest.raises(ValueError, match=r"no variant 'gpa'; did you mean 'gap'\?"):
         result.at("gpa", 4)
+    # any two variants, paired: what pooling adds over the other at 4 pixels (50 − 60 and 54 − 70)
+    between = result.between("pool", "gap", 4)
+    assert (between.mean, between.unit) == (-13.0, " points")
+    # the relative drop: the share of its unshifted accuracy each keeps (50/90, 54/92; 60/88, 70/87), and the
+    # paired difference of those shares
+    kept, kept_gap = result.kept("pool", 4), result.kept("gap", 4)
+    assert kept.unit == "%" and kept.mean == pytest.approx((100 * 50 / 90 + 100 * 54 / 92) / 2)
+    assert result.kept("gap", 4, "pool").mean == pytest.approx(kept_gap.mean - kept.mean)
+    assert result.kept("gap", 4, "pool").unit == " points"
 
 
 @pytest.mark.parametrize("missing", ["fashion-mnist", "mnist"])

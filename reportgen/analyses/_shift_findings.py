@@ -60,6 +60,27 @@ class ShiftReading(ByVariant):
         return Measure.of(mean_ci(_paired(kept, base, _common_seeds(kept, base), distance)), " points")
 
 
+    def between(self, variant: str, other: str, distance: int):
+        """``variant``'s accuracy at ``distance`` minus ``other``'s, in points, paired over their common seeds
+        (``between("pool", "strided", 4)``: what pooling adds over strided convolutions at 4 pixels)."""
+        from ..prose import Measure
+        a, b = self._kept(variant, distance), self._kept(other, distance)
+        return Measure.of(mean_ci(_paired(a, b, _common_seeds(a, b), distance)), " points")
+
+    def kept(self, variant: str, distance: int, other: str | None = None):
+        """The share (%) of its unshifted accuracy the variant keeps at ``distance``, mean over seeds; with
+        ``other``, that share minus ``other``'s, in points, paired over their common seeds. A relative drop, so
+        variants that start from different accuracies compare fairly."""
+        from ..prose import Measure
+        a = self._kept(variant, distance)
+        share = {s: 100.0 * by[distance] / by[0] for s, by in a.by_seed.items() if distance in by and by[0] > 0}
+        if other is None:
+            return Measure.of(mean_ci(list(share.values())), "%")
+        b = self._kept(other, distance)
+        theirs = {s: 100.0 * by[distance] / by[0] for s, by in b.by_seed.items() if distance in by and by[0] > 0}
+        return Measure.of(mean_ci([share[s] - theirs[s] for s in sorted(set(share) & set(theirs))]), " points")
+
+
 def _baseline(variants: list[SeedKept], label: str | None) -> SeedKept | None:
     return next((v for v in variants if v.label == label), None)
 
