@@ -47,13 +47,14 @@ ZOO = [("lenet", {}), ("lenet", {"pooling": False}), ("lenet", {"dropout": 0.5})
 
 # What each analysis of this list declares (the registry's flags), written out so that a changed flag is a failing
 # test. An analysis added later is checked by every test that iterates the registry, except for these flags.
-NO_TRAINING = {"samples", "architecture", "output_size", "kernels", "augmentation_gallery"}
+NO_TRAINING = {"samples", "architecture", "architecture_diagram", "output_size", "kernels", "augmentation_gallery",
+               "multi_channel"}
 NEEDS_CONVOLUTION = {"output_size", "filters", "saliency"}
 PRECOMPUTED = {"activation_stats", "shift_grid", "shift_curve"}
-KNOWN = {"activation_stats", "architecture", "augmentation_gallery", "calibration", "confusion", "curves",
-         "feature_maps", "filters", "kernels", "misclassified", "output_size", "per_class_f1", "report", "saliency",
-         "samples", "shift_curve", "shift_grid", "shift_single"}
-DATA_ONLY = {"samples", "kernels", "augmentation_gallery"}  # these show the data, not the variants' models
+KNOWN = {"activation_stats", "architecture", "architecture_diagram", "augmentation_gallery", "calibration",
+         "confusion", "curves", "feature_maps", "filters", "kernels", "misclassified", "output_size", "per_class_f1", "report", "saliency",
+         "samples", "shift_curve", "shift_grid", "shift_single", "multi_channel"}
+DATA_ONLY = {"samples", "kernels", "augmentation_gallery", "multi_channel"}  # these show the data, not the variants' models
 
 EXPERIMENT = {
     "id": "inside", "title": "Inside the network", "dataset": "fashion-mnist",
