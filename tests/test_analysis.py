@@ -48,13 +48,13 @@ ZOO = [("lenet", {}), ("lenet", {"pooling": False}), ("lenet", {"dropout": 0.5})
 # What each analysis of this list declares (the registry's flags), written out so that a changed flag is a failing
 # test. An analysis added later is checked by every test that iterates the registry, except for these flags.
 NO_TRAINING = {"samples", "architecture", "architecture_diagram", "output_size", "kernels", "augmentation_gallery",
-               "multi_channel"}
+               "multi_channel", "equivariance"}
 NEEDS_CONVOLUTION = {"output_size", "filters", "saliency"}
 PRECOMPUTED = {"activation_stats", "shift_grid", "shift_curve"}
 KNOWN = {"activation_stats", "architecture", "architecture_diagram", "augmentation_gallery", "calibration",
          "confusion", "curves", "feature_maps", "filters", "kernels", "misclassified", "output_size", "per_class_f1", "report", "saliency",
-         "samples", "shift_curve", "shift_grid", "shift_single", "multi_channel"}
-DATA_ONLY = {"samples", "kernels", "augmentation_gallery", "multi_channel"}  # these show the data, not the variants' models
+         "samples", "shift_curve", "shift_grid", "shift_single", "multi_channel", "equivariance"}
+DATA_ONLY = {"samples", "kernels", "augmentation_gallery", "multi_channel", "equivariance"}  # these show the data, not the variants' models
 
 EXPERIMENT = {
     "id": "inside", "title": "Inside the network", "dataset": "fashion-mnist",
