@@ -400,7 +400,7 @@ def test_pipeline_precompute_fills_each_cache_once_and_skips_studies_that_train_
     assert not list(tmp_path.rglob("*.png"))  # precompute draws nothing
     assert not any(m.startswith("warning") for m in messages), messages
     precompute(studies, [study.id], "smoke", Store(workspace / "results"), messages.append)
-    assert calls == {"grid": n, "stats": n}  # a second precompute finds everything cached
+    assert calls == {"grid": n, "stats": runs}  # a second precompute finds everything cached
 
 
 def test_pipeline_precompute_turns_a_problem_into_a_warning(study, workspace, monkeypatch, tmp_path):

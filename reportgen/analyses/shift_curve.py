@@ -16,7 +16,7 @@ from . import Analysis
 from ._common import first_run, pct, variant_head
 from ._shift import precompute_shift_grids as precompute
 from ._shift import shift_grid_of
-from ._shift_findings import SeedKept, ShiftReading, baseline_label, distance_bins, seed_kept
+from ._shift_findings import DISTANCES, SeedKept, ShiftReading, baseline_label, distance_bins, seed_kept
 from ._shift_findings import findings as shift_findings
 
 
@@ -62,6 +62,7 @@ class ShiftCurveResult(ShiftReading):
     chart: Chart | None = None                             # the figure's numbers, with the seed, for the page
     seed_kept: list[SeedKept] = field(default_factory=list)  # every seed's accuracy at the reported distances
     baseline: str | None = None                            # the label the closing section compares with
+    distances: tuple[int, ...] = DISTANCES                 # the distances measured over every seed (kept())
 
 
 def compute(study: Study, figures: FigureWriter) -> ShiftCurveResult:
