@@ -92,7 +92,8 @@ def compute(study: Study, figures: FigureWriter, index: int = 0) -> Equivariance
         found, maps = check(image, kernel, pixels)
         result.checks.append(found)
         rows.append((found, maps))
-    original = {"moved": image.numpy(), "conv": base.numpy(), "pool": F.max_pool2d(base[None, None], POOL)[0, 0].numpy()}
+    pooled = F.max_pool2d(base[None, None], POOL)[0, 0]
+    original = {"moved": image.numpy(), "conv": base.numpy(), "pool": pooled.numpy()}
     result.figure = draw_equivariance(figures, original, rows)
     return result
 
@@ -126,8 +127,8 @@ def draw_equivariance(figures: FigureWriter, original: dict[str, np.ndarray],
         return fig
 
     parts = "; ".join(f"moved {c.pixels} px: the convolution's output moves with it (largest difference "
-                      f"{c.conv_difference:.2g}), the pooled map differs by up to {c.pool_difference:.2g} from the best "
-                      f"whole-pixel move" for c, _ in rows)
+                      f"{c.conv_difference:.2g}), the pooled map differs by up to {c.pool_difference:.2g} from the "
+                      f"best whole-pixel move" for c, _ in rows)
     alt = f"A test image, its Sobel convolution and its 2×2 max-pooled map; then per shift the differences: {parts}"
     return figures.emit(name, alt, (original, [(c, maps) for c, maps in rows]), draw)
 

@@ -66,7 +66,7 @@ class VariantSaliency:
     dataset: str
     seed: int
     layer: str | None                 # the layer Grad-CAM explains, the last convolution's block (None: no convolution)
-    grid: str | None                  # that layer's output size, e.g. "10 × 10", before placing it on the 28 × 28 input
+    grid: str | None                  # that layer's output size, e.g. "10 × 10", before placing it on the input
     figure: Figure
     centres: tuple[float, float] | None = None  # the pixels its first and last units are centred on (4.5, 22.5)
     images: list[ShownImage] = field(default_factory=list)
