@@ -11,7 +11,9 @@ The rule, for a percentage (or a difference in percentage points) with a confide
   sampling error, and on 10,000 images a 95% binomial interval is at least ±0.1 point for any share between
   0.3% and 99.7%.
 
-A mean and its interval are printed with the same number of decimals, taken from the interval. In templates the
+A mean and its interval are printed with the same number of decimals, taken from the interval they are printed
+with. The results table prints the test set's own (binomial) interval in a column of its own, with its own
+decimals; a mean over seeds whose seed interval is very narrow (±0.08) keeps two decimals beside it. In templates the
 mean of an interval (``acc.mean``, ``diff.std``) knows its interval: the Jinja environments of
 :mod:`reportgen.markdown` hand it out as an :class:`Estimate`, a float that remembers the half-width, so
 ``{{ acc.mean | pct }} ({{ acc | interval }})`` needs no argument to agree.
