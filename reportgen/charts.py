@@ -13,7 +13,8 @@ Two kinds, both drawn by the same script:
 - ``lines``: one or more panels (axes) of lines over x (epochs, shift distance); each line belongs to a variant
   (its legend entry and colour), is solid or dashed, and holds its value per seed at every x, the mean (the line)
   and the lowest and highest seed (a band, drawn when there are several seeds);
-- ``intervals``: per variant, the mean with its confidence interval and every seed's value.
+- ``intervals``: per variant, the mean with its confidence interval and every seed's value, each row with the
+  decimals its interval supports (:mod:`reportgen.numbers`).
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from typing import Any
 from markupsafe import Markup
 from matplotlib import colors as mcolors
 
+from . import numbers
 from .figures import PALETTE, Figure
 from .markdown import figure as figure_markdown
 from .stats import test_accuracy
@@ -104,6 +106,7 @@ def results_chart(study: Study, summary: Summary) -> Chart | None:
         acc = row.acc
         rows.append({"variant": row.label, "color": color(i), "mean": rounded(acc.mean),
                      "low": rounded(acc.low), "high": rounded(acc.high), "std": rounded(acc.std),
+                     "digits": numbers.decimals(numbers.half_width(acc)),
                      "seeds": [int(r.seed) for r in runs], "values": [rounded(test_accuracy(r)) for r in runs]})
     if not rows:
         return None
@@ -111,4 +114,4 @@ def results_chart(study: Study, summary: Summary) -> Chart | None:
     alt = (f"Test accuracy per variant: the mean over seeds with its {level}% confidence interval, "
            f"and each seed's value")
     return Chart({"kind": "intervals", "alt": alt, "x": "test accuracy (%)", "confidence_pct": level,
-                  "unit": "%", "digits": 2, "rows": rows})
+                  "unit": "%", "digits": numbers.COARSE_DECIMALS, "rows": rows})

@@ -102,6 +102,7 @@ class VariantSetup:
     dataset_name: str
     model: dict[str, Any]
     parameters: int
+    macs: int                         # multiply-adds of one forward pass of one image
     epochs: int
     training: str
     augment: str
@@ -145,7 +146,7 @@ def _variant_setup(exp: StudyConfig, v: VariantConfig, result: VariantResults, s
     return VariantSetup(
         name=v.name, label=result.label, description=v.description, optional=v.optional, dataset=config["dataset"],
         dataset_name=DATASET_TITLES.get(config["dataset"], config["dataset"]), model=model,
-        parameters=model["parameters"], epochs=training.epochs, training=describe_training(training, epochs=False),
+        parameters=model["parameters"], macs=model["macs"], epochs=training.epochs, training=describe_training(training, epochs=False),
         augment=describe_augment(training.augment),
         max_shift=(training.augment.translate if training.augment else 0.0) * IMAGE_SIZE,
         unavailable=result.unavailable)

@@ -23,6 +23,7 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
 
+from . import numbers
 from .settings import DATASET_TITLES
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -45,12 +46,13 @@ def markdown_text(value: Any) -> Any:
     return html_text(_MARKDOWN_SPECIAL.sub(r"\\\1", value))
 
 
-def number(x: float | None, digits: int = 2) -> str:
-    return "—" if x is None or x != x else f"{x:.{digits}f}".replace("-", "\u2212")
+def number(x: float | None, digits: int | None = None) -> str:
+    """``x`` with the decimals its uncertainty supports (:mod:`reportgen.numbers`), or exactly ``digits``."""
+    return numbers.fixed(x, digits)
 
 
-def signed_number(x: float | None, digits: int = 2) -> str:
-    return "—" if x is None or x != x else f"{x:+.{digits}f}".replace("-", "\u2212")
+def signed_number(x: float | None, digits: int | None = None) -> str:
+    return numbers.fixed(x, digits, signed=True)
 
 
 class Bounded(Protocol):
@@ -61,12 +63,9 @@ class Bounded(Protocol):
     high: float
 
 
-def interval(ci: Bounded | None, digits: int = 2, signed: bool = False) -> str:
-    """'88.70 to 89.54' (or '—' without an interval, e.g. a single seed)."""
-    fmt = signed_number if signed else number
-    if ci is None or ci.n < 2 or ci.low != ci.low:
-        return "—"
-    return f"{fmt(ci.low, digits)} to {fmt(ci.high, digits)}"
+def interval(ci: Bounded | None, digits: int | None = None, signed: bool = False) -> str:
+    """'81.9 to 84.0', with the decimals the interval's width supports (or '—' without one, e.g. a single seed)."""
+    return numbers.interval(ci, digits, signed)
 
 
 def oneline(value: Any) -> str:
@@ -89,6 +88,7 @@ def figure(f: Any) -> Markup:
 
 FILTERS = {
     "figure": figure, "pct": number, "signed": signed_number, "interval": interval, "oneline": oneline,
+    "fixed": lambda x, digits=2: numbers.fixed(x, digits),  # a value that is not a measured share: weights, sums
     "seconds": seconds, "thousands": lambda n: f"{int(n):,}",
     "code": lambda s: Markup(str(s)),
     "yaml_str": lambda s: Markup(json.dumps(html_text(oneline(s)), ensure_ascii=False)),
@@ -98,15 +98,34 @@ _OPTIONS = dict(autoescape=False, finalize=markdown_text, undefined=jinja2.Stric
                 lstrip_blocks=True, keep_trailing_newline=True)
 
 
+class _Precise:
+    """Attribute and item lookups hand out an interval's mean and spread as :class:`reportgen.numbers.Estimate`,
+    so ``{{ acc.mean | pct }}`` prints with the decimals of ``{{ acc | interval }}``."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        return numbers.precise(obj, attribute, super().getattr(obj, attribute))  # type: ignore[misc]
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        return numbers.precise(obj, argument, super().getitem(obj, argument))  # type: ignore[misc]
+
+
+class _Environment(_Precise, jinja2.Environment):
+    pass
+
+
+class _Sandbox(_Precise, ImmutableSandboxedEnvironment):
+    pass
+
+
 def package_environment() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader([str(TEMPLATES), str(ANALYSES)]), **_OPTIONS)
+    env = _Environment(loader=jinja2.FileSystemLoader([str(TEMPLATES), str(ANALYSES)]), **_OPTIONS)
     env.filters.update(FILTERS)
     return env
 
 
 def prose_environment() -> ImmutableSandboxedEnvironment:
     """The sandbox for a study's prose: no loader, no mutation of the context, unsafe attributes refused."""
-    env = ImmutableSandboxedEnvironment(loader=None, **_OPTIONS)
+    env = _Sandbox(loader=None, **_OPTIONS)
     env.globals.clear()  # no range, lipsum, cycler, joiner, namespace, dict: only the documented names
     env.filters.update({k: v for k, v in FILTERS.items() if k not in ("code", "yaml_str")})
     return env

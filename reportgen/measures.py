@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import stats as scipy_stats
 
+from . import numbers
 from .markdown import signed_number
 from .settings import (CONFIDENCE, CONVERGED_GAIN_POINTS, CONVERGENCE_WINDOW, VAL_LOSS_EPOCH_TOLERANCE,
                        VAL_LOSS_RISE_FRACTION)
@@ -210,4 +211,5 @@ def convergence(runs: list[Run], threshold: float = CONVERGED_GAIN_POINTS) -> Co
     span = "the last epoch" if window == 1 else f"the last {window} epochs"
     return Convergence(gain=gain, window=window, best_is_last=best_last, n=len(per_run), still_learning=still,
                        verdict=STILL_LEARNING if still else CONVERGED,
-                       text=f"{signed_number(gain)} points over {span}")
+                       # two decimals: the gain is read against a threshold of a few tenths, and must fall on the right side
+                       text=f"{signed_number(gain, numbers.FINE_DECIMALS)} points over {span}")

@@ -64,7 +64,7 @@ def _variant(facts: VariantSetup, row: VariantRow | None) -> prose.VariantFacts:
     training accuracy at the checkpoint, running (counted during training) and in eval mode (NaN: not measured)."""
     nan = float("nan")
     return prose.VariantFacts(
-        label=facts.label, description=facts.description, parameters=facts.parameters,
+        label=facts.label, description=facts.description, parameters=facts.parameters, macs=facts.macs,
         dataset=facts.dataset, max_shift=facts.max_shift,
         still_learning=bool(row and row.convergence.still_learning),
         train_acc_running=float(row.train_acc_running.mean) if row else nan,

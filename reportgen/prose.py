@@ -24,11 +24,12 @@ from jinja2 import meta, nodes
 from jinja2.sandbox import SecurityError
 from markupsafe import Markup
 
+from . import numbers
 from .config import ConfigError, StudyConfig
 
 if TYPE_CHECKING:  # the setup describes models: it imports torch
     from .context import Setup
-from .markdown import interval, number, prose_environment, signed_number
+from .markdown import prose_environment
 from .stats import Interval
 from .suggest import suggest
 
@@ -44,18 +45,19 @@ NAMES: dict[str, tuple[str, str]] = {
               "can write its own; no block may follow it (without it, the section ends the post)"),
     "answer": ("{% call answer() %}…{% endcall %}", "the post's answer to its question, in the prose's own words "
                "with measured numbers (acc, diff); shown first in the closing section, under the question"),
-    "acc": ('acc("variant")', "a variant's mean test accuracy with its interval, e.g. 83.79% (95% CI 83.38 to "
-            "84.20); also .mean .low .high .std .n"),
+    "acc": ('acc("variant")', "a variant's mean test accuracy with its interval, e.g. 83.8% (95% CI 83.4 to "
+            "84.2); also .mean .low .high .std .n"),
     "diff": ('diff("variant")', "the difference in test accuracy to the baseline (paired over seeds where both "
-             "variants use the same images), e.g. −0.42 points (95% CI −1.07 to +0.24); also .mean .low .high .verdict"),
+             "variants use the same images), e.g. −0.4 points (95% CI −1.1 to +0.2); also .mean .low .high .verdict"),
     "result": ('result("filters")', "a declared analysis' computed result, so that the wording can follow what it "
                "measured: the fields of the analysis' result class, e.g. result(\"activation_stats\").layer(\"dropout\", "
                "\"relu4\").dead or result(\"filters\").reading(\"tiny\").sum; before training (the check) every field "
                "is empty and every comparison false"),
     "gap_diff": ('gap_diff("variant")', "the difference in the train − validation gap to the baseline (negative: "
-                 "narrower), e.g. −0.91 points (95% CI −1.28 to −0.54); also .mean .low .high .verdict and "
+                 "narrower), e.g. −0.9 points (95% CI −1.3 to −0.5); also .mean .low .high .verdict and "
                  ".train_change .val_change, the change of each side of the gap"),
-    "variant": ('variant("name")', "a variant's .label .description .parameters .dataset .max_shift "
+    "variant": ('variant("name")', "a variant's .label .description .parameters .macs (multiply-adds of one image's "
+                "forward pass) .dataset .max_shift "
                 ".still_learning (its networks had not stopped improving) .train_acc_running .train_acc_eval (training "
                 "accuracy at the checkpoint, counted during training or measured in eval mode; %)"),
     "setup": ("setup", "the setup: .epochs .seeds .train_limit .eval_limit .val_size .train_total .variants"),
@@ -104,9 +106,7 @@ class Measure:
         return cls(mean=ci.mean, low=ci.low, high=ci.high, std=ci.std, n=ci.n, unit=unit, **extra)
 
     def __str__(self) -> str:
-        fmt = signed_number if self.unit == " points" else number
-        ci = interval(self, signed=self.unit == " points")
-        return f"{fmt(self.mean)}{self.unit}" + (f" (95% CI {ci})" if ci != "—" else "")
+        return numbers.measured(self, self.unit, signed=self.unit == " points")
 
 
 _NAN = float("nan")
@@ -119,6 +119,7 @@ class VariantFacts:
     label: str
     description: str
     parameters: int
+    macs: int
     dataset: str
     max_shift: float
     still_learning: bool = False
@@ -313,7 +314,7 @@ def render(path: Path, namespace: dict[str, Any]) -> str:
 def check(path: Path, exp: StudyConfig, setup: Setup, profile: str) -> None:
     """Render the prose once against placeholders (no results needed): every mistake surfaces here, before any
     training, as one ProseError line."""
-    variants = {v.name: VariantFacts(label=v.label or v.name, description=v.description, parameters=0,
+    variants = {v.name: VariantFacts(label=v.label or v.name, description=v.description, parameters=0, macs=0,
                                      dataset=v.dataset or exp.dataset, max_shift=0.0)
                 for v in exp.variants}
     blocks = Blocks(analyses={name: Markup("") for name in exp.analyses}, results=Markup(""), models=Markup(""),

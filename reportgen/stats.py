@@ -13,6 +13,7 @@ from typing import Any, Callable
 import numpy as np
 from scipy import stats as scipy_stats
 
+from . import numbers
 from .settings import CONFIDENCE
 from .store import Run
 from .study import VariantResults
@@ -193,10 +194,10 @@ def unpaired_difference(a: VariantResults, b: VariantResults, confidence: float 
     return _comparison(a, b, ci, metric, words, seeds=sorted(set(a.seeds) | set(b.seeds)), per_seed={})
 
 
-def _pts(x: float, sign: bool = False) -> str:
-    """A number of percentage points for prose: two decimals, a real minus sign, '+' only when asked."""
-    text = f"{x:+.2f}" if sign else f"{x:.2f}"
-    return text.replace("-", "\u2212")
+def _pts(x: float, sign: bool = False, digits: int | None = None) -> str:
+    """A number of percentage points for prose: the decimals its interval supports (:mod:`reportgen.numbers`),
+    a real minus sign, '+' only when asked."""
+    return numbers.fixed(x, digits, signed=sign)
 
 
 def verdict(subject: str, reference: str, ci: DifferenceInterval, metric: str = "test accuracy", *,
@@ -209,6 +210,11 @@ def verdict(subject: str, reference: str, ci: DifferenceInterval, metric: str = 
     interval's ``basis`` (paired over n seeds, or unpaired). Across datasets the test sets differ, so the sentence
     says so."""
     n, mean = ci.n, ci.mean
+    digits = numbers.decimals(numbers.half_width(ci))  # every number of the sentence: the interval's decimals
+
+    def pts(x: float, sign: bool = False) -> str:
+        return _pts(x, sign, digits)
+
     level = f"{round(100 * ci.confidence)}% CI"
     up, down, higher, lower = words
     paired = ci.pairing == PAIRED
@@ -218,7 +224,7 @@ def verdict(subject: str, reference: str, ci: DifferenceInterval, metric: str = 
     if n == 1:
         single = paired or ci.n_variant == ci.n_baseline == 1
         return (f"{'On a single seed' if single else f'On {at}'}, {subject} differs from {reference} by "
-                f"{_pts(mean, sign=True)} percentage points of {metric}. One seed has no spread to estimate, so there "
+                f"{pts(mean, sign=True)} percentage points of {metric}. One seed has no spread to estimate, so there "
                 "is no confidence interval and no verdict: a difference this size can come from the seed alone. The "
                 "quick (3 seeds) or full (5 seeds) profile can tell.")
     note = ("; the test sets differ, so this measures how hard each dataset is for the same network"
@@ -229,14 +235,14 @@ def verdict(subject: str, reference: str, ci: DifferenceInterval, metric: str = 
             return f"{metric[0].upper() + metric[1:]} is exactly the same for {subject} and {reference} {every}."
         verb = up if mean > 0 else down
         every = f"on every one of the {n} seeds" if paired else f"on every seed ({seeds})"
-        return (f"{subject} {verb} {metric} by exactly {_pts(abs(mean))} percentage points compared with "
+        return (f"{subject} {verb} {metric} by exactly {pts(abs(mean))} percentage points compared with "
                 f"{reference} {every} (no seed-to-seed spread, so the interval has zero width){note}.")
     if ci.low > 0:
-        return (f"{subject} {up} {metric} by {_pts(mean)} percentage points compared with {reference} "
-                f"({level} {_pts(ci.low)} to {_pts(ci.high)}, {seeds}){note}.")
+        return (f"{subject} {up} {metric} by {pts(mean)} percentage points compared with {reference} "
+                f"({level} {pts(ci.low)} to {pts(ci.high)}, {seeds}){note}.")
     if ci.high < 0:
-        return (f"{subject} {down} {metric} by {_pts(-mean)} percentage points compared with {reference} "
-                f"({level} {_pts(-ci.high)} to {_pts(-ci.low)} points {lower}, {seeds}){note}.")
+        return (f"{subject} {down} {metric} by {pts(-mean)} percentage points compared with {reference} "
+                f"({level} {pts(-ci.high)} to {pts(-ci.low)} points {lower}, {seeds}){note}.")
     return (f"No clear difference in {metric} between {subject} and {reference} at {at}: the mean difference "
-            f"is {_pts(mean, sign=True)} percentage points, but its {level} ({_pts(ci.low, sign=True)} to "
-            f"{_pts(ci.high, sign=True)}, {seeds}) includes zero.")
+            f"is {pts(mean, sign=True)} percentage points, but its {level} ({pts(ci.low, sign=True)} to "
+            f"{pts(ci.high, sign=True)}, {seeds}) includes zero.")

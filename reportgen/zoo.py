@@ -74,10 +74,10 @@ def layer_summary(model: nn.Module) -> str:
 
 def describe_model(model_config: dict[str, Any]) -> dict[str, Any]:
     """A resolved model config (``{"name", "options"}``) described from the module it builds: the name, a
-    one-line layer summary, the trainable parameter count and one row per leaf layer (name, part, type, details,
+    one-line layer summary, the trainable parameter count, the multiply-adds of one forward pass and one row per leaf layer (name, part, type, details,
     output shape for one input image, parameters) as :func:`reportgen.analyses._common.architecture_table` gives."""
     options = ModelConfig.model_validate(model_config).typed_options()
     net = build(options)
     table = architecture_table(net, options.in_channels)
     return {"name": model_config["name"], "text": layer_summary(net), "parameters": count_parameters(net),
-            "layers": table["rows"]}
+            "macs": table["macs"], "layers": table["rows"]}

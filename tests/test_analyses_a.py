@@ -42,7 +42,7 @@ def test_analyses_that_need_no_training_work_on_the_convolution_study(workspace,
     samples = module("samples").compute(bare, figures)
     assert [d.dataset for d in samples.datasets] == ["fashion-mnist"]
     kernels = module("kernels").compute(bare, figures)
-    assert kernels.image["dataset"] == "fashion-mnist" and len(kernels.kernels) == 4
+    assert kernels.image["dataset"] == "fashion-mnist" and len(kernels.kernels) == 5
     sizes = module("output_size").compute(bare, figures)
     assert [m.model for m in sizes.models] == ["lenet"] and sizes.models[0].all_match and sizes.models[0].rows
     arch = module("architecture").compute(bare, figures)
@@ -200,7 +200,8 @@ def test_architecture_and_output_size_of_each_model(study, rendered):
 def test_kernels_are_real_convolutions_of_a_test_image(rendered):
     result, root = rendered["kernels"], rendered.directory
     splits = load_splits("fashion-mnist")
-    assert [k.name for k in result.kernels] == ["box blur", "outline", "horizontal lines", "vertical lines"]
+    assert [k.name for k in result.kernels] == ["box blur", "outline", "vertical edges (Sobel)", "horizontal lines",
+                                                 "vertical lines"]
     assert result.image["class"] == splits.classes[int(splits.test_labels[0])]
     image = splits.test_images[result.image["index"]].numpy().astype(np.float64) / 255
     padded = np.pad(image, 1)
@@ -209,6 +210,15 @@ def test_kernels_are_real_convolutions_of_a_test_image(rendered):
         out = np.array([[np.sum(padded[i:i + 3, j:j + 3] * w) for j in range(28)] for i in range(28)])
         assert (k.out_min, k.out_max) == pytest.approx((out.min(), out.max()), abs=1e-5)
     assert module("kernels").apply_kernels(torch.ones(5, 5), [[[1.0] * 3] * 3]).shape == (1, 5, 5)
+    # the signs the descriptions state: Sobel is positive where it gets brighter to the right, the outline kernel
+    # where the centre is brighter than its neighbours; both are zero on a flat area
+    step, dot = torch.zeros(5, 5), torch.zeros(5, 5)
+    step[:, 3:], dot[2, 2] = 1.0, 1.0
+    sobel, outline = ([w for n, _, w in module("kernels").HAND_KERNELS if n == name][0]
+                      for name in ("vertical edges (Sobel)", "outline"))
+    edge = module("kernels").apply_kernels(step, [sobel, [[-r for r in row] for row in sobel]], padding=0)
+    assert edge[0, :, 1].min() > 0 and edge[1, :, 1].max() < 0 and edge[0, :, 0].abs().max() == 0
+    assert module("kernels").apply_kernels(dot, [outline], padding=0)[0, 1, 1] == 8
     assert str(result.kernels[0].tex).startswith(r"\(\begin{bmatrix} \tfrac{1}{9}")
     assert result.output_size == result.size == 28
     assert result.figure.path == f"{POST}/kernels.png" and (root / "kernels.png").exists()
@@ -231,15 +241,16 @@ def test_the_kernels_figure_draws_all_kernels_and_all_outputs_on_one_symmetric_s
                for name, _, w in kernels_module.HAND_KERNELS]
     capture = _Capture()
     kernels_module.draw_kernels(capture, image, kernels, title="t", name="k")
-    axes = capture.figure.axes[:10]  # the 2 × 5 grid, row by row; the colour bars come after it
+    k = len(kernels)
+    axes = capture.figure.axes[:2 * (k + 1)]  # the 2 × (k + 1) grid, row by row; the colour bars come after it
     weight_limit = max(float(np.abs(w).max()) for _, w, _ in kernels)
     output_limit = max(float(np.abs(o).max()) for _, _, o in kernels)
-    assert [ax.images[0].get_clim() for ax in axes[1:5]] == [(-weight_limit, weight_limit)] * 4
-    assert [ax.images[0].get_clim() for ax in axes[6:10]] == [(-output_limit, output_limit)] * 4
+    assert [ax.images[0].get_clim() for ax in axes[1:k + 1]] == [(-weight_limit, weight_limit)] * k
+    assert [ax.images[0].get_clim() for ax in axes[k + 2:]] == [(-output_limit, output_limit)] * k
     assert weight_limit == 8 and "share one colour scale" in capture.alt
     plt.close(capture.figure)
     text = (analyses.HERE / "kernels.md.j2").read_text()
-    assert "All four kernels are drawn on one colour\nscale" in text
+    assert "All the kernels are drawn on one colour\nscale" in text
     outline = next(d for n, d, _ in kernels_module.HAND_KERNELS if n == "outline")
     assert outline.startswith("8 × the centre minus the sum of its eight neighbours")
 

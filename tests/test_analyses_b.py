@@ -153,9 +153,10 @@ def test_precompute_fills_the_cache_that_compute_reads(name, study, workspace, m
 
     monkeypatch.setattr(_shift, "shift_accuracy_grid", counting_grid)
     monkeypatch.setattr(stats, "activation_statistics", counting_stats)
-    n = len(study.available)
     kind = "activation_stats" if name == "activation_stats" else "shift_grid"
-    expected = {"shift_grid": 0, "activation_stats": 0, kind: n}  # one computation per variant (its first seed)
+    # the shift grid: one computation per variant (its first seed); activation statistics: one per run (every seed)
+    n = len(study.available) if kind == "shift_grid" else sum(len(v.runs) for v in study.available)
+    expected = {"shift_grid": 0, "activation_stats": 0, kind: n}
     assert analyses.get(name).precompute(study) is None
     assert calls == expected
     assert len(list((tmp_path / "cache" / "analysis").rglob(f"{kind}-*.npz"))) == n
@@ -248,6 +249,26 @@ def test_activation_stats_match_a_direct_pass_over_the_test_set(study, rendered)
                 # "Never active" only where a zero means a silent unit: after a ReLU, not after a conv or linear.
                 assert layer.dead == (int((~alive).sum()) if isinstance(module_, torch.nn.ReLU) else None)
         assert row.relu == [layer for layer in row.layers if layer.is_relu] and row.relu
+        # every seed's network: the first seed's numbers first, then the others', and their mean with its interval
+        relu = row.relu[-1]
+        assert relu.seeds == [r.seed for r in v.runs] and len(relu.seeds) > 1
+        assert relu.dead_per_seed[0] == relu.dead and relu.per_seed["mean"][0] == pytest.approx(relu.mean)
+        assert relu.dead_over_seeds["mean"] == pytest.approx(np.mean(relu.dead_per_seed))
+        assert relu.mean_over_seeds["n"] == len(v.runs) and relu.mean_over_seeds["low"] <= relu.mean_over_seeds["high"]
+        index = [x.name for x in row.layers].index(relu.name)
+        for seed, dead in zip(relu.seeds, relu.dead_per_seed):
+            other = next(r for r in v.runs if r.seed == seed)
+            direct = module("activation_stats").activation_statistics(
+                other.load_model().eval(), images, Normalization(**other.metrics["normalization"]))
+            assert dead == direct["dead"][index]
+    a, b = (v.name for v in study.available[:2])
+    layer = result.variants[0].relu[-1].name
+    if any(x.name == layer for x in result.variants[1].layers):
+        paired = result.paired(a, b, layer, "mean")
+        first, second = result.layer(a, layer), result.layer(b, layer)
+        assert paired["mean"] == pytest.approx(np.mean(first.per_seed["mean"]) - np.mean(second.per_seed["mean"]))
+    with pytest.raises(ValueError, match="no per-seed 'size'"):
+        result.paired(a, a, result.variants[0].relu[-1].name, "size")
     assert result.figure.path == f"{POST}/activation-zeros.png" and (root / "activation-zeros.png").exists()
     assert all(len(m._forward_hooks) == 0 for v in study.available for m in load_model(v.runs[0]).modules())
 
@@ -457,7 +478,9 @@ def test_a_one_filter_network_and_a_linear_classifier_are_read_in_words(study, r
                                linear=linear, black=-0.8)])
     text = package_environment().get_template("filters.md.j2").render(a=result, **shared._partial_context(study))
     assert "Its weights sum to 20.00; divided by the sum of their absolute values that is 66.7%: not zero" in text
-    assert "the convolution outputs −16.00, which the ReLU after it sets to zero" in text
+    # the arithmetic shown: the black pixel value times the weight sum, plus the bias
+    assert ("the convolution outputs −0.80 × 20.00 + 0.00 (the pixel value times the weight sum, plus the bias) = "
+            "−16.00, which the ReLU after it sets to zero") in " ".join(text.split())
     assert "it responds to vertical edges" in text and "Deeper filters" not in text
     assert "no hidden layer" in text and "its 10 class scores one weight per pixel" in text
     assert "hidden units" not in text

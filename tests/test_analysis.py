@@ -48,13 +48,14 @@ ZOO = [("lenet", {}), ("lenet", {"pooling": False}), ("lenet", {"dropout": 0.5})
 
 # What each analysis of this list declares (the registry's flags), written out so that a changed flag is a failing
 # test. An analysis added later is checked by every test that iterates the registry, except for these flags.
-NO_TRAINING = {"samples", "architecture", "output_size", "kernels", "augmentation_gallery"}
+NO_TRAINING = {"samples", "architecture", "architecture_diagram", "output_size", "kernels", "augmentation_gallery",
+               "multi_channel", "equivariance"}
 NEEDS_CONVOLUTION = {"output_size", "filters", "saliency"}
 PRECOMPUTED = {"activation_stats", "shift_grid", "shift_curve"}
-KNOWN = {"activation_stats", "architecture", "augmentation_gallery", "calibration", "confusion", "curves",
-         "feature_maps", "filters", "kernels", "misclassified", "output_size", "per_class_f1", "report", "saliency",
-         "samples", "shift_curve", "shift_grid", "shift_single"}
-DATA_ONLY = {"samples", "kernels", "augmentation_gallery"}  # these show the data, not the variants' models
+KNOWN = {"activation_stats", "architecture", "architecture_diagram", "augmentation_gallery", "calibration",
+         "confusion", "curves", "feature_maps", "filters", "kernels", "misclassified", "output_size", "per_class_f1", "report", "saliency",
+         "samples", "shift_curve", "shift_grid", "shift_single", "multi_channel", "equivariance"}
+DATA_ONLY = {"samples", "kernels", "augmentation_gallery", "multi_channel", "equivariance"}  # these show the data, not the variants' models
 
 EXPERIMENT = {
     "id": "inside", "title": "Inside the network", "dataset": "fashion-mnist",
@@ -391,15 +392,16 @@ def test_pipeline_precompute_fills_each_cache_once_and_skips_studies_that_train_
     studies = {study.id: (None, study.config), illustration.id: (None, illustration)}
     messages = []
     precompute(studies, [study.id, illustration.id], "smoke", Store(workspace / "results"), messages.append)
-    n = len(study.available)
-    # shift_grid and shift_curve read the same grid: one computation per variant (its first seed), not two
-    assert calls == {"grid": n, "stats": n}
+    n, runs = len(study.available), sum(len(v.runs) for v in study.available)
+    # shift_grid and shift_curve read the same grid: one computation per variant (its first seed), not two;
+    # activation statistics are measured in every seed's network
+    assert calls == {"grid": n, "stats": runs}
     assert len(list((tmp_path / "cache" / "analysis").rglob("shift_grid-*.npz"))) == n
-    assert len(list((tmp_path / "cache" / "analysis").rglob("activation_stats-*.npz"))) == n
+    assert len(list((tmp_path / "cache" / "analysis").rglob("activation_stats-*.npz"))) == runs
     assert not list(tmp_path.rglob("*.png"))  # precompute draws nothing
     assert not any(m.startswith("warning") for m in messages), messages
     precompute(studies, [study.id], "smoke", Store(workspace / "results"), messages.append)
-    assert calls == {"grid": n, "stats": n}  # a second precompute finds everything cached
+    assert calls == {"grid": n, "stats": runs}  # a second precompute finds everything cached
 
 
 def test_pipeline_precompute_turns_a_problem_into_a_warning(study, workspace, monkeypatch, tmp_path):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import tests.test_analysis as shared
+from reportgen import numbers
 from reportgen.analyses import calibration
 from reportgen.analyses.calibration import bin_index, expected_calibration_error, reliability_bins
 from reportgen.figures import FigureWriter
@@ -125,7 +126,7 @@ def test_a_clear_ece_difference_is_worded_for_calibration(tmp_path):
     result = calibration.compute(_study(aug, base, baseline="base"),
                                  FigureWriter(directory=tmp_path, link_prefix="c", cache_dir=None))
     verdict = result.comparisons[0].verdict
-    assert verdict.startswith("Augmented raises expected calibration error by 18.33 percentage points compared "
+    assert verdict.startswith("Augmented raises expected calibration error by 18.3 percentage points compared "
                               "with Baseline")
 
 
@@ -138,7 +139,7 @@ def test_confident_predictions_and_their_mistakes_are_counted(tmp_path):
     assert row.confident_pct == pytest.approx(60.0)
     assert result.comparisons == [] and result.baseline_label is None
     text = _render(result)  # one seed, one variant: no interval, no comparison, the question still asked
-    assert "| V | " in text and "| — |" in text and "3 of 5 (60.00%) | 2 |" in text
+    assert "| V | " in text and "| — |" in text and "3 of 5 (60.0%) | 2 |" in text
     assert "Would dropout or data augmentation change" in text and "!!! abstract" not in text
 
 
@@ -172,6 +173,7 @@ def test_partial_renders_the_numbers_and_the_verdicts(study, rendered):
     assert f"]({POST}/calibration.png)" in text
     assert r"\sum_{m=1}^{15}" in text
     first = result.variants[0]
-    row = f"| {first.label} | {first.ece.mean:.2f} | {first.ece.low:.2f} to {first.ece.high:.2f} |"
+    d = numbers.decimals(numbers.half_width(first.ece))  # the decimals the interval supports
+    row = f"| {first.label} | {first.ece.mean:.{d}f} | {first.ece.low:.{d}f} to {first.ece.high:.{d}f} |"
     assert row.replace("-", "\u2212") in text
     assert result.comparisons[0].verdict in text

@@ -251,7 +251,7 @@ def test_curves_chart_in_a_browser_under_a_sub_path(chart_site):
         assert tip is not None, "no tooltip shown"
         runs = study.available[1].runs
         for run in runs:
-            assert f"seed {run.seed}: {100 * run.history.epochs[epoch].val_acc:.2f}%" in tip, tip
+            assert f"seed {run.seed}: {100 * run.history.epochs[epoch].val_acc:.1f}%" in tip, tip
         assert LABELS[1] in tip and LABELS[0] not in tip  # the hidden variant is not listed
 
         # in print the PNG comes back and the canvas goes

@@ -217,7 +217,7 @@ def test_the_home_page_marks_a_variant_still_learning(tmp_path):
     home = render_home(experiments, "quick", store, docs, built={"alpha", "beta"}).read_text()
     alpha = next(line for line in home.splitlines() if "Alpha study" in line)
     beta = next(line for line in home.splitlines() if "Beta study" in line)
-    assert re.search(r"Wider: 83\.50 \([^)]*\)†", alpha) and re.search(r"Base: 80\.50 \([^)]*\)(?!†)", alpha)
+    assert re.search(r"Wider: 83\.5 \([^)]*\)†", alpha) and re.search(r"Base: 80\.5 \([^)]*\)(?!†)", alpha)
     assert "†" not in beta
     assert "† Still learning:" in home and "[Methods](methods.md#converged-or-still-learning)" in home
     # nothing still learning: no mark, no footnote

@@ -11,6 +11,7 @@ import pytest
 import torch
 from scipy import stats as scipy_stats
 
+from reportgen import numbers
 from reportgen.analyses._train_eval import train_accuracy_eval, train_eval_images
 from reportgen.config import StudyConfig
 from reportgen.data import load_splits
@@ -111,8 +112,9 @@ def test_the_gap_and_its_verdict_use_the_eval_mode_accuracy(trained):
     assert "Train, eval mode (%)" in text and "Train, running during training (%)" in text
     assert "on all 300 of the\ntraining images" in text and "for comparison only" in text
     row = s.rows[1]
-    assert (f"| Dropout | {row.train_acc_eval.mean:.2f} | {row.train_acc_running.mean:.2f} | "
-            f"{row.val_acc.mean:.2f} | {row.gap.mean:.2f} |").replace("-", "\u2212") in text
+    fix = lambda ci: numbers.fixed(ci.mean, numbers.decimals(numbers.half_width(ci)))
+    assert (f"| Dropout | {fix(row.train_acc_eval)} | {fix(row.train_acc_running)} | "
+            f"{fix(row.val_acc)} | {fix(row.gap)} |") in text
 
 
 def test_without_the_training_images_the_gap_says_it_uses_the_running_figure(trained, tmp_path, monkeypatch):
@@ -235,7 +237,7 @@ def test_variants_on_other_data_get_welchs_unpaired_interval_and_say_so():
 def test_an_unpaired_difference_with_one_seed_a_side_has_no_interval():
     d = difference(variant("a", [0.90]), variant("b", [0.95], dataset="mnist"))
     assert d.pairing == UNPAIRED and math.isnan(d.low)
-    assert d.verdict.startswith("On a single seed, B differs from A by +5.00 percentage points")
+    assert d.verdict.startswith("On a single seed, B differs from A by +5.0 percentage points")
 
 
 def test_the_binomial_interval_is_wilsons_from_scipy():
@@ -255,7 +257,7 @@ def test_the_results_table_shows_the_binomial_interval_beside_the_seed_interval(
     text = render("_results.md.j2", s)
     row = s.rows[0]
     assert "| Variant | Test accuracy (%) | 95% CI (seeds) | 95% CI (test set) | Std |" in text
-    assert (f"| Base | 81.00 | {row.acc.low:.2f} to {row.acc.high:.2f} | "
-            f"{row.test_set.low:.2f} to {row.test_set.high:.2f} | 1.00 |") in text
+    assert (f"| Base | 81.0 | {row.acc.low:.1f} to {row.acc.high:.1f} | "
+            f"{row.test_set.low:.1f} to {row.test_set.high:.1f} | 1.0 |") in text
     assert "the test set's own 95% interval (sampling error of 10,000 test images" in " ".join(text.split())
     assert "which no number of seeds shrinks" in " ".join(text.split())

@@ -192,7 +192,7 @@ def test_a_replaced_run_is_kept_rendered_from_and_restored_without_training(trai
     rendered = invoke("render", "--profile", "smoke")
     assert rendered.exit_code == 0, rendered.output
     acc = json.loads(original["metrics.json"])["test_acc"] * 100
-    assert f"{acc:.2f}" in (project / "docs" / "blog" / "posts" / "dropout.md").read_text()
+    assert f"{acc:.1f}" in (project / "docs" / "blog" / "posts" / "dropout.md").read_text()
     listed = invoke("list", "--profile", "smoke")
     assert "seed-0:kept" in listed.output and "2/2 runs cached" in listed.output, listed.output
     restored = invoke("run", "--profile", "smoke")
@@ -287,5 +287,5 @@ def test_render_writes_post_with_numbers_from_results(trained):
     assert result.exit_code == 0, result.output
     post = (project / "docs" / "blog" / "posts" / "dropout.md").read_text()
     acc = Store(project / "results").load("dropout", "dropout", 0).metrics.test_acc * 100
-    assert f"{acc:.2f}" in post
+    assert f"{acc:.1f}" in post
     assert (project / "docs" / "blog" / "posts" / "dropout" / "curves.png").stat().st_size > 1000

@@ -168,8 +168,9 @@ def test_clear_improvement_is_paired_by_seed():
     low, high = scipy_stats.t.interval(0.95, df=2, loc=diffs.mean(), scale=scipy_stats.sem(diffs))
     assert d.seeds == [0, 1, 2] and d.mean == pytest.approx(0.5)
     assert (d.low, d.high) == (pytest.approx(low), pytest.approx(high)) and d.low > 0
-    assert d.verdict == (f"Better improves test accuracy by 0.50 percentage points compared with Base "
-                            f"(95% CI {d.low:.2f} to {d.high:.2f}, paired over 3 seeds).")
+    # the interval is ±0.12 points: one decimal (reportgen.numbers)
+    assert d.verdict == (f"Better improves test accuracy by 0.5 percentage points compared with Base "
+                            f"(95% CI {d.low:.1f} to {d.high:.1f}, paired over 3 seeds).")
     # Unpaired, the same numbers would show nothing: the variant means' intervals overlap almost entirely.
     assert mean_ci(better.test_accs() * 100).low < mean_ci(base.test_accs() * 100).high
 
@@ -177,17 +178,17 @@ def test_clear_improvement_is_paired_by_seed():
 def test_clear_loss():
     d = paired_difference(fake_runs([0.90, 0.91, 0.92], "base"), fake_runs([0.88, 0.895, 0.90], "worse"))
     assert d.high < 0
-    assert d.verdict.startswith("Worse lowers test accuracy by 1.83 percentage points compared with Base (95% CI ")
+    assert d.verdict.startswith("Worse lowers test accuracy by 1.8 percentage points compared with Base (95% CI ")
     assert "points lower, paired over 3 seeds)." in d.verdict
     low, high = -d.high, -d.low  # stated as the size of the drop
-    assert f"95% CI {low:.2f} to {high:.2f} points lower" in d.verdict
+    assert f"95% CI {low:.1f} to {high:.1f} points lower" in d.verdict
 
 
 def test_no_clear_difference():
     d = paired_difference(fake_runs([0.90, 0.91, 0.92], "base"), fake_runs([0.905, 0.905, 0.925], "other"))
     assert d.low < 0 < d.high
     assert d.verdict.startswith("No clear difference in test accuracy between Other and Base at 3 seeds: "
-                                   "the mean difference is +0.17 percentage points, but its 95% CI (")
+                                   "the mean difference is +0.2 percentage points, but its 95% CI (")
     assert d.verdict.endswith(") includes zero.")
     assert "improves" not in d.verdict and "lowers" not in d.verdict
 
@@ -195,7 +196,7 @@ def test_no_clear_difference():
 def test_single_seed_gives_no_verdict():
     d = paired_difference(fake_runs([0.90], "base"), fake_runs([0.93], "other"))
     assert d.n == 1 and math.isnan(d.low)
-    assert d.verdict.startswith("On a single seed, Other differs from Base by +3.00 percentage points")
+    assert d.verdict.startswith("On a single seed, Other differs from Base by +3.0 percentage points")
     assert "no confidence interval and no verdict" in d.verdict
     assert "improves" not in d.verdict
 
@@ -252,12 +253,13 @@ def test_post_states_the_numbers_of_the_results(tmp_path):
     diff = mean_ci([3.0, 3.5, 3.0])
     # beside the interval over seeds, the test set's own (Wilson, on the 200 test images of these runs)
     wilson = lambda ci: scipy_stats.binomtest(round(ci.mean * 2), 200).proportion_ci(method="wilson")
-    row = lambda label, ci: (f"| {label} | {ci.mean:.2f} | {ci.low:.2f} to {ci.high:.2f} | "
-                             f"{100 * wilson(ci).low:.2f} to {100 * wilson(ci).high:.2f} | {ci.std:.2f} |")
+    # every number with the decimals its own interval supports (reportgen.numbers): here all one
+    row = lambda label, ci: (f"| {label} | {ci.mean:.1f} | {ci.low:.1f} to {ci.high:.1f} | "
+                             f"{100 * wilson(ci).low:.1f} to {100 * wilson(ci).high:.1f} | {ci.std:.1f} |")
     assert row("Base", base) + " 61,706 | baseline | |" in post
-    assert row("Better", better) + f" 61,706 | +{diff.mean:.2f} | +{diff.low:.2f} to +{diff.high:.2f} |" in post
-    assert (f"Better improves test accuracy by {diff.mean:.2f} percentage points compared with Base "
-            f"(95% CI {diff.low:.2f} to {diff.high:.2f}, paired over 3 seeds)") in post
+    assert row("Better", better) + f" 61,706 | +{diff.mean:.1f} | +{diff.low:.1f} to +{diff.high:.1f} |" in post
+    assert (f"Better improves test accuracy by {diff.mean:.1f} percentage points compared with Base "
+            f"(95% CI {diff.low:.1f} to {diff.high:.1f}, paired over 3 seeds)") in post
     # the reproducibility box: command, seeds, epochs, device, commit, wall time
     assert "reportgen run alpha --profile quick" in post and "| Seeds | 0, 1, 2 |" in post
     assert "| Epochs | 2 |" in post and "cpu (test)" in post and "`abc123`" in post and "15 s of training over 6 runs" in post
@@ -523,11 +525,12 @@ def test_markdown_text_escapes_only_text():
 
 
 def test_number_filters():
-    assert number(89.123) == "89.12" and number(-1.5, 1) == f"{MINUS}1.5" and number(None) == number(float("nan")) == "—"
-    assert signed_number(0.5) == "+0.50" and signed_number(-0.5) == f"{MINUS}0.50"
+    # a bare number: one decimal (reportgen.numbers); explicit digits win
+    assert number(89.123) == "89.1" and number(-1.5, 2) == f"{MINUS}1.50" and number(None) == number(float("nan")) == "—"
+    assert signed_number(0.5) == "+0.5" and signed_number(-0.5, 2) == f"{MINUS}0.50"
     assert signed_number(None) == "—"
-    ci = mean_ci([1.0, 2.0, 3.0])
-    assert interval(ci) == f"{ci.low:.2f} to {ci.high:.2f}".replace("-", MINUS)
+    ci = mean_ci([1.0, 2.0, 3.0])  # half-width 2.5: one decimal
+    assert interval(ci) == f"{ci.low:.1f} to {ci.high:.1f}".replace("-", MINUS)
     assert interval(mean_ci([-3.0, -1.0]), signed=True).startswith(MINUS) and " to +" in interval(
         mean_ci([-3.0, -1.0]), signed=True)
     assert interval(mean_ci([1.0])) == interval(None) == "—"  # one seed: no interval
@@ -576,7 +579,7 @@ def test_home_page_lists_every_study_and_its_links_resolve(tmp_path, reportgen):
     assert "not in this build — `reportgen build delta --profile quick` adds it" in rows["Delta study"]
     assert "](" not in rows["Delta study"]
     base = mean_ci([80.0, 81.0, 82.0])
-    assert f"Base: {base.mean:.2f} ({base.low:.2f} to {base.high:.2f})" in rows["Alpha study"]
+    assert f"Base: {base.mean:.1f} ({base.low:.1f} to {base.high:.1f})" in rows["Alpha study"]
     assert "Better: +" in rows["Alpha study"] and "Base: baseline" in rows["Alpha study"]
     assert "`quick` profile (seeds\n0, 1, 2)" in home
     # rendering another subset keeps the first one and adds the new link
@@ -643,7 +646,7 @@ def test_unavailable_optional_dataset_is_left_out_with_a_visible_note(project):
     assert "could not provision KMNIST" not in post and str(project) not in post
     assert "| KMNIST (left out) |" in post
     acc = Store(project / "results").load("sets", "fashion", 0).metrics.test_acc * 100
-    assert f"| Fashion-MNIST | {acc:.2f} |" in post
+    assert f"| Fashion-MNIST | {acc:.1f} |" in post
     assert "KMNIST |" not in post.split("## Results")[1].split("## Reproduce")[0]
     home = (project / "docs" / "index.md").read_text()
     assert "KMNIST: *left out: dataset unavailable*" in home

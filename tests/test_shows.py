@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import jinja2
 import pytest
 
-from reportgen import analyses, prose
+from reportgen import analyses, numbers, prose
 from reportgen import post as post_mod
 from reportgen.analyses import shift_curve, shift_grid
 from reportgen.analyses._shift_findings import SeedKept
@@ -117,7 +117,7 @@ def test_the_answer_comes_first_under_the_question_with_measured_numbers(tmp_pat
     acc = summary(collect(exp.id, exp, "quick", store)).rows[1].acc
     first = closing.split("**What the variants vary:**")[0]
     assert f"**The question:** Does the section answer the question?\n\n**The answer:** Yes: Other scores " \
-           f"{acc.mean:.2f}% (95% CI {acc.low:.2f} to {acc.high:.2f})," in first, first
+           f"{numbers.measured(acc)}," in first, first
     assert post.count("**The answer:**") == 1 and "Yes: Other" not in post.split(HEADING)[0]
     assert re.search(r"above Base\.( \*.*\*)?\n\n\*\*What the variants vary", closing), closing  # a paragraph
 
@@ -215,14 +215,14 @@ def fake_results() -> dict[str, SimpleNamespace]:
 
 def ci_text(values, signed=False):
     ci = mean_ci(values)
-    return (f"{ci.mean:+.2f}".replace("-", "\u2212") if signed else f"{ci.mean:.2f}%") + \
-        f" ({interval(ci, signed=signed)})"
+    d = numbers.decimals(numbers.half_width(ci))
+    return (numbers.fixed(ci.mean, d, signed) + ("" if signed else "%")) + f" ({interval(ci, signed=signed)})"
 
 
 EXPECTED = [
-    (f"LeNet, zero-filled, mean of 3 seeds (95% CI): unshifted 90.00%; moved by 1 pixel {ci_text([80, 81, 79])}; "
+    (f"LeNet, zero-filled, mean of 3 seeds (95% CI): unshifted 90.0%; moved by 1 pixel {ci_text([80, 81, 79])}; "
      f"2 pixels {ci_text([70, 71, 69])}; 4 pixels {ci_text([50, 52, 48])}."),
-    (f"LeNet + GAP, zero-filled, mean of 3 seeds (95% CI): unshifted 80.00%; moved by 1 pixel "
+    (f"LeNet + GAP, zero-filled, mean of 3 seeds (95% CI): unshifted 80.0%; moved by 1 pixel "
      f"{ci_text([78, 79, 77])}; 2 pixels {ci_text([76, 77, 75])}; 4 pixels {ci_text([72, 73, 74])}."),
     (f"LeNet + GAP against LeNet on shifted images, in points, paired over 3 seeds (95% CI): moved by 1 pixel "
      f"{ci_text([-2, -2, -2], True)}; 2 pixels {ci_text([6, 6, 6], True)}; 4 pixels {ci_text([22, 21, 26], True)}."),
@@ -292,8 +292,8 @@ def test_the_first_epoch_finding_is_paired_over_seeds_and_only_between_comparabl
     ci = mean_ci([6.0, 5.5, 6.5])
     [text] = curves.findings(curves.CurvesResult(figure=None, seeds=3, variants=[base, bn]))
     assert text == (f"Validation accuracy after the first epoch (mean over seeds), how fast each network starts, "
-                    f"against Base: Base 76.50%; BN 82.50% (+6.00 points, 95% CI +{ci.low:.2f} to "
-                    f"+{ci.high:.2f}, paired over 3 seeds).")
+                    f"against Base: Base 76.5%; BN 82.5% (+6.0 points, 95% CI +{ci.low:.1f} to "
+                    f"+{ci.high:.1f}, paired over 3 seeds).")
     for other in (curve("Digits", {0: 93.0, 1: 93.0, 2: 93.0}, dataset="mnist"),
                   curve("Longer", {0: 60.0, 1: 61.0, 2: 62.0}, epochs=20)):
         assert curves.findings(curves.CurvesResult(figure=None, seeds=3, variants=[base, other])) == []
@@ -402,7 +402,7 @@ def test_gap_diff_and_still_learning_are_the_summary_numbers(tmp_path):
     assert row.convergence.still_learning
     assert (f"GAP {markdown_text(str(prose.Measure.of(g, ' points')))} / "
             f"{markdown_text(signed_number(g.train_change))} / {markdown_text(signed_number(g.val_change))} "
-            f"/ learning / {row.train_acc_running.mean:.2f}") in post
+            f"/ learning / {row.train_acc_running.mean:.1f}") in post
     with pytest.raises(Exception, match=r"gap_diff\('base'\): 'base' is the baseline"):
         render(tmp_path, exp, store, "{{ gap_diff('base') }}\n")
 
@@ -421,6 +421,15 @@ def test_shift_results_give_accuracy_and_paired_differences_by_variant_name():
         result.diff_at("pool", 4)
     with pytest.raises(ValueError, match=r"no variant 'gpa'; did you mean 'gap'\?"):
         result.at("gpa", 4)
+    # any two variants, paired: what pooling adds over the other at 4 pixels (50 − 60 and 54 − 70)
+    between = result.between("pool", "gap", 4)
+    assert (between.mean, between.unit) == (-13.0, " points")
+    # the relative drop: the share of its unshifted accuracy each keeps (50/90, 54/92; 60/88, 70/87), and the
+    # paired difference of those shares
+    kept, kept_gap = result.kept("pool", 4), result.kept("gap", 4)
+    assert kept.unit == "%" and kept.mean == pytest.approx((100 * 50 / 90 + 100 * 54 / 92) / 2)
+    assert result.kept("gap", 4, "pool").mean == pytest.approx(kept_gap.mean - kept.mean)
+    assert result.kept("gap", 4, "pool").unit == " points"
 
 
 @pytest.mark.parametrize("missing", ["fashion-mnist", "mnist"])

@@ -204,11 +204,13 @@
   function intervalsTooltip(data, i) {
     var row = data.rows[i];
     if (!row) return "";
+    // each row's decimals are those its interval supports (reportgen/numbers.py); the chart's are the fallback
+    var digits = row.digits === undefined ? data.digits : row.digits;
     var ci = row.low === null ? "one seed: no interval"
-      : data.confidence_pct + "% CI " + fmt(row.low, data.digits) + " to " + fmt(row.high, data.digits) + data.unit;
+      : data.confidence_pct + "% CI " + fmt(row.low, digits) + " to " + fmt(row.high, digits) + data.unit;
     return '<div class="rg-chart__tip"><b>' + marker(row.color) + esc(row.variant) + "</b>: mean " +
-      esc(fmt(row.mean, data.digits, data.unit)) + " (" + esc(ci) + ")<table class=\"rg-chart__table\"><tr>" +
-      seedCells(row.seeds, row.values, data.digits, data.unit) + "</tr></table></div>";
+      esc(fmt(row.mean, digits, data.unit)) + " (" + esc(ci) + ")<table class=\"rg-chart__table\"><tr>" +
+      seedCells(row.seeds, row.values, digits, data.unit) + "</tr></table></div>";
   }
 
   var BUILDERS = { lines: linesOption, intervals: intervalsOption };

@@ -261,6 +261,18 @@ def _parameter_formula(module: nn.Module) -> str:
     return ""
 
 
+def multiply_adds(module: nn.Module, output_shape: tuple[int, ...] | list[int]) -> int:
+    """Multiply-adds of one forward pass through ``module`` for one image: one per weight use of a convolution
+    (each output value sums c_in/groups · k · k products) or a linear layer; biases, activations, pooling and batch
+    normalisation (which folds into the convolution before it) are not counted, as is usual."""
+    if isinstance(module, nn.Conv2d):
+        kh, kw = module.kernel_size
+        return math.prod(output_shape[1:]) * (module.in_channels // module.groups) * kh * kw
+    if isinstance(module, nn.Linear):
+        return math.prod(output_shape[1:]) * module.in_features
+    return 0
+
+
 def layer_shapes(model: nn.Module, in_channels: int = 1, size: int = IMAGE_SIZE) -> Activations:
     """Every layer's input and output shapes, from one hooked eval-mode forward pass of a blank image (the
     model's training mode is restored afterwards)."""
@@ -284,9 +296,11 @@ def architecture_table(model: nn.Module, in_channels: int = 1, size: int = IMAGE
         rows.append({"name": name, "part": halves.get(id(module), "classifier"), "type": type(module).__name__,
                      "details": layer_details(module), "output_shape": list(acts.output_shapes[name][1:]),
                      "output": shape_text(acts.output_shapes[name][1:]), "parameters": int(params),
-                     "formula": _parameter_formula(module)})
+                     "formula": _parameter_formula(module),
+                     "macs": multiply_adds(module, acts.output_shapes[name])})
     return {"input": shape_text((in_channels, size, size)), "rows": rows,
-            "total": int(sum(r["parameters"] for r in rows)), "trainable": int(count_parameters(model))}
+            "total": int(sum(r["parameters"] for r in rows)), "trainable": int(count_parameters(model)),
+            "macs": int(sum(r["macs"] for r in rows))}
 
 
 def output_size_rows(model: nn.Module, in_channels: int = 1, size: int = IMAGE_SIZE) -> list[dict[str, Any]]:

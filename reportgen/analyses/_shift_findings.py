@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..markdown import interval, signed_number
+from .. import numbers
 from ..prose import Measure
 from ..settings import CONFIDENCE
 from ..stats import mean_ci
@@ -58,6 +58,25 @@ class ShiftReading(ByVariant):
         return Measure.of(mean_ci(_paired(kept, base, _common_seeds(kept, base), distance)), " points")
 
 
+    def between(self, variant: str, other: str, distance: int):
+        """``variant``'s accuracy at ``distance`` minus ``other``'s, in points, paired over their common seeds
+        (``between("pool", "strided", 4)``: what pooling adds over strided convolutions at 4 pixels)."""
+        a, b = self._kept(variant, distance), self._kept(other, distance)
+        return Measure.of(mean_ci(_paired(a, b, _common_seeds(a, b), distance)), " points")
+
+    def kept(self, variant: str, distance: int, other: str | None = None):
+        """The share (%) of its unshifted accuracy the variant keeps at ``distance``, mean over seeds; with
+        ``other``, that share minus ``other``'s, in points, paired over their common seeds. A relative drop, so
+        variants that start from different accuracies compare fairly."""
+        a = self._kept(variant, distance)
+        share = {s: 100.0 * by[distance] / by[0] for s, by in a.by_seed.items() if distance in by and by[0] > 0}
+        if other is None:
+            return Measure.of(mean_ci(list(share.values())), "%")
+        b = self._kept(other, distance)
+        theirs = {s: 100.0 * by[distance] / by[0] for s, by in b.by_seed.items() if distance in by and by[0] > 0}
+        return Measure.of(mean_ci([share[s] - theirs[s] for s in sorted(set(share) & set(theirs))]), " points")
+
+
 def _baseline(variants: list[SeedKept], label: str | None) -> SeedKept | None:
     return next((v for v in variants if v.label == label), None)
 
@@ -84,9 +103,7 @@ def baseline_label(study) -> str | None:
 
 
 def _ci(values: list[float], signed: bool = False) -> str:
-    ci = mean_ci(values)
-    shown = signed_number(ci.mean) if signed else f"{ci.mean:.2f}%"
-    return shown + ("" if ci.n < 2 else f" ({interval(ci, signed=signed)})")
+    return numbers.measured(mean_ci(values), "" if signed else "%", signed, level="")
 
 
 def findings(variants: list[SeedKept], baseline: str | None, test_images: list[int],
@@ -104,7 +121,7 @@ def findings(variants: list[SeedKept], baseline: str | None, test_images: list[i
         parts = [f"{d} pixel{'s' if d != 1 else ''} {_ci([v.by_seed[s][d] for s in seeds])}" for d in steps]
         out.append(f"{v.label}, zero-filled, mean of {len(seeds)} seed{'s' if len(seeds) != 1 else ''}"
                    f"{f' ({round(100 * CONFIDENCE)}% CI)' if len(seeds) > 1 else ''}: unshifted "
-                   f"{np.mean([v.by_seed[s][0] for s in seeds]):.2f}%; moved by "
+                   f"{numbers.fixed(np.mean([v.by_seed[s][0] for s in seeds]))}%; moved by "
                    + "; ".join(parts) + ".")
     base = _baseline(rows, baseline)
     for v in rows:

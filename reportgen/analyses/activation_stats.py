@@ -1,7 +1,7 @@
 """Activations over the whole test set: per layer of the first seed's model, the share of exact zeros (after each
-ReLU: how many neurons are silent), mean and largest output, and, after each ReLU, the units that never fire. The
-statistics are one hooked pass over every test image, cached on disk; ``precompute`` fills that cache after
-training."""
+ReLU: how many neurons are silent), mean and largest output, and, after each ReLU, the units that never fire; and
+the same numbers in every seed's network, as a mean over seeds with its interval. The statistics are one hooked
+pass over every test image per run, cached on disk; ``precompute`` fills that cache after training."""
 from __future__ import annotations
 
 import math
@@ -14,7 +14,8 @@ from torch import nn
 
 from ..figures import PALETTE, WIDTH, Figure, FigureWriter
 from ..loader import Normalization, to_input
-from ..settings import EVAL_BATCH, FIRST_SEED
+from ..settings import CONFIDENCE, EVAL_BATCH, FIRST_SEED
+from ..stats import mean_ci
 from ..store import Run
 from ..study import Study
 from . import Analysis, pick
@@ -39,6 +40,15 @@ class LayerActivity:
     max: float
     units: int             # channels of a 2-D map, entries of a vector
     dead: int | None       # units that are 0 for every test image; None where a zero means nothing (not SILENCING)
+    # the same layer in every seed's network (first seed first): mean over seeds with its interval (stats.mean_ci),
+    # so that a mechanism is read from all the networks, not one
+    seeds: list[int] = field(default_factory=list)
+    zero_pct_over_seeds: dict[str, float] | None = None
+    mean_over_seeds: dict[str, float] | None = None
+    max_over_seeds: dict[str, float] | None = None
+    dead_over_seeds: dict[str, float] | None = None  # None where a zero means nothing
+    dead_per_seed: list[int] = field(default_factory=list)
+    per_seed: dict[str, list[float]] = field(default_factory=dict)  # zero_pct, mean, max: one value per seed
 
 
 @dataclass
@@ -58,11 +68,28 @@ class ActivationStatsResult:
     basis: str
     variants: list[VariantActivations] = field(default_factory=list)
     figure: Figure | None = None   # zeros after each ReLU; None when no variant has a ReLU
+    confidence_pct: int = round(100 * CONFIDENCE)
 
     def layer(self, variant: str, layer: str) -> LayerActivity:
         """One layer of one variant (for prose: ``result("activation_stats").layer("dropout", "relu4").dead``)."""
         rows = pick(self.variants, variant, "variant").layers
         return pick(rows, layer, f"layer of {variant!r}")
+
+    def paired(self, variant: str, baseline: str, layer: str, measure: str = "dead") -> dict[str, float]:
+        """``measure`` (dead, mean, max or zero_pct) of ``layer`` in ``variant`` minus that in ``baseline``, paired
+        seed by seed over their common seeds: mean with its interval (``.paired("dropout", "plain", "relu4")``)."""
+        a, b = self.layer(variant, layer), self.layer(baseline, layer)
+        per_a, per_b = dict(zip(a.seeds, _per_seed(a, measure))), dict(zip(b.seeds, _per_seed(b, measure)))
+        return mean_ci([per_a[s] - per_b[s] for s in sorted(set(per_a) & set(per_b))])
+
+
+def _per_seed(row: LayerActivity, measure: str) -> list[float]:
+    if measure == "dead" and row.is_relu:
+        return [float(d) for d in row.dead_per_seed]
+    if measure not in row.per_seed:
+        raise ValueError(f"{row.name}: no per-seed {measure!r} (measured: "
+                         f"{', '.join((['dead'] if row.is_relu else []) + list(row.per_seed))})")
+    return row.per_seed[measure]
 
 
 def activation_statistics(model: nn.Module, images: torch.Tensor, norm: Normalization,
@@ -109,9 +136,23 @@ def activation_stats_of(run: Run) -> dict[str, np.ndarray]:
 
 
 def precompute(study: Study) -> None:
-    """Fill the cache with every variant's activation statistics (first seed), drawing nothing."""
+    """Fill the cache with the activation statistics of every run (every seed of every variant), drawing nothing."""
     for v in study.available:
-        activation_stats_of(first_run(v))
+        for run in v.runs:
+            activation_stats_of(run)
+
+
+def _over_seeds(row: LayerActivity, per_seed: list[dict[str, np.ndarray]], i: int) -> None:
+    """Fill ``row``'s over-seeds fields from every seed's statistics of layer ``i`` (the first seed's first)."""
+    values = {"zero_pct": [100.0 * float(s["zeros"][i] / s["count"][i]) for s in per_seed],
+              "mean": [float(s["sum"][i] / s["count"][i]) for s in per_seed],
+              "max": [float(s["max"][i]) for s in per_seed]}
+    row.per_seed = values
+    row.zero_pct_over_seeds, row.mean_over_seeds = mean_ci(values["zero_pct"]), mean_ci(values["mean"])
+    row.max_over_seeds = mean_ci(values["max"])
+    if row.is_relu:
+        row.dead_per_seed = [int(s["dead"][i]) for s in per_seed]
+        row.dead_over_seeds = mean_ci(row.dead_per_seed)
 
 
 def compute(study: Study, figures: FigureWriter) -> ActivationStatsResult:
@@ -119,6 +160,8 @@ def compute(study: Study, figures: FigureWriter) -> ActivationStatsResult:
     for v in study.available:
         run = first_run(v)
         stats = activation_stats_of(run)
+        runs = [run] + [r for r in v.runs if r is not run]
+        per_seed = [stats] + [activation_stats_of(r) for r in runs[1:]]
         modules = dict(layer_table(load_model(run)))
         layers = []
         for i, name in enumerate(stats["names"].tolist()):
@@ -128,7 +171,9 @@ def compute(study: Study, figures: FigureWriter) -> ActivationStatsResult:
                                         zero_pct=100.0 * float(stats["zeros"][i] / stats["count"][i]),
                                         mean=float(stats["sum"][i] / stats["count"][i]), min=float(stats["min"][i]),
                                         max=float(stats["max"][i]), units=int(stats["units"][i]),
-                                        dead=int(stats["dead"][i]) if silencing else None))
+                                        dead=int(stats["dead"][i]) if silencing else None,
+                                        seeds=[int(r.seed) for r in runs]))
+            _over_seeds(layers[-1], per_seed, i)
         relus = [row for row in layers if row.is_relu]
         if relus:
             relu_series[v.label] = [(row.name, row.zero_pct) for row in relus]

@@ -2,10 +2,15 @@
 gives each layer's type, settings, output shape and parameter count (needs no training)."""
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+from torch import nn
+
 from ..figures import FigureWriter
+from ..settings import IMAGE_SIZE
 from ..study import Study
 from . import Analysis
 from ._common import architecture_table, build_spec, model_specs
@@ -21,6 +26,7 @@ class LayerRow:
     output: str                  # the same, as "6 × 28 × 28"
     parameters: int
     formula: str                 # how the parameters add up ("" for a layer without any)
+    macs: int = 0                # multiply-adds of one forward pass of one image (_common.multiply_adds)
 
 
 @dataclass
@@ -33,6 +39,12 @@ class ModelArchitecture:
     total: int                   # parameters of the layers, added up
     trainable: int               # count_parameters of the whole model
     ratio: float = 1.0           # trainable parameters relative to the reference model's
+    macs: int = 0                # multiply-adds of one forward pass of one image, every layer added up
+    macs_ratio: float = 1.0      # multiply-adds relative to the reference model's
+    # the same model with its pooling layers taken out (fc1 widened to what then reaches it): what pooling saves;
+    # None for a model without a fixed-window pooling layer
+    unpooled_parameters: int | None = None
+    unpooled_macs: int | None = None
 
 
 @dataclass
@@ -49,6 +61,29 @@ def _reference(study: Study, specs: list[dict[str, Any]]) -> int:
     return next((i for i, spec in enumerate(specs) if baseline in spec["variants"]), 0)
 
 
+POOLS = (nn.MaxPool2d, nn.AvgPool2d)  # fixed-window pooling; a global (adaptive) pooling stays
+
+
+def without_pooling(model: nn.Module, in_channels: int = 1) -> nn.Module | None:
+    """A copy of ``model`` with every fixed-window pooling layer of its featurizer replaced by the identity and its
+    first linear layer widened to take the larger maps that then reach it (fresh weights: only its size matters
+    here); None when the model pools nothing."""
+    pools = [name for name, m in model.featurizer.named_children() if isinstance(m, POOLS)]
+    if not pools:
+        return None
+    out = copy.deepcopy(model)
+    for name in pools:
+        setattr(out.featurizer, name, nn.Identity())
+    with torch.no_grad():
+        h = out.featurizer(torch.zeros(1, in_channels, IMAGE_SIZE, IMAGE_SIZE))
+        for name, module in out.classifier.named_children():
+            if isinstance(module, nn.Linear):
+                setattr(out.classifier, name, nn.Linear(h.shape[1], module.out_features, bias=module.bias is not None))
+                return out
+            h = module(h)
+    return None
+
+
 def compute(study: Study, figures: FigureWriter) -> ArchitectureResult:
     models = []
     specs = model_specs(study)
@@ -57,10 +92,15 @@ def compute(study: Study, figures: FigureWriter) -> ArchitectureResult:
         table = architecture_table(model, spec["options"].get("in_channels", 1))
         models.append(ModelArchitecture(model=spec["model"], options=spec["options"], variants=spec["variants"],
                                         input=table["input"], rows=[LayerRow(**row) for row in table["rows"]],
-                                        total=table["total"], trainable=table["trainable"]))
+                                        total=table["total"], trainable=table["trainable"], macs=table["macs"]))
+        unpooled = without_pooling(model, spec["options"].get("in_channels", 1))
+        if unpooled is not None:
+            table = architecture_table(unpooled, spec["options"].get("in_channels", 1))
+            models[-1].unpooled_parameters, models[-1].unpooled_macs = table["trainable"], table["macs"]
     reference = _reference(study, specs)
     for m in models:
         m.ratio = m.trainable / models[reference].trainable if models[reference].trainable else float("nan")
+        m.macs_ratio = m.macs / models[reference].macs if models[reference].macs else float("nan")
     types = sorted({r.type for m in models for r in m.rows})
     return ArchitectureResult(models=models, reference=reference, layer_types=types)
 

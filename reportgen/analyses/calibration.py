@@ -28,7 +28,7 @@ import numpy as np
 from ..figures import MUTED, PALETTE, WIDTH, Figure, FigureWriter
 from ..settings import CONFIDENCE
 from ..stats import Comparison, Interval, difference, mean_ci
-from ..study import Study
+from ..study import Study, label_smoothing
 from . import Analysis
 
 BINS = 15                     # equal-width confidence bins, as in Guo et al. (2017)
@@ -53,6 +53,9 @@ class VariantCalibration:
     confident_pct: float
     confident_wrong: int              # of the confident ones, wrong
     comparison: Comparison | None = None  # ECE difference to the baseline (stats.difference)
+    label_smoothing: float = 0.0      # ε the networks trained with (0: none)
+    target_pct: float = 100.0         # what training asks for on the right class: 1 − ε + ε/K, in %
+    above_target_pct: float = 0.0     # share of the test predictions (all seeds) more confident than that, in %
 
 
 @dataclass
@@ -96,6 +99,16 @@ def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, n_bins: in
     return float((bins["count"][filled] * gaps).sum() / n)
 
 
+def smoothing_cap(run: Any, probs: np.ndarray) -> dict[str, float]:
+    """Label smoothing ε spreads ε over the K classes of the training target, so the right class gets 1 − ε + ε/K
+    (91% for ε = 0.1, K = 10): the confidence training aims at, which a prediction exceeds only by overshooting it.
+    Returns the ε, that target and the share of ``probs`` whose confidence is above it (all in %, but ε)."""
+    eps = label_smoothing(run)
+    target = 1 - eps + eps / probs.shape[1]
+    return {"label_smoothing": eps, "target_pct": 100.0 * target,
+            "above_target_pct": 100.0 * float((probs.max(1) > target).mean())}
+
+
 def compute(study: Study, figures: FigureWriter) -> CalibrationResult:
     ece_by_run: dict[Path, float] = {}
     rows, pooled = [], {}
@@ -118,7 +131,7 @@ def compute(study: Study, figures: FigureWriter) -> CalibrationResult:
             ece_per_seed=per_seed, confidence_pct=confidence, accuracy_pct=accuracy,
             overconfidence_pct=confidence - accuracy, images=int(len(labels)), confident=int(sure.sum()),
             confident_pct=100.0 * float(sure.mean()),
-            confident_wrong=int((sure & (probs.argmax(1) != labels)).sum())))
+            confident_wrong=int((sure & (probs.argmax(1) != labels)).sum()), **smoothing_cap(v.runs[0], probs)))
 
     result = CalibrationResult(figure=None, variants=rows, seeds=max((len(v.runs) for v in study.available), default=0))
     base = next((v for v in study.available if v.name == study.baseline), None)

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..charts import Chart, line, lines_chart
 from ..figures import PALETTE, WIDTH, Figure, FigureWriter
-from ..markdown import interval, signed_number
+from .. import numbers
 from ..settings import CONFIDENCE
 from ..stats import mean_ci
 from ..study import Study, label_smoothing
@@ -78,8 +78,9 @@ def compute(study: Study, figures: FigureWriter) -> CurvesResult:
                         chart=chart)
 
 
-CURVE_PANELS = [{"title": "Loss", "x": "epoch", "y": "cross-entropy loss", "unit": "", "digits": 4},
-                {"title": "Accuracy", "x": "epoch", "y": "accuracy (%)", "unit": "%", "digits": 2}]
+CURVE_PANELS = [{"title": "Loss", "x": "epoch", "y": "cross-entropy loss", "unit": "", "digits": 3},
+                {"title": "Accuracy", "x": "epoch", "y": "accuracy (%)", "unit": "%",
+                 "digits": numbers.COARSE_DECIMALS}]
 
 
 def curves_chart(series: dict[str, dict[str, np.ndarray]], seeds: dict[str, list[int]], alt: str) -> dict:
@@ -143,12 +144,13 @@ def findings(result: CurvesResult) -> list[str]:
     if len(variants) < 2 or any(v.epochs < 2 for v in variants) or len({v.epochs for v in variants}) > 1 \
             or len({v.dataset for v in variants}) > 1:
         return []
-    base, parts = variants[0], [f"{variants[0].label} {variants[0].first_val_acc_pct:.2f}%"]
+    base, parts = variants[0], [f"{variants[0].label} {numbers.fixed(variants[0].first_val_acc_pct)}%"]
     for v in variants[1:]:
         seeds, ci = _first_epoch_difference(base, v)
-        paired = (f" ({signed_number(ci.mean)} points, {round(100 * CONFIDENCE)}% CI "
-                  f"{interval(ci, signed=True)}, paired over {len(seeds)} seeds)" if len(seeds) > 1 else "")
-        parts.append(f"{v.label} {v.first_val_acc_pct:.2f}%{paired}")
+        digits = numbers.decimals(numbers.half_width(ci))
+        paired = (f" ({numbers.fixed(ci.mean, digits, signed=True)} points, {round(100 * CONFIDENCE)}% CI "
+                  f"{numbers.interval(ci, signed=True)}, paired over {len(seeds)} seeds)" if len(seeds) > 1 else "")
+        parts.append(f"{v.label} {numbers.fixed(v.first_val_acc_pct)}%{paired}")
     return [f"Validation accuracy after the first epoch (mean over seeds), how fast each network starts, against "
             f"{base.label}: " + "; ".join(parts) + "."]
 

@@ -1,4 +1,4 @@
-"""Four hand-made 3×3 kernels applied with ``torch.nn.functional.conv2d`` to a real test image (needs no
+"""Five hand-made 3×3 kernels applied with ``torch.nn.functional.conv2d`` to a real test image (needs no
 training)."""
 from __future__ import annotations
 
@@ -19,8 +19,12 @@ from ._common import dataset_splits, study_dataset
 
 HAND_KERNELS: list[tuple[str, str, list[list[float]]]] = [
     ("box blur", "the average of the 3×3 neighbourhood", [[1 / 9] * 3] * 3),
-    ("outline", "8 × the centre minus the sum of its eight neighbours: zero on flat areas, large on edges",
+    ("outline", "8 × the centre minus the sum of its eight neighbours (Laplacian-like): zero on flat areas, "
+     "positive where the centre is brighter than its neighbours, negative where it is darker",
      [[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]]),
+    ("vertical edges (Sobel)", "the right column minus the left one, the middle row counted twice: zero on flat "
+     "areas, positive where the image gets brighter from left to right, negative where it gets darker",
+     [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]),
     ("horizontal lines", "a bright row between two darker rows", [[-1, -1, -1], [2, 2, 2], [-1, -1, -1]]),
     ("vertical lines", "a bright column between two darker columns", [[-1, 2, -1], [-1, 2, -1], [-1, 2, -1]]),
 ]
@@ -131,7 +135,7 @@ def draw_kernels(figures: FigureWriter, image: np.ndarray, kernels: list[tuple[s
 
 
 ANALYSIS = Analysis(
-    name="kernels", title="Four kernels on a real image", compute=compute, needs_training=False,
-    summary="Four hand-made 3×3 kernels (blur, outline, lines) convolved with a real test image by "
+    name="kernels", title="Hand-made kernels on a real image", compute=compute, needs_training=False,
+    summary="Five hand-made 3×3 kernels (blur, outline, Sobel edges, lines) convolved with a real test image by "
             "torch.nn.functional.conv2d.",
 )

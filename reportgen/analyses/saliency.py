@@ -4,9 +4,11 @@ each class, per variant (the model of its first seed).
 Both maps explain the logit of the image's TRUE class (not the predicted one), so a wrong prediction shows what
 the network found, or failed to find, for the class it should have chosen.
 
-* Grad-CAM (Selvaraju et al., 2017): the last convolution's output channels A_k, each weighted by the mean
-  gradient of the logit over that channel's positions, summed over channels and passed through a ReLU; the coarse
-  map (e.g. 10 × 10 for LeNet's conv2) is stretched bilinearly to the 28 × 28 input.
+* Grad-CAM (Selvaraju et al., 2017): the rectified output channels A_k of the last convolution's block (after its
+  ReLU), each weighted by the mean gradient of the logit over that channel's positions, summed over channels and
+  passed through a ReLU. Each unit of the coarse map (10 × 10 for LeNet's relu2) is placed on the input pixel its
+  receptive field is centred on (pixels 4.5 to 22.5 for LeNet), interpolated bilinearly between those centres: the
+  map is not stretched over all 28 × 28 pixels, which would draw it about 1.5 times too wide.
 * Saliency (Simonyan et al., 2014): |∂ logit / ∂ pixel| of the normalised input, one value per pixel.
 
 Attribution uses Captum (``captum.attr.LayerGradCam`` + ``LayerAttribution.interpolate`` and
@@ -33,6 +35,7 @@ from torch import nn
 
 from ..figures import IMAGE_CMAP, SEQUENTIAL, TEXT_DARK, WRONG, Figure, FigureWriter, _frameless
 from ..loader import to_input
+from ..models import ACTIVATIONS
 from ..settings import FIRST_SEED, IMAGE_SIZE
 from ..study import Study
 from . import Analysis
@@ -62,9 +65,10 @@ class VariantSaliency:
     label: str
     dataset: str
     seed: int
-    layer: str | None                 # the convolution Grad-CAM explains (None: the model has none)
-    grid: str | None                  # that layer's output size, e.g. "10 × 10", before stretching to 28 × 28
+    layer: str | None                 # the layer Grad-CAM explains, the last convolution's block (None: no convolution)
+    grid: str | None                  # that layer's output size, e.g. "10 × 10", before placing it on the input
     figure: Figure
+    centres: tuple[float, float] | None = None  # the pixels its first and last units are centred on (4.5, 22.5)
     images: list[ShownImage] = field(default_factory=list)
     correct: int = 0
     mean_object_area_pct: float = float("nan")
@@ -86,6 +90,65 @@ def last_convolution(model: nn.Module) -> tuple[str, nn.Conv2d] | None:
     return convs[-1] if convs else None
 
 
+def gradcam_layer(model: nn.Module) -> tuple[str, nn.Module] | None:
+    """The layer Grad-CAM explains: the output of the last convolution's block, i.e. after the batch normalisation
+    and activation that directly follow it (``relu2`` for LeNet), as Selvaraju et al. take the rectified feature
+    maps; the convolution itself when nothing follows it. None for a model without a convolution."""
+    layers = layer_table(model)
+    convs = [i for i, (_, m) in enumerate(layers) if isinstance(m, nn.Conv2d)]
+    if not convs:
+        return None
+    i = convs[-1]
+    while i + 1 < len(layers) and isinstance(layers[i + 1][1], (nn.BatchNorm2d, *ACTIVATIONS.values())):
+        i += 1
+    return layers[i]
+
+
+def unit_centres(model: nn.Module, layer: str) -> tuple[float, float]:
+    """Where the units of ``layer`` look: the input pixel (0-based, pixel centres at integers) on which its first
+    unit's receptive field is centred, and the pixels between neighbouring units' centres. Each windowed layer on
+    the way (kernel k, stride s, padding p, dilation d) moves the first centre by ((d·(k − 1)) / 2 − p) times the
+    jump so far and multiplies the jump by s. LeNet's conv2: 4.5 and 2, so its 10 × 10 units are centred on pixels
+    4.5, 6.5, …, 22.5 of the 28 × 28 image, not spread over all of it."""
+    start, jump = 0.0, 1.0
+    for name, module in layer_table(model):
+        if isinstance(module, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+            k, s, p = (_first(getattr(module, a)) for a in ("kernel_size", "stride", "padding"))
+            d = _first(getattr(module, "dilation", 1))
+            start += (d * (k - 1) / 2 - p) * jump
+            jump *= s
+        elif isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Flatten)):
+            raise ValueError(f"{name}: no fixed receptive-field centres at or after a {type(module).__name__}")
+        if name == layer:
+            return start, jump
+    raise ValueError(f"{layer}: not a layer of the model")
+
+
+def _first(v: int | tuple[int, ...]) -> int:
+    return int(v[0] if isinstance(v, tuple) else v)
+
+
+def _span(model: nn.Module, layer: str, units: int) -> tuple[float, float]:
+    start, jump = unit_centres(model, layer)
+    return start, start + (units - 1) * jump
+
+
+def align_to_input(cam: torch.Tensor, start: float, jump: float, size: int) -> torch.Tensor:
+    """[N, C, h, w] maps on the units' grid -> [N, C, size, size] on the input's pixels: unit (i, j) sits on pixel
+    (start + i·jump, start + j·jump), values between centres are bilinear, and pixels beyond the outermost centres
+    take the nearest edge unit's value (their receptive fields still cover those pixels)."""
+    h, w = cam.shape[-2:]
+    pixels = torch.arange(size, dtype=torch.float32)
+
+    def axis(n: int) -> torch.Tensor:  # grid_sample's coordinates: −1 at the first unit's centre, +1 at the last's
+        return 2 * (pixels - start) / (jump * (n - 1)) - 1 if n > 1 else torch.zeros(size)
+
+    ys, xs = torch.meshgrid(axis(h), axis(w), indexing="ij")
+    grid = torch.stack([xs, ys], dim=-1).expand(cam.shape[0], size, size, 2)
+    return torch.nn.functional.grid_sample(cam.float(), grid, mode="bilinear", padding_mode="border",
+                                           align_corners=True)
+
+
 def saliency_maps(model: nn.Module, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """|∂ logit[target] / ∂ x| for a normalised batch [N, 1, H, W]: [N, H, W], non-negative."""
     from captum.attr import Saliency
@@ -94,17 +157,20 @@ def saliency_maps(model: nn.Module, x: torch.Tensor, targets: torch.Tensor) -> t
     return attr.detach().sum(1)  # one input channel: the sum only drops the channel axis
 
 
-def gradcam_maps(model: nn.Module, layer: nn.Module, x: torch.Tensor,
+def gradcam_maps(model: nn.Module, layer: str, x: torch.Tensor,
                  targets: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Grad-CAM of ``layer`` for the target logits: ReLU(Σ_k mean(∂ logit / ∂ A_k) · A_k), stretched bilinearly to the
-    input's size. Returns ([N, H, W] non-negative, the layer's own (h, w))."""
-    from captum.attr import LayerAttribution, LayerGradCam
+    """Grad-CAM of ``layer`` for the target logits: ReLU(Σ_k mean(∂ logit / ∂ A_k) · A_k), each unit's value placed on
+    its receptive field's centre in the input (:func:`align_to_input`). Returns ([N, H, W] non-negative, the layer's
+    own (h, w))."""
+    from captum.attr import LayerGradCam
+    module = dict(layer_table(model))[layer]
     with torch.inference_mode(False), torch.enable_grad():
-        cam = LayerGradCam(model, layer).attribute(x.detach().clone().requires_grad_(True), target=targets,
-                                                   relu_attributions=True)
+        cam = LayerGradCam(model, module).attribute(x.detach().clone().requires_grad_(True), target=targets,
+                                                    relu_attributions=True)
     cam = cam.detach()
     grid = (int(cam.shape[-2]), int(cam.shape[-1]))
-    up = LayerAttribution.interpolate(cam, tuple(x.shape[-2:]), interpolate_mode="bilinear")
+    start, jump = unit_centres(model, layer)
+    up = align_to_input(cam, start, jump, int(x.shape[-1]))
     return up.sum(1).clamp_min(0), grid  # bilinear weights are ≥ 0, so the clamp only removes rounding below 0
 
 
@@ -146,7 +212,7 @@ def compute(study: Study, figures: FigureWriter) -> SaliencyResult:
         labels, probs = run.predictions()
         names = class_names(v.dataset, probs.shape[1])
         idx = class_examples(labels, probs.shape[1])
-        conv = last_convolution(model)
+        conv = gradcam_layer(model)
         layer_name = conv[0] if conv else None
 
         def attribute() -> dict[str, np.ndarray]:
@@ -154,12 +220,12 @@ def compute(study: Study, figures: FigureWriter) -> SaliencyResult:
             targets = y[idx].long()
             out = {"saliency": saliency_maps(model, x, targets).numpy().astype(np.float32)}
             if conv is not None:
-                cam, grid = gradcam_maps(model, conv[1], x, targets)
+                cam, grid = gradcam_maps(model, conv[0], x, targets)
                 out.update(gradcam=cam.numpy().astype(np.float32), grid=np.array(grid))
             return out
 
-        arrays = cached_arrays(run, "saliency", {"images": idx, "layer": layer_name, "target": "true class"},
-                               attribute)
+        arrays = cached_arrays(run, "saliency", {"images": idx, "layer": layer_name, "target": "true class",
+                                                 "placed": "receptive-field centres"}, attribute)
         raw = images[idx].numpy()
         mask = raw > OBJECT_THRESHOLD
         sal_inside = inside_share(arrays["saliency"], mask)
@@ -180,6 +246,7 @@ def compute(study: Study, figures: FigureWriter) -> SaliencyResult:
         result.variants.append(VariantSaliency(
             name=v.name, label=v.label, dataset=v.dataset, seed=run.seed, layer=layer_name,
             grid=None if grid is None else f"{int(grid[0])} × {int(grid[1])}", figure=figure, images=shown,
+            centres=None if conv is None else _span(model, conv[0], int(grid[0])),
             correct=sum(s.correct for s in shown), mean_object_area_pct=100.0 * float(area.mean()),
             mean_saliency_inside_pct=_mean_pct(sal_inside),
             mean_gradcam_inside_pct=None if cam_inside is None else _mean_pct(cam_inside)))

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 
 import matplotlib.pyplot as plt
 
+from .. import numbers
 from ..charts import Chart, line, lines_chart
 from ..figures import MUTED, PALETTE, WIDTH, Figure, FigureWriter
 from ..settings import FIRST_SEED, SHIFT_RADIUS
@@ -15,7 +16,7 @@ from . import Analysis
 from ._common import first_run, pct, variant_head
 from ._shift import precompute_shift_grids as precompute
 from ._shift import seed_kept, shift_grid_of
-from ._shift_findings import SeedKept, ShiftReading, baseline_label, distance_bins
+from ._shift_findings import DISTANCES, SeedKept, ShiftReading, baseline_label, distance_bins
 from ._shift_findings import findings as shift_findings
 
 
@@ -61,6 +62,7 @@ class ShiftCurveResult(ShiftReading):
     chart: Chart | None = None                             # the figure's numbers, with the seed, for the page
     seed_kept: list[SeedKept] = field(default_factory=list)  # every seed's accuracy at the reported distances
     baseline: str | None = None                            # the label the closing section compares with
+    distances: tuple[int, ...] = DISTANCES                 # the distances measured over every seed (kept())
 
 
 def compute(study: Study, figures: FigureWriter) -> ShiftCurveResult:
@@ -90,7 +92,8 @@ def compute(study: Study, figures: FigureWriter) -> ShiftCurveResult:
 def shift_chart(rows: list[VariantShiftCurve], alt: str) -> dict:
     """The figure's lines for the page: per variant, zero-filled (solid) and wrap-around (dashed) accuracy at
     every distance, of the one seed whose network the grid measured."""
-    panel = {"title": "", "x": "shift distance (pixels)", "y": "test accuracy (%)", "unit": "%", "digits": 2}
+    panel = {"title": "", "x": "shift distance (pixels)", "y": "test accuracy (%)", "unit": "%",
+             "digits": numbers.COARSE_DECIMALS}
     lines = []
     for i, v in enumerate(rows):
         x = [p.distance for p in v.points]

@@ -1,0 +1,102 @@
+"""How many decimals a measured number gets: as many as its uncertainty supports, and one rule for prose, tables and
+charts.
+
+The rule, for a percentage (or a difference in percentage points) with a confidence interval of half-width ``h``:
+
+- ``h >= 0.1`` point: **one** decimal. The rounding step (0.1) is then no larger than the uncertainty, so the
+  second decimal would only show noise: "82.9 (81.9 to 84.0)", not "82.92 (81.89 to 83.95)".
+- ``h < 0.1`` point (a tight paired difference, a zero-width interval): **two** decimals. Never more: on a test
+  set of 10,000 images one image is 0.01 point, the finest step an accuracy can take.
+- No interval (one seed, or a share counted once): **one** decimal. Such a number still carries the test set's
+  sampling error, and on 10,000 images a 95% binomial interval is at least ±0.1 point for any share between
+  0.3% and 99.7%.
+
+A mean and its interval are printed with the same number of decimals, taken from the interval they are printed
+with. The results table prints the test set's own (binomial) interval in a column of its own, with its own
+decimals; a mean over seeds whose seed interval is very narrow (±0.08) keeps two decimals beside it. In templates the
+mean of an interval (``acc.mean``, ``diff.std``) knows its interval: the Jinja environments of
+:mod:`reportgen.markdown` hand it out as an :class:`Estimate`, a float that remembers the half-width, so
+``{{ acc.mean | pct }} ({{ acc | interval }})`` needs no argument to agree.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+COARSE_HALF_WIDTH = 0.1  # points: an interval at least this wide on each side gets one decimal, a narrower one two
+COARSE_DECIMALS = 1
+FINE_DECIMALS = 2
+MINUS = "\u2212"
+DASH = "—"
+PRECISE_FIELDS = ("mean", "std")  # an interval's fields that are printed with the interval's decimals
+
+
+def decimals(half_width: float | None) -> int:
+    """The decimals a number with a confidence interval of this half-width supports (None: no interval)."""
+    if half_width is None or not math.isfinite(half_width) or half_width >= COARSE_HALF_WIDTH:
+        return COARSE_DECIMALS
+    return FINE_DECIMALS
+
+
+def _field(ci: Any, key: str) -> Any:
+    return ci.get(key) if isinstance(ci, dict) else getattr(ci, key, None)
+
+
+def half_width(ci: Any) -> float | None:
+    """Half the width of an interval (a dict or an object with ``n``, ``low`` and ``high``); None when there is
+    none: no interval, fewer than two seeds, or NaN bounds."""
+    if ci is None:
+        return None
+    n, low, high = _field(ci, "n"), _field(ci, "low"), _field(ci, "high")
+    if n is None or low is None or high is None or int(n) < 2:
+        return None
+    low, high = float(low), float(high)
+    return (high - low) / 2 if math.isfinite(low) and math.isfinite(high) else None
+
+
+class Estimate(float):
+    """A measured float that remembers the half-width of its interval, so that it prints with the decimals the
+    interval supports wherever it goes (a table cell, a sentence)."""
+    half_width: float | None
+
+    def __new__(cls, value: float, half: float | None) -> "Estimate":
+        out = super().__new__(cls, value)
+        out.half_width = half
+        return out
+
+
+def precise(ci: Any, key: str, value: Any) -> Any:
+    """``value``, the field ``key`` of ``ci``, as an :class:`Estimate` when it is an interval's mean or spread;
+    anything else unchanged. The Jinja environments call it on every attribute and item lookup."""
+    if key not in PRECISE_FIELDS or type(value) not in (float, int) or isinstance(value, bool):
+        return value
+    half = half_width(ci)
+    return value if half is None else Estimate(value, half)
+
+
+def fixed(x: float | None, digits: int | None = None, signed: bool = False) -> str:
+    """``x`` with ``digits`` decimals (default: what its interval supports, :func:`decimals`), a real minus sign,
+    '+' when ``signed``; '—' for a missing number."""
+    if x is None or x != x:
+        return DASH
+    if digits is None:
+        digits = decimals(getattr(x, "half_width", None))
+    text = f"{float(x):+.{digits}f}" if signed else f"{float(x):.{digits}f}"
+    return text.replace("-", MINUS)
+
+
+def interval(ci: Any, digits: int | None = None, signed: bool = False) -> str:
+    """'81.9 to 84.0' with the decimals the interval's own width supports; '—' without an interval (one seed)."""
+    half = half_width(ci)
+    if half is None:
+        return DASH
+    digits = decimals(half) if digits is None else digits
+    return f"{fixed(_field(ci, 'low'), digits, signed)} to {fixed(_field(ci, 'high'), digits, signed)}"
+
+
+def measured(ci: Any, unit: str = "%", signed: bool = False, level: str = "95% CI") -> str:
+    """A mean with its interval, as prose quotes it: '82.9% (95% CI 81.9 to 84.0)', or '82.9%' with one seed."""
+    digits = decimals(half_width(ci))
+    text = f"{fixed(_field(ci, 'mean'), digits, signed)}{unit}"
+    bounds = interval(ci, digits, signed)
+    return text + (f" ({level + ' ' if level else ''}{bounds})" if bounds != DASH else "")

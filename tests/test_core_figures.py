@@ -1,0 +1,45 @@
+"""The core figures' numbers: equivariance checks, a multi-channel convolution, an architecture diagram's stages."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from reportgen.analyses import architecture_diagram, equivariance, multi_channel
+from reportgen.models import build_model, count_parameters
+
+
+def test_a_convolution_moves_with_the_image_and_pooling_only_by_whole_windows():
+    image = F.pad(torch.rand(20, 20), (1, max(equivariance.SHIFTS) + 1))  # nothing leaves the frame
+    sobel = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]])
+    one, _ = equivariance.check(image, sobel, 1)
+    two, maps = equivariance.check(image, sobel, 2)
+    assert one.conv_difference == two.conv_difference == 0  # f(Tx) = T f(x): equivariant
+    assert one.conv_change > 0                                # but not invariant: f(Tx) ≠ f(x)
+    assert one.pool_difference > 0 and two.pool_difference == 0 and two.pool_shift == 1
+    assert one.average_difference == pytest.approx(0, abs=1e-5)  # the global average does not move: invariant
+    assert maps["pool"].shape == (image.shape[0] // 2, image.shape[1] // 2)
+
+
+def test_shift_right_fills_with_zeros():
+    x = torch.arange(1.0, 5.0).reshape(1, 4)
+    assert equivariance.shift_right(x, 1).tolist() == [[0.0, 1.0, 2.0, 3.0]]
+    assert equivariance.shift_right(x, 0).tolist() == x.tolist()
+
+
+def test_one_output_channel_is_the_sum_of_its_slices_over_the_channels_plus_the_bias():
+    torch.manual_seed(0)
+    channels, slices = torch.rand(3, 9, 9), torch.rand(3, 3, 3)
+    parts, whole = multi_channel.channel_parts(channels, slices, 0.25)
+    torch.testing.assert_close(parts.sum(0) + 0.25, whole)
+    by_hand = sum(F.conv2d(channels[c][None, None], slices[c][None, None], padding=1)[0, 0] for c in range(3))
+    torch.testing.assert_close(parts.sum(0), by_hand)
+
+
+def test_the_diagram_of_lenet_follows_its_layer_shapes():
+    model = build_model("lenet", dropout=0.5)
+    stages = architecture_diagram.stages(model)
+    assert [s.shape_text for s in stages] == ["1 × 28 × 28", "6 × 28 × 28", "6 × 14 × 14", "16 × 10 × 10",
+                                              "16 × 5 × 5", "400", "120", "84", "10"]
+    assert stages[1].operation == "conv 5×5, 6 ch → ReLU" and stages[6].operation == "linear 120 → ReLU → dropout 0.5"
+    assert sum(s.parameters for s in stages) == count_parameters(model) and sum(s.macs for s in stages) == 416_520
