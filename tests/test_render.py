@@ -565,8 +565,12 @@ def test_home_page_lists_every_study_and_its_links_resolve(tmp_path, reportgen):
     code, output = reportgen(*args, "render", "alpha", "--profile", "quick")
     assert code == 0, output
     home = (docs / "index.md").read_text()
-    rows = {title: next(line for line in home.splitlines() if title in line)
+    rows = {title: next(line for line in home.splitlines() if title in line and line.startswith("|"))
             for title in ("Alpha study", "Beta study", "Gamma illustration", "Delta study")}
+    # first the posts in reading order, each with its takeaway (or description); then the table
+    assert home.index("## 1. [Alpha study](blog/posts/alpha.md)") < home.index("## 2. Beta study") \
+        < home.index("## Every study at a glance")
+    assert "*Not run in the `quick` profile: run `reportgen run beta --profile quick`.*" in home
     assert "[Alpha study](blog/posts/alpha.md)" in rows["Alpha study"]
     assert "**not run in the `quick` profile** — run `reportgen run beta --profile quick`" in rows["Beta study"]
     assert "](" not in rows["Beta study"] and "](" not in rows["Gamma illustration"]
