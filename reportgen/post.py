@@ -159,7 +159,7 @@ def _render(study: Study, exp: Any, profile: str, figures: FigureWriter, declare
         if not (exp.trains and stats):
             if not answer:
                 return Markup("")
-            data = {"question": exp.question, "illustration": True}
+            data = {"question": exp.question, "illustration": True, "reads": bool(exp.reads)}
         else:
             data = conclusions.closing(exp, stats, facts, confounds.differences(exp, profile), findings, placed)
         return Markup(env.get_template("_shows.md.j2").render(c=data, answer=answer, **common))
