@@ -42,6 +42,7 @@ class FilterReading:
     flat_black: float               # its output on the flat black background (bias included, before the ReLU)
     orientation: str                # "vertical", "horizontal", "rising diagonal", "falling diagonal" or "none"
     coherence: float                # 0..1: how single the direction of change is
+    bias: float = 0.0               # its bias: flat_black = black × sum + bias
 
 
 @dataclass
@@ -135,7 +136,8 @@ def read_filter(index: int, weights: np.ndarray, bias: float, black: float) -> F
     balance = total / absolute if absolute else 0.0
     label, coherence = orientation(w.sum(0) if w.ndim == 3 else w)
     return FilterReading(index=index, sum=total, balance=balance, near_zero_sum=abs(balance) < NEAR_ZERO_SUM,
-                         flat_black=black * total + bias, orientation=label, coherence=coherence)
+                         flat_black=black * total + bias, orientation=label, coherence=coherence,
+                         bias=float(bias))
 
 
 def compute(study: Study, figures: FigureWriter) -> FiltersResult:
