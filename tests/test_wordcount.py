@@ -8,7 +8,8 @@ the page's article: paragraphs, list items, headings and open admonitions. Left 
 - tables, code (``<pre>``, ``<code>``) and math (MathJax's ``arithmatex`` spans and blocks);
 - collapsed blocks (``<details>`` without ``open``): a reader opens them on purpose;
 - every tab of a tab group but the first: hidden until clicked;
-- hidden elements (the interactive charts' data), images (their alt text too), ``<script>``, ``<style>``, ``<svg>``;
+- hidden elements (the interactive charts' data), images (their alt text too), ``<script>``, ``<noscript>``,
+  ``<style>``, ``<svg>``;
 - the post's header (authors, date, reading time) and the headings' permalink marks.
 
 A word is then a whitespace-separated token with at least one letter or digit.
@@ -27,7 +28,7 @@ from tests.conftest import ROOT, copy_site_sources, invoke
 MAX_PROSE_WORDS = 1500
 
 _VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
-_SKIPPED_TAGS = {"table", "pre", "code", "script", "style", "svg", "nav", "button"}
+_SKIPPED_TAGS = {"table", "pre", "code", "script", "style", "svg", "nav", "button", "noscript"}
 _SKIPPED_CLASSES = {"arithmatex", "headerlink", "md-post__header", "md-source-file", "md-meta"}
 _WORD = re.compile(r"[^\W_]")  # a letter or a digit
 
