@@ -138,7 +138,7 @@ def test_confident_predictions_and_their_mistakes_are_counted(tmp_path):
     assert row.confident_pct == pytest.approx(60.0)
     assert result.comparisons == [] and result.baseline_label is None
     text = _render(result)  # one seed, one variant: no interval, no comparison, the question still asked
-    assert "| V | " in text and "| — |" in text and "3 of 5 (60.00%) | 2 |" in text
+    assert "| V | " in text and "(—)" not in text and "3 of 5 (60.00%) | 2 |" in text
     assert "Would dropout or data augmentation change" in text and "!!! abstract" not in text
 
 
@@ -172,6 +172,6 @@ def test_partial_renders_the_numbers_and_the_verdicts(study, rendered):
     assert f"]({POST}/calibration.png)" in text
     assert r"\sum_{m=1}^{15}" in text
     first = result.variants[0]
-    row = f"| {first.label} | {first.ece['mean']:.2f} | {first.ece['low']:.2f} to {first.ece['high']:.2f} |"
+    row = f"| {first.label} | {first.ece['mean']:.2f} ({first.ece['low']:.2f} to {first.ece['high']:.2f}) |"
     assert row.replace("-", "\u2212") in text
     assert result.comparisons[0]["verdict"] in text
