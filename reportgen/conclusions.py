@@ -56,6 +56,7 @@ class Closing:
     """What ``_shows.md.j2`` reads as ``c``; an illustration (a study that trains nothing) has only its question."""
     question: str
     illustration: bool = False
+    reads: bool = False                 # an illustration that reads other studies' results (a closing post)
     varies: str = ""
     verdicts: list[str] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)

@@ -1,4 +1,5 @@
-"""The home page (``docs/index.md``): one table of every declared study, for one profile.
+"""The home page (``docs/index.md``): the posts in reading order, each with its takeaway and one key figure (read
+from the rendered post's front matter), then one table of every declared study, for one profile.
 
 A site is built from one profile: every number on it comes from that profile's runs, so a reader never compares
 numbers from two profiles. A study in the site links to its post; a declared study without complete results for
@@ -8,6 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import yaml
+from markupsafe import Markup
 
 from . import __version__
 from .markdown import package_environment
@@ -59,6 +64,9 @@ class HomeRow:
     variants: list[HomeVariant] = field(default_factory=list)
     missing: str | None = None
     baseline_label: str | None = None
+    takeaway: Markup | None = None      # the post's three-line takeaway (its front matter), once it is rendered
+    figure: str | None = None           # the post's key figure, for the home page
+    reads: list[str] = field(default_factory=list)  # the studies a closing post reads
 
 
 def _variants(study: Study) -> tuple[list[HomeVariant], str | None]:
@@ -102,10 +110,29 @@ def home_rows(studies: dict[str, tuple[Path, StudyConfig]], profile: str, store:
     return rows
 
 
+def post_front(docs: Path, exp_id: str) -> dict[str, Any]:
+    """The front matter of a rendered post (its ``takeaway`` and ``key_figure``), or {} when there is none."""
+    path = docs / POSTS / f"{exp_id}.md"
+    if not path.is_file():
+        return {}
+    text = path.read_text(encoding="utf-8")
+    if not text.startswith("---\n"):
+        return {}
+    front = yaml.safe_load(text[4:].split("\n---\n", 1)[0])
+    return front if isinstance(front, dict) else {}
+
+
 def render_home(studies: dict[str, tuple[Path, StudyConfig]], profile: str, store: Store, docs: Path,
                 built: set[str]) -> Path:
     """Write ``docs/index.md`` for the studies in ``built`` (the others are listed with what makes them)."""
     rows = home_rows(studies, profile, store, built)
+    for row in rows:
+        front = post_front(docs, row.id) if row.link else {}
+        # the post's own rendered Markdown (already escaped where it quotes a study's text): placed as it is
+        row.takeaway = Markup(front["takeaway"]) if front.get("takeaway") else None
+        figure = front.get("key_figure")
+        row.figure = (POSTS / figure).as_posix() if figure else None
+        row.reads = list(studies[row.id][1].reads)
     seeds = sorted({s for _, exp in studies.values() for s in exp.profile(profile)["seeds"]})
     still_learning = any(v.still_learning for row in rows if row.link for v in row.variants)
     text = package_environment().get_template("_home.md.j2").render(

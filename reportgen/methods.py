@@ -12,16 +12,37 @@ from typing import Any
 
 from . import settings
 from .analyses._shift_findings import DISTANCES
+from .analyses.filters import NEAR_ZERO_SUM, ORIENTED
 from .fsutil import atomic_write
 from .markdown import package_environment
 from .run_schema import TrainingConfig
 from .schema import DEFAULT_PROFILES
 
 METHODS = "methods.md"
+LENET5_YEAR = 1998  # LeCun, Bottou, Bengio and Haffner, "Gradient-based learning applied to document recognition"
+OPTIMIZERS = {"adam": "Adam", "sgd": "SGD with momentum"}
 
 
-def methods_facts() -> dict[str, Any]:
-    """Every number the page states, from the code that uses it."""
+def standard_recipe(studies: dict[str, Any]) -> TrainingConfig | None:
+    """The training recipe most training studies share (``studies``: id -> (path, config)), or None."""
+    configs = [exp.training for _, exp in studies.values() if exp.trains]
+    if not configs:
+        return None
+    keys = [c.model_dump_json(exclude={"epochs"}) for c in configs]
+    return configs[max(range(len(keys)), key=keys.count)]
+
+
+def _recipe_facts(recipe: TrainingConfig | None) -> dict[str, Any] | None:
+    if recipe is None:
+        return None
+    eps = recipe.label_smoothing
+    return {"optimizer_name": OPTIMIZERS.get(recipe.optimizer, recipe.optimizer), "lr": f"{recipe.lr:g}",
+            "batch_size": recipe.batch_size, "label_smoothing": f"{eps:g}", "weight_decay": f"{recipe.weight_decay:g}",
+            "smoothed_target_pct": f"{100 * (1 - eps + eps / settings.NUM_CLASSES):g}"}
+
+
+def methods_facts(recipe: TrainingConfig | None = None) -> dict[str, Any]:
+    """Every number the page states, from the code that uses it (``recipe``: the studies' standard recipe)."""
     s = settings
     profiles = []
     for name, p in DEFAULT_PROFILES.items():
@@ -40,15 +61,17 @@ def methods_facts() -> dict[str, Any]:
         "parameter_tolerance_pct": round(100 * s.PARAMETER_TOLERANCE), "cpu_threads": s.CPU_THREADS_PER_RUN,
         "profiles": profiles,
         "onecycle_rise_pct": round(100 * TrainingConfig.model_fields["pct_start"].default),
+        "lenet5_year": LENET5_YEAR, "recipe": _recipe_facts(recipe),
+        "near_zero_pct": round(100 * NEAR_ZERO_SUM), "oriented": ORIENTED,
     }
 
 
-def methods_markdown() -> str:
+def methods_markdown(recipe: TrainingConfig | None = None) -> str:
     """The page's Markdown."""
-    return package_environment().get_template("_methods.md.j2").render(m=methods_facts())
+    return package_environment().get_template("_methods.md.j2").render(m=methods_facts(recipe))
 
 
-def write_methods(docs: Path) -> Path:
+def write_methods(docs: Path, studies: dict[str, Any] | None = None) -> Path:
     target = docs / METHODS
-    atomic_write(target, methods_markdown().encode())
+    atomic_write(target, methods_markdown(standard_recipe(studies or {})).encode())
     return target

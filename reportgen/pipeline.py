@@ -16,6 +16,7 @@ from . import analyses
 from .config import ConfigError, discover, select
 from .engines import DEFAULT_ENGINE
 from .prose import ProseError, check, prose_path
+from .run_schema import _closest
 from .methods import write_methods
 from .scaffold import write_guide
 from .store import Store
@@ -45,6 +46,11 @@ def preflight(studies: dict, names: list[str], profile: str) -> None:
     from .study import Study, VariantResults
     for name in names:
         path, exp = studies[name]
+        for index, read in enumerate(exp.reads):
+            if read not in studies or read == name:
+                others = [n for n in studies if n != name]
+                raise ConfigError(f"{path}: reads[{index}]: no other study {read!r}{_closest(read, others)} "
+                                  f"(studies: {', '.join(others)})")
         for index, analysis in enumerate(exp.analyses):
             reason = analyses.why_not(analysis, exp, profile)
             if reason:
@@ -181,8 +187,9 @@ def complete(studies: dict, names: list[str], profile: str, store: Store) -> lis
     for name in names:
         exp = studies[name][1]
         try:
-            if exp.trains:
-                collect(name, exp, profile, store)
+            for other in [name, *exp.reads]:
+                if studies[other][1].trains:
+                    collect(other, studies[other][1], profile, store)
         except RenderError:
             continue
         done.append(name)
@@ -211,12 +218,13 @@ def _render_posts(ws: Workspace, studies: dict, selected: list[str], site: set[s
     for name in selected:
         started = time.perf_counter()
         path, exp = studies[name]
-        target = render_study(name, exp, profile, ws.store, ws.docs, declared, prose_path(path, exp))
+        target = render_study(name, exp, profile, ws.store, ws.docs, declared, prose_path(path, exp),
+                              others={n: studies[n][1] for n in exp.reads})
         log(f"rendered {target} in {time.perf_counter() - started:.1f}s")
     home = render_home(studies, profile, ws.store, ws.docs, site)
     log(f"rendered {home} ({len(site)} of {len(studies)} studies in the site)")
     write_guide(ws.docs)
-    write_methods(ws.docs)
+    write_methods(ws.docs, studies)
 
 
 def build(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, log: Log, project: Path,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any, Callable
 
 from markupsafe import Markup
 
-from . import __version__, analyses, conclusions, confounds, prose
+from . import __version__, analyses, conclusions, confounds, crossread, prose
 from .charts import results_chart
 from .context import Setup, VariantSetup, reproducibility, setup
 from .figures import FigureWriter
@@ -108,9 +109,11 @@ def body(exp: Any, prose_file: Path | None, blocks: prose.Blocks, namespace: dic
 
 
 def render_study(exp_id: str, exp: Any, profile: str, store: Store, docs: Path,
-                 declared: dict[str, str] | None = None, prose_file: Path | None = None) -> Path:
+                 declared: dict[str, str] | None = None, prose_file: Path | None = None,
+                 others: dict[str, Any] | None = None) -> Path:
     """Write ``docs/blog/posts/<exp_id>.md`` (and its figures) from the cached results of ``profile``.
-    ``declared`` (study id -> title) are the posts of the site that this one may link to."""
+    ``declared`` (study id -> title) are the posts of the site that this one may link to; ``others`` (study id ->
+    its config) the studies its prose reads (``reads:``)."""
     study = collect(exp_id, exp, profile, store)
     post_dir = docs / POSTS
     post_dir.mkdir(parents=True, exist_ok=True)
@@ -119,7 +122,8 @@ def render_study(exp_id: str, exp: Any, profile: str, store: Store, docs: Path,
     try:
         figures = FigureWriter(directory=staging, link_prefix=exp_id)
         text = _render(study, exp, profile, figures, declared if declared is not None else {exp_id: exp.title},
-                       prose_file)
+                       prose_file, crossread.readers(others or {}, profile, store, figures,
+                                                     post_link(declared or {})))
         swap_dir(staging, post_dir / exp_id, post_dir / f".{exp_id}.old")  # _recover made sure .old is free
         atomic_write(post_dir / f"{exp_id}.md", text.encode())
     finally:
@@ -128,7 +132,7 @@ def render_study(exp_id: str, exp: Any, profile: str, store: Store, docs: Path,
 
 
 def _render(study: Study, exp: Any, profile: str, figures: FigureWriter, declared: dict[str, str],
-            prose_file: Path | None) -> str:
+            prose_file: Path | None, studies: Callable[[str], Any] | None = None) -> str:
     env = package_environment()
     stats = summary(study) if study.variants else None
     facts = setup(exp, study, profile)
@@ -156,16 +160,23 @@ def _render(study: Study, exp: Any, profile: str, figures: FigureWriter, declare
         if not (exp.trains and stats):
             if not answer:
                 return Markup("")
-            data = conclusions.Closing(question=exp.question, illustration=True)
+            data = conclusions.Closing(question=exp.question, illustration=True, reads=bool(exp.reads))
         else:
             data = conclusions.closing(exp, stats, facts, confounds.differences(exp, profile), findings, placed)
         return Markup(env.get_template("_shows.md.j2").render(c=data, answer=answer, **common))
 
     blocks = _blocks(exp, stats, facts, sections, render, measured)
-    models_text, text, shows = body(exp, prose_file, blocks,
-                                    {"setup": facts, "profile": profile, "exp": exp, "post": link}, closing)
-    return env.get_template("_post.md.j2").render(body=Markup(text), shows=Markup(shows),
-                                                  **{**common, "models": Markup(models_text)})
+    models_text, text, shows = body(exp, prose_file, blocks, {"setup": facts, "profile": profile, "exp": exp,
+                                                               "post": link, "studies": studies}, closing)
+    key = first_figure(sections.get(blocks.key_figure, "")) if blocks.key_figure else None
+    return env.get_template("_post.md.j2").render(body=Markup(text), shows=Markup(shows), takeaway=blocks.takeaway,
+                                                  key_figure=key, **{**common, "models": Markup(models_text)})
+
+
+def first_figure(markdown: str) -> str | None:
+    """The path of the first figure (``![alt](path)``) in a rendered section, relative to the posts' folder."""
+    match = re.search(r"!\[(?:\\.|[^\]\\])*\]\(([^)\s]+)\)", str(markdown))
+    return match.group(1) if match else None
 
 
 def _recover(post_dir: Path, exp_id: str) -> None:

@@ -45,6 +45,11 @@ NAMES: dict[str, tuple[str, str]] = {
               "can write its own; no block may follow it (without it, the section ends the post)"),
     "answer": ("{% call answer() %}…{% endcall %}", "the post's answer to its question, in the prose's own words "
                "with measured numbers (acc, diff); shown first in the closing section, under the question"),
+    "takeaway": ('{% call takeaway(figure="curves") %}…{% endcall %}', "the post in three lines, shown at its top and "
+                 "on the home page; figure names the declared analysis whose first figure the home page shows"),
+    "from_study": ('from_study("pooling")', "another study's results, for a post that reads them (the study is "
+                   "listed under reads: in the YAML): .title .link .acc(v) .diff(v) .variant(v) .result(analysis) "
+                   ".still_learning (labels of its variants still learning)"),
     "acc": ('acc("variant")', "a variant's mean test accuracy with its interval, e.g. 83.8% (95% CI 83.4 to "
             "84.2); also .mean .low .high .std .n"),
     "diff": ('diff("variant")', "the difference in test accuracy to the baseline (paired over seeds where both "
@@ -207,6 +212,8 @@ class Blocks:
         self.placed: list[str] = []
         self.shows_heading = True
         self.answer = Markup("")  # the prose's answer to the question (answer()), for the closing section
+        self.takeaway = Markup("")  # the post in three lines (takeaway()), for the top of the post and the home page
+        self.key_figure: str | None = None  # the analysis whose first figure the home page shows
 
     def _place(self, key: str, text: Markup) -> Markup:
         call = f'analysis("{key[9:]}")' if key.startswith("analysis:") else f"{key}()"
@@ -220,7 +227,7 @@ class Blocks:
 
 
 def context(blocks: Blocks, *, setup: Setup, profile: str, exp: StudyConfig,
-            post: Callable[..., Markup]) -> dict[str, Any]:
+            post: Callable[..., Markup], studies: Callable[[str], Any] | None = None) -> dict[str, Any]:
     """The whole namespace of a prose template (:data:`NAMES`), bound to one post's blocks and numbers."""
     variant_names = list(blocks.variants)
 
@@ -260,6 +267,8 @@ def context(blocks: Blocks, *, setup: Setup, profile: str, exp: StudyConfig,
         "gap": lambda: blocks._place("gap", blocks.gap),
         "shows": lambda heading=True: _place_shows(blocks, heading),
         "answer": lambda caller=None: _answer(blocks, caller),
+        "takeaway": lambda figure=None, caller=None: _takeaway(blocks, caller, figure and declared("takeaway", figure)),
+        "from_study": lambda name: _from_study(exp, studies, name),
         "variant": lambda name: blocks.variants[known_variant(name)],
         "setup": setup, "profile": profile, "post": post,
         "study": {"id": exp.id, "title": exp.title, "question": exp.question},
@@ -274,6 +283,26 @@ def _answer(blocks: Blocks, caller: Callable[[], str] | None) -> Markup:
         raise ValueError("answer() is given twice; a post answers its question once")
     blocks.answer = Markup(" ".join(str(caller()).split()))
     return Markup("")
+
+
+def _takeaway(blocks: Blocks, caller: Callable[[], str] | None, figure: str | None) -> Markup:
+    """Record the takeaway written between ``{% call takeaway() %}`` and ``{% endcall %}``; it places nothing here."""
+    if caller is None:
+        raise ValueError("takeaway() takes its lines as a call block: {% call takeaway() %}…{% endcall %}")
+    if blocks.takeaway:
+        raise ValueError("takeaway() is given twice; a post has one takeaway")
+    blocks.takeaway = Markup(" ".join(str(caller()).split()))
+    blocks.key_figure = figure
+    return Markup("")
+
+
+def _from_study(exp: Any, studies: Callable[[str], Any] | None, name: str) -> Any:
+    """Another study's results (see :mod:`reportgen.crossread`); only a study the YAML lists under ``reads:``."""
+    reads = list(getattr(exp, "reads", []) or [])
+    if name not in reads:
+        raise ValueError(f"from_study({name!r}): the study does not list it under reads:{suggest(name, reads)} "
+                         f"(reads: {', '.join(reads) or 'none'})")
+    return _UNMEASURED if studies is None else studies(name)
 
 
 def _place_shows(blocks: Blocks, heading: bool) -> Markup:
@@ -321,7 +350,8 @@ def check(path: Path, exp: StudyConfig, setup: Setup, profile: str) -> None:
                     gap=Markup(""), accuracy={}, differences={}, gap_differences={}, variants=variants,
                     baseline=exp.baseline or (exp.variants[0].name if exp.variants else None))
     render(path, context(blocks, setup=setup, profile=profile, exp=exp, post=lambda *a: Markup("")))
-    _check_named_variants(path, _read(path), list(variants))
+    if not getattr(exp, "reads", None):  # a post that reads other studies names their variants: checked at render
+        _check_named_variants(path, _read(path), list(variants))
     after = unplaced_after_shows(blocks, exp)
     if after:
         raise ProseError(f"{path}: shows() places the closing section, but {', '.join(after)} "

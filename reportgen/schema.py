@@ -140,6 +140,9 @@ class StudyConfig(Strict):
     baseline: Optional[str] = None
     analyses: list[str] = Field(default_factory=list)  # names of modules in reportgen/analyses/
     trains: bool = True  # False for studies that only illustrate (e.g. convolution by hand)
+    # Other studies whose results this one's prose reads (from_study("id")): its post is in a site only when each
+    # of them has complete results for the profile (reportgen.crossread).
+    reads: list[str] = Field(default_factory=list)
 
     @field_validator("id")
     @classmethod

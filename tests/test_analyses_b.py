@@ -478,7 +478,6 @@ def test_a_one_filter_network_and_a_linear_classifier_are_read_in_words(study, r
                                linear=linear, black=-0.8)])
     text = package_environment().get_template("filters.md.j2").render(a=result, **shared._partial_context(study))
     assert "Its weights sum to 20.00; divided by the sum of their absolute values that is 66.7%: not zero" in text
-    # the arithmetic shown: the black pixel value times the weight sum, plus the bias
     assert ("the convolution outputs −0.80 × 20.00 + 0.00 (the pixel value times the weight sum, plus the bias) = "
             "−16.00, which the ReLU after it sets to zero") in " ".join(text.split())
     assert "it responds to vertical edges" in text and "Deeper filters" not in text

@@ -139,7 +139,7 @@ def test_confident_predictions_and_their_mistakes_are_counted(tmp_path):
     assert row.confident_pct == pytest.approx(60.0)
     assert result.comparisons == [] and result.baseline_label is None
     text = _render(result)  # one seed, one variant: no interval, no comparison, the question still asked
-    assert "| V | " in text and "| — |" in text and "3 of 5 (60.0%) | 2 |" in text
+    assert "| V | " in text and "(—)" not in text and "3 of 5 (60.0%) | 2 |" in text
     assert "Would dropout or data augmentation change" in text and "!!! abstract" not in text
 
 
@@ -174,6 +174,6 @@ def test_partial_renders_the_numbers_and_the_verdicts(study, rendered):
     assert r"\sum_{m=1}^{15}" in text
     first = result.variants[0]
     d = numbers.decimals(numbers.half_width(first.ece))  # the decimals the interval supports
-    row = f"| {first.label} | {first.ece.mean:.{d}f} | {first.ece.low:.{d}f} to {first.ece.high:.{d}f} |"
+    row = f"| {first.label} | {first.ece.mean:.{d}f} ({first.ece.low:.{d}f} to {first.ece.high:.{d}f}) |"
     assert row.replace("-", "\u2212") in text
     assert result.comparisons[0].verdict in text

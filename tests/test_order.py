@@ -9,6 +9,8 @@ import re
 
 import pytest
 
+from reportgen.methods import write_methods
+
 from reportgen.config import discover
 from reportgen.home import render_home
 from reportgen.markdown import package_environment
@@ -62,13 +64,14 @@ def blog_index(studies, tmp_path_factory) -> list[str]:
     """The post slugs of the built blog index, page by page, in the order the reader sees them: a strict build of
     the real mkdocs.yml and hand-written pages, with one post per shipped study carrying its real front matter."""
     project = tmp_path_factory.mktemp("order") / "project"
-    copy_site_sources(project, model_source=False)
+    copy_site_sources(project)  # the Methods page quotes the model's source
     docs, front = project / "docs", package_environment().get_template("_front.md.j2")
     (docs / "blog" / "posts").mkdir(parents=True)
     for name, (_, exp) in studies.items():
         (docs / "blog" / "posts" / f"{name}.md").write_text(front.render(exp=exp) + "A post.\n")
-    for page in ("index.md", "write-your-own.md", "methods.md"):  # the generated pages the nav lists
+    for page in ("index.md", "write-your-own.md"):  # the generated pages the nav lists
         (docs / page).write_text(f"# {page}\n")
+    write_methods(docs)  # the real one: How to read a post links to its sections
     site = build_site(project)
     pages = [site / "blog" / "index.html"]  # then blog/page/2/, 3/, ... when the posts fill more than one page
     pages += sorted((site / "blog").glob("page/*/index.html"), key=lambda p: int(p.parent.name))

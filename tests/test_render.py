@@ -254,10 +254,12 @@ def test_post_states_the_numbers_of_the_results(tmp_path):
     # beside the interval over seeds, the test set's own (Wilson, on the 200 test images of these runs)
     wilson = lambda ci: scipy_stats.binomtest(round(ci.mean * 2), 200).proportion_ci(method="wilson")
     # every number with the decimals its own interval supports (reportgen.numbers): here all one
-    row = lambda label, ci: (f"| {label} | {ci.mean:.1f} | {ci.low:.1f} to {ci.high:.1f} | "
-                             f"{100 * wilson(ci).low:.1f} to {100 * wilson(ci).high:.1f} | {ci.std:.1f} |")
-    assert row("Base", base) + " 61,706 | baseline | |" in post
-    assert row("Better", better) + f" 61,706 | +{diff.mean:.1f} | +{diff.low:.1f} to +{diff.high:.1f} |" in post
+    row = lambda label, ci: (f"| {label} | {ci.mean:.1f} ({ci.low:.1f} to {ci.high:.1f}) | "
+                             f"{100 * wilson(ci).low:.1f} to {100 * wilson(ci).high:.1f} |")
+    assert row("Base", base) + " 61,706 | baseline |" in post
+    assert row("Better", better) + f" 61,706 | +{diff.mean:.1f} (+{diff.low:.1f} to +{diff.high:.1f}) |" in post
+    # the spread over seeds is in the collapsed detail table
+    assert f"    | Base | {base.std:.1f} | " in post and f"    | Better | {better.std:.1f} | " in post
     assert (f"Better improves test accuracy by {diff.mean:.1f} percentage points compared with Base "
             f"(95% CI {diff.low:.1f} to {diff.high:.1f}, paired over 3 seeds)") in post
     # the reproducibility box: command, seeds, epochs, device, commit, wall time
@@ -265,8 +267,8 @@ def test_post_states_the_numbers_of_the_results(tmp_path):
     assert "| Epochs | 2 |" in post and "cpu (test)" in post and "`abc123`" in post and "15 s of training over 6 runs" in post
     # the models come from the zoo: one line per distinct model, with its parameter count
     assert "## The models" in post
-    assert re.search(r"^Base: conv 5×5, 6 ch → ReLU → .* — 61,706 parameters\.$", post, re.M)
-    assert re.search(r"^Better: .*dropout 0\.5.* — 61,706 parameters\.$", post, re.M)
+    assert re.search(r"^    Base: conv 5×5, 6 ch → ReLU → .* — 61,706 parameters\.$", post, re.M)
+    assert re.search(r"^    Better: .*dropout 0\.5.* — 61,706 parameters\.$", post, re.M)
 
 
 def test_a_variant_that_trains_longer_shows_its_epochs_in_the_setup_and_on_the_home_page(tmp_path):
@@ -286,7 +288,6 @@ def test_a_variant_that_trains_longer_shows_its_epochs_in_the_setup_and_on_the_h
     assert "; the epochs are in the table below;" in post
     assert re.search(r"^\| Base \| the baseline \| .* \| 61,706 \| 2 \|$", post, re.M), post
     assert re.search(r"^\| Better \| dropout p = 0.5 \| .* \| 61,706 \| 3 \|$", post, re.M), post
-    assert "Each network trained for 2 or 3 epochs" in post
     render_home({"alpha": (path, exp)}, "quick", store, tmp_path / "docs", {"alpha"})
     home = (tmp_path / "docs" / "index.md").read_text()
     assert "55,000 images, 2 epochs (Better: 3)" in home
@@ -358,8 +359,8 @@ def test_a_study_without_prose_gets_a_complete_post(tmp_path):
     setup = post[at[2]:at[3]]
     assert "| Narrow | LeNet as it is |" in setup and f"| {narrow:,} |" in setup and f"| {wide:,} |" in setup
     models = post[at[3]:at[4]]
-    assert re.search(rf"^Narrow: conv 5×5, 6 ch → .* — {narrow:,} parameters\.$", models, re.M)
-    assert re.search(rf"^Wide: conv 5×5, 8 ch → .* — {wide:,} parameters\.$", models, re.M)
+    assert re.search(rf"^    Narrow: conv 5×5, 6 ch → .* — {narrow:,} parameters\.$", models, re.M)
+    assert re.search(rf"^    Wide: conv 5×5, 8 ch → .* — {wide:,} parameters\.$", models, re.M)
     assert "| Test accuracy (%) |" in post[at[4]:at[5]]
     assert "| Trained on | one machine (`--executor local`) |" in post[at[8]:]  # the stamp names the executor
     figures = re.findall(r"!\[[^\]]*\]\((plain/[^)]+)\)", post)
@@ -570,8 +571,12 @@ def test_home_page_lists_every_study_and_its_links_resolve(tmp_path, reportgen):
     code, output = reportgen(*args, "render", "alpha", "--profile", "quick")
     assert code == 0, output
     home = (docs / "index.md").read_text()
-    rows = {title: next(line for line in home.splitlines() if title in line)
+    rows = {title: next(line for line in home.splitlines() if title in line and line.startswith("|"))
             for title in ("Alpha study", "Beta study", "Gamma illustration", "Delta study")}
+    # first the posts in reading order, each with its takeaway (or description); then the table
+    assert home.index("## 1. [Alpha study](blog/posts/alpha.md)") < home.index("## 2. Beta study") \
+        < home.index("## Every study at a glance")
+    assert "*Not run in the `quick` profile: run `reportgen run beta --profile quick`.*" in home
     assert "[Alpha study](blog/posts/alpha.md)" in rows["Alpha study"]
     assert "**not run in the `quick` profile** — run `reportgen run beta --profile quick`" in rows["Beta study"]
     assert "](" not in rows["Beta study"] and "](" not in rows["Gamma illustration"]

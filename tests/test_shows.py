@@ -89,7 +89,7 @@ def test_every_shipped_training_post_ends_with_the_section(tmp_path, stub_analys
         # every bold lead starts a paragraph of its own, never glued to the line before it
         assert not re.search(r"[^\n]\n(\*\*(The|What|Also)|Nothing here)", closing), (exp_id, closing)
         if not exp.trains:
-            assert "**What the measurements show**" not in closing, exp_id
+            assert "What the measurements show: every verdict" not in closing, exp_id
             continue
         assert f"**What the variants vary:** {markdown_text(exp.varies)}" in closing, exp_id
         for c in summary(collect(exp_id, exp, "quick", store)).comparisons:
@@ -100,12 +100,12 @@ def test_the_prose_may_place_the_section_with_its_own_words(tmp_path):
     exp, store = study(tmp_path)
     post = render(tmp_path, exp, store, "{{ results() }}\n\n## In the end\n\nOur own words first.\n\n"
                                         "{{ shows(heading=False) }}\n\nOur own last word.\n")
-    assert HEADING not in post and post.count("**What the measurements show**") == 1
-    order = [post.index(s) for s in ("## In the end", "Our own words first.", "**What the measurements show**",
+    assert HEADING not in post and post.count("What the measurements show: every verdict") == 1
+    order = [post.index(s) for s in ("## In the end", "Our own words first.", "What the measurements show: every verdict",
                                      "Our own last word.", "## Reproduce this post")]
     assert order == sorted(order), order
     post = render(tmp_path, exp, store, "{{ results() }}\n\n{{ shows() }}\n\nOur own last word.\n")
-    assert post.count(HEADING) == 1 and post.count("**What the measurements show**") == 1
+    assert post.count(HEADING) == 1 and post.count("What the measurements show: every verdict") == 1
     assert post.index(HEADING) < post.index("Our own last word.") < post.index("## Reproduce this post")
 
 
@@ -151,8 +151,9 @@ def test_no_block_may_follow_the_section(tmp_path):
 def test_an_answer_resting_on_networks_still_learning_says_so(tmp_path):
     exp, store = study(tmp_path)  # the synthetic histories gain a point in the last epoch: still learning
     closing = section(render(tmp_path, exp, store, "{% call answer() %}Yes, clearly.{% endcall %}\n"))
-    assert ("**The answer:** Yes, clearly. *Some of these networks were still learning (below), so this answer may "
-            "change with longer training; the `full` profile trains longer.*") in closing
+    assert ("**The answer:** Yes, clearly. *Base, Other were still learning when training stopped (") in closing
+    assert "so this answer may change with longer training.*" in closing and "profile" not in closing
+    assert "**Other was still learning**" not in closing  # said once, with the answer it threatens
 
 
 def test_a_verdict_about_a_network_still_learning_says_longer_training_may_change_it(tmp_path):
@@ -184,7 +185,7 @@ def test_differences_besides_the_factor_are_stated_declared_or_not(tmp_path):
     # stated with what the variants vary, not among the limits
     assert ("**Also different, on purpose:**\n\n- Other and Base differ in training recipe, lr: 0.01 against "
             "lr: 0.001. The learning rate is the factor.") in closing
-    assert "The learning rate is the factor.\n\n**What the measurements show**" in closing  # a list of its own
+    assert "The learning rate is the factor.\n\n??? abstract \"What the measurements show: every verdict" in closing  # a list of its own
 
 
 def test_a_variant_s_declared_differences_are_one_sentence_with_its_reason_once(tmp_path):

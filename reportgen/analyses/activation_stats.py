@@ -15,7 +15,7 @@ from torch import nn
 from ..figures import PALETTE, WIDTH, Figure, FigureWriter
 from ..loader import Normalization, to_input
 from ..settings import CONFIDENCE, EVAL_BATCH, FIRST_SEED
-from ..stats import mean_ci
+from ..stats import Interval, mean_ci
 from ..store import Run
 from ..study import Study
 from . import Analysis, pick
@@ -43,10 +43,10 @@ class LayerActivity:
     # the same layer in every seed's network (first seed first): mean over seeds with its interval (stats.mean_ci),
     # so that a mechanism is read from all the networks, not one
     seeds: list[int] = field(default_factory=list)
-    zero_pct_over_seeds: dict[str, float] | None = None
-    mean_over_seeds: dict[str, float] | None = None
-    max_over_seeds: dict[str, float] | None = None
-    dead_over_seeds: dict[str, float] | None = None  # None where a zero means nothing
+    zero_pct_over_seeds: Interval | None = None
+    mean_over_seeds: Interval | None = None
+    max_over_seeds: Interval | None = None
+    dead_over_seeds: Interval | None = None  # None where a zero means nothing
     dead_per_seed: list[int] = field(default_factory=list)
     per_seed: dict[str, list[float]] = field(default_factory=dict)  # zero_pct, mean, max: one value per seed
 
@@ -75,7 +75,7 @@ class ActivationStatsResult:
         rows = pick(self.variants, variant, "variant").layers
         return pick(rows, layer, f"layer of {variant!r}")
 
-    def paired(self, variant: str, baseline: str, layer: str, measure: str = "dead") -> dict[str, float]:
+    def paired(self, variant: str, baseline: str, layer: str, measure: str = "dead") -> Interval:
         """``measure`` (dead, mean, max or zero_pct) of ``layer`` in ``variant`` minus that in ``baseline``, paired
         seed by seed over their common seeds: mean with its interval (``.paired("dropout", "plain", "relu4")``)."""
         a, b = self.layer(variant, layer), self.layer(baseline, layer)
