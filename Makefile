@@ -10,6 +10,12 @@ ENGINE  ?= mkdocs
 EXPERIMENTS ?=
 # The studies to run and build (EXPERIMENTS= is the same); empty: all of them.
 STUDIES ?= $(EXPERIMENTS)
+# EXERCISES=1 also trains every exercise of the studies (the full profile always does); NO_ANSWERS=1 builds the
+# site with the questions but not the measured answers (homework).
+EXERCISES ?=
+NO_ANSWERS ?=
+EXERCISE_FLAG := $(if $(filter-out 0,$(EXERCISES)),--exercises,)
+ANSWERS_FLAG := $(if $(filter-out 0,$(NO_ANSWERS)),--no-answers,)
 
 .PHONY: report test data run render build serve bench deploy clean venv
 
@@ -24,8 +30,8 @@ venv: $(STAMP)
 ## Provision data, train what is not cached, render the posts and build the site into site/.
 ## STUDIES="a b" (or EXPERIMENTS="a b") runs and builds only those studies; the home page lists the others with the command that runs them.
 report: $(STAMP)
-	$(BIN)/reportgen run $(STUDIES) --profile $(PROFILE) --device $(DEVICE)
-	$(BIN)/reportgen build $(STUDIES) --profile $(PROFILE) --engine $(ENGINE)
+	$(BIN)/reportgen run $(STUDIES) --profile $(PROFILE) --device $(DEVICE) $(EXERCISE_FLAG)
+	$(BIN)/reportgen build $(STUDIES) --profile $(PROFILE) --engine $(ENGINE) $(ANSWERS_FLAG)
 
 ## The test suite (synthetic data only; seconds to a few minutes on a laptop CPU).
 test: $(STAMP)
@@ -36,13 +42,13 @@ data: $(STAMP)
 	$(BIN)/reportgen data fetch
 
 run: $(STAMP)
-	$(BIN)/reportgen run $(STUDIES) --profile $(PROFILE) --device $(DEVICE)
+	$(BIN)/reportgen run $(STUDIES) --profile $(PROFILE) --device $(DEVICE) $(EXERCISE_FLAG)
 
 render: $(STAMP)
-	$(BIN)/reportgen render $(STUDIES) --profile $(PROFILE)
+	$(BIN)/reportgen render $(STUDIES) --profile $(PROFILE) $(ANSWERS_FLAG)
 
 build: $(STAMP)
-	$(BIN)/reportgen build $(STUDIES) --profile $(PROFILE) --engine $(ENGINE)
+	$(BIN)/reportgen build $(STUDIES) --profile $(PROFILE) --engine $(ENGINE) $(ANSWERS_FLAG)
 
 serve: $(STAMP)
 	$(BIN)/reportgen build $(STUDIES) --profile $(PROFILE)

@@ -59,15 +59,20 @@ def preflight(studies: dict, names: list[str], profile: str) -> None:
 
 # ---- run -----------------------------------------------------------------------------------------------------
 def run(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, device: str, log: Log,
-        force: bool = False, workers: int | None = None) -> None:
+        force: bool = False, workers: int | None = None, exercises: tuple[str, ...] = (),
+        all_exercises: bool = False) -> None:
     """Train every run of the named studies (default: all) that is not cached, in ``workers`` parallel processes
-    (default: one per core on a CPU), then precompute their analyses."""
+    (default: one per core on a CPU), then precompute their analyses. ``exercises`` (names) and ``all_exercises``
+    add exercise runs (:mod:`reportgen.exercises`; the full profile runs them all); naming exercises but no study
+    selects the studies that declare them."""
+    from .exercises import choose, extra_variants, studies_declaring
     from .workers import default_workers, execute_all
     from .data import DataError, load_splits, provision
     from .store import atomic_write
     from .train import deterministic, execute, plan_runs, resolve_device
     studies = ws.studies()
-    selected = select(studies, names)
+    selected = select(studies, names or studies_declaring(studies, exercises))
+    extra = extra_variants(choose(studies, selected, profile, exercises, every=all_exercises))
     preflight(studies, selected, profile)
     torch_device = resolve_device(device)
     deterministic()
@@ -75,7 +80,7 @@ def run(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, device:
     for name in selected:
         exp = studies[name][1]
         if exp.trains:
-            for v in exp.variants:
+            for v in [*exp.variants, *extra.get(name, [])]:
                 needed.setdefault(v.dataset or exp.dataset, []).append((name, v.name, v.optional))
     with ws.store.lock():
         removed, restored = ws.store.clean_partials()
@@ -92,7 +97,7 @@ def run(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, device:
                 for study_id, variant, _ in users:
                     atomic_write(ws.store.root / study_id / variant / UNAVAILABLE, (str(exc) + "\n").encode())
                 log(f"warning: {dataset} left out ({exc})")
-        planned = plan_runs(studies, selected, profile, ws.store, checksums(set(needed)))
+        planned = plan_runs(studies, selected, profile, ws.store, checksums(set(needed)), exercises=extra)
         todo = [p for p in planned if p.status != "no-data" and (force or p.status != "complete")]
         cached = sum(p.status == "complete" for p in planned)
         kept = 0 if force else sum(p.status == "kept" for p in todo)  # --force retrains those too
@@ -100,6 +105,8 @@ def run(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, device:
             + (f" ({kept} kept from another config or profile, moved back without training)" if kept else "")
             + f"; {len(todo) - kept} to run on {torch_device}"
             + (" (--force retrains cached runs)" if force else ""))
+        if extra:
+            log("exercises: " + ", ".join(f"{sid}/{v.name}" for sid, variants in extra.items() for v in variants))
         for p in todo:
             if p.status in ("stale", "corrupt", "incomplete"):
                 log(f"{p.study}/{p.variant}/seed-{p.seed}: {p.status} ({p.reason}); rerunning"
@@ -164,20 +171,22 @@ def complete(studies: dict, names: list[str], profile: str, store: Store) -> lis
     return done
 
 
-def render(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, log: Log) -> list[str]:
+def render(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, log: Log,
+           answers: bool = True) -> list[str]:
     """Render the named studies' posts (default: all; RenderError if one lacks results), then the home page.
-    The posts may link to each other and to the posts already in docs/."""
+    The posts may link to each other and to the posts already in docs/; ``answers`` false leaves the exercises'
+    measured answers out."""
     from .post import POSTS
     studies = ws.studies()
     selected = select(studies, names)
     preflight(studies, selected, profile)
     site = set(selected) | {n for n in studies if (ws.docs / POSTS / f"{n}.md").exists()}
-    _render_posts(ws, studies, selected, site, profile, log)
+    _render_posts(ws, studies, selected, site, profile, log, answers)
     return selected
 
 
 def _render_posts(ws: Workspace, studies: dict, selected: list[str], site: set[str], profile: str,
-                  log: Log) -> None:
+                  log: Log, answers: bool = True) -> None:
     """The posts of ``selected`` (checked by :func:`preflight`), the home page of a site holding ``site``, the
     "Write your own study" page and the Methods page."""
     from .home import render_home
@@ -186,7 +195,7 @@ def _render_posts(ws: Workspace, studies: dict, selected: list[str], site: set[s
     for name in selected:
         started = time.perf_counter()
         path, exp = studies[name]
-        target = render_study(name, exp, profile, ws.store, ws.docs, declared, prose_path(path, exp))
+        target = render_study(name, exp, profile, ws.store, ws.docs, declared, prose_path(path, exp), answers)
         log(f"rendered {target} in {time.perf_counter() - started:.1f}s")
     home = render_home(studies, profile, ws.store, ws.docs, site)
     log(f"rendered {home} ({len(site)} of {len(studies)} studies in the site)")
@@ -195,7 +204,7 @@ def _render_posts(ws: Workspace, studies: dict, selected: list[str], site: set[s
 
 
 def build(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, log: Log, project: Path,
-          engine: str = DEFAULT_ENGINE) -> Path:
+          engine: str = DEFAULT_ENGINE, answers: bool = True) -> Path:
     """The site of the named studies (default: all) that have complete results for ``profile``: their posts,
     the home page listing every declared study, and a strict build by ``engine`` (``mkdocs`` or ``zensical``,
     see :mod:`reportgen.engines`) into site/. A study without complete results is not an error: it gets no post
@@ -216,7 +225,7 @@ def build(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, log: 
         if name not in ready:
             log(f"{name}: not run in the {profile} profile; left out of the site (run: reportgen run {name} "
                 f"--profile {profile})")
-    _render_posts(ws, studies, ready, set(ready), profile, log)
+    _render_posts(ws, studies, ready, set(ready), profile, log, answers)
     return build_site(project, engine=engine)
 
 

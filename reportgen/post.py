@@ -22,6 +22,7 @@ from typing import Any, Callable
 from markupsafe import Markup
 
 from . import __version__, analyses, conclusions, confounds, prose
+from .answers import ExercisesSection, section as exercise_section
 from .charts import results_chart
 from .context import reproducibility, setup
 from .figures import FigureWriter
@@ -107,9 +108,10 @@ def body(exp: Any, prose_file: Path | None, blocks: prose.Blocks, namespace: dic
 
 
 def render_study(exp_id: str, exp: Any, profile: str, store: Store, docs: Path,
-                 declared: dict[str, str] | None = None, prose_file: Path | None = None) -> Path:
+                 declared: dict[str, str] | None = None, prose_file: Path | None = None, answers: bool = True) -> Path:
     """Write ``docs/blog/posts/<exp_id>.md`` (and its figures) from the cached results of ``profile``.
-    ``declared`` (study id -> title) are the posts of the site that this one may link to."""
+    ``declared`` (study id -> title) are the posts of the site that this one may link to; ``answers`` false
+    publishes the exercises without their measured answers."""
     study = collect(exp_id, exp, profile, store)
     post_dir = docs / POSTS
     post_dir.mkdir(parents=True, exist_ok=True)
@@ -117,8 +119,9 @@ def render_study(exp_id: str, exp: Any, profile: str, store: Store, docs: Path,
     staging = Path(tempfile.mkdtemp(prefix=f".{exp_id}.render-", dir=post_dir))
     try:
         figures = FigureWriter(directory=staging, link_prefix=exp_id)
+        exercises = exercise_section(study, store, figures, answers)
         text = _render(study, exp, profile, figures, declared if declared is not None else {exp_id: exp.title},
-                       prose_file)
+                       prose_file, exercises)
         swap_dir(staging, post_dir / exp_id, post_dir / f".{exp_id}.old")  # _recover made sure .old is free
         atomic_write(post_dir / f"{exp_id}.md", text.encode())
     finally:
@@ -127,7 +130,7 @@ def render_study(exp_id: str, exp: Any, profile: str, store: Store, docs: Path,
 
 
 def _render(study: Study, exp: Any, profile: str, figures: FigureWriter, declared: dict[str, str],
-            prose_file: Path | None) -> str:
+            prose_file: Path | None, exercises: ExercisesSection | None = None) -> str:
     env = package_environment()
     stats = summary(study) if study.variants else None
     facts = setup(exp, study, profile)
@@ -163,7 +166,7 @@ def _render(study: Study, exp: Any, profile: str, figures: FigureWriter, declare
     blocks = _blocks(exp, stats, facts, sections, render, measured)
     models_text, text, shows = body(exp, prose_file, blocks,
                                     {"setup": facts, "profile": profile, "exp": exp, "post": link}, closing)
-    return env.get_template("_post.md.j2").render(body=Markup(text), shows=Markup(shows),
+    return env.get_template("_post.md.j2").render(body=Markup(text), shows=Markup(shows), exercises=exercises,
                                                   **{**common, "models": Markup(models_text)})
 
 

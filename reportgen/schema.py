@@ -16,6 +16,7 @@ from .run_schema import (  # noqa: F401 - the names a study file's schema is bui
     TRAINING_OMITTED_AT_DEFAULT, Activation, AugmentConfig, ConfigError, FcnnOptions, LeNetOptions, ModelConfig,
     Strict, TrainingConfig, _closest)
 from .settings import SPLIT_SEED, VAL_SIZE
+from .exercises import Exercise, check_exercises
 
 
 class VariantModel(Strict):
@@ -139,6 +140,10 @@ class StudyConfig(Strict):
     baseline: Optional[str] = None
     analyses: list[str] = Field(default_factory=list)  # names of modules in reportgen/analyses/
     trains: bool = True  # False for studies that only illustrate (e.g. convolution by hand)
+    # Questions a reader answers by running one more variant (reportgen/exercises.py); never part of a variant's
+    # resolved config, so adding one changes no cache key. hide_answers: the post gives the questions only.
+    exercises: list[Exercise] = Field(default_factory=list)
+    hide_answers: bool = False
 
     @field_validator("id")
     @classmethod
@@ -190,6 +195,11 @@ class StudyConfig(Strict):
         if self.baseline is not None and self.baseline not in names:
             raise ValueError(f"baseline: {self.baseline!r} is not a variant name{_closest(self.baseline, names)} "
                              f"(variants: {', '.join(names)})")
+        return self
+
+    @model_validator(mode="after")
+    def _exercises(self) -> "StudyConfig":
+        check_exercises(self)
         return self
 
     # ---- resolution -------------------------------------------------------------------------------------
