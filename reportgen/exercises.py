@@ -176,4 +176,21 @@ def warnings(path: Path, exp: Any, profile: str) -> list[str]:
                          f"{WHAT[kind]} as well as in what it says it changes: {value} vs {base_value}; if that "
                          f"is intended, add to the exercise: intended: [{', '.join(declared)}] and "
                          f"intended_reason: \"why\"")
+    return lines + _same_runs(path, exp)
+
+
+def _same_runs(path: Path, exp: Any) -> list[str]:
+    """An exercise that resolves to one of its own study's variants under some profile measures nothing new there
+    (e.g. a training override that a profile's own training block already sets)."""
+    lines = []
+    for index, exercise in enumerate(exp.exercises):
+        for profile in EXERCISE_PROFILES + ("quick",):
+            seed = exp.profile(profile)["seeds"][0]
+            config = exp.resolve(exercise.as_variant(), seed, profile)
+            same = next((v.name for v in exp.variants if exp.resolve(v, seed, profile) == config), None)
+            if same is not None:
+                lines.append(f"{path}: exercises[{index}] {exercise.name!r} trains exactly the runs of variant "
+                             f"{same!r} under the {profile} profile, so its answer there measures nothing new; "
+                             f"change what it tries")
+                break
     return lines
