@@ -193,3 +193,13 @@ def test_a_prediction_is_judged_by_the_interval_of_the_difference(mean, low, hig
     assert (check.measured, check.confirmed) == (expected, confirmed)
     single = check_prediction(exercise, {"n": 1, "mean": mean, "low": math.nan, "high": math.nan})
     assert single.measured is None and single.confirmed is None
+
+
+def test_reportgen_new_shows_one_exercise_that_validates(project):
+    from reportgen.config import load_study
+    result = invoke("new", "demo")
+    assert result.exit_code == 0, result.output
+    exp = load_study(project / "experiments" / "demo.yaml")
+    assert [e.name for e in exp.exercises] == ["tanh"] and exp.exercises[0].prediction.accuracy == "same"
+    listed = invoke("list", "--profile", "smoke")
+    assert "exercise tanh" in listed.output and "exercises[0]" not in listed.output  # no confound to warn about
