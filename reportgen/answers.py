@@ -62,10 +62,16 @@ class ExercisesSection:
     profile: str
     baseline_label: str
     render_command: str
+    results: list[VariantResults] = field(default_factory=list)  # the measured exercises' runs (answers shown)
 
     @property
     def measured(self) -> int:
         return sum(e.measured for e in self.exercises)
+
+    def study_with(self, study: Study) -> Study:
+        """``study`` with the measured exercises as extra variants (for analyses marked ``with_exercises``)."""
+        return Study(id=study.id, config=study.config, profile=study.profile, variants=[*study.variants,
+                                                                                        *self.results])
 
 
 def command(study_id: str, profile: str, name: str) -> str:
@@ -102,8 +108,10 @@ def check_prediction(exercise: Exercise, diff: dict[str, Any] | None) -> Predict
                            measured=measured, confirmed=confirmed)
 
 
-def answer(study: Study, exercise: Exercise, store: Store, figures: FigureWriter | None) -> ExerciseAnswer:
-    """One exercise: its question and command, and once it ran, its measured answer."""
+def answer(study: Study, exercise: Exercise, store: Store, figures: FigureWriter | None,
+           found: list[VariantResults] | None = None) -> ExerciseAnswer:
+    """One exercise: its question and command, and once it ran, its measured answer (its runs are appended to
+    ``found``)."""
     out = ExerciseAnswer(name=exercise.name, label=exercise.title, question=exercise.question, hint=exercise.hint,
                          command=command(study.id, study.profile, exercise.name),
                          expected=exercise.prediction.accuracy if exercise.prediction else None)
@@ -111,6 +119,8 @@ def answer(study: Study, exercise: Exercise, store: Store, figures: FigureWriter
     result = exercise_results(study.id, study.config, exercise, study.profile, store)
     if result is None or not result.runs or base is None:
         return out
+    if found is not None:
+        found.append(result)
     out.measured, out.seeds, out.dataset = True, result.seeds, result.dataset
     out.parameters = result.runs[0].metrics["parameters"]
     out.epochs = len(result.runs[0].history["epochs"])
@@ -145,10 +155,11 @@ def section(study: Study, store: Store, figures: FigureWriter | None, answers: b
         return None
     show = answers and not exp.hide_answers
     base_label = next((v.label for v in study.variants if v.name == study.baseline), study.baseline or "")
-    items = [answer(study, e, store, figures) if show else
+    found: list[VariantResults] = []
+    items = [answer(study, e, store, figures, found) if show else
              ExerciseAnswer(name=e.name, label=e.title, question=e.question, hint=e.hint,
                             command=command(study.id, study.profile, e.name),
                             expected=e.prediction.accuracy if e.prediction else None)
              for e in exp.exercises]
     return ExercisesSection(exercises=items, answers=show, profile=study.profile, baseline_label=base_label,
-                            render_command=f"reportgen render {study.id} --profile {study.profile}")
+                            render_command=f"reportgen render {study.id} --profile {study.profile}", results=found)

@@ -141,8 +141,10 @@ def _render(study: Study, exp: Any, profile: str, figures: FigureWriter, declare
               "results_chart": results_chart(study, stats) if stats else None}
     sections, findings, measured = {}, [], {}
     for name in exp.analyses:
+        step = analyses.get(name)
         try:
-            result = analyses.get(name).compute(study, figures)
+            with_exercises = getattr(step, "with_exercises", False) and exercises is not None
+            result = step.compute(exercises.study_with(study) if with_exercises else study, figures)
         except analyses.AnalysisError as exc:  # e.g. the images it needs are not provisioned: one line
             raise RenderError(f"{study.id}: {exc}") from None
         measured[name] = result

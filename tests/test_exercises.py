@@ -203,3 +203,13 @@ def test_reportgen_new_shows_one_exercise_that_validates(project):
     assert [e.name for e in exp.exercises] == ["tanh"] and exp.exercises[0].prediction.accuracy == "same"
     listed = invoke("list", "--profile", "smoke")
     assert "exercise tanh" in listed.output and "exercises[0]" not in listed.output  # no confound to warn about
+
+
+def test_the_live_model_runs_a_measured_exercise_network_unless_answers_are_hidden(ex_project):
+    write_study(ex_project, {**STUDY, "analyses": ["live_model"]})
+    assert invoke("run", "--profile", "smoke", "--exercise", "fc", "--workers", "1").exit_code == 0
+    manifest = ex_project / "docs" / "blog" / "posts" / "ex" / "live-model" / "fashion-mnist.json"
+    assert invoke("render", "--profile", "smoke").exit_code == 0
+    assert [v["name"] for v in json.loads(manifest.read_text())["variants"]] == ["tiny", "fc"]
+    assert invoke("render", "--profile", "smoke", "--no-answers").exit_code == 0
+    assert [v["name"] for v in json.loads(manifest.read_text())["variants"]] == ["tiny"]
