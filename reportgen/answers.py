@@ -52,6 +52,8 @@ class ExerciseAnswer:
     diff: dict[str, Any] | None = None         # exercise − baseline, in points, with "verdict"
     convergence: dict[str, Any] | None = None
     figure: Figure | None = None               # its curves against the baseline's
+    # how else its runs differ from the baseline's besides what it tries: (what, its value, the baseline's, why)
+    differences: list[tuple[str, str, str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -133,9 +135,22 @@ def answer(study: Study, exercise: Exercise, store: Store, figures: FigureWriter
                     if convergence(runs)["still_learning"]]
         out.diff["verdict"] = learning_caveat(out.diff["verdict"], learning)
     out.prediction = check_prediction(exercise, out.diff)
+    out.differences = differences(study, exercise)
     if figures is not None and out.epochs > 1:
         out.figure = _curves(figures, study, base, result)
     return out
+
+
+def differences(study: Study, exercise: Exercise) -> list[tuple[str, str, str, str]]:
+    """The confounds check's differences between the exercise's runs and the baseline's that the exercise declares
+    with ``intended`` (what, the exercise's value, the baseline's, its ``intended_reason``)."""
+    from .confounds import WHAT, compare, parameter_count
+    exp, seed = study.config, study.config.profile(study.profile)["seeds"][0]
+    base = exp.resolve(exp.variant(study.baseline), seed, study.profile)
+    mine = exp.resolve(exercise.as_variant(), seed, study.profile)
+    found = compare(base, mine, parameter_count(base["model"]), parameter_count(mine["model"]))
+    return [(WHAT[kind], value, base_value, exercise.intended_reason)
+            for kind, (value, base_value) in found.items() if kind in exercise.intended]
 
 
 def _curves(figures: FigureWriter, study: Study, base: VariantResults, result: VariantResults) -> Figure:
