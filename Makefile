@@ -13,6 +13,12 @@ EXECUTOR ?= local
 EXPERIMENTS ?=
 # The studies to run and build (EXPERIMENTS= is the same); empty: all of them.
 STUDIES ?= $(EXPERIMENTS)
+# EXERCISES=1 also trains every exercise of the studies (the full profile always does); NO_ANSWERS=1 builds the
+# site with the questions but not the measured answers (homework).
+EXERCISES ?=
+NO_ANSWERS ?=
+EXERCISE_FLAG := $(if $(filter-out 0,$(EXERCISES)),--exercises,)
+ANSWERS_FLAG := $(if $(filter-out 0,$(NO_ANSWERS)),--no-answers,)
 
 .PHONY: report test data run render build serve bench deploy clean venv
 
@@ -28,8 +34,8 @@ venv: $(STAMP)
 ## EXECUTOR=ray trains on the Ray cluster at RAY_ADDRESS (make report EXECUTOR=ray RAY_ADDRESS=10.0.0.5:6379).
 ## STUDIES="a b" (or EXPERIMENTS="a b") runs and builds only those studies; the home page lists the others with the command that runs them.
 report: $(STAMP)
-	$(BIN)/reportgen run $(STUDIES) --profile $(PROFILE) --device $(DEVICE) --executor $(EXECUTOR)
-	$(BIN)/reportgen build $(STUDIES) --profile $(PROFILE) --engine $(ENGINE)
+	$(BIN)/reportgen run $(STUDIES) --profile $(PROFILE) --device $(DEVICE) --executor $(EXECUTOR) $(EXERCISE_FLAG)
+	$(BIN)/reportgen build $(STUDIES) --profile $(PROFILE) --engine $(ENGINE) $(ANSWERS_FLAG)
 
 ## The test suite (synthetic data only; seconds to a few minutes on a laptop CPU).
 test: $(STAMP)
@@ -40,13 +46,13 @@ data: $(STAMP)
 	$(BIN)/reportgen data fetch
 
 run: $(STAMP)
-	$(BIN)/reportgen run $(STUDIES) --profile $(PROFILE) --device $(DEVICE) --executor $(EXECUTOR)
+	$(BIN)/reportgen run $(STUDIES) --profile $(PROFILE) --device $(DEVICE) --executor $(EXECUTOR) $(EXERCISE_FLAG)
 
 render: $(STAMP)
-	$(BIN)/reportgen render $(STUDIES) --profile $(PROFILE)
+	$(BIN)/reportgen render $(STUDIES) --profile $(PROFILE) $(ANSWERS_FLAG)
 
 build: $(STAMP)
-	$(BIN)/reportgen build $(STUDIES) --profile $(PROFILE) --engine $(ENGINE)
+	$(BIN)/reportgen build $(STUDIES) --profile $(PROFILE) --engine $(ENGINE) $(ANSWERS_FLAG)
 
 serve: $(STAMP)
 	$(BIN)/reportgen build $(STUDIES) --profile $(PROFILE)

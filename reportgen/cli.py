@@ -148,6 +148,7 @@ def list_cmd(obj: Context, profile: str) -> None:
     """Declared studies, their variants and seeds, and whether each run is cached; checks every study's
     analyses and prose (the same checks `run` makes before training)."""
     from .confounds import warnings
+    from .exercises import choose, extra_variants, warnings as exercise_warnings
     from .pipeline import checksums, preflight
     from .prose import prose_path
     from .runs import plan_runs
@@ -155,10 +156,13 @@ def list_cmd(obj: Context, profile: str) -> None:
     names = list(studies)
     preflight(studies, names, profile)
     for path, exp in studies.values():  # variants that differ in more than the declared factor: warnings only
-        for line in warnings(path, exp, profile):
+        for line in warnings(path, exp, profile) + exercise_warnings(path, exp, profile):
             click.echo(f"warning: {line}", err=True)
-    datasets = {v.dataset or e.dataset for _, e in studies.values() for v in e.variants}
-    planned = plan_runs(studies, names, profile, obj.store, checksums(datasets))
+    extra = extra_variants(choose(studies, names, profile, every=True))
+    datasets = {v.dataset or e.dataset for sid, (_, e) in studies.items() for v in [*e.variants, *extra.get(sid, [])]}
+    everything = plan_runs(studies, names, profile, obj.store, checksums(datasets), exercises=extra)
+    exercise_slots = {(sid, v.name) for sid, variants in extra.items() for v in variants}
+    planned = [p for p in everything if (p.study, p.variant) not in exercise_slots]
     for name, (path, exp) in studies.items():
         prose = prose_path(path, exp)
         click.echo(f"{name}  ({path}{' + ' + prose.name if prose else ''})  {exp.title}")
@@ -168,6 +172,10 @@ def list_cmd(obj: Context, profile: str) -> None:
             runs = [p for p in planned if p.study == name and p.variant == variant.name]
             cells = " ".join(f"seed-{p.seed}:{p.status}" for p in runs)
             click.echo(f"    {variant.name:<20} {variant.dataset or exp.dataset:<14} {cells}")
+        for variant in extra.get(name, []):
+            cells = " ".join(f"seed-{p.seed}:{p.status}" for p in everything
+                             if p.study == name and p.variant == variant.name)
+            click.echo(f"    exercise {variant.name:<11} {variant.dataset or exp.dataset:<14} {cells}")
     done = sum(p.status in ("complete", "kept") for p in planned)
     click.echo(f"{done}/{len(planned)} runs cached for profile {profile!r}"
                + (" (kept: set aside when another config or profile ran; `reportgen run` moves them back)"
@@ -188,15 +196,20 @@ def list_cmd(obj: Context, profile: str) -> None:
 @click.option("--address", default=None, metavar="HOST:PORT",
               help="The Ray head with --executor ray (default: RAY_ADDRESS; with neither, a Ray instance started "
                    "on this machine).")
+@click.option("--exercise", "exercise_names", multiple=True, metavar="NAME",
+              help="Also train this exercise of the named studies (repeatable); with no STUDY, the studies that "
+                   "declare it.")
+@click.option("--exercises", "all_exercises", is_flag=True,
+              help="Also train every exercise of the named studies (the full profile always does).")
 @click.pass_obj
 def run(obj: Context, names: tuple[str, ...], profile: str, force: bool, device: str, workers: int | None,
-        executor: str, address: str | None) -> None:
+        executor: str, address: str | None, exercise_names: tuple[str, ...], all_exercises: bool) -> None:
     """Train every run of the named studies (default: all) that is not cached; reuse complete ones."""
     from .pipeline import run as run_stage
     if address is not None and executor != "ray":
         raise ConfigUsageError(f"--address {address}: only with --executor ray")
     run_stage(_workspace(obj), names, profile, device, _log, force=force, workers=workers, executor=executor,
-              address=address)
+              address=address, exercises=exercise_names, all_exercises=all_exercises)
 
 
 @cli.command()
@@ -213,15 +226,21 @@ def new(obj: Context, study_id: str) -> None:
     obj.studies()  # the new files validate with the rest (a duplicate id is reported here)
 
 
+answers_option = click.option("--no-answers", "no_answers", is_flag=True,
+                              help="Publish the exercises' questions and commands without their measured answers "
+                                   "(homework; a study can also set hide_answers: true).")
+
+
 @cli.command()
 @click.argument("names", nargs=-1)
 @profile_option
+@answers_option
 @click.pass_obj
-def render(obj: Context, names: tuple[str, ...], profile: str) -> None:
+def render(obj: Context, names: tuple[str, ...], profile: str, no_answers: bool) -> None:
     """Write the posts of the named studies (default: all) from cached results only; never trains, never
     modifies results. A study without complete results is an error here (`build` leaves it out instead)."""
     from .pipeline import render as render_stage
-    render_stage(_workspace(obj), names, profile, _log)
+    render_stage(_workspace(obj), names, profile, _log, answers=not no_answers)
 
 
 @cli.command()
@@ -230,12 +249,13 @@ def render(obj: Context, names: tuple[str, ...], profile: str) -> None:
 @click.option("--engine", type=Choice(ENGINES), default=DEFAULT_ENGINE, show_default=True,
               help="The site generator: mkdocs (MkDocs + Material) or zensical (its successor; what differs is on "
                    "the About page).")
+@answers_option
 @click.pass_obj
-def build(obj: Context, names: tuple[str, ...], profile: str, engine: str) -> None:
+def build(obj: Context, names: tuple[str, ...], profile: str, engine: str, no_answers: bool) -> None:
     """Build site/ from the named studies (default: all) that have complete results for the profile; the home
     page lists the others with the command that runs them. The previous site stays if the build fails."""
     from .pipeline import build as build_stage
-    out = build_stage(_workspace(obj), names, profile, _log, Path.cwd(), engine=engine)
+    out = build_stage(_workspace(obj), names, profile, _log, Path.cwd(), engine=engine, answers=not no_answers)
     click.echo(f"site built: {out}")
 
 

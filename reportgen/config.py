@@ -17,6 +17,8 @@ from .schema import (  # noqa: F401 - the study-file API: the schema's names are
     FcnnOptions, LeNetOptions, ModelConfig, ProfileConfig, StudyConfig, TrainingConfig, VariantConfig)
 from .suggest import suggest
 
+from .exercises import Exercise, Prediction
+
 _INTERNAL = ("function-after", "function-wrap", "function-plain", "literal", "list", "tuple", "dict", "[key]")
 
 
@@ -60,7 +62,7 @@ def _allowed_fields(loc: tuple[Any, ...], data: Any) -> list[str]:
         return list(schema.model_fields) if schema else []
     if len(names) >= 2 and names[-2] == "profiles":
         return list(ProfileConfig.model_fields)
-    schema = {"variants": VariantConfig, "model": ModelConfig, "training": TrainingConfig, "augment": AugmentConfig,
+    schema = {"variants": VariantConfig, "exercises": Exercise, "prediction": Prediction, "model": ModelConfig, "training": TrainingConfig, "augment": AugmentConfig,
               "profiles": None}.get(last)
     return list(schema.model_fields) if schema else []
 
@@ -178,8 +180,24 @@ def load_study(path: str | Path) -> StudyConfig:
         exp = StudyConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(_format_error(path, err, data)) from None
-    # Resolve every run once now, so a variant override that breaks a model or training field fails here.
-    for index, variant in enumerate(exp.variants):
+    # Resolve every run once now, so a variant's (or an exercise's) override that breaks a model or training field
+    # fails here.
+    _check_overrides(path, exp, data, "variants", exp.variants)
+    _check_overrides(path, exp, data, "exercises", [e.as_variant() for e in exp.exercises])
+    # A profile's training overrides, combined with the study's block and each variant's, must make a valid run.
+    for name, profile in exp.profiles.items():
+        for variant in [*exp.variants, *(e.as_variant() for e in exp.exercises)] if profile.training else []:
+            try:
+                exp.variant_training(variant, exp.training.epochs, name)
+            except ValidationError as err:
+                raise ConfigError(_format_error(path, err, data, prefix=("profiles", name, "training"))) from None
+    return exp
+
+
+def _check_overrides(path: Path, exp: StudyConfig, data: dict[str, Any], field: str,
+                     variants: list[VariantConfig]) -> None:
+    """Each of ``variants`` (listed under ``field`` in the file) resolves to a valid model and training block."""
+    for index, variant in enumerate(variants):
         for section, check in (("model", lambda v: exp.variant_model(v)),
                                ("training", lambda v: exp.variant_training(v, exp.training.epochs))):
             if not getattr(variant, section):
@@ -187,15 +205,7 @@ def load_study(path: str | Path) -> StudyConfig:
             try:
                 check(variant)
             except ValidationError as err:
-                raise ConfigError(_format_error(path, err, data, prefix=("variants", index, section))) from None
-    # A profile's training overrides, combined with the study's block and each variant's, must make a valid run.
-    for name, profile in exp.profiles.items():
-        for variant in exp.variants if profile.training else []:
-            try:
-                exp.variant_training(variant, exp.training.epochs, name)
-            except ValidationError as err:
-                raise ConfigError(_format_error(path, err, data, prefix=("profiles", name, "training"))) from None
-    return exp
+                raise ConfigError(_format_error(path, err, data, prefix=(field, index, section))) from None
 
 
 def discover(directory: str | Path = "experiments") -> dict[str, tuple[Path, StudyConfig]]:

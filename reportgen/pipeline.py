@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from . import analyses
 from .config import ConfigError, discover, select
@@ -66,14 +66,18 @@ def preflight(studies: dict, names: list[str], profile: str) -> None:
 # ---- run -----------------------------------------------------------------------------------------------------
 def run(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, device: str, log: Log,
         force: bool = False, workers: int | None = None, executor: str = "local",
-        address: str | None = None) -> None:
+        address: str | None = None, exercises: tuple[str, ...] = (), all_exercises: bool = False) -> None:
     """Train every run of the named studies (default: all) that is not cached, then precompute their analyses:
     with ``executor`` ``local`` in ``workers`` processes (default: one per core on a CPU), with ``ray`` on the Ray
-    cluster at ``address`` (default: ``RAY_ADDRESS``, else a Ray instance started here)."""
+    cluster at ``address`` (default: ``RAY_ADDRESS``, else a Ray instance started here). ``exercises`` (names) and
+    ``all_exercises`` add exercise runs (:mod:`reportgen.exercises`; the full profile runs them all); naming
+    exercises but no study selects the studies that declare them."""
+    from .exercises import choose, extra_variants, studies_declaring
     from .executors import PrecomputeJob, make_executor
     from .runs import deterministic, plan_runs, resolve_device, train_all
     studies = ws.studies()
-    selected = select(studies, names)
+    selected = select(studies, names or studies_declaring(studies, exercises))
+    extra = extra_variants(choose(studies, selected, profile, exercises, every=all_exercises))
     preflight(studies, selected, profile)
     torch_device = resolve_device(device)
     deterministic()
@@ -85,10 +89,12 @@ def run(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, device:
             log(f"removed {removed} half-written run(s) left by an interrupted run")
         if restored:
             log(f"restored {restored} complete run(s) that an interrupted run had not yet moved into place")
-        needed = _provision(ws, studies, selected, log)
-        planned = plan_runs(studies, selected, profile, ws.store, checksums(needed))
+        needed = _provision(ws, studies, selected, log, extra)
+        planned = plan_runs(studies, selected, profile, ws.store, checksums(needed), exercises=extra)
         todo = [p for p in planned if p.status != "no-data" and (force or p.status != "complete")]
         _log_plan(planned, todo, force, f"{torch_device}" + (" (Ray cluster)" if executor == "ray" else ""), log)
+        if extra:
+            log("exercises: " + ", ".join(f"{sid}/{v.name}" for sid, variants in extra.items() for v in variants))
         train_all(todo, pool, ws.store, log, force)
         for p in todo:
             (ws.store.root / p.study / p.variant / UNAVAILABLE).unlink(missing_ok=True)
@@ -109,8 +115,9 @@ class DatasetCache:
         return self.loaded[name]
 
 
-def _provision(ws: Workspace, studies: dict, selected: list[str], log: Log) -> set[str]:
-    """Provision every dataset the selected studies train on; one an optional variant alone needs may fail (its
+def _provision(ws: Workspace, studies: dict, selected: list[str], log: Log,
+               extra: dict[str, list[Any]] | None = None) -> set[str]:
+    """Provision every dataset the selected studies (and ``extra``: their chosen exercises' variants) train on; one an optional variant alone needs may fail (its
     variants are marked unavailable). Returns the datasets."""
     from .data import DataError
     from .fsutil import atomic_write
@@ -119,7 +126,7 @@ def _provision(ws: Workspace, studies: dict, selected: list[str], log: Log) -> s
     for name in selected:
         exp = studies[name][1]
         if exp.trains:
-            for v in exp.variants:
+            for v in [*exp.variants, *(extra or {}).get(name, [])]:
                 needed.setdefault(v.dataset or exp.dataset, []).append((name, v.name, v.optional))
     for dataset, users in needed.items():
         try:
@@ -196,20 +203,22 @@ def complete(studies: dict, names: list[str], profile: str, store: Store) -> lis
     return done
 
 
-def render(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, log: Log) -> list[str]:
+def render(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, log: Log,
+           answers: bool = True) -> list[str]:
     """Render the named studies' posts (default: all; RenderError if one lacks results), then the home page.
-    The posts may link to each other and to the posts already in docs/."""
+    The posts may link to each other and to the posts already in docs/; ``answers`` false leaves the exercises'
+    measured answers out."""
     from .post import POSTS
     studies = ws.studies()
     selected = select(studies, names)
     preflight(studies, selected, profile)
     site = set(selected) | {n for n in studies if (ws.docs / POSTS / f"{n}.md").exists()}
-    _render_posts(ws, studies, selected, site, profile, log)
+    _render_posts(ws, studies, selected, site, profile, log, answers)
     return selected
 
 
 def _render_posts(ws: Workspace, studies: dict, selected: list[str], site: set[str], profile: str,
-                  log: Log) -> None:
+                  log: Log, answers: bool = True) -> None:
     """The posts of ``selected`` (checked by :func:`preflight`), the home page of a site holding ``site``, the
     "Write your own study" page and the Methods page."""
     from .home import render_home
@@ -219,7 +228,7 @@ def _render_posts(ws: Workspace, studies: dict, selected: list[str], site: set[s
         started = time.perf_counter()
         path, exp = studies[name]
         target = render_study(name, exp, profile, ws.store, ws.docs, declared, prose_path(path, exp),
-                              others={n: studies[n][1] for n in exp.reads})
+                              others={n: studies[n][1] for n in exp.reads}, answers=answers)
         log(f"rendered {target} in {time.perf_counter() - started:.1f}s")
     home = render_home(studies, profile, ws.store, ws.docs, site)
     log(f"rendered {home} ({len(site)} of {len(studies)} studies in the site)")
@@ -228,7 +237,7 @@ def _render_posts(ws: Workspace, studies: dict, selected: list[str], site: set[s
 
 
 def build(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, log: Log, project: Path,
-          engine: str = DEFAULT_ENGINE) -> Path:
+          engine: str = DEFAULT_ENGINE, answers: bool = True) -> Path:
     """The site of the named studies (default: all) that have complete results for ``profile``: their posts,
     the home page listing every declared study, and a strict build by ``engine`` (``mkdocs`` or ``zensical``,
     see :mod:`reportgen.engines`) into site/. A study without complete results is not an error: it gets no post
@@ -249,7 +258,7 @@ def build(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, log: 
         if name not in ready:
             log(f"{name}: not run in the {profile} profile; left out of the site (run: reportgen run {name} "
                 f"--profile {profile})")
-    _render_posts(ws, studies, ready, set(ready), profile, log)
+    _render_posts(ws, studies, ready, set(ready), profile, log, answers)
     return build_site(project, engine=engine)
 
 

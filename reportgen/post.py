@@ -23,6 +23,7 @@ from typing import Any, Callable
 from markupsafe import Markup
 
 from . import __version__, analyses, conclusions, confounds, crossread, prose
+from .answers import ExercisesSection, section as exercise_section
 from .charts import results_chart
 from .context import Setup, VariantSetup, reproducibility, setup
 from .figures import FigureWriter
@@ -110,10 +111,11 @@ def body(exp: Any, prose_file: Path | None, blocks: prose.Blocks, namespace: dic
 
 def render_study(exp_id: str, exp: Any, profile: str, store: Store, docs: Path,
                  declared: dict[str, str] | None = None, prose_file: Path | None = None,
-                 others: dict[str, Any] | None = None) -> Path:
+                 others: dict[str, Any] | None = None, answers: bool = True) -> Path:
     """Write ``docs/blog/posts/<exp_id>.md`` (and its figures) from the cached results of ``profile``.
     ``declared`` (study id -> title) are the posts of the site that this one may link to; ``others`` (study id ->
-    its config) the studies its prose reads (``reads:``)."""
+    its config) the studies its prose reads (``reads:``); ``answers`` false publishes the exercises without their
+    measured answers."""
     study = collect(exp_id, exp, profile, store)
     post_dir = docs / POSTS
     post_dir.mkdir(parents=True, exist_ok=True)
@@ -121,9 +123,10 @@ def render_study(exp_id: str, exp: Any, profile: str, store: Store, docs: Path,
     staging = Path(tempfile.mkdtemp(prefix=f".{exp_id}.render-", dir=post_dir))
     try:
         figures = FigureWriter(directory=staging, link_prefix=exp_id)
+        exercises = exercise_section(study, store, figures, answers)
         text = _render(study, exp, profile, figures, declared if declared is not None else {exp_id: exp.title},
                        prose_file, crossread.readers(others or {}, profile, store, figures,
-                                                     post_link(declared or {})))
+                                                     post_link(declared or {})), exercises)
         swap_dir(staging, post_dir / exp_id, post_dir / f".{exp_id}.old")  # _recover made sure .old is free
         atomic_write(post_dir / f"{exp_id}.md", text.encode())
     finally:
@@ -132,7 +135,8 @@ def render_study(exp_id: str, exp: Any, profile: str, store: Store, docs: Path,
 
 
 def _render(study: Study, exp: Any, profile: str, figures: FigureWriter, declared: dict[str, str],
-            prose_file: Path | None, studies: Callable[[str], Any] | None = None) -> str:
+            prose_file: Path | None, studies: Callable[[str], Any] | None = None,
+            exercises: ExercisesSection | None = None) -> str:
     env = package_environment()
     stats = summary(study) if study.variants else None
     facts = setup(exp, study, profile)
@@ -143,8 +147,10 @@ def _render(study: Study, exp: Any, profile: str, figures: FigureWriter, declare
               "results_chart": results_chart(study, stats) if stats else None}
     sections, findings, measured = {}, [], {}
     for name in exp.analyses:
+        step = analyses.get(name)
         try:
-            result = analyses.get(name).compute(study, figures)
+            with_exercises = getattr(step, "with_exercises", False) and exercises is not None
+            result = step.compute(exercises.study_with(study) if with_exercises else study, figures)
         except analyses.AnalysisError as exc:  # e.g. the images it needs are not provisioned: one line
             raise RenderError(f"{study.id}: {exc}") from None
         measured[name] = result
@@ -170,7 +176,8 @@ def _render(study: Study, exp: Any, profile: str, figures: FigureWriter, declare
                                                                "post": link, "studies": studies}, closing)
     key = first_figure(sections.get(blocks.key_figure, "")) if blocks.key_figure else None
     return env.get_template("_post.md.j2").render(body=Markup(text), shows=Markup(shows), takeaway=blocks.takeaway,
-                                                  key_figure=key, **{**common, "models": Markup(models_text)})
+                                                  key_figure=key, exercises=exercises,
+                                                  **{**common, "models": Markup(models_text)})
 
 
 def first_figure(markdown: str) -> str | None:

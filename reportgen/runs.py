@@ -101,14 +101,15 @@ class PlannedRun:
 
 
 def plan_runs(studies: dict, names: list[str], profile: str, store: Store,
-              checksums: dict[str, str | None]) -> list[PlannedRun]:
-    """Every run the named studies declare under ``profile``, with its cache status."""
+              checksums: dict[str, str | None], exercises: dict[str, list[Any]] | None = None) -> list[PlannedRun]:
+    """Every run the named studies declare under ``profile``, with its cache status; with ``exercises`` (study ->
+    the variants of its chosen exercises, :func:`reportgen.exercises.extra_variants`) those runs too."""
     planned = []
     for name in names:
         _, exp = studies[name]
         if not exp.trains:
             continue
-        for variant in exp.variants:
+        for variant in [*exp.variants, *(exercises or {}).get(name, [])]:
             dataset = variant.dataset or exp.dataset
             for seed in exp.profile(profile)["seeds"]:
                 config = exp.resolve(variant, seed, profile)

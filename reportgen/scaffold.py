@@ -11,6 +11,7 @@ from typing import Any
 
 from . import analyses, prose, schema as config
 from .config import ConfigError, ID_PATTERN
+from .exercises import EXERCISE_PROFILES, Exercise, Prediction
 from .settings import PARAMETER_TOLERANCE
 from .fsutil import atomic_write
 
@@ -37,6 +38,10 @@ FIELD_HELP: dict[str, str] = {
     "baseline": "the variant the others are compared with (default: the first)",
     "analyses": "the analyses of the post, in order (see the list below)",
     "trains": "false for an illustration that trains nothing",
+    "exercises": "questions a reader answers by training one more variant (see Exercises below); not run by "
+                 "default except in the full profile",
+    "hide_answers": "true: the post gives the exercises' questions and commands but not their measured answers "
+                    "(homework; `reportgen build --no-answers` does it for every study)",
     # a variant
     "variants.name": "the variant's name (letters, digits, '-', '_')",
     "variants.label": "how the post calls it (default: its name)",
@@ -51,6 +56,24 @@ FIELD_HELP: dict[str, str] = {
                          f"{PARAMETER_TOLERANCE:.0%}), data, dataset, recipe, epochs; stated in the post instead "
                          "of warned about",
     "variants.intended_reason": "why those differences are intended (the post's closing section says it)",
+    # an exercise
+    "exercises.name": "the exercise's name (letters, digits, '-', '_'; not a variant's): "
+                      "`reportgen run <study> --exercise <name>`",
+    "exercises.question": "the question, in the study's own words",
+    "exercises.hint": "a hint, folded away in the post",
+    "exercises.prediction": "what you expect: accuracy (higher, lower or same as the baseline) and because; the "
+                            "answer says whether the measurement confirms it",
+    "exercises.label": "how the post calls it (default: its name)",
+    "exercises.description": "what changes, in a few words",
+    "exercises.dataset": "the change to try, written like a variant override: another dataset",
+    "exercises.model": "the change to try: model overrides (another name and/or options)",
+    "exercises.training": "the change to try: training overrides (any training field but epochs)",
+    "exercises.epochs": "its own epochs per profile, as a variant's",
+    "exercises.intended": "differences from the baseline beyond what its override says, there on purpose "
+                          "(a model override that changes the parameter count: parameters)",
+    "exercises.intended_reason": "why those differences are intended",
+    "exercises.prediction.accuracy": "higher, lower or same: the exercise's test accuracy against the baseline's",
+    "exercises.prediction.because": "why you expect it, in words (the answer repeats it)",
     # training
     "training.optimizer": "sgd or adam",
     "training.lr": "learning rate",
@@ -80,7 +103,8 @@ FIELD_HELP: dict[str, str] = {
     "profiles.training": "training overrides in this profile (any training field but epochs), before a variant's",
 }
 SECTIONS: list[tuple[str, Any]] = [
-    ("", config.StudyConfig), ("variants.", config.VariantConfig), ("training.", config.TrainingConfig),
+    ("", config.StudyConfig), ("variants.", config.VariantConfig), ("exercises.", Exercise),
+    ("exercises.prediction.", Prediction), ("training.", config.TrainingConfig),
     ("training.augment.", config.AugmentConfig), ("profiles.", config.ProfileConfig),
 ]
 
@@ -117,6 +141,13 @@ variants:                       # what is compared; each variant overrides model
     description: batch normalisation after each convolution
     model: {{options: {{batch_norm: true}}}}
 analyses: [curves, confusion]   # placed in this order unless the prose places them
+exercises:                      # for the reader: `reportgen run {id} --exercise tanh` trains one, the post answers it
+  - name: tanh
+    label: LeNet with tanh
+    question: Does LeNet need ReLU, or does the original's tanh do as well?
+    hint: tanh is bounded, and its slope falls towards zero for large inputs.
+    model: {{options: {{activation: tanh}}}}   # the change to try, written like a variant override
+    prediction: {{accuracy: same, because: "the recipe and the network are otherwise the same"}}
 """
 
 STUDY_PROSE = """\
@@ -198,7 +229,20 @@ def guide_markdown() -> str:
     lines += ["", "## Models and their options", "", "Set under `model:` (or a variant's `model:`) as "
               "`name:` and `options:`.", "", "| Model | Options (default) |", "|---|---|"]
     lines += [f"| `{m}` | {o} |" for m, o, _ in _option_rows()]
-    lines += ["", "## Analyses", "", "List them under `analyses:`; each becomes a section of the post.", "",
+    lines += ["", "## Exercises", "",
+              "An exercise is a question the reader answers by training one more variant: its change is written",
+              "exactly like a variant override (`dataset`, `model`, `training`, `epochs`), and `reportgen list`",
+              "warns when it differs from the baseline in more than that override says (declare it with",
+              "`intended`). The post shows each question, its hint and the command that trains it:", "",
+              "```bash", "reportgen run my-study --profile quick --exercise NAME   # one exercise",
+              "reportgen run my-study --profile quick --exercises         # all of them (make report EXERCISES=1)",
+              "reportgen render my-study --profile quick", "```", "",
+              "Once it ran, a folded \"Answer (measured)\" block gives its test accuracy with its interval, the",
+              "difference to the baseline with the study's verdict, whether it converged, whether the prediction",
+              "held, and its curves against the baseline's. Exercises are not trained by default, except in the",
+              f"{' and '.join(EXERCISE_PROFILES)} profile; an exercise identical to another study's variant is copied,",
+              "not trained. `reportgen build --no-answers` (or `hide_answers: true`) publishes the questions alone.",
+              "", "## Analyses", "", "List them under `analyses:`; each becomes a section of the post.", "",
               "| Analysis | What it shows | Needs |", "|---|---|---|"]
     for name in analyses.names():
         a = analyses.get(name)

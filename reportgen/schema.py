@@ -17,6 +17,7 @@ from .run_schema import (  # noqa: F401 - the names a study file's schema is bui
     Strict, TrainingConfig)
 from .settings import SPLIT_SEED, VAL_SIZE
 from .suggest import suggest
+from .exercises import Exercise, check_exercises
 
 
 class VariantModel(Strict):
@@ -143,6 +144,10 @@ class StudyConfig(Strict):
     # Other studies whose results this one's prose reads (from_study("id")): its post is in a site only when each
     # of them has complete results for the profile (reportgen.crossread).
     reads: list[str] = Field(default_factory=list)
+    # Questions a reader answers by running one more variant (reportgen/exercises.py); never part of a variant's
+    # resolved config, so adding one changes no cache key. hide_answers: the post gives the questions only.
+    exercises: list[Exercise] = Field(default_factory=list)
+    hide_answers: bool = False
 
     @field_validator("id")
     @classmethod
@@ -194,6 +199,11 @@ class StudyConfig(Strict):
         if self.baseline is not None and self.baseline not in names:
             raise ValueError(f"baseline: {self.baseline!r} is not a variant name{suggest(self.baseline, names)} "
                              f"(variants: {', '.join(names)})")
+        return self
+
+    @model_validator(mode="after")
+    def _exercises(self) -> "StudyConfig":
+        check_exercises(self)
         return self
 
     # ---- resolution -------------------------------------------------------------------------------------

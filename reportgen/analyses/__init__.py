@@ -43,6 +43,9 @@ class Analysis:
     # (result) -> sentences for the post's closing section, "What this shows — and what it doesn't": what the
     # analysis measured, every number computed from ``result`` (none typed in); None: it contributes nothing
     findings: Callable[[Any], list[str]] | None = None
+    # True: computed over the study's variants and its measured exercises (whose answers the post shows), e.g. the
+    # live model, where a reader tries an exercise's network beside the variants'
+    with_exercises: bool = False
 
     @property
     def template(self) -> str:

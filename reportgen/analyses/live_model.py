@@ -256,4 +256,5 @@ def _write(path: Path, data: bytes) -> None:
 ANALYSIS = Analysis(
     name="live_model", title="Live model", compute=compute,
     summary="Each variant's first-seed network runs in the reader's browser: test images or a drawing, shifted.",
+    with_exercises=True,
 )
