@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from .run_schema import ID_PATTERN, INTENDED, ConfigError, Strict, _closest
+from .run_schema import ID_PATTERN, INTENDED, ConfigError, Strict
+from .suggest import suggest
 
 if TYPE_CHECKING:
     from .schema import StudyConfig, VariantConfig
@@ -142,7 +143,7 @@ def choose(studies: dict[str, tuple[Path, Any]], selected: list[str], profile: s
         if name not in known:
             where = ", ".join(selected) if len(selected) <= 3 else f"{len(selected)} studies"
             listed = f" (declared: {', '.join(known)})" if known else " (they declare no exercise)"
-            raise ConfigError(f"--exercise {name!r}: no such exercise in {where}{_closest(name, known)}{listed}")
+            raise ConfigError(f"--exercise {name!r}: no such exercise in {where}{suggest(name, known)}{listed}")
     run_all = every or runs_by_default(profile)
     return {sid: [e for e in exercises if run_all or e.name in names] for sid, exercises in declared.items()
             if any(run_all or e.name in names for e in exercises)}

@@ -16,7 +16,7 @@ from . import analyses
 from .config import ConfigError, discover, select
 from .engines import DEFAULT_ENGINE
 from .prose import ProseError, check, prose_path
-from .run_schema import _closest
+from .suggest import suggest
 from .methods import write_methods
 from .scaffold import write_guide
 from .store import Store
@@ -49,7 +49,7 @@ def preflight(studies: dict, names: list[str], profile: str) -> None:
         for index, read in enumerate(exp.reads):
             if read not in studies or read == name:
                 others = [n for n in studies if n != name]
-                raise ConfigError(f"{path}: reads[{index}]: no other study {read!r}{_closest(read, others)} "
+                raise ConfigError(f"{path}: reads[{index}]: no other study {read!r}{suggest(read, others)} "
                                   f"(studies: {', '.join(others)})")
         for index, analysis in enumerate(exp.analyses):
             reason = analyses.why_not(analysis, exp, profile)
