@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
 from markupsafe import Markup
@@ -110,16 +109,23 @@ def home_rows(studies: dict[str, tuple[Path, StudyConfig]], profile: str, store:
     return rows
 
 
-def post_front(docs: Path, exp_id: str) -> dict[str, Any]:
-    """The front matter of a rendered post (its ``takeaway`` and ``key_figure``), or {} when there is none."""
+@dataclass(frozen=True)
+class PostFront:
+    """What the home page reads from a rendered post's front matter: its takeaway and its key figure."""
+    takeaway: str | None = None
+    key_figure: str | None = None
+
+
+def post_front(docs: Path, exp_id: str) -> PostFront:
+    """The front matter of a rendered post (its ``takeaway`` and ``key_figure``); empty when there is none."""
     path = docs / POSTS / f"{exp_id}.md"
-    if not path.is_file():
-        return {}
-    text = path.read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
     if not text.startswith("---\n"):
-        return {}
+        return PostFront()
     front = yaml.safe_load(text[4:].split("\n---\n", 1)[0])
-    return front if isinstance(front, dict) else {}
+    if not isinstance(front, dict):
+        return PostFront()
+    return PostFront(takeaway=front.get("takeaway") or None, key_figure=front.get("key_figure") or None)
 
 
 def render_home(studies: dict[str, tuple[Path, StudyConfig]], profile: str, store: Store, docs: Path,
@@ -127,11 +133,10 @@ def render_home(studies: dict[str, tuple[Path, StudyConfig]], profile: str, stor
     """Write ``docs/index.md`` for the studies in ``built`` (the others are listed with what makes them)."""
     rows = home_rows(studies, profile, store, built)
     for row in rows:
-        front = post_front(docs, row.id) if row.link else {}
+        front = post_front(docs, row.id) if row.link else PostFront()
         # the post's own rendered Markdown (already escaped where it quotes a study's text): placed as it is
-        row.takeaway = Markup(front["takeaway"]) if front.get("takeaway") else None
-        figure = front.get("key_figure")
-        row.figure = (POSTS / figure).as_posix() if figure else None
+        row.takeaway = Markup(front.takeaway) if front.takeaway else None
+        row.figure = (POSTS / front.key_figure).as_posix() if front.key_figure else None
         row.reads = list(studies[row.id][1].reads)
     seeds = sorted({s for _, exp in studies.values() for s in exp.profile(profile)["seeds"]})
     still_learning = any(v.still_learning for row in rows if row.link for v in row.variants)

@@ -253,8 +253,8 @@ def test_activation_stats_match_a_direct_pass_over_the_test_set(study, rendered)
         relu = row.relu[-1]
         assert relu.seeds == [r.seed for r in v.runs] and len(relu.seeds) > 1
         assert relu.dead_per_seed[0] == relu.dead and relu.per_seed["mean"][0] == pytest.approx(relu.mean)
-        assert relu.dead_over_seeds["mean"] == pytest.approx(np.mean(relu.dead_per_seed))
-        assert relu.mean_over_seeds["n"] == len(v.runs) and relu.mean_over_seeds["low"] <= relu.mean_over_seeds["high"]
+        assert relu.dead_over_seeds.mean == pytest.approx(np.mean(relu.dead_per_seed))
+        assert relu.mean_over_seeds.n == len(v.runs) and relu.mean_over_seeds.low <= relu.mean_over_seeds.high
         index = [x.name for x in row.layers].index(relu.name)
         for seed, dead in zip(relu.seeds, relu.dead_per_seed):
             other = next(r for r in v.runs if r.seed == seed)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
@@ -189,9 +190,9 @@ def test_a_prediction_is_judged_by_the_interval_of_the_difference(mean, low, hig
     from reportgen.answers import check_prediction
     from reportgen.exercises import Exercise
     exercise = Exercise(name="e", question="q", training={"lr": 0.1}, prediction={"accuracy": "higher"})
-    check = check_prediction(exercise, {"n": 3, "mean": mean, "low": low, "high": high})
+    check = check_prediction(exercise, SimpleNamespace(n=3, mean=mean, low=low, high=high))
     assert (check.measured, check.confirmed) == (expected, confirmed)
-    single = check_prediction(exercise, {"n": 1, "mean": mean, "low": math.nan, "high": math.nan})
+    single = check_prediction(exercise, SimpleNamespace(n=1, mean=mean, low=math.nan, high=math.nan))
     assert single.measured is None and single.confirmed is None
 
 
