@@ -324,7 +324,11 @@ class Terminated(KeyboardInterrupt):
     being written is discarded, finished runs stay."""
 
 
+_SIGTERM_RECEIVED = []  # set by the handler: Ray's wait re-raises a KeyboardInterrupt of its own in place of ours
+
+
 def _on_sigterm(signum, frame):  # noqa: ARG001 - the signal module's signature
+    _SIGTERM_RECEIVED.append(signum)
     raise Terminated()
 
 
@@ -335,12 +339,13 @@ def main(argv: list[str] | None = None) -> None:
     runs. A bug (an exception none of our error types covers) is also one line; REPORTGEN_DEBUG=1 shows its
     traceback."""
     debug = os.environ.get(ENV_DEBUG, "").lower() in ("1", "true", "yes")
+    _SIGTERM_RECEIVED.clear()
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         code = cli.main(args=argv, prog_name="reportgen", standalone_mode=False)
     except (KeyboardInterrupt, click.exceptions.Abort) as exc:
         # Click turns KeyboardInterrupt (and so Terminated) into Abort; the original is its __context__
-        if isinstance(exc, Terminated) or isinstance(exc.__context__, Terminated):
+        if isinstance(exc, Terminated) or isinstance(exc.__context__, Terminated) or _SIGTERM_RECEIVED:
             click.echo("\nterminated (SIGTERM): finished runs are kept; run the same command again to continue",
                        err=True)
             sys.exit(143)
