@@ -177,3 +177,12 @@ def test_partial_renders_the_numbers_and_the_verdicts(study, rendered):
     row = f"| {first.label} | {first.ece.mean:.{d}f} ({first.ece.low:.{d}f} to {first.ece.high:.{d}f}) |"
     assert row.replace("-", "\u2212") in text
     assert result.comparisons[0].verdict in text
+
+
+def test_label_smoothing_caps_the_confidence_training_asks_for():
+    run = SimpleNamespace(config={"training": {"label_smoothing": 0.1}})
+    probs = np.array([[0.95, 0.05] + [0.0] * 8, [0.5, 0.5] + [0.0] * 8, [0.905, 0.095] + [0.0] * 8])
+    cap = calibration.smoothing_cap(run, probs)
+    assert cap["label_smoothing"] == 0.1 and cap["target_pct"] == pytest.approx(91.0)  # 1 − 0.1 + 0.1/10
+    assert cap["above_target_pct"] == pytest.approx(100 / 3)  # only 0.95 is above 0.91
+    assert calibration.smoothing_cap(SimpleNamespace(config={}), probs)["target_pct"] == 100.0

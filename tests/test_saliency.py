@@ -242,3 +242,16 @@ def test_partial_renders_the_numbers(study, computed):
     assert "| LeNet | 0 | relu2 (10 × 10) |" in text
     assert "| Fully connected | 0 | none |" in text and "no Grad-CAM map" in text
     assert f"{result.variants[0].mean_saliency_inside_pct:.1f}" in text
+
+
+def test_the_partial_places_grad_cam_on_its_units_centres_and_names_the_smoothing_cap(study, computed):
+    import dataclasses
+    lenet = dataclasses.replace(computed.variants[0], label_smoothing=0.1, target_pct=91.0)
+    result = dataclasses.replace(computed, variants=[lenet, *computed.variants[1:]])
+    text = package_environment().get_template("saliency.md.j2").render(
+        a=result, exp=study.config, profile="smoke", setup={}, summary=None, post=lambda *a: "")
+    assert lenet.centres == (4.5, 22.5) and "(pixels 4.5 to 22.5 for LeNet)" in text
+    assert "1 − ε + ε/K = 91.0%, not 100%" in " ".join(text.split())
+    assert computed.variants[0].label_smoothing == 0 and "not 100%" not in package_environment().get_template(
+        "saliency.md.j2").render(a=computed, exp=study.config, profile="smoke", setup={}, summary=None,
+                                 post=lambda *a: "")

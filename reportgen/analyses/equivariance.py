@@ -29,6 +29,7 @@ from .kernels import HAND_KERNELS
 KERNEL = "vertical edges (Sobel)"
 SHIFTS = (1, 2)   # pixels to the right: less than a 2×2 pooling window, and exactly one
 POOL = 2
+ROUNDING = 6      # decimals kept of each difference: float32 rounding (about 1e-8 here) is not a difference
 
 
 @dataclass
@@ -71,10 +72,11 @@ def check(image: torch.Tensor, kernel: torch.Tensor, pixels: int) -> tuple[Shift
     pooled, pooled_moved = pool(out), pool(out_moved)
     candidates = {s: pooled_moved - shift_right(pooled, s) for s in range(pixels // POOL, -(-pixels // POOL) + 1)}
     best = min(candidates, key=lambda s: float(candidates[s].abs().max()))
-    result = ShiftCheck(pixels=pixels, conv_difference=float(conv_diff.abs().max()),
-                        pool_difference=float(candidates[best].abs().max()), pool_shift=best,
-                        average_difference=abs(float(out_moved.mean() - out.mean())),
-                        conv_change=float((out_moved - out).abs().max()))
+    exact = lambda v: round(float(v), ROUNDING)  # noqa: E731 - float32 sums differ in the 8th digit
+    result = ShiftCheck(pixels=pixels, conv_difference=exact(conv_diff.abs().max()),
+                        pool_difference=exact(candidates[best].abs().max()), pool_shift=best,
+                        average_difference=exact((out_moved.mean() - out.mean()).abs()),
+                        conv_change=exact((out_moved - out).abs().max()))
     return result, {"moved": moved.numpy(), "conv": out_moved.numpy(), "conv_diff": conv_diff.numpy(),
                     "pool": pooled_moved.numpy(), "pool_diff": candidates[best].numpy()}
 

@@ -37,7 +37,7 @@ from ..figures import IMAGE_CMAP, SEQUENTIAL, TEXT_DARK, WRONG, Figure, FigureWr
 from ..loader import to_input
 from ..models import ACTIVATIONS
 from ..settings import FIRST_SEED, IMAGE_SIZE
-from ..study import Study
+from ..study import Study, label_smoothing
 from . import Analysis
 from ._common import (cached_arrays, class_examples, class_names, first_run, layer_table, load_model, normalization,
                       run_test_set)
@@ -69,6 +69,8 @@ class VariantSaliency:
     grid: str | None                  # that layer's output size, e.g. "10 × 10", before placing it on the input
     figure: Figure
     centres: tuple[float, float] | None = None  # the pixels its first and last units are centred on (4.5, 22.5)
+    label_smoothing: float = 0.0      # ε the network trained with; the confidence it aims at is target_pct
+    target_pct: float = 100.0         # 1 − ε + ε/K, in %: why confidences stop near 91% with ε = 0.1, K = 10
     images: list[ShownImage] = field(default_factory=list)
     correct: int = 0
     mean_object_area_pct: float = float("nan")
@@ -247,6 +249,8 @@ def compute(study: Study, figures: FigureWriter) -> SaliencyResult:
             name=v.name, label=v.label, dataset=v.dataset, seed=run.seed, layer=layer_name,
             grid=None if grid is None else f"{int(grid[0])} × {int(grid[1])}", figure=figure, images=shown,
             centres=None if conv is None else _span(model, conv[0], int(grid[0])),
+            label_smoothing=label_smoothing(run),
+            target_pct=100.0 * (1 - label_smoothing(run) + label_smoothing(run) / probs.shape[1]),
             correct=sum(s.correct for s in shown), mean_object_area_pct=100.0 * float(area.mean()),
             mean_saliency_inside_pct=_mean_pct(sal_inside),
             mean_gradcam_inside_pct=None if cam_inside is None else _mean_pct(cam_inside)))
