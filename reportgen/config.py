@@ -62,8 +62,8 @@ def _allowed_fields(loc: tuple[Any, ...], data: Any) -> list[str]:
         return list(schema.model_fields) if schema else []
     if len(names) >= 2 and names[-2] == "profiles":
         return list(ProfileConfig.model_fields)
-    schema = {"variants": VariantConfig, "exercises": Exercise, "prediction": Prediction, "model": ModelConfig, "training": TrainingConfig, "augment": AugmentConfig,
-              "profiles": None}.get(last)
+    schema = {"variants": VariantConfig, "exercises": Exercise, "prediction": Prediction, "model": ModelConfig,
+              "training": TrainingConfig, "augment": AugmentConfig, "profiles": None}.get(last)
     return list(schema.model_fields) if schema else []
 
 
