@@ -37,6 +37,7 @@ FIELD_HELP: dict[str, str] = {
     "baseline": "the variant the others are compared with (default: the first)",
     "analyses": "the analyses of the post, in order (see the list below)",
     "trains": "false for an illustration that trains nothing",
+    "reads": "other studies whose results the prose quotes with from_study(\"id\") (a post that sums them up); its post is built only when each of them has run",
     # a variant
     "variants.name": "the variant's name (letters, digits, '-', '_')",
     "variants.label": "how the post calls it (default: its name)",
