@@ -42,6 +42,8 @@ FIELD_HELP: dict[str, str] = {
                  "default except in the full profile",
     "hide_answers": "true: the post gives the exercises' questions and commands but not their measured answers "
                     "(homework; `reportgen build --no-answers` does it for every study)",
+    "reads": "other studies whose results the prose quotes with from_study(\"id\") (a post that sums them up); "
+             "its post is built only when each of them has run",
     # a variant
     "variants.name": "the variant's name (letters, digits, '-', '_')",
     "variants.label": "how the post calls it (default: its name)",

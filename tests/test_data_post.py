@@ -59,8 +59,7 @@ def test_the_data_post_shows_samples_classes_splits_and_statistics_of_each_provi
         norm = Normalization.of(splits.train_images)
         sizes = (len(splits.train_labels), len(splits.val_labels), len(splits.test_labels))
         row = next(line for line in text.splitlines() if line.startswith(f"| {title} | {len(splits.classes)} |"))
-        assert row.startswith(f"| {title} | {len(splits.classes)} | " + " | ".join(f"{n:,}" for n in sizes)
-                              + f" | {norm.mean:.4f} | {norm.std:.4f} |"), row
+        assert row.startswith(f"| {title} | {len(splits.classes)} | " + " | ".join(f"{n:,}" for n in sizes) + " | "), row
         scaled = next(line for line in text.splitlines() if line.startswith(f"| {title} | {norm.mean:.4f} |"))
         assert f"{(0 - norm.mean) / norm.std:+.3f}".replace("-", "\u2212") in scaled, scaled
 

@@ -169,9 +169,10 @@ def test_every_worked_row_of_the_output_size_table_evaluates_to_its_size(model):
 
 # ---- parameter counts -----------------------------------------------------------------------------------------------
 def parameter_formulas() -> dict[str, str]:
-    """The architecture partial's formulas for a convolution's and a linear layer's parameters."""
+    """The formulas for a convolution's and a linear layer's parameters, on How to read a post (the architecture
+    partial links there)."""
     found = {}
-    for tex in math_segments(ANALYSES / "architecture.md.j2"):
+    for tex in math_segments(ANALYSES.parent.parent / "docs" / "how-to-read.md"):
         if "c_\\text{out}" in tex and "k" in tex:
             found["conv"] = python_of(tex)
         elif "n_\\text{out}" in tex and "n_\\text{in}" in tex:
@@ -179,7 +180,7 @@ def parameter_formulas() -> dict[str, str]:
     return found
 
 
-def test_the_architecture_partial_states_both_parameter_formulas():
+def test_how_to_read_states_both_parameter_formulas():
     assert set(parameter_formulas()) == {"conv", "linear"}
 
 

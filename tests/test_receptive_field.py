@@ -188,8 +188,8 @@ def test_pooling_study_tells_position_specific_from_global(tmp_path):
     assert text.startswith("### Receptive field") and text.count('=== "') == 3
     assert "`fc1` gives each feature\n    at each of the 25 positions its own weight: it is *position-specific*" in text
     assert "*position-specific*" in text and "*invariant*" in text and "*equivariant*" in text
-    assert "| `pool2` | MaxPool2d | 2 | 2 | 16 × 5 × 5 | 16 × 16 | 4 |" in text
-    assert "| `gap` | AdaptiveAvgPool2d | 5 | 5 | 16 × 1 × 1 | 32 × 32 (all of the image) | — |" in text
+    assert "| `pool2` (MaxPool2d) | 2, 2 | 16 × 5 × 5 | 16 × 16 | 4 |" in text
+    assert "| `gap` (AdaptiveAvgPool2d) | 5, 5 | 16 × 1 × 1 | 32 × 32 (all of the image) | — |" in text
     assert "a 4-pixel shift moves every map by one unit" in text
     flat = " ".join(text.split())
     assert "*invariant* to shifts by multiples of 4 pixels if nothing reached the border" in flat

@@ -408,7 +408,8 @@ def stub_analyses(monkeypatch):
     stub_analyses_with(monkeypatch)
 
 
-SHIPPED = ["data", "convolution", "tiny", "cnn-vs-fc", "pooling", "augmentation", "dropout", "batchnorm", "datasets"]
+SHIPPED = ["data", "convolution", "tiny", "cnn-vs-fc", "pooling", "augmentation", "dropout", "batchnorm", "datasets",
+           "synthesis"]
 
 
 def test_every_shipped_study_renders_from_results_with_its_prose(tmp_path, stub_analyses):
@@ -429,7 +430,8 @@ def test_every_shipped_study_renders_from_results_with_its_prose(tmp_path, stub_
                 write_run(store, exp, v.name, seed, "quick", 0.8 + 0.01 * seed)
         prose = prose_path(path, exp)
         assert prose is not None and prose.name == f"{exp_id}.md", exp_id
-        post = render_study(exp_id, exp, "quick", store, tmp_path / "docs", declared, prose).read_text()
+        post = render_study(exp_id, exp, "quick", store, tmp_path / "docs", declared, prose,
+                            others={n: experiments[n][1] for n in exp.reads}).read_text()
         front = yaml.safe_load(post.split("---")[1])
         assert front["title"] == exp.title and front["slug"] == exp_id and str(front["date"]) == str(exp.date)
         assert front["categories"] and front["tags"] and front["description"]

@@ -79,7 +79,8 @@ def test_every_shipped_training_post_ends_with_the_section(tmp_path, stub_analys
         for v in exp.variants:
             for seed in exp.profile("quick")["seeds"] if exp.trains else []:
                 write_run(store, exp, v.name, seed, "quick", 0.8 + 0.01 * seed)
-        post = render_study(exp_id, exp, "quick", store, tmp_path / "docs", None, path.with_suffix(".md")).read_text()
+        post = render_study(exp_id, exp, "quick", store, tmp_path / "docs", None, path.with_suffix(".md"),
+                            others={n: experiments[n][1] for n in exp.reads}).read_text()
         headings = re.findall(r"^## .*$", post, re.M)
         # every post answers its question in its prose's own words, first in the closing section; an
         # illustration has nothing else there (no verdicts, nothing random)
@@ -316,16 +317,18 @@ def _activations(dead_off: int, dead_on: int):
 
 
 @pytest.mark.parametrize("dead_off, dead_on, says", [
-    (18, 0, "the dropout network leaves fewer units of `relu4` dead: 0 of 84, against\n18 without dropout."),
-    (3, 3, "both leave 3 of 84 units of `relu4` dead, so that push does not\nshow here."),
-    (0, 5, "the dropout network leaves more units of `relu4` dead, 5 of 84\nagainst 0"),
+    (18, 0, "the first seed's dropout network leaves\n0 of 84 dead, the network without dropout 18."),
+    (3, 3, "the first seed's dropout network leaves\n3 of 84 dead, the network without dropout 3."),
+    (0, 5, "the first seed's dropout network leaves\n5 of 84 dead, the network without dropout 0."),
 ])
 def test_the_shipped_dropout_prose_says_what_its_activation_statistics_measured(tmp_path, monkeypatch, dead_off,
                                                                                  dead_on, says):
-    """The dropout post's reading of its dead units follows the numbers, whichever way they fall."""
+    """The dropout post states its dead units and activation sizes as one network's (the first seed's), whichever
+    way they fall, and draws no conclusion from one pair of networks."""
     post = render_shipped(tmp_path, monkeypatch, "dropout", {"activation_stats": _activations(dead_off, dead_on)})
     assert says in post
-    assert "relu4` outputs are indeed smaller, mean 0.24 and largest\n1.84 against 0.35 and 4.18." in post
+    assert "outputs have mean\n0.24 and largest 1.84, against 0.35 and 4.18 without dropout." in post
+    assert "**one network of each kind**" in post and "one pair of networks cannot confirm or refute it" in post
 
 
 def render_shipped(tmp_path, monkeypatch, study_id: str, results: dict, left_out: tuple[str, ...] = ()) -> str:
@@ -379,8 +382,10 @@ def _filters(total: float, flat_black: float, orientation: str):
 
 
 @pytest.mark.parametrize("total, flat_black, orientation, says", [
-    (-1.2, 0.8, "vertical", "the garment dark (set to zero) on a lit background, its vertical edges the brightest"),
-    (1.2, -0.8, "horizontal", "the garment lit on a dark background (set to zero), its horizontal edges the brightest"),
+    (-1.2, 0.8, "vertical", "the garment dark (set to zero) on a lit background, with one side of its vertical "
+                            "outline picked out"),
+    (1.2, -0.8, "horizontal", "the garment lit on a dark background (set to zero), with one side of its horizontal "
+                              "outline picked out"),
     (0.3, 0.2, "none", "coarse silhouette: the garment's outline."),
 ])
 def test_the_shipped_tiny_prose_reads_its_own_filter(tmp_path, monkeypatch, total, flat_black, orientation, says):
@@ -451,4 +456,4 @@ def test_the_shipped_datasets_prose_renders_with_an_optional_dataset_left_out(tm
     post = render_shipped(tmp_path, monkeypatch, "datasets", {"confusion": result}, left_out=(missing, "kmnist"))
     # 36 errors, all among the four upper-body garments; the top pair holds 6 of them
     assert ("most of the network's mistakes (100.0% of the first seed's)" in post) == (missing != "fashion-mnist")
-    assert ("confused pair of classes holds only 16.7% of them" in post) == (missing != "mnist")
+    assert ("confused pair\nholds only 16.7% of them" in post) == (missing != "mnist")
