@@ -225,8 +225,8 @@ def verdict(subject: str, reference: str, ci: DifferenceInterval, metric: str = 
         single = paired or ci.n_variant == ci.n_baseline == 1
         return (f"{'On a single seed' if single else f'On {at}'}, {subject} differs from {reference} by "
                 f"{pts(mean, sign=True)} percentage points of {metric}. One seed has no spread to estimate, so there "
-                "is no confidence interval and no verdict: a difference this size can come from the seed alone. The "
-                "quick (3 seeds) or full (5 seeds) profile can tell.")
+                "is no confidence interval and no verdict: a difference this size can come from the seed alone. More "
+                "seeds can tell.")
     note = ("; the test sets differ, so this measures how hard each dataset is for the same network"
             if across_datasets else "")
     if not ci.high > ci.low:  # every seed gave exactly the same value(s): a zero-width interval
