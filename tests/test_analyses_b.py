@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import tests.test_analysis as shared
+from tests.conftest import EXPERIMENT
 from reportgen import analyses
 from reportgen.analyses import _shift
 from reportgen.analyses._common import layer_table, load_model
@@ -29,11 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PNG = b"\x89PNG\r\n\x1a\n"
 
 # The two-variant (LeNet, fully connected), two-seed study of real one-epoch runs, and each analysis computed once
-# on it (figures into docs/<study id>/), shared with tests/test_analysis.py.
-workspace = shared.workspace
-study = shared.study
-rendered = shared.rendered
-POST = shared.EXPERIMENT["id"]  # how the post links the figures: "<study id>/<name>.png"
+# on it (figures into docs/<study id>/): the fixtures workspace, study and rendered of tests/conftest.py.
+POST = EXPERIMENT["id"]  # how the post links the figures: "<study id>/<name>.png"
 
 
 module, writer = shared.module, shared.writer
@@ -135,6 +133,7 @@ def test_editing_one_draw_function_redraws_only_its_figure(tmp_path, monkeypatch
 
 
 # ---- precompute -----------------------------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(shared.PRECOMPUTED))
 def test_precompute_fills_the_cache_that_compute_reads(name, study, workspace, monkeypatch, tmp_path):
     monkeypatch.setenv("REPORTGEN_CACHE", str(tmp_path / "cache"))
@@ -168,6 +167,7 @@ def test_precompute_fills_the_cache_that_compute_reads(name, study, workspace, m
 
 
 # ---- behaviour of each module ---------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_filters_show_every_convolution_and_the_fc_templates(study, rendered):
     result, root = rendered["filters"], rendered.directory
     mod = module("filters")
@@ -192,6 +192,7 @@ def test_filters_show_every_convolution_and_the_fc_templates(study, rendered):
     assert (root / Path(fc.linear.figure.path).name).exists()
 
 
+@pytest.mark.slow
 def test_feature_maps_one_figure_per_layer_and_the_real_outputs(study, rendered):
     result, root = rendered["feature_maps"], rendered.directory
     passes_on = (torch.nn.Dropout, torch.nn.Identity, torch.nn.Flatten)
@@ -225,6 +226,7 @@ def test_feature_maps_one_figure_per_layer_and_the_real_outputs(study, rendered)
     assert all(len(m._forward_hooks) == 0 for v in study.available for m in load_model(v.runs[0]).modules())
 
 
+@pytest.mark.slow
 def test_activation_stats_match_a_direct_pass_over_the_test_set(study, rendered):
     result, root = rendered["activation_stats"], rendered.directory
     for row, v in zip(result.variants, study.available):
@@ -310,6 +312,7 @@ def test_augmentation_gallery_works_without_training_and_uses_a_variants_setting
         (tmp_path / "aug" / "augmentation-torchvision.png").read_bytes()  # torchvision's row ignores the settings
 
 
+@pytest.mark.slow
 def test_shift_single_predictions_are_the_models_on_the_rolled_image(study, rendered):
     result, root = rendered["shift_single"], rendered.directory
     assert [(s.name, s.dx, s.dy) for s in result.shifts] == [("original", 0, 0), ("lower right", 4, 1),
@@ -340,6 +343,7 @@ def test_shift_single_predictions_are_the_models_on_the_rolled_image(study, rend
             assert r.seeds_correct == sum(int(q.argmax()) == labels[index] for q in p)
 
 
+@pytest.mark.slow
 def test_shift_grid_centre_is_the_test_accuracy_and_cells_are_real(study, rendered):
     result, root = rendered["shift_grid"], rendered.directory
     assert (result.radius, result.shifts, result.subset) == (6, 169, False)
@@ -368,6 +372,7 @@ def test_shift_grid_centre_is_the_test_accuracy_and_cells_are_real(study, render
         assert row.figure.path == f"{POST}/shift-grid-{v.name}.png" and (root / f"shift-grid-{v.name}.png").exists()
 
 
+@pytest.mark.slow
 def test_shift_curve_averages_the_grid_by_distance(study, rendered):
     result, root = rendered["shift_curve"], rendered.directory
     grids = rendered["shift_grid"].variants
@@ -416,6 +421,7 @@ def test_read_filter_sums_the_weights_and_answers_a_flat_black_patch():
     assert filters.read_filter(0, np.array(module("kernels").HAND_KERNELS[1][2], dtype=float), 0.0, -0.8).near_zero_sum
 
 
+@pytest.mark.slow
 def test_filters_read_the_first_layer_and_fold_the_deeper_ones(study, rendered):
     from reportgen.markdown import package_environment
     result = rendered["filters"]
@@ -437,6 +443,7 @@ def test_filters_read_the_first_layer_and_fold_the_deeper_ones(study, rendered):
     assert "of the 6 give a positive output" in text
 
 
+@pytest.mark.slow
 def test_a_one_filter_network_and_a_linear_classifier_are_read_in_words(study, rendered, tmp_path):
     from types import SimpleNamespace
 
@@ -463,6 +470,7 @@ def test_a_one_filter_network_and_a_linear_classifier_are_read_in_words(study, r
     assert "hidden units" not in text
 
 
+@pytest.mark.slow
 def test_units_never_active_are_reported_after_a_relu_only(study, rendered):
     from reportgen.markdown import package_environment
     result = rendered["activation_stats"]

@@ -152,6 +152,7 @@ def training_studies() -> list[str]:
                   if yaml.safe_load(p.read_text()).get("trains", True))
 
 
+@pytest.mark.slow
 def test_no_post_has_more_prose_than_the_limit(smoke_posts):
     posts = sorted((smoke_posts / "blog" / "posts").glob("*.md"))
     assert {p.stem for p in posts} == {p.stem for p in (ROOT / "experiments").glob("*.yaml")}
@@ -161,6 +162,7 @@ def test_no_post_has_more_prose_than_the_limit(smoke_posts):
     assert not over, f"posts over {MAX_PROSE_WORDS} words of prose: {over}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("study", training_studies())
 def test_every_training_post_links_to_the_methods_page_and_its_sections_exist(smoke_posts, study):
     from markdown.extensions.toc import slugify
