@@ -1,12 +1,9 @@
 """The analysis modules filters, feature_maps, activation_stats, augmentation_gallery, shift_single, shift_grid and
 shift_curve: each result's numbers checked against direct forward passes of the run's model, its figures written
 where the post links them, ``precompute`` filling the analysis cache that ``compute`` reads, every draw function's
-PNG the same whether drawn or cached, and each figure cached on its own drawing code."""
+PNG the same whether drawn or cached, and each figure cached on the code of its module."""
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -89,23 +86,17 @@ def test_draw_function_writes_the_same_png_drawn_or_cached(name, method, kwargs,
     shared.check_draw_function(name, method, kwargs, tmp_path)
 
 
-def _copy_of(mod, text: str, path: Path, monkeypatch):
-    """``text`` (an edited copy of ``mod``'s source) imported from ``path`` as another module of the package."""
-    path.write_text(text)
-    name = f"reportgen.analyses._edited_{path.stem}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    copy = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, name, copy)
-    spec.loader.exec_module(copy)
-    return copy
+_copy_of = shared.edited_copy
 
 
-def test_editing_one_draw_function_redraws_only_its_figure(tmp_path, monkeypatch):
+def test_editing_an_analysis_module_redraws_its_figures_and_a_copy_reuses_them(tmp_path, monkeypatch):
+    """A figure is cached on the whole module that draws it: the same source elsewhere (another file) reuses both
+    figures; an edit to one draw function redraws the module's figures, and only the edited one looks different."""
     filters = module("filters")
     source = Path(filters.__file__).read_text()
     line = "mosaic = _mosaic(tiles, out_c, gap=1)"  # inside draw_filter_detail's drawing code
     assert source.count(line) == 1
-    moved = _copy_of(filters, "# a comment that moves every line down\n" + source, tmp_path / "moved.py", monkeypatch)
+    same = _copy_of(filters, source, tmp_path / "same.py", monkeypatch)
     edited = _copy_of(filters, source.replace(line, line.replace("gap=1", "gap=2")), tmp_path / "edited.py",
                       monkeypatch)
     rng = np.random.default_rng(5)
@@ -122,14 +113,14 @@ def test_editing_one_draw_function_redraws_only_its_figure(tmp_path, monkeypatch
 
     plain, detail, first = draw(filters, "first")
     assert (plain, detail) == ((1, 0), (1, 0))
-    # The same drawing code elsewhere in the file (other line numbers, another file): both figures from the cache.
-    plain, detail, again = draw(moved, "moved")
+    # The same module source in another file: both figures from the cache.
+    plain, detail, again = draw(same, "same")
     assert (plain, detail) == ((0, 1), (0, 1)) and again == first
-    # draw_filter_detail's code changed: its figure is drawn again (and looks different), draw_filters' is reused.
+    # The module changed: both figures are drawn again; draw_filter_detail's looks different, draw_filters' does not.
     plain, detail, changed = draw(edited, "edited")
-    assert (plain, detail) == ((0, 1), (1, 0))
+    assert (plain, detail) == ((1, 0), (1, 0))
     assert changed["f.png"] == first["f.png"] and changed["d.png"] != first["d.png"]
-    assert len(list(cache.rglob("*.png"))) == 3
+    assert len(list(cache.rglob("*.png"))) == 4
 
 
 # ---- precompute -----------------------------------------------------------------------------------------------

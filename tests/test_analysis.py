@@ -374,6 +374,19 @@ def module(name: str):
     return importlib.import_module(f"reportgen.analyses.{name}")
 
 
+def edited_copy(mod, text: str, path: Path, monkeypatch):
+    """``text`` (an edited copy of ``mod``'s source) imported from ``path`` as another module of the package."""
+    import importlib.util
+    import sys
+    path.write_text(text)
+    name = f"reportgen.analyses._edited_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    copy = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, name, copy)
+    spec.loader.exec_module(copy)
+    return copy
+
+
 def writer(directory: Path, cache: bool = False) -> FigureWriter:
     """A figure writer into ``directory``, with its own cache there when ``cache``."""
     return FigureWriter(directory=directory, link_prefix="post", cache_dir=(directory / ".cache") if cache else None)
