@@ -20,7 +20,7 @@ NO_ANSWERS ?=
 EXERCISE_FLAG := $(if $(filter-out 0,$(EXERCISES)),--exercises,)
 ANSWERS_FLAG := $(if $(filter-out 0,$(NO_ANSWERS)),--no-answers,)
 
-.PHONY: report test data run render build serve bench deploy clean venv
+.PHONY: report test check data run render build serve bench deploy clean venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ report: $(STAMP)
 ## The test suite (synthetic data only; seconds to a few minutes on a laptop CPU).
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+## The fast tier while changing the code: every unit test, without those that train, build a site or open a browser
+## (marked `slow`); under a minute.
+check: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
 
 ## Fetch the datasets the experiments use.
 data: $(STAMP)

@@ -2,8 +2,9 @@
 
 Each analysis module draws its own figures; this module holds their shared look and helpers. Every figure is written through
 :class:`FigureWriter`, which gives it a deterministic file name (``<analysis>-<variant>[-<layer>].png``) and records
-its alt text. Drawing is the slow part of a render, so a figure whose inputs (and this file, and matplotlib) did not
-change is copied from ``.cache/figures/`` instead of being drawn again; the bytes are identical either way.
+its alt text. Drawing is the slow part of a render, so a figure whose inputs and drawing code (the module that draws
+it, the package code it calls, this file and matplotlib) did not change is copied from ``.cache/figures/`` instead of
+being drawn again; the bytes are identical either way.
 
 Image grids are drawn as tiles in one axes (one ``imshow`` per tile or one mosaic), not one axes per tile: the same
 picture, many times faster to draw.
@@ -15,6 +16,7 @@ import inspect
 import io
 import math
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -117,11 +119,12 @@ class FigureWriter:
 
     def emit(self, name: str, alt: str, payload: Any, draw: Callable[[], plt.Figure]) -> Figure:
         """Save ``draw()`` as ``<name>.png`` with ``alt`` text, or copy the PNG cached for the same drawing code
-        and ``payload``. The cache key is the source of ``draw`` itself (a closure in the analysis module that
-        owns the figure), this module (the shared style and helpers), matplotlib's version and the payload: editing
-        one figure redraws that figure only. Everything ``draw`` reads that is not in its source must be in
+        and ``payload``. The cache key is everything the drawing depends on in the package (:func:`drawing_code`:
+        the whole module that owns ``draw``, with its helpers and constants, and every package module whose code
+        ``draw`` calls), this module (the shared style and helpers), matplotlib's version and the payload: editing
+        an analysis module redraws its figures. Everything ``draw`` reads that is not code must be in
         ``payload``."""
-        kind = _source_key(draw)
+        kind = drawing_code(draw)
         cached = None
         if self.cache_dir is not None:
             h = hashlib.sha256(f"{CODE_VERSION}:{kind}:{DPI}".encode())
@@ -214,15 +217,84 @@ def _frameless(ax: plt.Axes, tick_marks: bool = True) -> None:
         spine.set_visible(False)
 
 
-def _source_key(draw: Callable[..., Any]) -> str:
+def drawing_code(draw: Callable[..., Any]) -> str:
+    """A hash of the source of every file of the package that ``draw``'s drawing depends on: the module that
+    defines ``draw`` and each package module holding a function, class or module that its code names, followed
+    through the package functions those call. Files count by content, not by path; a drawing whose source cannot
+    be read (built at run time) gets a key of its own, never a shared one."""
     code = draw.__code__
-    if code not in _SOURCES:
-        try:
-            text = inspect.getsource(draw)
-        except (OSError, TypeError):  # no source (e.g. built at run time): never cache under a shared key
-            text = f"{code.co_filename}:{code.co_firstlineno}:{id(code)}"
-        _SOURCES[code] = hashlib.sha256(text.encode()).hexdigest()[:16]
-    return f"source:{_SOURCES[code]}"
+    where = (code.co_filename, code)  # equal code objects in two files are two drawings
+    if where not in _DRAWINGS:
+        _DRAWINGS[where] = sorted(_files_of(draw))
+    try:
+        digests = sorted({_file_digest(path) for path in _DRAWINGS[where]})
+    except OSError:
+        digests = [f"{code.co_filename}:{code.co_firstlineno}:{id(code)}"]
+    return "code:" + hashlib.sha256("\n".join(digests).encode()).hexdigest()[:16]
 
 
-_SOURCES: dict[Any, str] = {}
+def _files_of(draw: Callable[..., Any]) -> set[str]:
+    """The source files of the package code that ``draw`` names, directly or through package functions."""
+    files: set[str] = set()
+    seen: set[Any] = set()
+    todo: list[Any] = [draw]
+    while todo:
+        function = todo.pop()
+        code = getattr(function, "__code__", None)
+        if code is None or code in seen:
+            continue
+        seen.add(code)
+        files.add(code.co_filename)
+        namespace = getattr(function, "__globals__", {})
+        cells = [cell.cell_contents for cell in getattr(function, "__closure__", None) or ()
+                 if not _empty(cell)]
+        for target in [namespace.get(name) for name in _names(code)] + cells:
+            module = _package_module(target)
+            if module is None:
+                continue
+            files.add(module.__file__)
+            if inspect.isfunction(target):
+                todo.append(target)
+            elif inspect.isclass(target):
+                todo += [v for v in vars(target).values() if inspect.isfunction(v)]
+    return files
+
+
+def _names(code: Any) -> set[str]:
+    """The global names a code object (and the functions and comprehensions nested in it) refers to."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if inspect.iscode(const):
+            names |= _names(const)
+    return names
+
+
+def _empty(cell: Any) -> bool:
+    try:
+        cell.cell_contents
+    except ValueError:  # a closure variable not yet assigned
+        return True
+    return False
+
+
+def _package_module(target: Any) -> Any:
+    """The module of this package that defines ``target`` (or is ``target``), if it has a source file."""
+    name = target.__name__ if inspect.ismodule(target) else getattr(target, "__module__", None)
+    if not isinstance(name, str) or name.split(".")[0] != _PACKAGE:
+        return None
+    module = sys.modules.get(name)
+    return module if getattr(module, "__file__", None) else None
+
+
+def _file_digest(path: str) -> str:
+    """The SHA-256 of a source file, cached while its size and modification time stay the same."""
+    stat = os.stat(path)
+    key = (path, stat.st_size, stat.st_mtime_ns)
+    if key not in _FILES:
+        _FILES[key] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return _FILES[key]
+
+
+_PACKAGE = __name__.split(".")[0]
+_DRAWINGS: dict[tuple[str, Any], list[str]] = {}  # the files each drawing depends on
+_FILES: dict[tuple[str, int, int], str] = {}

@@ -1,6 +1,7 @@
 """The three file-system moves every stage relies on, each implemented once.
 
-- :func:`sha256_file` hashes a file in 1 MiB chunks (datasets, run files);
+- :func:`sha256_file` hashes a file in 1 MiB chunks (datasets, run files); inside :func:`hashing_once` (one
+  command's stages) a file that did not change is read once;
 - :func:`atomic_write` replaces a file so that a reader sees either the old bytes or the new ones, never a mix
   (manifests, run files, posts, cached figures);
 - :func:`swap_dir` replaces a whole directory (a run, a dataset's ``raw/``, a post's figures, the built site, the
@@ -17,7 +18,9 @@ import hashlib
 import os
 import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from .settings import ENV_TEST_WRITE_DELAY
 
@@ -30,6 +33,32 @@ def sha256_bytes(data: bytes) -> str:
 
 def sha256_file(path: Path) -> str:
     """Hex SHA-256 of the file at ``path``; OSError if it cannot be read."""
+    if _ONCE is None:
+        return _sha256_file(path)
+    st = os.stat(path)
+    identity = (os.fspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if identity not in _ONCE:
+        _ONCE[identity] = _sha256_file(path)
+    return _ONCE[identity]
+
+
+@contextmanager
+def hashing_once() -> Iterator[None]:
+    """Within the block, :func:`sha256_file` reads a file once while its inode, size and modification and change
+    times stay the same: a command whose stages each check the same runs (plan, collect, render) hashes them once."""
+    global _ONCE
+    outer = _ONCE
+    _ONCE = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _ONCE = outer
+
+
+_ONCE: dict[tuple, str] | None = None
+
+
+def _sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK):

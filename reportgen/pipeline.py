@@ -15,6 +15,7 @@ from typing import Any, Callable
 from . import analyses
 from .config import ConfigError, discover, select
 from .engines import DEFAULT_ENGINE
+from .fsutil import hashing_once
 from .prose import ProseError, check, prose_path
 from .suggest import suggest
 from .methods import write_methods
@@ -213,7 +214,8 @@ def render(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, log:
     selected = select(studies, names)
     preflight(studies, selected, profile)
     site = set(selected) | {n for n in studies if (ws.docs / POSTS / f"{n}.md").exists()}
-    _render_posts(ws, studies, selected, site, profile, log, answers)
+    with hashing_once():  # the runs are checked for every post and again for the home page
+        _render_posts(ws, studies, selected, site, profile, log, answers)
     return selected
 
 
@@ -222,14 +224,16 @@ def _render_posts(ws: Workspace, studies: dict, selected: list[str], site: set[s
     """The posts of ``selected`` (checked by :func:`preflight`), the home page of a site holding ``site``, the
     "Write your own study" page and the Methods page."""
     from .home import render_home
-    from .post import render_study
+    from .post import render_post
     declared = {n: studies[n][1].title for n in studies if n in site}
     for name in selected:
         started = time.perf_counter()
         path, exp = studies[name]
-        target = render_study(name, exp, profile, ws.store, ws.docs, declared, prose_path(path, exp),
-                              others={n: studies[n][1] for n in exp.reads}, answers=answers)
-        log(f"rendered {target} in {time.perf_counter() - started:.1f}s")
+        target, kept = render_post(name, exp, profile, ws.store, ws.docs, declared, prose_path(path, exp),
+                                   others={n: studies[n][1] for n in exp.reads}, answers=answers,
+                                   keep_unchanged=True)
+        log(f"kept {target}: its inputs are unchanged" if kept
+            else f"rendered {target} in {time.perf_counter() - started:.1f}s")
     home = render_home(studies, profile, ws.store, ws.docs, site)
     log(f"rendered {home} ({len(site)} of {len(studies)} studies in the site)")
     write_guide(ws.docs)
@@ -250,15 +254,16 @@ def build(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, log: 
     preflight(studies, selected, profile)
     if not (project / "mkdocs.yml").is_file():
         raise ConfigError(f"{project / 'mkdocs.yml'}: not found; run `reportgen build` from the project root")
-    ready = complete(studies, selected, profile, ws.store)
-    for name in sorted(set(studies) | generated_posts(ws.docs)):
-        if name not in ready and remove_post(ws.docs, name):
-            log(f"removed the post of {name} (not in this {profile} site)")
-    for name in selected:
-        if name not in ready:
-            log(f"{name}: not run in the {profile} profile; left out of the site (run: reportgen run {name} "
-                f"--profile {profile})")
-    _render_posts(ws, studies, ready, set(ready), profile, log, answers)
+    with hashing_once():  # the runs are checked here, for every post and for the home page: each file read once
+        ready = complete(studies, selected, profile, ws.store)
+        for name in sorted(set(studies) | generated_posts(ws.docs)):
+            if name not in ready and remove_post(ws.docs, name):
+                log(f"removed the post of {name} (not in this {profile} site)")
+        for name in selected:
+            if name not in ready:
+                log(f"{name}: not run in the {profile} profile; left out of the site (run: reportgen run {name} "
+                    f"--profile {profile})")
+        _render_posts(ws, studies, ready, set(ready), profile, log, answers)
     return build_site(project, engine=engine)
 
 

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from markupsafe import Markup
 
-from . import __version__, analyses, conclusions, confounds, crossread, prose
+from . import __version__, analyses, conclusions, confounds, crossread, prose, stamp
 from .answers import ExercisesSection, section as exercise_section
 from .charts import results_chart
 from .context import Setup, VariantSetup, reproducibility, setup
@@ -116,22 +116,37 @@ def render_study(exp_id: str, exp: Any, profile: str, store: Store, docs: Path,
     ``declared`` (study id -> title) are the posts of the site that this one may link to; ``others`` (study id ->
     its config) the studies its prose reads (``reads:``); ``answers`` false publishes the exercises without their
     measured answers."""
+    return render_post(exp_id, exp, profile, store, docs, declared, prose_file, others, answers)[0]
+
+
+def render_post(exp_id: str, exp: Any, profile: str, store: Store, docs: Path,
+                declared: dict[str, str] | None = None, prose_file: Path | None = None,
+                others: dict[str, Any] | None = None, answers: bool = True,
+                keep_unchanged: bool = False) -> tuple[Path, bool]:
+    """:func:`render_study`, and with ``keep_unchanged`` a post whose inputs (:mod:`reportgen.stamp`) are those of
+    its last render, and which is still on disk as written then, is kept instead: (the post, whether it was kept)."""
     study = collect(exp_id, exp, profile, store)
     post_dir = docs / POSTS
     post_dir.mkdir(parents=True, exist_ok=True)
     _recover(post_dir, exp_id)
+    declared = declared if declared is not None else {exp_id: exp.title}
+    key = stamp.inputs(study, exp, profile, declared, prose_file, store.root, others,
+                       answers) if keep_unchanged else ""
+    if keep_unchanged and stamp.fresh(exp_id, key, post_dir):
+        return post_dir / f"{exp_id}.md", True
     staging = Path(tempfile.mkdtemp(prefix=f".{exp_id}.render-", dir=post_dir))
     try:
         figures = FigureWriter(directory=staging, link_prefix=exp_id)
         exercises = exercise_section(study, store, figures, answers)
-        text = _render(study, exp, profile, figures, declared if declared is not None else {exp_id: exp.title},
-                       prose_file, crossread.readers(others or {}, profile, store, figures,
-                                                     post_link(declared or {})), exercises)
+        text = _render(study, exp, profile, figures, declared, prose_file,
+                       crossread.readers(others or {}, profile, store, figures, post_link(declared)), exercises)
         swap_dir(staging, post_dir / exp_id, post_dir / f".{exp_id}.old")  # _recover made sure .old is free
         atomic_write(post_dir / f"{exp_id}.md", text.encode())
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return post_dir / f"{exp_id}.md"
+    if keep_unchanged:
+        stamp.record(exp_id, key, post_dir)
+    return post_dir / f"{exp_id}.md", False
 
 
 def _render(study: Study, exp: Any, profile: str, figures: FigureWriter, declared: dict[str, str],

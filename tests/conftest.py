@@ -1,15 +1,44 @@
-"""Shared fixtures: a project directory with synthetic Fashion-MNIST IDX files provisioned through the real
-torchvision reader, the shipped study files, and empty results/docs. Never touches the real data."""
+"""Shared fixtures, each defined once here:
+
+- ``synthetic_idx`` / ``data_root`` / ``project``: synthetic Fashion-MNIST IDX files provisioned through the real
+  torchvision reader into a fresh data root, and a project directory (cwd) holding the shipped dropout study;
+- ``vendored`` and :func:`copy_site_sources` / :func:`copy_project`: the hand-written site and the vendored npm
+  packages (MathJax, ECharts and the 14 MB WebAssembly runtime), *hard-linked* into a test's project rather than
+  copied (no test writes into them; a build copies them into its site);
+- ``workspace`` / ``study`` / ``rendered``: one synthetic data root, one study of real one-epoch runs and each
+  analysis computed once on it, shared by every module that asks (trained once per test process).
+
+Never touches the real data. Tests that train, build a site or open a browser are marked ``slow``: ``make check``
+(``pytest -m "not slow"``) leaves them out, ``make test`` runs everything.
+"""
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.synthetic import write_idx_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
+VENDOR = Path("assets") / "vendor"  # under docs/ (reportgen.site.VENDOR_DIR)
+# Generated into docs/ by reportgen: left out of a copy of the hand-written site.
+GENERATED_DOCS = ("index.md", "write-your-own.md", "methods.md", "blog/posts", "assets/vendor", "assets/figures")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """Every test computes on one torch thread, as every run trains: on a busy machine (two cores, several test
+    processes) more threads only spin against each other; a 13 x 13 shift grid took ten times the CPU on two."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
@@ -44,19 +73,51 @@ def project(tmp_path, data_root, monkeypatch) -> Path:
     return proj
 
 
-# Generated into docs/ by reportgen: left out of a copy of the hand-written site.
-GENERATED_DOCS = ("index.md", "write-your-own.md", "methods.md", "blog/posts", "assets/vendor", "assets/figures")
-
-
-def copy_site_sources(project: Path, model_source: bool = True) -> None:
-    """Into ``project``: mkdocs.yml, the hand-written docs/ (without what reportgen generates), the vendored npm
-    packages (fetched once into the repository's gitignored docs/assets/vendor) and, with ``model_source``,
-    reportgen/ itself, whose source the posts quote in snippets."""
+# ---- the site: hand-written pages, vendored packages -------------------------------------------------------------
+def vendor() -> Path:
+    """The repository's docs/assets/vendor, with every npm package the site uses (``npm pack`` the first time)."""
     from reportgen.site import SiteError, vendor_assets
     try:
         vendor_assets(ROOT / "docs")
     except SiteError as exc:
         pytest.fail(f"cannot vendor the site's npm packages: {exc}", pytrace=False)
+    return ROOT / "docs" / VENDOR
+
+
+@pytest.fixture(scope="session")
+def vendored() -> Path:
+    """docs/assets/vendor with MathJax, ECharts and onnxruntime-web, made once in the real project."""
+    return vendor()
+
+
+def link_or_copy(src: str, dst: str) -> None:
+    """A hard link to ``src`` (a copy where links are not possible, e.g. across file systems)."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _vendored_linked(src: str, dst: str) -> None:
+    """copytree's copy function for a project: the files of a vendored package are linked, the rest copied."""
+    if f"/{VENDOR.as_posix()}/" in Path(src).as_posix():
+        link_or_copy(src, dst)
+    else:
+        shutil.copy2(src, dst)
+
+
+def copy_project(source: Path, target: Path, ignore=None) -> Path:
+    """A copy of a test project (results, docs, site) in which the vendored packages are hard links; ``ignore`` as
+    :func:`shutil.copytree` takes it."""
+    shutil.copytree(source, target, symlinks=True, ignore=ignore, copy_function=_vendored_linked)
+    return target
+
+
+def copy_site_sources(project: Path, model_source: bool | str = True) -> None:
+    """Into ``project``: mkdocs.yml, the hand-written docs/ (without what reportgen generates), the vendored npm
+    packages (hard links to the repository's gitignored docs/assets/vendor) and the source the posts quote in
+    snippets: with ``model_source`` True all of reportgen/, a path (``"reportgen/models.py"``) that file only."""
+    vendored = vendor()
 
     def skip_generated(directory: str, names: list[str]) -> set[str]:
         rel = Path(directory).relative_to(ROOT / "docs")
@@ -64,11 +125,15 @@ def copy_site_sources(project: Path, model_source: bool = True) -> None:
     project.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "mkdocs.yml", project)
     shutil.copytree(ROOT / "docs", project / "docs", ignore=skip_generated)
-    shutil.copytree(ROOT / "docs" / "assets" / "vendor", project / "docs" / "assets" / "vendor")
-    if model_source:
+    shutil.copytree(vendored, project / "docs" / VENDOR, copy_function=link_or_copy)
+    if model_source is True:
         shutil.copytree(ROOT / "reportgen", project / "reportgen", ignore=shutil.ignore_patterns("__pycache__"))
+    elif model_source:
+        (project / model_source).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / model_source, project / model_source)
 
 
+# ---- the command line in-process ---------------------------------------------------------------------------------
 def invoke(*args: str):
     """Run the CLI in-process; returns Click's Result (exit_code, output)."""
     from click.testing import CliRunner
@@ -91,3 +156,116 @@ def run_main(*args: str) -> tuple[int, str, str]:
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
     return code, out.getvalue(), err.getvalue()
+
+
+# ---- the shared trained study (tests/test_analysis.py and the analysis modules) ----------------------------------
+def _experiment() -> dict[str, Any]:
+    from reportgen import analyses
+    return {
+        "id": "inside", "title": "Inside the network", "dataset": "fashion-mnist",
+        "model": {"name": "lenet"}, "training": {"epochs": 1, "batch_size": 64, "lr": 0.003},
+        "profiles": {"smoke": {"seeds": [0, 1], "train_limit": 300, "eval_limit": 60}},
+        "variants": [{"name": "lenet", "label": "LeNet"},
+                     {"name": "fc", "label": "Fully connected", "model": {"name": "fcnn", "options": {"hidden": [32]}}}],
+        "analyses": list(analyses.names()),
+    }
+
+
+EXPERIMENT = _experiment()
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """Relative path -> sha256 of every file under ``root``."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+# Training and the shift grid are the slow parts, so they happen once per test process, whichever module asks first.
+# Each module's ``workspace`` still sets (and afterwards restores) the environment itself.
+SHARED: dict[str, Any] = {}
+
+
+class Rendered:
+    """Each analysis computed at most once on the shared study, its figures drawn into ``directory`` (linked as
+    ``<study id>/...``) through one FigureWriter with the figure cache of the workspace."""
+
+    def __init__(self, study, directory: Path):
+        from reportgen.figures import FigureWriter
+        self.study, self.directory = study, directory
+        self.writer = FigureWriter(directory=directory, link_prefix=study.id)
+        self.results: dict[str, Any] = {}
+        self.figures: dict[str, list[Path]] = {}   # the files each analysis wrote
+        self.seconds: dict[str, float] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        from reportgen import analyses
+        if name not in self.results:
+            before, started = len(self.writer.written), time.perf_counter()
+            self.results[name] = analyses.get(name).compute(self.study, self.writer)
+            self.seconds[name] = time.perf_counter() - started
+            self.figures[name] = self.writer.written[before:]
+        return self.results[name]
+
+    def all(self) -> dict[str, Any]:
+        return {name: self[name] for name in self.study.config.analyses}
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """Synthetic Fashion-MNIST provisioned in a data root, REPORTGEN_CACHE pointing at a fresh cache (the same
+    folders for every module of this process)."""
+    import torch
+
+    from reportgen.provision import provision
+    if "root" not in SHARED:
+        SHARED["root"] = tmp_path_factory.mktemp("analysis")
+    root = SHARED["root"]
+    mp = pytest.MonkeyPatch()
+    mp.setenv("REPORTGEN_DATA", str(root / "data"))
+    mp.setenv("REPORTGEN_SKIP_CHECKSUM", "1")
+    mp.setenv("REPORTGEN_OFFLINE", "1")
+    mp.setenv("REPORTGEN_CACHE", str(root / "cache"))
+    mp.delenv("REPORTGEN_SHIFT_IMAGES", raising=False)
+    # One torch thread for training and for every analysis alike: on a busy machine more threads only fight each
+    # other (the shift grid took ten times longer), and with one setting for both, the shift grid's unshifted cell
+    # repeats the run's own evaluation exactly, as reportgen checks.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    if not (root / "data").exists():
+        write_idx_dataset(root / "idx", n_train=600, n_test=200)
+        provision("fashion-mnist", root / "data", from_dir=root / "idx", skip_checksum=True, allow_download=False,
+                  allow_install=False, log=lambda *_: None)
+    yield root
+    torch.set_num_threads(threads)
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def study(workspace):
+    """A two-variant (LeNet, fully connected), two-seed study of real runs (1 epoch each) written by Store.write_run
+    and read back by collect, exactly as `reportgen render` sees them. Tests that use it are ``slow``."""
+    if "study" not in SHARED:
+        import torch
+
+        from reportgen.config import StudyConfig
+        from reportgen.data import load_splits
+        from reportgen.store import Store
+        from reportgen.study import collect
+        from reportgen.runs import execute, plan_runs
+        exp = StudyConfig.model_validate(EXPERIMENT)
+        splits = load_splits("fashion-mnist")
+        store = Store(workspace / "results")
+        # as `reportgen run` trains and stores them
+        for run in plan_runs({exp.id: (None, exp)}, [exp.id], "smoke", store, {"fashion-mnist": splits.checksum}):
+            execute(run, splits, torch.device("cpu"), store, "smoke", log=lambda *_: None, force=True)
+        SHARED["results_before"] = tree_digest(workspace / "results")
+        SHARED["study"] = collect(exp.id, exp, "smoke", store)
+    return SHARED["study"]
+
+
+@pytest.fixture(scope="module")
+def rendered(study, workspace) -> Rendered:
+    """``rendered[name]``: analysis ``name`` on the shared study, computed once (figures into docs/<study id>)."""
+    if "rendered" not in SHARED:
+        SHARED["rendered"] = Rendered(study, workspace / "docs" / study.id)
+    return SHARED["rendered"]

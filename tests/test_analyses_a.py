@@ -12,6 +12,7 @@ import torch
 from sklearn.metrics import classification_report, f1_score
 
 import tests.test_analysis as shared
+from tests.conftest import EXPERIMENT
 from reportgen import analyses
 from reportgen.config import StudyConfig, load_study
 from reportgen.data import load_splits
@@ -23,11 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PNG = b"\x89PNG\r\n\x1a\n"
 
 # The two-variant (LeNet, fully connected), two-seed study of real one-epoch runs, and each analysis computed once
-# on it (figures into docs/<study id>/), shared with tests/test_analysis.py.
-workspace = shared.workspace
-study = shared.study
-rendered = shared.rendered
-POST = shared.EXPERIMENT["id"]  # how the post links the figures: "<study id>/<name>.png"
+# on it (figures into docs/<study id>/): the fixtures workspace, study and rendered of tests/conftest.py.
+POST = EXPERIMENT["id"]  # how the post links the figures: "<study id>/<name>.png"
 
 
 module, writer = shared.module, shared.writer
@@ -94,6 +92,7 @@ def test_draw_function_writes_the_same_png_drawn_or_cached(name, method, kwargs,
 
 
 # ---- behaviour of each module ---------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_report_is_scikit_learns_classification_report(study, rendered):
     result = rendered["report"]
     classes = list(load_splits("fashion-mnist").classes)
@@ -115,6 +114,7 @@ def test_report_is_scikit_learns_classification_report(study, rendered):
         assert row.macro_f1_seeds.n == 2 and row.macro_f1_seeds.mean == pytest.approx(np.mean(per_seed))
 
 
+@pytest.mark.slow
 def test_confusion_counts_pairs_and_both_figures(study, rendered):
     result, root = rendered["confusion"], rendered.directory
     mod = module("confusion")
@@ -144,6 +144,7 @@ def test_confusion_counts_pairs_and_both_figures(study, rendered):
         ("a", "b", 2, 4, 6), ("b", "c", 1, 1, 2)]
 
 
+@pytest.mark.slow
 def test_misclassified_shows_the_most_confident_mistakes(study, rendered):
     result, root = rendered["misclassified"], rendered.directory
     assert any(row.errors for row in result.variants)  # the figure branch is exercised
@@ -162,6 +163,7 @@ def test_misclassified_shows_the_most_confident_mistakes(study, rendered):
             assert row.figure is None and not (root / f"misclassified-{v.name}.png").exists()
 
 
+@pytest.mark.slow
 def test_samples_one_grid_per_dataset(rendered):
     result, root = rendered["samples"], rendered.directory
     (d,) = result.datasets
@@ -171,6 +173,7 @@ def test_samples_one_grid_per_dataset(rendered):
     assert d.figure.path == f"{POST}/samples-fashion-mnist.png" and (root / "samples-fashion-mnist.png").exists()
 
 
+@pytest.mark.slow
 def test_per_class_f1_is_the_mean_over_seeds(study, rendered):
     result, root = rendered["per_class_f1"], rendered.directory
     for row, v in zip(result.variants, study.available):
@@ -183,6 +186,7 @@ def test_per_class_f1_is_the_mean_over_seeds(study, rendered):
     assert result.figure.path == f"{POST}/per-class-f1.png" and (root / "per-class-f1.png").exists()
 
 
+@pytest.mark.slow
 def test_architecture_and_output_size_of_each_model(study, rendered):
     arch, sizes = rendered["architecture"], rendered["output_size"]
     assert [m.variants for m in arch.models] == [["LeNet"], ["Fully connected"]]
@@ -197,6 +201,7 @@ def test_architecture_and_output_size_of_each_model(study, rendered):
     assert lenet.all_match and lenet.input == 28 and fc.rows == []
 
 
+@pytest.mark.slow
 def test_kernels_are_real_convolutions_of_a_test_image(rendered):
     result, root = rendered["kernels"], rendered.directory
     splits = load_splits("fashion-mnist")

@@ -1,12 +1,9 @@
 """The analysis modules filters, feature_maps, activation_stats, augmentation_gallery, shift_single, shift_grid and
 shift_curve: each result's numbers checked against direct forward passes of the run's model, its figures written
 where the post links them, ``precompute`` filling the analysis cache that ``compute`` reads, every draw function's
-PNG the same whether drawn or cached, and each figure cached on its own drawing code."""
+PNG the same whether drawn or cached, and each figure cached on the code of its module."""
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +11,7 @@ import pytest
 import torch
 
 import tests.test_analysis as shared
+from tests.conftest import EXPERIMENT
 from reportgen import analyses
 from reportgen.analyses import _shift
 from reportgen.analyses._common import layer_table, load_model
@@ -29,11 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PNG = b"\x89PNG\r\n\x1a\n"
 
 # The two-variant (LeNet, fully connected), two-seed study of real one-epoch runs, and each analysis computed once
-# on it (figures into docs/<study id>/), shared with tests/test_analysis.py.
-workspace = shared.workspace
-study = shared.study
-rendered = shared.rendered
-POST = shared.EXPERIMENT["id"]  # how the post links the figures: "<study id>/<name>.png"
+# on it (figures into docs/<study id>/): the fixtures workspace, study and rendered of tests/conftest.py.
+POST = EXPERIMENT["id"]  # how the post links the figures: "<study id>/<name>.png"
 
 
 module, writer = shared.module, shared.writer
@@ -91,23 +86,17 @@ def test_draw_function_writes_the_same_png_drawn_or_cached(name, method, kwargs,
     shared.check_draw_function(name, method, kwargs, tmp_path)
 
 
-def _copy_of(mod, text: str, path: Path, monkeypatch):
-    """``text`` (an edited copy of ``mod``'s source) imported from ``path`` as another module of the package."""
-    path.write_text(text)
-    name = f"reportgen.analyses._edited_{path.stem}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    copy = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, name, copy)
-    spec.loader.exec_module(copy)
-    return copy
+_copy_of = shared.edited_copy
 
 
-def test_editing_one_draw_function_redraws_only_its_figure(tmp_path, monkeypatch):
+def test_editing_an_analysis_module_redraws_its_figures_and_a_copy_reuses_them(tmp_path, monkeypatch):
+    """A figure is cached on the whole module that draws it: the same source elsewhere (another file) reuses both
+    figures; an edit to one draw function redraws the module's figures, and only the edited one looks different."""
     filters = module("filters")
     source = Path(filters.__file__).read_text()
     line = "mosaic = _mosaic(tiles, out_c, gap=1)"  # inside draw_filter_detail's drawing code
     assert source.count(line) == 1
-    moved = _copy_of(filters, "# a comment that moves every line down\n" + source, tmp_path / "moved.py", monkeypatch)
+    same = _copy_of(filters, source, tmp_path / "same.py", monkeypatch)
     edited = _copy_of(filters, source.replace(line, line.replace("gap=1", "gap=2")), tmp_path / "edited.py",
                       monkeypatch)
     rng = np.random.default_rng(5)
@@ -124,17 +113,18 @@ def test_editing_one_draw_function_redraws_only_its_figure(tmp_path, monkeypatch
 
     plain, detail, first = draw(filters, "first")
     assert (plain, detail) == ((1, 0), (1, 0))
-    # The same drawing code elsewhere in the file (other line numbers, another file): both figures from the cache.
-    plain, detail, again = draw(moved, "moved")
+    # The same module source in another file: both figures from the cache.
+    plain, detail, again = draw(same, "same")
     assert (plain, detail) == ((0, 1), (0, 1)) and again == first
-    # draw_filter_detail's code changed: its figure is drawn again (and looks different), draw_filters' is reused.
+    # The module changed: both figures are drawn again; draw_filter_detail's looks different, draw_filters' does not.
     plain, detail, changed = draw(edited, "edited")
-    assert (plain, detail) == ((0, 1), (1, 0))
+    assert (plain, detail) == ((1, 0), (1, 0))
     assert changed["f.png"] == first["f.png"] and changed["d.png"] != first["d.png"]
-    assert len(list(cache.rglob("*.png"))) == 3
+    assert len(list(cache.rglob("*.png"))) == 4
 
 
 # ---- precompute -----------------------------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(shared.PRECOMPUTED))
 def test_precompute_fills_the_cache_that_compute_reads(name, study, workspace, monkeypatch, tmp_path):
     monkeypatch.setenv("REPORTGEN_CACHE", str(tmp_path / "cache"))
@@ -169,6 +159,7 @@ def test_precompute_fills_the_cache_that_compute_reads(name, study, workspace, m
 
 
 # ---- behaviour of each module ---------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_filters_show_every_convolution_and_the_fc_templates(study, rendered):
     result, root = rendered["filters"], rendered.directory
     mod = module("filters")
@@ -193,6 +184,7 @@ def test_filters_show_every_convolution_and_the_fc_templates(study, rendered):
     assert (root / Path(fc.linear.figure.path).name).exists()
 
 
+@pytest.mark.slow
 def test_feature_maps_one_figure_per_layer_and_the_real_outputs(study, rendered):
     result, root = rendered["feature_maps"], rendered.directory
     passes_on = (torch.nn.Dropout, torch.nn.Identity, torch.nn.Flatten)
@@ -226,6 +218,7 @@ def test_feature_maps_one_figure_per_layer_and_the_real_outputs(study, rendered)
     assert all(len(m._forward_hooks) == 0 for v in study.available for m in load_model(v.runs[0]).modules())
 
 
+@pytest.mark.slow
 def test_activation_stats_match_a_direct_pass_over_the_test_set(study, rendered):
     result, root = rendered["activation_stats"], rendered.directory
     for row, v in zip(result.variants, study.available):
@@ -331,6 +324,7 @@ def test_augmentation_gallery_works_without_training_and_uses_a_variants_setting
         (tmp_path / "aug" / "augmentation-torchvision.png").read_bytes()  # torchvision's row ignores the settings
 
 
+@pytest.mark.slow
 def test_shift_single_predictions_are_the_models_on_the_rolled_image(study, rendered):
     result, root = rendered["shift_single"], rendered.directory
     assert [(s.name, s.dx, s.dy) for s in result.shifts] == [("original", 0, 0), ("lower right", 4, 1),
@@ -361,6 +355,7 @@ def test_shift_single_predictions_are_the_models_on_the_rolled_image(study, rend
             assert r.seeds_correct == sum(int(q.argmax()) == labels[index] for q in p)
 
 
+@pytest.mark.slow
 def test_shift_grid_centre_is_the_test_accuracy_and_cells_are_real(study, rendered):
     result, root = rendered["shift_grid"], rendered.directory
     assert (result.radius, result.shifts, result.subset) == (6, 169, False)
@@ -389,6 +384,7 @@ def test_shift_grid_centre_is_the_test_accuracy_and_cells_are_real(study, render
         assert row.figure.path == f"{POST}/shift-grid-{v.name}.png" and (root / f"shift-grid-{v.name}.png").exists()
 
 
+@pytest.mark.slow
 def test_shift_curve_averages_the_grid_by_distance(study, rendered):
     result, root = rendered["shift_curve"], rendered.directory
     grids = rendered["shift_grid"].variants
@@ -437,6 +433,7 @@ def test_read_filter_sums_the_weights_and_answers_a_flat_black_patch():
     assert filters.read_filter(0, np.array(module("kernels").HAND_KERNELS[1][2], dtype=float), 0.0, -0.8).near_zero_sum
 
 
+@pytest.mark.slow
 def test_filters_read_the_first_layer_and_fold_the_deeper_ones(study, rendered):
     from reportgen.markdown import package_environment
     result = rendered["filters"]
@@ -458,6 +455,7 @@ def test_filters_read_the_first_layer_and_fold_the_deeper_ones(study, rendered):
     assert "of the 6 give a positive output" in text
 
 
+@pytest.mark.slow
 def test_a_one_filter_network_and_a_linear_classifier_are_read_in_words(study, rendered, tmp_path):
     from types import SimpleNamespace
 
@@ -485,6 +483,7 @@ def test_a_one_filter_network_and_a_linear_classifier_are_read_in_words(study, r
     assert "hidden units" not in text
 
 
+@pytest.mark.slow
 def test_units_never_active_are_reported_after_a_relu_only(study, rendered):
     from reportgen.markdown import package_environment
     result = rendered["activation_stats"]

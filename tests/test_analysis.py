@@ -4,13 +4,12 @@ against real tensor shapes, the shift helpers (zero-filled and wrapped shifts, t
 unshifted cell against the run's own test accuracy, its cache outside results/), precompute as the pipeline runs it,
 and every partial rendered from its analysis's result.
 
-This module also owns the trained study the other analysis test modules use (tests/test_analyses_a.py,
-tests/test_analyses_b.py, tests/test_saliency.py, tests/test_calibration.py): one synthetic data root, one results
-store and one analysis cache per test process, trained once and each analysis computed once (see ``_SHARED``)."""
+The trained study these tests and the other analysis test modules use (``workspace``, ``study``, ``rendered``) is
+tests/conftest.py's: one synthetic data root, one results store and one analysis cache per test process, trained
+once and each analysis computed once."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import importlib
 import re
 import time
@@ -28,8 +27,6 @@ from reportgen.analyses._common import (AnalysisError, architecture_table, captu
 from reportgen.analyses._shift import shift_accuracy_grid, shift_grid_of, shift_images, shift_images_limit
 from reportgen.config import StudyConfig, load_study
 from reportgen.context import setup
-from reportgen.data import load_splits
-from reportgen.provision import provision
 from reportgen.figures import FigureWriter
 from reportgen.loader import Normalization, to_input
 from reportgen.markdown import package_environment
@@ -38,9 +35,8 @@ from reportgen.pipeline import precompute
 from reportgen.post import post_link, render_study
 from reportgen.summary import summary
 from reportgen.store import Store
-from reportgen.study import RenderError, Study, collect
-from reportgen.runs import execute, plan_runs
-from tests.synthetic import write_idx_dataset
+from reportgen.study import RenderError, Study
+from tests.conftest import EXPERIMENT, SHARED as _SHARED, tree_digest as _tree_digest
 
 ROOT = Path(__file__).resolve().parent.parent
 ZOO = [("lenet", {}), ("lenet", {"pooling": False}), ("lenet", {"dropout": 0.5}), ("tiny", {}), ("deep_pool", {}),
@@ -56,101 +52,6 @@ KNOWN = {"activation_stats", "architecture", "architecture_diagram", "augmentati
          "confusion", "curves", "feature_maps", "filters", "kernels", "misclassified", "output_size", "per_class_f1", "report", "saliency",
          "samples", "shift_curve", "shift_grid", "shift_single", "multi_channel", "equivariance"}
 DATA_ONLY = {"samples", "kernels", "augmentation_gallery", "multi_channel", "equivariance"}  # these show the data, not the variants' models
-
-EXPERIMENT = {
-    "id": "inside", "title": "Inside the network", "dataset": "fashion-mnist",
-    "model": {"name": "lenet"}, "training": {"epochs": 1, "batch_size": 64, "lr": 0.003},
-    "profiles": {"smoke": {"seeds": [0, 1], "train_limit": 300, "eval_limit": 60}},
-    "variants": [{"name": "lenet", "label": "LeNet"},
-                 {"name": "fc", "label": "Fully connected", "model": {"name": "fcnn", "options": {"hidden": [32]}}}],
-    "analyses": list(analyses.names()),
-}
-
-
-def _tree_digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-# ---- the shared trained study ---------------------------------------------------------------------------------------
-# Training and the shift grid are the slow parts, so they happen once per test process, whichever module asks first.
-# Each module's ``workspace`` fixture still sets (and afterwards restores) the environment itself.
-_SHARED: dict[str, Any] = {}
-
-
-class Rendered:
-    """Each analysis computed at most once on the shared study, its figures drawn into ``directory`` (linked as
-    ``<study id>/...``) through one FigureWriter with the figure cache of the workspace."""
-
-    def __init__(self, study: Study, directory: Path):
-        self.study, self.directory = study, directory
-        self.writer = FigureWriter(directory=directory, link_prefix=study.id)
-        self.results: dict[str, Any] = {}
-        self.figures: dict[str, list[Path]] = {}   # the files each analysis wrote
-        self.seconds: dict[str, float] = {}
-
-    def __getitem__(self, name: str) -> Any:
-        if name not in self.results:
-            before, started = len(self.writer.written), time.perf_counter()
-            self.results[name] = analyses.get(name).compute(self.study, self.writer)
-            self.seconds[name] = time.perf_counter() - started
-            self.figures[name] = self.writer.written[before:]
-        return self.results[name]
-
-    def all(self) -> dict[str, Any]:
-        return {name: self[name] for name in self.study.config.analyses}
-
-
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    """Synthetic Fashion-MNIST provisioned in a data root, REPORTGEN_CACHE pointing at a fresh cache (the same
-    folders for every module of this process)."""
-    if "root" not in _SHARED:
-        _SHARED["root"] = tmp_path_factory.mktemp("analysis")
-    root = _SHARED["root"]
-    mp = pytest.MonkeyPatch()
-    mp.setenv("REPORTGEN_DATA", str(root / "data"))
-    mp.setenv("REPORTGEN_SKIP_CHECKSUM", "1")
-    mp.setenv("REPORTGEN_OFFLINE", "1")
-    mp.setenv("REPORTGEN_CACHE", str(root / "cache"))
-    mp.delenv("REPORTGEN_SHIFT_IMAGES", raising=False)
-    # One torch thread for training and for every analysis alike: on a busy machine more threads only fight each
-    # other (the shift grid took ten times longer), and with one setting for both, the shift grid's unshifted cell
-    # repeats the run's own evaluation exactly, as reportgen checks.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    if not (root / "data").exists():
-        write_idx_dataset(root / "idx", n_train=600, n_test=200)
-        provision("fashion-mnist", root / "data", from_dir=root / "idx", skip_checksum=True, allow_download=False,
-                  allow_install=False, log=lambda *_: None)
-    yield root
-    torch.set_num_threads(threads)
-    mp.undo()
-
-
-@pytest.fixture(scope="module")
-def study(workspace):
-    """A two-variant (LeNet, fully connected), two-seed study of real runs (1 epoch each) written by Store.write_run
-    and read back by collect, exactly as `reportgen render` sees them."""
-    if "study" not in _SHARED:
-        exp = StudyConfig.model_validate(EXPERIMENT)
-        splits = load_splits("fashion-mnist")
-        store = Store(workspace / "results")
-        # as `reportgen run` trains and stores them
-        for run in plan_runs({exp.id: (None, exp)}, [exp.id], "smoke", store, {"fashion-mnist": splits.checksum}):
-            execute(run, splits, torch.device("cpu"), store, "smoke", log=lambda *_: None, force=True)
-        _SHARED["results_before"] = _tree_digest(workspace / "results")
-        _SHARED["study"] = collect(exp.id, exp, "smoke", store)
-    return _SHARED["study"]
-
-
-@pytest.fixture(scope="module")
-def rendered(study, workspace) -> Rendered:
-    """``rendered[name]``: analysis ``name`` on the shared study, computed once (figures into docs/<study id>)."""
-    if "rendered" not in _SHARED:
-        _SHARED["rendered"] = Rendered(study, workspace / "docs" / study.id)
-    return _SHARED["rendered"]
-
 
 def _partial_context(study: Study) -> dict[str, Any]:
     """What reportgen.post gives every partial besides ``a``."""
@@ -321,6 +222,7 @@ def test_shift_grid_equal_modes_on_black_borders_and_counts_are_exact():
                 assert grid["zero"][iy, ix] == int((pred == labels).sum())
 
 
+@pytest.mark.slow
 def test_shift_grid_is_cached_outside_results_and_checked_against_metrics(study, rendered, workspace, monkeypatch):
     first = rendered["shift_grid"]
     cached = list((workspace / "cache" / "analysis").rglob("shift_grid-*.npz"))
@@ -342,6 +244,7 @@ def test_shift_grid_is_cached_outside_results_and_checked_against_metrics(study,
         shift_grid_of(run)
 
 
+@pytest.mark.slow
 def test_shift_grid_on_a_subset_is_checked_against_the_stored_predictions(study, monkeypatch, tmp_path):
     monkeypatch.setenv("REPORTGEN_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("REPORTGEN_SHIFT_IMAGES", "25")
@@ -371,6 +274,7 @@ def test_profile_shift_images_applies_on_cpu_only_and_the_environment_wins(monke
 
 
 # ---- precompute, as the pipeline runs it after training ------------------------------------------------------------
+@pytest.mark.slow
 def test_pipeline_precompute_fills_each_cache_once_and_skips_studies_that_train_nothing(study, workspace,
                                                                                         monkeypatch, tmp_path):
     monkeypatch.setenv("REPORTGEN_CACHE", str(tmp_path / "cache"))
@@ -404,6 +308,7 @@ def test_pipeline_precompute_fills_each_cache_once_and_skips_studies_that_train_
     assert calls == {"grid": n, "stats": runs}  # a second precompute finds everything cached
 
 
+@pytest.mark.slow
 def test_pipeline_precompute_turns_a_problem_into_a_warning(study, workspace, monkeypatch, tmp_path):
     monkeypatch.setenv("REPORTGEN_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("REPORTGEN_DATA", str(tmp_path / "empty"))  # the images are gone
@@ -416,6 +321,7 @@ def test_pipeline_precompute_turns_a_problem_into_a_warning(study, workspace, mo
 
 
 # ---- every partial, rendered from its analysis's result -------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("name", analyses.names())
 def test_every_partial_renders_from_its_result_and_links_its_figures(name, study, rendered):
     result = rendered[name]
@@ -433,6 +339,7 @@ def test_every_partial_renders_from_its_result_and_links_its_figures(name, study
         assert "LeNet" in text and "Fully connected" in text, name
 
 
+@pytest.mark.slow
 def test_render_never_writes_results_and_a_second_pass_reuses_every_figure(study, rendered, workspace):
     rendered.all()
     writer = rendered.writer
@@ -452,6 +359,7 @@ def test_render_never_writes_results_and_a_second_pass_reuses_every_figure(study
     assert warm < sum(rendered.seconds.values())
 
 
+@pytest.mark.slow
 def test_missing_images_are_a_one_line_render_error(study, workspace, monkeypatch, tmp_path):
     monkeypatch.setenv("REPORTGEN_DATA", str(tmp_path / "empty"))
     exp = study.config.model_copy(update={"analyses": ["kernels"]})
@@ -466,6 +374,19 @@ def module(name: str):
     """An analysis module by name."""
     import importlib
     return importlib.import_module(f"reportgen.analyses.{name}")
+
+
+def edited_copy(mod, text: str, path: Path, monkeypatch):
+    """``text`` (an edited copy of ``mod``'s source) imported from ``path`` as another module of the package."""
+    import importlib.util
+    import sys
+    path.write_text(text)
+    name = f"reportgen.analyses._edited_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    copy = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, name, copy)
+    spec.loader.exec_module(copy)
+    return copy
 
 
 def writer(directory: Path, cache: bool = False) -> FigureWriter:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
+import pytest
 import torch
 
 from reportgen import bench
@@ -26,6 +27,7 @@ def _verdict(lines: list[str]) -> str:
     return found[0]
 
 
+@pytest.mark.slow
 def test_both_recipes_reach_a_low_target_the_ratio_is_on_a_time_to_line_and_accuracies_repeat(data_root):
     ours, sources, lines = _bench(target_pct=20.0, ours=TINY_OURS, sources=TINY_SOURCES)
     assert ours.reached_epoch is not None and sources.reached_epoch is not None
@@ -39,6 +41,7 @@ def test_both_recipes_reach_a_low_target_the_ratio_is_on_a_time_to_line_and_accu
     assert ours.accuracies != sources.accuracies  # two recipes, not one run printed twice
 
 
+@pytest.mark.slow
 def test_a_sources_recipe_that_never_reaches_the_target_gives_a_lower_bound(data_root):
     frozen = replace(TINY_SOURCES, lr=1e-12, epochs=1)  # does not learn: stays near chance, below 20%
     ours, sources, lines = _bench(target_pct=20.0, ours=TINY_OURS, sources=frozen)
@@ -49,6 +52,7 @@ def test_a_sources_recipe_that_never_reaches_the_target_gives_a_lower_bound(data
     assert bound == round(sources.seconds_trained / ours.seconds_trained, 1)
 
 
+@pytest.mark.slow
 def test_no_ratio_when_our_recipe_never_reaches_the_target_and_the_thread_count_is_restored(data_root):
     before = torch.get_num_threads()
     torch.set_num_threads(2)

@@ -5,7 +5,7 @@ explicit: a study without results is an error there.
 
 One module-scoped project (the hand-written site, three shipped studies, the study ``alpha`` trained once with
 the smoke profile on synthetic data) is copied for every test; each build is a real `mkdocs build --strict` of
-the real mkdocs.yml (MathJax vendored once, as in test_site.py).
+the real mkdocs.yml (the npm packages vendored once and hard-linked: tests/conftest.py).
 """
 from __future__ import annotations
 
@@ -19,9 +19,8 @@ from typing import NamedTuple
 
 import pytest
 
-from reportgen.site import SiteError, vendor_assets
 from reportgen.store import check_run
-from tests.conftest import run_main, ROOT
+from tests.conftest import ROOT, copy_project, copy_site_sources, run_main
 
 ALPHA = """\
 id: alpha
@@ -45,8 +44,6 @@ analyses: [curves, architecture]
 """
 OTHERS = ("dropout", "batchnorm")  # shipped studies that are never run here
 ILLUSTRATION = "convolution"     # trains nothing: always complete
-# Generated into docs/ by reportgen (the copies of the hand-written site leave them out).
-GENERATED = ("index.md", "write-your-own.md", "methods.md", "blog/posts", "assets/figures")
 ENV = {"REPORTGEN_OFFLINE": "1", "REPORTGEN_SKIP_CHECKSUM": "1"}
 
 
@@ -88,17 +85,7 @@ def title(study: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def vendored() -> Path:
-    """docs/assets/vendor with MathJax, made once (npm) in the real project, as test_site.py does."""
-    try:
-        vendor_assets(ROOT / "docs")
-    except SiteError as exc:
-        pytest.fail(f"cannot vendor MathJax for the build tests: {exc}", pytrace=False)
-    return ROOT / "docs" / "assets" / "vendor"
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, synthetic_idx, vendored):
+def trained(tmp_path_factory, synthetic_idx):
     """(a project whose only results are alpha's smoke runs, the data root). The environment points at the
     synthetic data for the whole module."""
     from reportgen.provision import provision
@@ -109,16 +96,7 @@ def trained(tmp_path_factory, synthetic_idx, vendored):
     for name in (*OTHERS, ILLUSTRATION):
         for suffix in (".yaml", ".md"):
             shutil.copy(ROOT / "experiments" / f"{name}{suffix}", project / "experiments")
-    shutil.copy(ROOT / "mkdocs.yml", project)
-    (project / "reportgen").mkdir()
-    shutil.copy(ROOT / "reportgen" / "models.py", project / "reportgen")  # the posts' --8<-- snippets
-
-    def skip_generated(directory: str, names: list[str]) -> set[str]:
-        rel = Path(directory).relative_to(ROOT / "docs")
-        return {n for n in names if (rel / n).as_posix() in GENERATED or (rel / n).as_posix() == "assets/vendor"
-                or n == "__pycache__"}
-    shutil.copytree(ROOT / "docs", project / "docs", ignore=skip_generated)
-    shutil.copytree(vendored, project / "docs" / "assets" / "vendor")
+    copy_site_sources(project, model_source="reportgen/models.py")  # the posts' --8<-- snippets
     patch = pytest.MonkeyPatch()
     patch.setenv("REPORTGEN_DATA", str(data))
     for key, value in ENV.items():
@@ -138,13 +116,13 @@ def trained(tmp_path_factory, synthetic_idx, vendored):
 @pytest.fixture
 def project(trained, tmp_path, monkeypatch) -> Path:
     """A copy of the trained project, as the working directory."""
-    copy = tmp_path / "project"
-    shutil.copytree(trained[0], copy)
+    copy = copy_project(trained[0], tmp_path / "project")
     monkeypatch.chdir(copy)
     return copy
 
 
 # ---- (a) build what ran ------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_build_of_the_one_study_that_ran(project):
     results = tree_hash(project / "results")
     result = reportgen("build", "alpha", "--profile", "smoke")
@@ -166,6 +144,7 @@ def test_build_of_the_one_study_that_ran(project):
     assert tree_hash(project / "results") == results  # building only reads results
 
 
+@pytest.mark.slow
 def test_build_with_no_results_at_all_is_a_site_of_the_home_page(project):
     shutil.rmtree(project / "results")
     result = reportgen("build", "alpha", "dropout", "--profile", "smoke")
@@ -178,6 +157,7 @@ def test_build_with_no_results_at_all_is_a_site_of_the_home_page(project):
 
 
 # ---- (b) a partly run study is left out, not an error --------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("missing", ["second seed", "new variant"])
 def test_a_partly_run_study_is_left_out_of_the_build(project, missing):
     assert reportgen("render", "alpha", "--profile", "smoke").code == 0  # a post from when it was complete
@@ -207,6 +187,7 @@ def test_a_partly_run_study_is_left_out_of_the_build(project, missing):
 
 
 # ---- (c) render without results --------------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("study, profile", [("dropout", "smoke"), ("alpha", "quick")])
 def test_render_of_a_study_without_results_is_one_line_exit_1(project, study, profile):
     docs = tree_hash(project / "docs")
@@ -218,6 +199,7 @@ def test_render_of_a_study_without_results_is_one_line_exit_1(project, study, pr
 
 
 # ---- (d) make report EXPERIMENTS=... ------------------------------------------------------------------------
+@pytest.mark.slow
 def test_make_report_runs_and_builds_only_the_named_study(trained, tmp_path):
     """The Makefile as a user runs it, with this venv (BIN) and a stamp newer than pyproject.toml (so the venv
     is not reinstalled), in a fresh copy of the project without results."""
@@ -226,7 +208,7 @@ def test_make_report_runs_and_builds_only_the_named_study(trained, tmp_path):
     bin_dir = Path(sys.executable).parent
     assert (bin_dir / "reportgen").is_file(), f"no reportgen console script in {bin_dir}"
     proj = tmp_path / "project"
-    shutil.copytree(trained[0], proj, ignore=shutil.ignore_patterns("results"))
+    copy_project(trained[0], proj, ignore=shutil.ignore_patterns("results"))
     shutil.copy2(ROOT / "Makefile", proj)
     shutil.copy2(ROOT / "pyproject.toml", proj)  # copy2: its old mtime, so the stamp below is newer
     stamp = proj / ".installed-stamp"
@@ -251,6 +233,7 @@ def test_make_report_runs_and_builds_only_the_named_study(trained, tmp_path):
 
 
 # ---- (e) one site is one profile ------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_build_of_another_profile_removes_the_posts_of_the_first(project):
     leftover = project / "docs" / "blog" / "posts"
     (leftover / "gone").mkdir(parents=True)  # the post of a study that no longer exists

@@ -9,20 +9,17 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-import tests.test_analysis as shared
 from reportgen import numbers
 from reportgen.analyses import calibration
 from reportgen.analyses.calibration import bin_index, expected_calibration_error, reliability_bins
 from reportgen.figures import FigureWriter
 from reportgen.markdown import package_environment
 from reportgen.study import Study, VariantResults
+from tests.conftest import EXPERIMENT
 
 # The two-variant (LeNet, fully connected), two-seed study of real one-epoch runs, and each analysis computed once
-# on it (figures into docs/<study id>/), shared with tests/test_analysis.py.
-workspace = shared.workspace
-study = shared.study
-rendered = shared.rendered
-POST = shared.EXPERIMENT["id"]
+# on it (figures into docs/<study id>/): the fixtures workspace, study and rendered of tests/conftest.py.
+POST = EXPERIMENT["id"]
 
 
 def predictions(confidence: list[float], correct: list[bool], classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
@@ -144,6 +141,7 @@ def test_confident_predictions_and_their_mistakes_are_counted(tmp_path):
 
 
 # ---- compute() on trained runs ----------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_compute_on_trained_runs_matches_their_stored_predictions_and_metrics(study, rendered):
     result = rendered["calibration"]
     assert [p.name for p in rendered.figures["calibration"]] == ["calibration.png"]
@@ -166,6 +164,7 @@ def _render(result, exp=None) -> str:
         a=result, exp=exp, profile="smoke", setup={}, summary=None, post=lambda *a: "")
 
 
+@pytest.mark.slow
 def test_partial_renders_the_numbers_and_the_verdicts(study, rendered):
     result = rendered["calibration"]
     text = _render(result, study.config)

@@ -30,7 +30,7 @@ from reportgen.stats import mean_ci
 from reportgen.study import Study, VariantResults
 from tests.browser import _session, _wait, find_browser
 from tests.synthetic import stored
-from tests.test_site import make_project, vendored  # noqa: F401 - the session fixture: MathJax and ECharts
+from tests.test_site import make_project
 
 CURVES = ("train_loss", "val_loss", "train_acc", "val_acc")
 SEEDS = [3, 7, 11]
@@ -187,7 +187,7 @@ categories:
 
 
 @pytest.fixture(scope="module")
-def chart_site(tmp_path_factory, vendored):  # noqa: F811 - the imported fixture
+def chart_site(tmp_path_factory, vendored):
     """A site whose post holds the curves and results charts of the synthetic study. The browser test serves the
     project folder, so the site is under the sub-path ``/site/``, as a GitHub Pages project site is."""
     root = make_project(tmp_path_factory.mktemp("charts") / "project", vendored)
@@ -202,6 +202,7 @@ def chart_site(tmp_path_factory, vendored):  # noqa: F811 - the imported fixture
     return root, build_site(root), study, result
 
 
+@pytest.mark.slow
 def test_built_post_keeps_the_png_inside_the_chart(chart_site):
     _, site, _, result = chart_site
     page = (site / "blog" / "charts" / "index.html").read_text(encoding="utf-8")
@@ -214,6 +215,7 @@ def test_built_post_keeps_the_png_inside_the_chart(chart_site):
 CHART = "echarts.getInstanceByDom(document.querySelector('.rg-chart[data-chart-kind=lines] .rg-chart__canvas'))"
 
 
+@pytest.mark.slow
 def test_curves_chart_in_a_browser_under_a_sub_path(chart_site):
     found = find_browser()
     if found is None:
@@ -275,6 +277,7 @@ def test_curves_chart_in_a_browser_under_a_sub_path(chart_site):
         assert severe == []
 
 
+@pytest.mark.slow
 def test_escaped_json_survives_the_page(chart_site):
     """Labels with markup reach the chart data intact (the attribute is HTML-escaped, never raw HTML)."""
     _, site, _, _ = chart_site

@@ -257,6 +257,7 @@ def test_validation_split_stratified_deterministic():
     assert data.validation_split(labels[:100], 0, seed=0)[1].size == 0
 
 
+@pytest.mark.slow
 def test_synthetic_data_is_learnable():
     torch.manual_seed(0)
     x, y = (torch.from_numpy(a) for a in make_split(600, 0))

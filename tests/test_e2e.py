@@ -23,6 +23,7 @@ def full_project(project):
     return project
 
 
+@pytest.mark.slow
 def test_smoke_profile_runs_renders_and_builds_every_study(full_project, tmp_path):
     started = time.perf_counter()
     result = invoke("run", "--profile", "smoke")

@@ -511,6 +511,7 @@ def _deny_writes_under(monkeypatch, root: Path, error: int = errno.EACCES) -> No
     monkeypatch.setattr(os, "open", open_)
 
 
+@pytest.mark.slow
 def test_read_only_data_root(isolated, rg, idx, monkeypatch):
     write_study(isolated, shipped_study())
     root = Path(os.environ["REPORTGEN_DATA"])
@@ -547,6 +548,7 @@ def test_results_path_unusable(study, rg, monkeypatch):
     assert tree_hash(study / "results") == {}
 
 
+@pytest.mark.slow
 def test_disk_full_while_writing_keeps_finished_runs(study, rg, monkeypatch):
     """(One worker: the fault is injected into this process, where the runs are then written.)"""
     from reportgen import store
@@ -584,6 +586,7 @@ def test_unexpected_exception_is_one_line_and_debug_shows_it(study, rg, monkeypa
         main(["run", "--profile", "smoke", "--workers", "1"])
 
 
+@pytest.mark.slow
 def test_corrupt_cached_runs_are_detected_said_and_rerun(study, rg):
     write_study(study, shipped_study(profiles={"smoke": {"seeds": [0, 1]}}))
     assert rg("run", "--profile", "smoke").code == 0
@@ -643,6 +646,7 @@ class _Html(html.parser.HTMLParser):
         (self.scripts if self._in_script else self.text).append(data)
 
 
+@pytest.mark.slow
 def test_experiment_text_renders_literally_and_render_build_never_touch_results(study, rg):
     spec = shipped_study(title=MALICIOUS["title"], description=MALICIOUS["description"],
                          question=MALICIOUS["question"])
@@ -907,6 +911,7 @@ def _staging_with_files(results: Path, slot: str, at_least: int):
     return found
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_while_writing_then_rerun_gives_identical_numbers(slow_run):
     start, run_here, results, same_as_reference = slow_run
     # 1. killed in the middle of the second epoch of the first run: nothing is left that looks complete
@@ -930,6 +935,7 @@ def test_sigkill_mid_epoch_then_while_writing_then_rerun_gives_identical_numbers
     same_as_reference()
 
 
+@pytest.mark.slow
 def test_sigkill_between_moving_the_old_run_aside_and_the_new_one_in(slow_run, slow):
     start, run_here, results, same_as_reference = slow_run
     shutil.copytree(slow[0] / "reference", results)
@@ -944,6 +950,7 @@ def test_sigkill_between_moving_the_old_run_aside_and_the_new_one_in(slow_run, s
     same_as_reference()
 
 
+@pytest.mark.slow
 def test_ctrl_c_exits_130_keeps_finished_runs_and_a_second_run_is_refused(slow_run):
     start, run_here, results, same_as_reference = slow_run
     proc = start(REPORTGEN_TEST_WRITE_DELAY="0.5")  # each run takes >= 3.5 s to write: time for what follows
@@ -967,6 +974,7 @@ def test_ctrl_c_exits_130_keeps_finished_runs_and_a_second_run_is_refused(slow_r
     same_as_reference()
 
 
+@pytest.mark.slow
 def test_sigterm_stops_like_ctrl_c_with_exit_143(slow_run):
     """`kill PID` (SIGTERM, also what CI timeouts and closing terminals send) while a run is being written."""
     start, run_here, results, same_as_reference = slow_run
@@ -996,6 +1004,7 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 def test_sigkill_of_a_parallel_run_stops_its_workers_too(slow_run):
     """`kill -9` of `reportgen run` (or the OOM killer): its worker processes must die with it, not go on training
     and writing into a results directory whose lock nobody holds any more."""
@@ -1023,6 +1032,7 @@ def test_sigkill_of_a_parallel_run_stops_its_workers_too(slow_run):
     same_as_reference()
 
 
+@pytest.mark.slow
 def test_sigterm_of_a_parallel_run_leaves_no_half_written_run(slow_run):
     """SIGTERM (or Ctrl-C) while workers write their runs: exit 143, the one-line message, and the workers'
     staging directories are removed like a serial run's."""

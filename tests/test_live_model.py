@@ -11,7 +11,6 @@ import base64
 import copy
 import json
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ from reportgen.analyses._shift import shift_images
 from reportgen.engines import DEFAULT_ENGINE, ENGINES
 from reportgen.loader import Normalization, to_input
 from reportgen.site import ONNXRUNTIME_WEB, vendor_npm
-from tests.conftest import ROOT, copy_site_sources, invoke
+from tests.conftest import ROOT, copy_project, copy_site_sources, invoke
 
 STUDY = """\
 id: live
@@ -108,7 +107,7 @@ def built(request, trained, tmp_path_factory):
     if engine != DEFAULT_ENGINE and importlib.util.find_spec(engine) is None:
         pytest.skip(f"{engine} is not installed")
     project = tmp_path_factory.mktemp(f"built-{engine}") / "project"
-    shutil.copytree(trained, project, symlinks=True)
+    copy_project(trained, project)
     mp = pytest.MonkeyPatch()
     try:
         mp.chdir(project)
@@ -146,6 +145,7 @@ def _manifest(project: Path) -> dict:
 
 
 # ---- the build ----------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_an_unexportable_variant_is_left_out_with_a_note_and_the_build_passes(built):
     post = (built / "docs" / "blog" / "posts" / "live.md").read_text()
     assert '!!! warning "Unexportable LeNet is not in the live model"' in post
@@ -159,6 +159,7 @@ def test_an_unexportable_variant_is_left_out_with_a_note_and_the_build_passes(bu
     assert "Unexportable LeNet is not in the live model" in page and 'class="live-model"' in page
 
 
+@pytest.mark.slow
 def test_the_manifest_ships_test_images_and_each_runs_own_normalisation(built):
     from reportgen.data import load_splits
     manifest = _manifest(built)
@@ -197,6 +198,7 @@ def test_the_runtime_and_the_shipped_studies_models_fit_the_budget():
     assert total <= 20 * 2**20, f"{total / 2**20:.1f} MiB"
 
 
+@pytest.mark.slow
 def test_networks_export_after_other_analyses_loaded_them_in_inference_mode(trained, tmp_path):
     """The analyses share a model cache, and a model first built inside ``torch.inference_mode`` has parameters
     that tracing refuses: the export must not depend on who loaded the network first."""
@@ -272,6 +274,7 @@ def _shown(driver) -> tuple[str, np.ndarray, dict[str, np.ndarray]]:
     return shown, image, {name: np.array(json.loads(p)) for name, p in columns}
 
 
+@pytest.mark.slow
 def test_the_page_predicts_what_pytorch_predicts_under_a_sub_path(built, served, browser):
     browser.get(served + POST)
     _wait(browser, f"{ROOT_JS}.dataset.state === 'ready'", "the first prediction")
@@ -321,6 +324,7 @@ def test_the_page_predicts_what_pytorch_predicts_under_a_sub_path(built, served,
     print(f"live model: first prediction on screen {ready_ms} ms after navigation start")
 
 
+@pytest.mark.slow
 def test_without_webassembly_the_page_says_why_and_keeps_its_figures(served, browser):
     browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": "delete window.WebAssembly;"})
     browser.get(served + POST)
@@ -337,6 +341,7 @@ def test_without_webassembly_the_page_says_why_and_keeps_its_figures(served, bro
     assert not [u for u in resources if "onnxruntime-web" in u or "/live-model/" in u], resources
 
 
+@pytest.mark.slow
 def test_a_page_opened_from_disk_says_to_serve_the_site(built, browser):
     browser.get((built / "site" / POST / "index.html").as_uri())
     _wait(browser, f"{ROOT_JS}.dataset.state === 'file'", "the file:// sentence")
@@ -344,6 +349,7 @@ def test_a_page_opened_from_disk_says_to_serve_the_site(built, browser):
     assert message.is_displayed() and "python -m http.server" in message.text
 
 
+@pytest.mark.slow
 def test_the_site_with_a_live_model_loads_nothing_from_another_host(built, tmp_path):
     from tests.browser import BrowserUnavailable, check_site_in_browser
     try:

@@ -72,6 +72,7 @@ def trained(tmp_path_factory):
         mp.undo()
 
 
+@pytest.mark.slow
 def test_eval_mode_training_accuracy_is_the_stored_weights_on_the_training_images(trained):
     _, _, study, _ = trained
     splits = load_splits("fashion-mnist")
@@ -93,6 +94,7 @@ def test_eval_mode_training_accuracy_is_the_stored_weights_on_the_training_image
     assert train_accuracy_eval(dropout_run).acc != running
 
 
+@pytest.mark.slow
 def test_the_gap_and_its_verdict_use_the_eval_mode_accuracy(trained):
     _, _, study, _ = trained
     s = summary(study)
@@ -117,6 +119,7 @@ def test_the_gap_and_its_verdict_use_the_eval_mode_accuracy(trained):
             f"{fix(row.val_acc)} | {fix(row.gap)} |") in text
 
 
+@pytest.mark.slow
 def test_without_the_training_images_the_gap_says_it_uses_the_running_figure(trained, tmp_path, monkeypatch):
     _, _, study, _ = trained
     monkeypatch.setenv("REPORTGEN_CACHE", str(tmp_path / "other-cache"))
@@ -128,6 +131,7 @@ def test_without_the_training_images_the_gap_says_it_uses_the_running_figure(tra
     assert "could not be measured in eval mode here" in text and "Train, eval mode" not in text
 
 
+@pytest.mark.slow
 def test_precompute_caches_every_runs_training_accuracy(trained, tmp_path, monkeypatch):
     exp, store, study, _ = trained
     monkeypatch.setenv("REPORTGEN_CACHE", str(tmp_path / "cache"))

@@ -78,5 +78,6 @@ def blog_index(studies, tmp_path_factory) -> list[str]:
     return [slug for page in pages for slug in POST_LINK.findall(page.read_text())]
 
 
+@pytest.mark.slow
 def test_the_blog_index_lists_the_posts_in_reading_order(blog_index, studies):
     assert blog_index == [exp.id for _, exp in studies.values()]

@@ -26,6 +26,7 @@ def smoke_config(**training):
     return config
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_history(data_root):
     splits = load_splits("fashion-mnist")
     config = smoke_config(epochs=2)
@@ -37,6 +38,7 @@ def test_same_seed_gives_identical_history(data_root):
     assert other.history[0]["train_loss"] != first.history[0]["train_loss"]
 
 
+@pytest.mark.slow
 def test_training_learns_the_synthetic_task(data_root):
     splits = load_splits("fashion-mnist")
     out = train_run(smoke_config(epochs=3, lr=0.003), splits, torch.device("cpu"))
@@ -44,6 +46,7 @@ def test_training_learns_the_synthetic_task(data_root):
     assert out.best_epoch == 1 + int(np.argmax([h["val_acc"] for h in out.history]))
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_with_names(data_root):
     splits = load_splits("fashion-mnist")
     with pytest.raises(TrainingError, match=r"dropout/no-dropout/seed-0: loss became (nan|inf) at epoch 1"):
@@ -135,6 +138,7 @@ def trained(project, smoke_results) -> Path:
     return project
 
 
+@pytest.mark.slow
 def test_run_caches_and_force_retrains(project):
     result = invoke("run", "--profile", "smoke")
     assert result.exit_code == 0, result.output
@@ -149,6 +153,7 @@ def test_run_caches_and_force_retrains(project):
     assert (run_dir / "weights.safetensors").stat().st_mtime_ns != weights_mtime
 
 
+@pytest.mark.slow
 def test_forced_rerun_reproduces_the_same_numbers(trained):
     project = trained
     run_dir = project / "results" / "dropout" / "dropout" / "seed-0"
@@ -157,6 +162,7 @@ def test_forced_rerun_reproduces_the_same_numbers(trained):
     assert ((run_dir / "metrics.json").read_text(), (run_dir / "predictions.npz").read_bytes()) == before
 
 
+@pytest.mark.slow
 def test_changed_config_makes_the_run_stale(trained):
     project = trained
     path = project / "experiments" / "dropout.yaml"
@@ -167,6 +173,7 @@ def test_changed_config_makes_the_run_stale(trained):
     assert "stale" in result.output and "0 of 2 runs cached" in result.output
 
 
+@pytest.mark.slow
 def test_a_replaced_run_is_kept_rendered_from_and_restored_without_training(trained):
     """Switching a config (or a profile) back and forth never retrains: the run a changed config replaced is kept
     under .kept/, `render` reads it meanwhile, and `run` moves it back byte for byte."""
@@ -204,6 +211,7 @@ def test_a_replaced_run_is_kept_rendered_from_and_restored_without_training(trai
     assert "2 of 2 runs cached; 0 to run" in invoke("run", "--profile", "smoke").output
 
 
+@pytest.mark.slow
 def test_force_retraining_a_kept_config_supersedes_the_kept_run(trained):
     """A kept run that --force retrains is gone from .kept/: switching away and back restores the newer run."""
     project = trained
@@ -228,6 +236,7 @@ def test_force_retraining_a_kept_config_supersedes_the_kept_run(trained):
     assert (slot / "run.json").read_bytes() == newer
 
 
+@pytest.mark.slow
 def test_interrupted_run_is_not_complete_and_is_rerun(trained):
     project = trained
     run_dir = project / "results" / "dropout" / "no-dropout" / "seed-0"
@@ -241,6 +250,7 @@ def test_interrupted_run_is_not_complete_and_is_rerun(trained):
     assert check_run(run_dir).status == "complete" and not staging.exists()
 
 
+@pytest.mark.slow
 def test_edited_result_file_is_detected_and_rerun(trained):
     project = trained
     run_dir = project / "results" / "dropout" / "dropout" / "seed-0"
@@ -253,6 +263,7 @@ def test_edited_result_file_is_detected_and_rerun(trained):
     assert check_run(run_dir).status == "complete"
 
 
+@pytest.mark.slow
 def test_identical_run_in_another_study_is_copied_not_retrained(trained):
     project = trained
     text = (project / "experiments" / "dropout.yaml").read_text()
@@ -281,6 +292,7 @@ def test_render_needs_results_and_names_the_command(project, capsys):
     assert not (project / "docs" / "blog" / "posts" / "dropout.md").exists()
 
 
+@pytest.mark.slow
 def test_render_writes_post_with_numbers_from_results(trained):
     project = trained
     result = invoke("render", "--profile", "smoke")

@@ -21,6 +21,7 @@ from reportgen import analyses
 from reportgen.analyses import AnalysisError
 from reportgen.analyses._common import layer_table
 from reportgen.config import StudyConfig, load_study
+from reportgen.figures import FigureWriter
 from reportgen.markdown import package_environment
 from reportgen.models import Net, build_model
 from reportgen.post import post_link
@@ -222,3 +223,28 @@ def test_draw_fields_is_cached_and_redrawn_byte_for_byte(tmp_path):
     layers = [("conv1", 5, 1, 0.0, 28), ("pool1", 6, 2, 0.5, 14), ("gap", 16, 4, 8.5, 1)]
     shared.check_draw_function("receptive_field", "fields", dict(layers=layers, image=28, title="t", name="f"),
                                tmp_path)
+
+
+def test_editing_a_module_level_helper_redraws_the_figure(tmp_path, monkeypatch):
+    """The figure cache is keyed on the drawing's whole module: draw_fields' legend calls ``_apart``, a helper outside
+    its drawing code, and an edit there draws the figure again (it used to serve the stale PNG)."""
+    source = Path(rf.__file__).read_text()
+    helper = "units {j} pixel{'s' if j != 1 else ''} apart"
+    assert source.count(helper) == 1
+    same = shared.edited_copy(rf, source, tmp_path / "same.py", monkeypatch)
+    edited = shared.edited_copy(rf, source.replace(helper, helper.replace("apart", "from each other")),
+                                tmp_path / "edited.py", monkeypatch)
+    layers = [("conv1", 5, 1, 0.0, 28), ("pool1", 6, 2, 0.5, 14)]
+    cache = tmp_path / "cache"
+
+    def draw(mod, folder: str) -> tuple[int, int, bytes]:
+        figures = FigureWriter(directory=tmp_path / folder, link_prefix="p", cache_dir=cache)
+        mod.draw_fields(figures, layers, image=28, title="t", name="f")
+        return figures.drawn, figures.reused, (tmp_path / folder / "f.png").read_bytes()
+
+    drawn, reused, first = draw(rf, "first")
+    assert (drawn, reused) == (1, 0)
+    drawn, reused, again = draw(same, "same")
+    assert (drawn, reused) == (0, 1) and again == first
+    drawn, reused, changed = draw(edited, "edited")
+    assert (drawn, reused) == (1, 0) and changed != first  # the legend's words changed

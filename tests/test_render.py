@@ -627,6 +627,7 @@ def test_collect_refuses_a_partly_run_study(tmp_path):
 
 
 # ---- an optional dataset that cannot be provisioned --------------------------------------------------------
+@pytest.mark.slow
 def test_unavailable_optional_dataset_is_left_out_with_a_visible_note(project):
     """End to end: `run` cannot provision KMNIST (offline), leaves it out and says so; the post and the home page
     show it; the available variant is trained and rendered as usual."""

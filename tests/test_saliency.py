@@ -11,7 +11,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import tests.test_analysis as shared
 from reportgen.analyses import saliency
 from reportgen.analyses._common import class_names, load_model, normalization
 from reportgen.data import load_splits
@@ -19,13 +18,11 @@ from reportgen.figures import FigureWriter
 from reportgen.loader import to_input
 from reportgen.markdown import package_environment
 from reportgen.models import build_model
+from tests.conftest import EXPERIMENT
 
 # The two-variant (LeNet, fully connected), two-seed study of real one-epoch runs, and each analysis computed once
-# on it (figures into docs/<study id>/), shared with tests/test_analysis.py.
-workspace = shared.workspace
-study = shared.study
-rendered = shared.rendered
-POST = shared.EXPERIMENT["id"]
+# on it (figures into docs/<study id>/): the fixtures workspace, study and rendered of tests/conftest.py.
+POST = EXPERIMENT["id"]
 
 
 # ---- the maps ---------------------------------------------------------------------------------------------------
@@ -171,6 +168,7 @@ def computed(rendered):
     return rendered["saliency"]
 
 
+@pytest.mark.slow
 def test_compute_writes_one_figure_per_variant(rendered, computed):
     result = computed
     assert sorted(p.name for p in rendered.figures["saliency"]) == ["saliency-fc.png", "saliency-lenet.png"]
@@ -179,6 +177,7 @@ def test_compute_writes_one_figure_per_variant(rendered, computed):
     assert [v.figure.path for v in result.variants] == [f"{POST}/saliency-lenet.png", f"{POST}/saliency-fc.png"]
 
 
+@pytest.mark.slow
 def test_compute_shows_the_first_test_image_of_each_class_with_the_stored_prediction(study, computed):
     result = computed
     lenet, fc = result.variants
@@ -200,6 +199,7 @@ def test_compute_shows_the_first_test_image_of_each_class_with_the_stored_predic
     assert all(img.gradcam_inside_pct is None for img in fc.images)
 
 
+@pytest.mark.slow
 def test_compute_uses_training_preprocessing(study, computed):
     """The stored saliency maps are those of the run's model on to_input(images, run normalisation)."""
     result = computed
@@ -218,6 +218,7 @@ def test_compute_uses_training_preprocessing(study, computed):
     np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_second_render_reads_the_maps_from_the_cache(study, workspace, computed, monkeypatch, tmp_path):
     def no_recompute(*args, **kwargs):
         raise AssertionError("the cached maps should have been used")
@@ -233,6 +234,7 @@ def test_a_second_render_reads_the_maps_from_the_cache(study, workspace, compute
     assert len(cached) == len(study.available)
 
 
+@pytest.mark.slow
 def test_partial_renders_the_numbers(study, computed):
     result = computed
     text = package_environment().get_template("saliency.md.j2").render(

@@ -2,15 +2,14 @@
 a headless-Chromium check of what a reader sees (skipped only when Chromium/chromedriver are not installed).
 
 A fixture copies the hand-written site (mkdocs.yml, docs/) into a temporary project, adds a fake generated
-home page and one post, and builds it with :func:`reportgen.site.build_site`. MathJax is vendored once per
-session (``npm pack mathjax@3`` the first time, into the project's gitignored docs/assets/vendor/) and copied.
+home page and one post, and builds it with :func:`reportgen.site.build_site`. The npm packages are vendored once per
+session (``npm pack`` the first time, into the project's gitignored docs/assets/vendor/) and hard-linked.
 """
 from __future__ import annotations
 
 import html as html_module
 import io
 import re
-import shutil
 import struct
 import tarfile
 import zlib
@@ -23,16 +22,11 @@ from reportgen.methods import write_methods
 from reportgen.scaffold import write_guide
 from reportgen.site import SiteError, build_site, external_resources, vendor_assets
 
-try:
-    from tests.browser import check_site_in_browser, find_browser
-except ImportError:  # tests/ is not a package: pytest put tests/ itself on sys.path
-    from browser import check_site_in_browser, find_browser
+from tests.browser import check_site_in_browser, find_browser
+from tests.conftest import copy_site_sources
 
 PROJECT = Path(__file__).resolve().parents[1]
 ARTIFACTS = PROJECT / "test-artifacts"
-# Generated into docs/ by `reportgen render` / vendor_assets; the fixture writes its own fake versions (and the
-# real "Write your own study" and Methods pages, which the nav of mkdocs.yml lists).
-GENERATED = ("index.md", "write-your-own.md", "methods.md", "blog/posts", "assets/vendor", "assets/figures")
 SNIPPET = "reportgen/models.py"
 
 HOME = """\
@@ -90,30 +84,10 @@ def tiny_png(width: int = 4, height: int = 3) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
 
 
-@pytest.fixture(scope="session")
-def vendored(tmp_path_factory) -> Path:
-    """docs/assets/vendor with MathJax, made once (npm) in the real project and reused by every test."""
-    try:
-        vendor_assets(PROJECT / "docs")
-    except SiteError as exc:
-        pytest.fail(f"cannot vendor MathJax for the site tests: {exc}", pytrace=False)
-    return PROJECT / "docs" / "assets" / "vendor"
-
-
 def make_project(root: Path, vendored: Path) -> Path:
-    """A copy of the hand-written site plus a fake generated home page and post, ready to build."""
-    root.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(PROJECT / "mkdocs.yml", root / "mkdocs.yml")
-    ignore = shutil.ignore_patterns("__pycache__")
-
-    def skip_generated(directory: str, names: list[str]) -> set[str]:
-        rel = Path(directory).relative_to(PROJECT / "docs")
-        return {n for n in names if (rel / n).as_posix() in GENERATED} | ignore(directory, names)
-
-    shutil.copytree(PROJECT / "docs", root / "docs", ignore=skip_generated)
-    shutil.copytree(vendored, root / "docs" / "assets" / "vendor")
-    (root / "reportgen").mkdir()
-    shutil.copy2(PROJECT / SNIPPET, root / SNIPPET)
+    """A copy of the hand-written site (the vendored packages linked) plus a fake generated home page and post,
+    ready to build."""
+    copy_site_sources(root, model_source=SNIPPET)
     docs = root / "docs"
     write_guide(docs)
     write_methods(docs)  # the generated pages the nav lists
@@ -142,6 +116,7 @@ def html_files(site: Path) -> list[Path]:
 
 
 # ---- the build ---------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_strict_build_passes(built: Path):
     assert built.name == "site" and (built / "index.html").is_file()
     post = built / "blog" / "example" / "index.html"  # post_url_format "{slug}": a clean URL, no date
@@ -162,6 +137,7 @@ def test_strict_build_passes(built: Path):
     assert not list(built.parent.glob(".site-build-*")) and not list(built.parent.glob(".site-old-*"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("breakage, expected", [
     ("Read [the missing post](missing.md) first.", "missing.md"),          # a warning: fails only under strict
     ('```python\n--8<-- "reportgen/nothing.py"\n```', "nothing.py"),         # snippets check_paths: an error
@@ -182,6 +158,7 @@ def test_failed_build_keeps_previous_site(project: Path, breakage: str, expected
     assert not list(project.glob(".site-build-*"))
 
 
+@pytest.mark.slow
 def test_warnings_fail_only_strict_builds(project: Path):
     post = project / "docs" / "blog" / "posts" / "example.md"
     post.write_text(post.read_text(encoding="utf-8") + "\nSee [nowhere](nowhere.md).\n", encoding="utf-8")
@@ -196,6 +173,7 @@ def test_missing_config_is_a_site_error(tmp_path: Path):
 
 
 # ---- offline -----------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_no_resource_from_another_host(built: Path):
     assert external_resources(built) == []
     for page in html_files(built):
@@ -208,6 +186,7 @@ def test_no_resource_from_another_host(built: Path):
                 assert not re.search(r'href="(https?:)?//', tag), (page, tag)
 
 
+@pytest.mark.slow
 def test_an_offsite_resource_fails_the_build(project: Path):
     site = build_site(project)
     post = project / "docs" / "blog" / "posts" / "example.md"
@@ -230,6 +209,7 @@ def test_external_resources_sees_loads_not_links(tmp_path: Path):
                                    "https://x.example/e.png"])
 
 
+@pytest.mark.slow
 def test_mathjax_is_local(built: Path):
     html = (built / "blog" / "example" / "index.html").read_text(encoding="utf-8")
     scripts = re.findall(r'<script src="([^"]+)"', html)
@@ -312,6 +292,7 @@ def require_browser() -> None:
                     "(apt-get install chromium chromium-driver, or set CHROME_BIN and CHROMEDRIVER)")
 
 
+@pytest.mark.slow
 def test_site_in_browser(built: Path):
     require_browser()
     report = check_site_in_browser(built, ARTIFACTS)
@@ -323,6 +304,7 @@ def test_site_in_browser(built: Path):
     assert all((ARTIFACTS / n).stat().st_size > 0 for n in names)
 
 
+@pytest.mark.slow
 def test_browser_check_catches_a_broken_site(tmp_path: Path):
     """The checker is not vacuous: a missing image, an off-site load, a broken link and failed math are found."""
     require_browser()

@@ -63,6 +63,7 @@ def train_recording_lr(monkeypatch, splits, **training):
 
 
 # ---- schedules ---------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_onecycle_is_stepped_per_batch_and_rises_to_lr_then_anneals(monkeypatch, splits):
     lr, epochs, steps = 0.02, 3, 8
     seen = train_recording_lr(monkeypatch, splits, optimizer="sgd", lr=lr, epochs=epochs, schedule="onecycle",
@@ -80,11 +81,13 @@ def test_onecycle_is_stepped_per_batch_and_rises_to_lr_then_anneals(monkeypatch,
     assert seen["optimizer"].param_groups[0]["momentum"] == 0.9
 
 
+@pytest.mark.slow
 def test_onecycle_after_one_epoch_has_stepped_once_per_batch(monkeypatch, splits):
     seen = train_recording_lr(monkeypatch, splits, lr=0.01, epochs=1, schedule="onecycle")
     assert seen["schedule"].last_epoch == N_TRAIN // BATCH
 
 
+@pytest.mark.slow
 def test_warmup_cosine_rises_linearly_for_the_warmup_then_follows_a_cosine_to_zero(monkeypatch, splits):
     lr, epochs, steps = 0.01, 3, 8
     seen = train_recording_lr(monkeypatch, splits, lr=lr, epochs=epochs, schedule="warmup_cosine", warmup_epochs=1)
@@ -98,17 +101,20 @@ def test_warmup_cosine_rises_linearly_for_the_warmup_then_follows_a_cosine_to_ze
     assert 0 < used[-1] < lr / 50
 
 
+@pytest.mark.slow
 def test_warmup_longer_than_training_spends_every_batch_warming_up(monkeypatch, splits):
     seen = train_recording_lr(monkeypatch, splits, lr=0.01, epochs=1, schedule="warmup_cosine", warmup_epochs=3)
     assert seen["lrs"][:8] == pytest.approx([0.01 * (s + 1) / 8 for s in range(8)])
 
 
+@pytest.mark.slow
 def test_per_epoch_schedules_still_step_once_per_epoch(monkeypatch, splits):
     seen = train_recording_lr(monkeypatch, splits, lr=0.01, epochs=2, schedule="cosine")
     assert seen["schedule"].last_epoch == 2 and seen["lrs"] == pytest.approx([0.01, 0.005, 0.0])
 
 
 # ---- label smoothing -----------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_label_smoothing_reaches_the_training_loss_and_only_it(splits):
     """With a learning rate of 0 the network never changes, so the epoch's training loss is the smoothed
     cross-entropy of the initial network over the training set; validation loss stays plain cross-entropy."""

@@ -156,6 +156,7 @@ def shipped_studies() -> list[str]:
     return sorted(p.stem for p in (ROOT / "experiments").glob("*.yaml"))
 
 
+@pytest.mark.slow
 def test_the_tab_counter_follows_material_s_markup(smoke_site):
     """The built tab groups carry the classes the counter reads (a Material upgrade that renames them fails here)."""
     pages = [p.read_text() for p in (smoke_site / "site" / "blog").glob("*/index.html")]
@@ -163,6 +164,7 @@ def test_the_tab_counter_follows_material_s_markup(smoke_site):
     assert tabbed and all("tabbed-content" in p and "tabbed-block" in p for p in tabbed)
 
 
+@pytest.mark.slow
 def test_no_post_has_more_visible_prose_than_the_limit(smoke_site):
     pages = {name: smoke_site / "site" / "blog" / name / "index.html" for name in shipped_studies()}
     assert all(p.is_file() for p in pages.values()), [n for n, p in pages.items() if not p.is_file()]
@@ -173,6 +175,7 @@ def test_no_post_has_more_visible_prose_than_the_limit(smoke_site):
     assert not over, f"posts over {MAX_PROSE_WORDS} words of visible prose: {over}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("study", shipped_studies())
 def test_every_post_links_to_how_to_read_and_methods_at_sections_they_have(smoke_site, study):
     from markdown.extensions.toc import slugify

@@ -19,7 +19,7 @@ from reportgen import engines
 from reportgen.engines import EngineError, write_zensical_config
 from reportgen.site import SiteError, build_site, external_resources, missing_resources
 from tests.browser import BrowserUnavailable, check_site_in_browser, site_engine  # noqa: F401 - a fixture
-from tests.conftest import ROOT, copy_site_sources, run_main
+from tests.conftest import ROOT, copy_project, copy_site_sources, run_main
 
 BETA = """\
 id: beta
@@ -121,7 +121,7 @@ def sites(trained, tmp_path_factory) -> dict[str, dict]:
         code, stdout, err = run_main("build", "--profile", "smoke", "--engine", engine)
         site = out / engine
         if (trained / "site").is_dir():
-            shutil.copytree(trained / "site", site)
+            copy_project(trained / "site", site)
         built[engine] = {"code": code, "out": stdout, "err": err, "site": site, "cache_before": cache_before,
                          "cache_after": listing(trained / ".cache"), "leftovers": sorted(trained.glob(".site-*"))}
     return built
@@ -132,7 +132,7 @@ def project(trained, sites, tmp_path, monkeypatch) -> Path:
     """A copy of the trained project, its posts rendered and site/ built by Zensical, as the working directory."""
     assert sites["zensical"]["code"] == 0, sites["zensical"]["err"]
     copy = tmp_path / "project"
-    shutil.copytree(trained, copy, symlinks=True)
+    copy_project(trained, copy)
     monkeypatch.chdir(copy)
     return copy
 
@@ -144,6 +144,7 @@ def article(html: str) -> str:
 
 
 # ---- the build -------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_zensical_builds_every_post(sites, trained):
     zensical = sites["zensical"]
     assert zensical["code"] == 0, zensical["err"]
@@ -164,6 +165,7 @@ def test_zensical_builds_every_post(sites, trained):
     assert any(name.startswith("figures") for name in zensical["cache_before"])
 
 
+@pytest.mark.slow
 def test_both_engines_build_the_same_pages_and_post_features(sites):
     for engine, built in sites.items():
         assert built["code"] == 0, (engine, built["err"])
@@ -186,6 +188,7 @@ def test_both_engines_build_the_same_pages_and_post_features(sites):
     assert "def lenet(" in re.sub(r"<[^>]+>", "", html)  # the snippet was included
 
 
+@pytest.mark.slow
 def test_the_browser_checks_pass_on_each_engines_build(sites, site_engine):  # noqa: F811 - the fixture
     built = sites[site_engine]
     assert built["code"] == 0, built["err"]
@@ -206,6 +209,7 @@ def test_a_wrong_engine_is_one_line_exit_2():
 
 
 # ---- failures ----------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("breakage, expected", [
     ("Read [the missing page](missing.md) first.", "WARNING: page does not exist (about.md:"),
     ("![a figure that is not there](nothing.png)", "about/index.html: ../nothing.png"),
@@ -228,6 +232,7 @@ def test_a_failed_zensical_build_keeps_the_previous_site(project, breakage, expe
     assert not list(project.glob(".site-build-*"))
 
 
+@pytest.mark.slow
 def test_an_offsite_resource_fails_a_zensical_build(project):
     about = project / "docs" / "about.md"
     about.write_text(about.read_text(encoding="utf-8") + "\n![remote](https://example.com/x.png)\n", "utf-8")
@@ -237,6 +242,7 @@ def test_an_offsite_resource_fails_a_zensical_build(project):
     assert listing(project / "site") == before
 
 
+@pytest.mark.slow
 def test_zensical_not_installed_is_one_clear_line(project, monkeypatch):
     real = engines.importlib.util.find_spec
     monkeypatch.setattr(engines.importlib.util, "find_spec", lambda name: None if name == "zensical" else real(name))

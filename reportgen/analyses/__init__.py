@@ -3,7 +3,7 @@
 An analysis is a module ``reportgen/analyses/<name>.py`` with a module-level ``ANALYSIS = Analysis(...)``, plus its
 partial template ``<name>.md.j2`` beside it. The module owns its computation (returning a dataclass that the
 partial reads as ``a``), its figures (drawn through :meth:`reportgen.figures.FigureWriter.emit`, each cached on
-its own drawing code), and its optional expensive per-run ``precompute`` step. Modules whose name starts with
+its module's code), and its optional expensive per-run ``precompute`` step. Modules whose name starts with
 ``_`` are shared helpers, not analyses.
 
 This package is the only list of analyses: config validation, ``reportgen list``, precompute, rendering and the
