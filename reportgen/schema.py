@@ -170,8 +170,11 @@ class StudyConfig(Strict):
         from . import analyses  # the registry: the modules of reportgen/analyses/ (read without importing them)
         for index, name in enumerate(v):
             if name not in analyses.names():
-                raise ValueError(f"[{index}] {name!r} is not allowed; choose from {', '.join(analyses.names())}"
-                                 f"{suggest(name, analyses.names())}")
+                hint = suggest(name, analyses.names())
+                if hint:  # the closest name is enough; the whole list is long (every module of reportgen/analyses/)
+                    raise ValueError(f"[{index}] {name!r} is not allowed{hint} (`reportgen list` and the 'Write "
+                                     "your own study' page list them all)")
+                raise ValueError(f"[{index}] {name!r} is not allowed; choose from {', '.join(analyses.names())}")
         dupes = sorted({n for n in v if v.count(n) > 1})
         if dupes:
             raise ValueError(f"{dupes[0]!r} is listed twice; each analysis appears once in a post")

@@ -276,12 +276,15 @@ def test_architecture_compares_each_models_size_with_the_baselines(tmp_path):
     assert "BatchNorm2d" not in result.layer_types and {"Conv2d", "Linear"} <= set(result.layer_types)
     text = package_environment().get_template("architecture.md.j2").render(a=result)
     assert f"| FC (large) | {large:,} | 8.7× |" in text and "| Relative to LeNet |" in text
-    assert r"\(c_\text{out} \cdot c_\text{in} \cdot k \cdot k + c_\text{out}\)" in text
+    # the formula is explained once, on the How to read page, which the table links to
+    assert "(../../how-to-read.md#layer-tables)" in text
+    assert r"c_\text{out} \cdot c_\text{in} \cdot k \cdot k + c_\text{out}" in (ROOT / "docs" / "how-to-read.md").read_text()
     assert "Batch normalisation" not in text and "no bias" not in text
     bn = module("architecture").compute(_no_training("batchnorm.yaml"), writer(tmp_path))
     bn_text = package_environment().get_template("architecture.md.j2").render(a=bn)
     if "BatchNorm2d" in bn.layer_types:
-        assert "Batch normalisation learns two numbers per channel" in bn_text and "no bias" in bn_text
+        how_to_read = " ".join((ROOT / "docs" / "how-to-read.md").read_text().split())
+        assert "(../../how-to-read.md#layer-tables)" in bn_text and "Batch normalisation learns" in how_to_read
 
 
 def test_output_size_explains_a_global_pool_that_the_formula_does_not_describe(tmp_path):

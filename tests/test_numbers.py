@@ -6,7 +6,7 @@ import pytest
 from reportgen import numbers
 from reportgen.markdown import package_environment, prose_environment
 from reportgen.prose import Measure
-from reportgen.stats import mean_ci, verdict
+from reportgen.stats import DifferenceInterval, mean_ci, verdict
 
 MINUS = "\u2212"
 
@@ -50,6 +50,6 @@ def test_measure_and_verdict_quote_the_same_decimals():
     ci = mean_ci([1.31, 1.92, 2.64])
     m = Measure.of(ci, unit=" points")
     assert str(m) == f"+2.0 points (95% CI {numbers.interval(ci, signed=True)})"  # not +1.96: the CI is ±1.6
-    sentence = verdict("A", "B", {**ci, "pairing": "paired"})
-    assert f"by {numbers.fixed(ci['mean'], 1)} percentage points" in sentence
-    assert f"{numbers.fixed(ci['low'], 1)} to {numbers.fixed(ci['high'], 1)}" in sentence
+    sentence = verdict("A", "B", DifferenceInterval.paired(ci))
+    assert f"by {numbers.fixed(ci.mean, 1)} percentage points" in sentence
+    assert f"{numbers.fixed(ci.low, 1)} to {numbers.fixed(ci.high, 1)}" in sentence
