@@ -128,6 +128,20 @@ def post_front(docs: Path, exp_id: str) -> PostFront:
     return PostFront(takeaway=front.get("takeaway") or None, key_figure=front.get("key_figure") or None)
 
 
+HOME_FIGURES = Path("assets") / "figures" / "home"  # under docs/: generated, never committed
+
+
+def _home_figure(docs: Path, exp_id: str, key_figure: str | None) -> str | None:
+    """A copy of a post's key figure beside the home page (docs/assets/figures/home/<id>.png), its path from there.
+    The home page does not reach into a post's own folder: a site engine may place post assets elsewhere."""
+    source = docs / POSTS / key_figure if key_figure else None
+    if source is None or not source.is_file():
+        return None
+    target = HOME_FIGURES / f"{exp_id}{source.suffix}"
+    atomic_write(docs / target, source.read_bytes())
+    return target.as_posix()
+
+
 def render_home(studies: dict[str, tuple[Path, StudyConfig]], profile: str, store: Store, docs: Path,
                 built: set[str]) -> Path:
     """Write ``docs/index.md`` for the studies in ``built`` (the others are listed with what makes them)."""
@@ -136,7 +150,7 @@ def render_home(studies: dict[str, tuple[Path, StudyConfig]], profile: str, stor
         front = post_front(docs, row.id) if row.link else PostFront()
         # the post's own rendered Markdown (already escaped where it quotes a study's text): placed as it is
         row.takeaway = Markup(front.takeaway) if front.takeaway else None
-        row.figure = (POSTS / front.key_figure).as_posix() if front.key_figure else None
+        row.figure = _home_figure(docs, row.id, front.key_figure)
         row.reads = list(studies[row.id][1].reads)
     seeds = sorted({s for _, exp in studies.values() for s in exp.profile(profile)["seeds"]})
     still_learning = any(v.still_learning for row in rows if row.link for v in row.variants)

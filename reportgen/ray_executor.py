@@ -202,7 +202,7 @@ def _study_bundle(job: PrecomputeJob, store: Store) -> tuple[dict[str, bytes], d
             datasets.add(run.config["dataset"])
             for file in run.path.iterdir():
                 runs[file.relative_to(store.root).as_posix()] = file.read_bytes()
-            key_dir = cache_root() / "analysis" / str(run.record.get("cache_key"))
+            key_dir = cache_root() / "analysis" / str(run.record.cache_key)
             for file in key_dir.glob("*.npz") if key_dir.is_dir() else ():
                 cached[file.relative_to(cache_root()).as_posix()] = file.read_bytes()
     return runs, cached, sorted(datasets)

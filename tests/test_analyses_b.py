@@ -252,7 +252,7 @@ def test_activation_stats_match_a_direct_pass_over_the_test_set(study, rendered)
         for seed, dead in zip(relu.seeds, relu.dead_per_seed):
             other = next(r for r in v.runs if r.seed == seed)
             direct = module("activation_stats").activation_statistics(
-                other.load_model().eval(), images, Normalization(**other.metrics["normalization"]))
+                other.load_model().eval(), images, Normalization(**other.metrics.normalization.model_dump()))
             assert dead == direct["dead"][index]
     a, b = (v.name for v in study.available[:2])
     layer = result.variants[0].relu[-1].name

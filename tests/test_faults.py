@@ -657,7 +657,8 @@ def test_experiment_text_renders_literally_and_render_build_never_touch_results(
     for asset in NPM_ASSETS:
         (study / "docs" / asset.directory / asset.entry).parent.mkdir(parents=True)
         (study / "docs" / asset.directory / asset.entry).write_text("/* stand-in: this test builds offline */\n")
-    (study / "docs" / "about.md").write_text("# About\n")  # the pages the generated home page links to
+    for page in ("about.md", "how-to-read.md"):  # the pages the generated home page and every post link to
+        (study / "docs" / page).write_text(f"# {page}\n")
     (study / "docs" / "blog").mkdir()
     (study / "docs" / "blog" / "index.md").write_text("# Blog\n")
     assert rg("run", "--profile", "smoke").code == 0

@@ -241,8 +241,8 @@ def test_partial_renders_the_numbers(study, computed):
         a=result, exp=study.config, profile="smoke", setup={}, summary=None, post=lambda *a: "")
     assert text.startswith("### ")
     assert f"]({POST}/saliency-lenet.png)" in text and f"]({POST}/saliency-fc.png)" in text
-    assert "| LeNet | 0 | relu2 (10 × 10) |" in text
-    assert "| Fully connected | 0 | none |" in text and "no Grad-CAM map" in text
+    assert "| LeNet | relu2 (10 × 10) |" in text
+    assert "| Fully connected | none |" in text and "no Grad-CAM map" in text
     assert f"{result.variants[0].mean_saliency_inside_pct:.1f}" in text
 
 
