@@ -23,8 +23,8 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
 
-from . import numbers
-from .settings import DATASET_TITLES
+from . import i18n, numbers
+from .settings import DATASET_TITLES, SOURCE_LANGUAGE
 
 TEMPLATES = Path(__file__).parent / "templates"
 ANALYSES = Path(__file__).parent / "analyses"
@@ -117,15 +117,18 @@ class _Sandbox(_Precise, ImmutableSandboxedEnvironment):
     pass
 
 
-def package_environment() -> jinja2.Environment:
-    env = _Environment(loader=jinja2.FileSystemLoader([str(TEMPLATES), str(ANALYSES)]), **_OPTIONS)
+def package_environment(lang: str = SOURCE_LANGUAGE) -> jinja2.Environment:
+    env = _Environment(loader=jinja2.FileSystemLoader([str(TEMPLATES), str(ANALYSES)]),
+                       extensions=["jinja2.ext.i18n"], **_OPTIONS)
     env.filters.update(FILTERS)
+    env.install_gettext_translations(i18n.translations(lang), newstyle=True)  # type: ignore[attr-defined]
     return env
 
 
-def prose_environment() -> ImmutableSandboxedEnvironment:
+def prose_environment(lang: str = SOURCE_LANGUAGE) -> ImmutableSandboxedEnvironment:
     """The sandbox for a study's prose: no loader, no mutation of the context, unsafe attributes refused."""
-    env = _Sandbox(loader=None, **_OPTIONS)
+    env = _Sandbox(loader=None, extensions=["jinja2.ext.i18n"], **_OPTIONS)
     env.globals.clear()  # no range, lipsum, cycler, joiner, namespace, dict: only the documented names
     env.filters.update({k: v for k, v in FILTERS.items() if k not in ("code", "yaml_str")})
+    env.install_gettext_translations(i18n.translations(lang), newstyle=True)  # type: ignore[attr-defined]
     return env

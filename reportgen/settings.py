@@ -12,6 +12,12 @@ VAL_SIZE = 5_000             # training images held out to choose the best epoch
 SPLIT_SEED = 0
 DATASET_TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "kmnist": "KMNIST"}
 
+# ---- languages -----------------------------------------------------------------------------------------------
+# Each edition of the site: its short code (URL prefix, study file suffix: experiments/<id>.pt.md) and its CLDR
+# locale (Babel number and date formats, Material's theme.language). English is the source and sits at the root.
+SOURCE_LANGUAGE = "en"
+LANGUAGES = {"en": "en", "pt": "pt_BR"}
+
 # ---- evaluation and analyses ---------------------------------------------------------------------------------
 EVAL_BATCH = 1000            # batch of reportgen.train.evaluate; the shift grid's unshifted pass repeats it exactly
 SHIFT_RADIUS = 6             # the shift grid covers dx, dy in -6..6 pixels (169 shifts)
