@@ -7,15 +7,19 @@ For every ``experiments/<id>.pt.md`` the template is parsed in ``prose_environme
 text (``{{ }}``, ``{% %}``, including whitespace control ``{%-``) are compared, in order, with those of
 ``<id>.md``. A string literal may differ only when it is reader-visible text, i.e. when it contains a space in
 English (a ``takeaway(...)`` sentence, an ``else "all the"``); a literal without a space names a variant, a study,
-a class or a figure and must be identical. Prints the translated literals for review; exits 1 on any mismatch.
+a class or a figure and must be identical. Every ``docs/<page>.pt.md`` must keep the anchors of its English
+page's headings, in order, and link to the same targets. Prints the translated literals for review; exits 1 on
+any mismatch.
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 import sys
 from pathlib import Path
 
+import markdown
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from reportgen.markdown import prose_environment  # noqa: E402
 EXPERIMENTS = ROOT / "experiments"
+DOCS = ROOT / "docs"
 TOP_KEYS = {"title", "description", "question", "varies", "categories", "tags", "variants", "exercises"}
 VARIANT_KEYS = {"label", "description", "intended_reason"}
 EXERCISE_KEYS = {"label", "description", "question", "hint", "prediction"}
@@ -109,9 +114,33 @@ def check(study_id: str) -> bool:
     return ok
 
 
+def headings_and_links(page: Path) -> tuple[list[tuple[str, str]], list[str]]:
+    """The (level, anchor) of every heading, in order, and the sorted link targets of a hand-written page."""
+    text = re.sub(r"\A---\n.*?\n---\n", "", page.read_text(), flags=re.S)
+    html = markdown.markdown(text, extensions=["attr_list", "toc", "pymdownx.superfences"])
+    return re.findall(r'<h(\d) id="([^"]+)"', html), sorted(set(re.findall(r'href="([^"]+)"', html)))
+
+
+def check_page(pt_page: Path) -> bool:
+    """A docs/<page>.pt.md keeps its English page's headings' anchors, in order, and links to the same targets."""
+    en_page = pt_page.with_name(pt_page.name.replace(".pt.md", ".md"))
+    (en_heads, en_links), (pt_heads, pt_links) = headings_and_links(en_page), headings_and_links(pt_page)
+    problems = []
+    if en_heads != pt_heads:
+        problems.append(f"heading anchors differ: {en_heads} against {pt_heads}")
+    if en_links != pt_links:
+        problems.append(f"link targets differ: {sorted(set(en_links) ^ set(pt_links))}")
+    for p in problems:
+        print(f"{pt_page.relative_to(ROOT)}: {p}")
+    print(f"{pt_page.relative_to(ROOT)}: {'ok' if not problems else 'FAILED'}")
+    return not problems
+
+
 def main(argv: list[str]) -> int:
     studies = argv or sorted(p.stem for p in EXPERIMENTS.glob("*.yaml") if not p.stem.endswith(".pt"))
     results = [check(s) for s in studies]
+    if not argv:
+        results += [check_page(p) for p in sorted(DOCS.rglob("*.pt.md"))]
     return 0 if all(results) else 1
 
 
