@@ -81,7 +81,7 @@ def test_reading_formulas():
 def shipped_models() -> list[tuple[str, dict]]:
     """Every distinct model a study of experiments/ declares (its variants, else its own model), with a label."""
     seen: dict[str, tuple[str, dict]] = {}
-    for path in sorted(EXPERIMENTS.glob("*.yaml")):
+    for path in sorted(p for p in EXPERIMENTS.glob("*.yaml") if "." not in p.stem):  # not <id>.pt.yaml
         exp = load_study(path)
         models = ([(v.name, exp.resolve(v, exp.profile("quick")["seeds"][0], "quick")["model"])
                    for v in exp.variants]
