@@ -127,8 +127,8 @@ def package_environment(lang: str = SOURCE_LANGUAGE) -> jinja2.Environment:
 
 def prose_environment(lang: str = SOURCE_LANGUAGE) -> ImmutableSandboxedEnvironment:
     """The sandbox for a study's prose: no loader, no mutation of the context, unsafe attributes refused."""
-    env = _Sandbox(loader=None, extensions=["jinja2.ext.i18n"], **_OPTIONS)
+    env = _Sandbox(loader=None, **_OPTIONS)
     env.globals.clear()  # no range, lipsum, cycler, joiner, namespace, dict: only the documented names
     env.filters.update({k: v for k, v in FILTERS.items() if k not in ("code", "yaml_str")})
-    env.install_gettext_translations(i18n.translations(lang), newstyle=True)  # type: ignore[attr-defined]
+    # No gettext here: a study's prose is written in each language it has (experiments/<id>.pt.md).
     return env
