@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from .schema import (  # noqa: F401 - the study-file API: the schema's names are importable from here
     DATASET_NAMES, DEFAULT_PROFILES, ID_PATTERN, Activation, MODEL_NAMES, MODEL_OPTIONS, PROFILES, AugmentConfig, ConfigError,
     FcnnOptions, LeNetOptions, ModelConfig, ProfileConfig, StudyConfig, TrainingConfig, VariantConfig)
+from .settings import LANGUAGES
 from .suggest import suggest
 
 from .exercises import Exercise, Prediction
@@ -214,7 +215,8 @@ def discover(directory: str | Path = "experiments") -> dict[str, tuple[Path, Stu
     if not directory.is_dir():
         raise ConfigError(f"{directory}: studies directory not found (run from the project root or pass --studies DIR)")
     found: dict[str, tuple[Path, StudyConfig]] = {}
-    paths = sorted(p for p in directory.glob("*.y*ml") if p.suffix in (".yaml", ".yml") and not p.name.startswith("."))
+    paths = sorted(p for p in directory.glob("*.y*ml") if p.suffix in (".yaml", ".yml") and not p.name.startswith(".")
+                   and Path(p.stem).suffix[1:] not in LANGUAGES)  # <id>.pt.yaml: a study's Portuguese texts
     if not paths:
         raise ConfigError(f"{directory}: no study files (*.yaml) here; add one, or pass --studies DIR")
     for path in paths:

@@ -1,0 +1,502 @@
+"""The site's editions: English at the root, each other language (``pt``: Brazilian Portuguese) under ``site/<lang>/``,
+rendered from the same studies and the same measured numbers, with the same slugs.
+
+- A study's own words in another language sit beside its English ones: ``experiments/<id>.<lang>.yaml`` (title,
+  description, question, varies, categories, tags, variants' and exercises' texts; :class:`StudyText`, every key
+  optional) and ``experiments/<id>.<lang>.md`` (its prose, with the same Jinja calls as ``<id>.md``). A study without
+  translated prose gets its English prose under a visible note (:func:`untranslated_note`).
+- A hand-written page ``docs/<page>.<lang>.md`` is that edition's copy of ``docs/<page>.md``; the English edition never
+  shows one. Each other edition is built from ``.editions/<lang>/docs/``: its generated posts and pages, plus hard links
+  to the hand-written pages and assets (:func:`edition_docs`).
+- Each edition is one strict MkDocs (or Zensical) build of a config derived from ``mkdocs.yml`` (:func:`write_config`):
+  ``theme.language``, the search language, ``<html lang>``, and Material's language selector (``extra.alternate``),
+  whose links go to the same page in the other edition. Material documents this layout for multilingual sites (one
+  build per language); mkdocs-static-i18n breaks the blog plugin.
+
+Each edition renders inside ``with i18n.active(lang):`` (:func:`each`), so templates, prose, verdict sentences and
+figures read the language from :func:`reportgen.i18n.current`.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from . import i18n
+from .config import ConfigError, StudyConfig, _Loader, _yaml_error
+from .engines import load_mkdocs_config
+from .fsutil import atomic_write
+from .settings import LANGUAGES, SOURCE_LANGUAGE
+from .suggest import suggest
+
+EDITIONS_DIR = ".editions"  # beside docs/: .editions/<lang>/docs, mkdocs.yml and theme overrides (generated)
+
+
+@dataclass(frozen=True)
+class EditionText:
+    """What an edition says about itself: its name in the selector, Material's ``theme.language``, the search
+    stemmer, the site's name and description, and the titles of the navigation (by their English title)."""
+    name: str
+    theme_language: str
+    search_language: str
+    site_name: str = ""
+    site_description: str = ""
+    nav: tuple[tuple[str, str], ...] = ()
+    palette: tuple[tuple[str, str], ...] = ()
+    untranslated: str = ""
+    untranslated_body: str = ""
+
+
+EDITIONS: dict[str, EditionText] = {
+    "en": EditionText(name="English", theme_language="en", search_language="en"),
+    "pt": EditionText(
+        name="Português (Brasil)", theme_language="pt-BR", search_language="pt",
+        site_name="reportgen — o que uma CNN faz, medido",
+        site_description="Experimentos declarados com CNNs em dados do tipo MNIST, treinados, medidos e escritos "
+                         "como um blog tutorial.",
+        nav=(("Home", "Início"), ("Blog", "Blog"), ("How to read a post", "Como ler um post"),
+             ("Methods", "Métodos"), ("Write your own study", "Escreva seu próprio estudo"), ("About", "Sobre")),
+        palette=(("Switch to dark mode", "Mudar para o modo escuro"),
+                 ("Switch to light mode", "Mudar para o modo claro")),
+        untranslated="Este estudo ainda não foi traduzido",
+        untranslated_body="O texto próprio deste estudo aparece abaixo em inglês; as tabelas, as figuras e as "
+                          "conclusões geradas estão em português."),
+}
+# The pages reportgen writes into an edition's docs (never linked from the hand-written docs/).
+GENERATED = ("index.md", "methods.md", "write-your-own.md", "blog/posts", "assets/figures")
+
+
+# ---- which editions ------------------------------------------------------------------------------------------
+def choose(langs: Iterable[str] | None) -> tuple[str, ...]:
+    """The editions to build, English (the site's root) first: all of them when ``langs`` is empty. Each value may
+    hold several codes separated by commas (``--langs en,pt``). ConfigError names an unknown code."""
+    wanted = [code.strip() for value in (langs or ()) for code in str(value).replace(",", " ").split()]
+    if not wanted:
+        return tuple(LANGUAGES)
+    for code in wanted:
+        if code not in LANGUAGES:
+            raise ConfigError(f"--langs: unknown language {code!r}{suggest(code, list(LANGUAGES))} "
+                              f"(languages: {', '.join(LANGUAGES)})")
+    if SOURCE_LANGUAGE not in wanted:
+        raise ConfigError(f"--langs {','.join(wanted)}: the {EDITIONS[SOURCE_LANGUAGE].name} edition is the site's "
+                          f"root and is always built; use --langs {','.join([SOURCE_LANGUAGE, *wanted])}")
+    return tuple(code for code in LANGUAGES if code in wanted)
+
+
+# ---- a study's own words in another language -----------------------------------------------------------------
+class _Text(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PredictionText(_Text):
+    because: Optional[str] = None
+
+
+class VariantText(_Text):
+    label: Optional[str] = None
+    description: Optional[str] = None
+    intended_reason: Optional[str] = None
+
+
+class ExerciseText(_Text):
+    label: Optional[str] = None
+    description: Optional[str] = None
+    question: Optional[str] = None
+    hint: Optional[str] = None
+    prediction: Optional[PredictionText] = None
+
+
+class StudyText(_Text):
+    """``experiments/<id>.<lang>.yaml``: every key optional; a missing one keeps the English text."""
+    title: Optional[str] = None
+    description: Optional[str] = None
+    question: Optional[str] = None
+    varies: Optional[str] = None
+    categories: Optional[list[str]] = None
+    tags: Optional[list[str]] = None
+    variants: dict[str, Optional[VariantText]] = {}
+    exercises: dict[str, Optional[ExerciseText]] = {}
+
+
+_SCHEMAS: dict[str, type[BaseModel]] = {"variants": VariantText, "exercises": ExerciseText,
+                                        "prediction": PredictionText}
+
+
+def text_path(yaml_path: Path, lang: str) -> Path:
+    """``experiments/<id>.<lang>.yaml`` beside ``experiments/<id>.yaml``."""
+    return yaml_path.with_name(f"{yaml_path.stem}.{lang}.yaml")
+
+
+def prose_path(yaml_path: Path, exp: StudyConfig, lang: str | None = None) -> Path | None:
+    """The prose of the edition ``lang`` (default: the one being rendered): ``<id>.<lang>.md`` when there is one,
+    else the English prose (:func:`reportgen.prose.prose_path`, which :func:`untranslated_note` marks)."""
+    from .prose import prose_path as source_prose
+    lang = lang or i18n.current()
+    if lang != SOURCE_LANGUAGE:
+        own = yaml_path.with_name(f"{yaml_path.stem}.{lang}.md")
+        if own.is_file():
+            return own
+        if getattr(exp, "template", None) and (shared := yaml_path.with_name(f"{exp.template}.{lang}.md")).is_file():
+            return shared
+    return source_prose(yaml_path, exp)
+
+
+def is_translation(path: Path) -> bool:
+    """Is ``path`` (a ``.yaml`` or ``.md`` under experiments/ or docs/) another edition's file: ``x.pt.yaml``?"""
+    return Path(path.stem).suffix[1:] in LANGUAGES and Path(path.stem).suffix[1:] != SOURCE_LANGUAGE
+
+
+def load_text(yaml_path: Path, exp: StudyConfig, lang: str) -> StudyText | None:
+    """The study's texts in ``lang`` (None: no such file). ConfigError, one line: the file, the field, what is
+    allowed and the closest name — for an unknown key and for a variant or exercise the study does not declare."""
+    path = text_path(yaml_path, lang)
+    if not path.is_file():
+        return None
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 - a SafeLoader
+    except yaml.YAMLError as exc:
+        raise ConfigError(_yaml_error(path, exc)) from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
+    if data is None:
+        return StudyText()
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of fields ({', '.join(StudyText.model_fields)}) at the top "
+                          f"level, got a {type(data).__name__}")
+    try:
+        text = StudyText.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_text_error(path, err)) from None
+    for field, declared in (("variants", [v.name for v in exp.variants]),
+                            ("exercises", [e.name for e in exp.exercises])):
+        for name in getattr(text, field):
+            if name not in declared:
+                raise ConfigError(f"{path}: {field}.{name}: {exp.id} declares no {field[:-1]} {name!r}"
+                                  f"{suggest(name, declared)} ({field}: {', '.join(declared) or 'none'})")
+    return text
+
+
+def _text_error(path: Path, err: ValidationError) -> str:
+    e = next((e for e in err.errors() if e["type"] == "extra_forbidden"), err.errors()[0])
+    loc = [str(part) for part in e["loc"]]
+    where = ".".join(loc)
+    if e["type"] == "extra_forbidden":
+        # the schema of the mapping holding the key: the last of variants/exercises/prediction above it
+        schema = next((_SCHEMAS[p] for p in reversed(loc[:-1]) if p in _SCHEMAS), StudyText)
+        allowed = list(schema.model_fields)
+        return (f"{path}: unknown field {where!r}{suggest(loc[-1], allowed)} "
+                f"(allowed here: {', '.join(allowed)})")
+    return f"{path}: {where}: {e['msg'].replace('Input should be', 'must be')}"
+
+
+def localize(exp: StudyConfig, text: StudyText | None) -> StudyConfig:
+    """``exp`` with its texts replaced by those of ``text`` where it has them (None: ``exp`` itself)."""
+    if text is None:
+        return exp
+    top = {k: v for k, v in text.model_dump(include={"title", "description", "question", "varies", "categories",
+                                                     "tags"}).items() if v is not None}
+    variants = [v.model_copy(update=_set(text.variants.get(v.name))) for v in exp.variants]
+    exercises = []
+    for e in exp.exercises:
+        words = text.exercises.get(e.name)
+        update = _set(words, exclude={"prediction"})
+        if words is not None and words.prediction is not None and e.prediction is not None:
+            update["prediction"] = e.prediction.model_copy(update=_set(words.prediction))
+        exercises.append(e.model_copy(update=update))
+    return exp.model_copy(update={**top, "variants": variants, "exercises": exercises})
+
+
+def _set(words: BaseModel | None, exclude: set[str] | None = None) -> dict[str, Any]:
+    return {} if words is None else {k: v for k, v in words.model_dump(exclude=exclude).items() if v is not None}
+
+
+def localized(studies: dict[str, tuple[Path, StudyConfig]], lang: str | None = None) -> dict[str, tuple[Path, StudyConfig]]:
+    """Every study (id -> (path, config)) with its texts in ``lang`` (default: the edition being rendered)."""
+    lang = lang or i18n.current()
+    if lang == SOURCE_LANGUAGE:
+        return studies
+    return {sid: (path, localize(exp, load_text(path, exp, lang))) for sid, (path, exp) in studies.items()}
+
+
+def check(studies: dict[str, tuple[Path, StudyConfig]], names: list[str], profile: str) -> None:
+    """Before anything trains: every study's ``<id>.<lang>.yaml`` (all studies: a misspelt key is found early) and
+    the translated prose of the selected ones (rendered against placeholders, like the English prose)."""
+    from .context import setup
+    from .prose import check as check_prose
+    from .study import Study, VariantResults
+    for lang in LANGUAGES:
+        if lang == SOURCE_LANGUAGE:
+            continue
+        texts = {sid: load_text(path, exp, lang) for sid, (path, exp) in studies.items()}
+        for name in names:
+            path, exp = studies[name]
+            prose_file = prose_path(path, exp, lang)
+            if prose_file is None or not is_translation(prose_file):
+                continue
+            exp = localize(exp, texts[name])
+            empty = Study(id=name, config=exp, profile=profile,
+                          variants=[VariantResults(name=v.name, label=v.label or v.name, description=v.description,
+                                                   dataset=v.dataset or exp.dataset) for v in exp.variants])
+            with i18n.active(lang):
+                check_prose(prose_file, exp, setup(exp, empty, profile), profile)
+
+
+def untranslated_note(prose_file: Path | None) -> str:
+    """In an edition other than English, a visible note above prose that has no translation yet ("" otherwise)."""
+    lang = i18n.current()
+    if lang == SOURCE_LANGUAGE or prose_file is None or is_translation(prose_file):
+        return ""
+    words = EDITIONS[lang]
+    return f'!!! note "{words.untranslated}"\n    {words.untranslated_body}\n'
+
+
+# ---- rendering each edition ----------------------------------------------------------------------------------
+def each(ws: Any, studies: dict[str, tuple[Path, StudyConfig]], langs: Iterable[str]) -> Iterator[tuple[str, Any, dict]]:
+    """For each edition, inside ``i18n.active(lang)``: (lang, the workspace writing into its docs, the studies in
+    its language). ``ws`` is a :class:`reportgen.pipeline.Workspace`."""
+    for lang in langs:
+        with i18n.active(lang):
+            yield lang, replace(ws, docs=edition_docs(ws.docs, lang)), localized(studies, lang)
+
+
+def edition_root(docs: Path, lang: str) -> Path:
+    """Where an edition's generated files live: ``.editions/<lang>/`` beside ``docs/``."""
+    return Path(docs).resolve().parent / EDITIONS_DIR / lang
+
+
+def edition_docs(docs: Path, lang: str) -> Path:
+    """The docs folder the edition ``lang`` renders into and builds from: ``docs`` itself for English; for another
+    language ``.editions/<lang>/docs``, its hand-written part refreshed from ``docs`` (see :func:`sync_pages`)."""
+    if lang == SOURCE_LANGUAGE:
+        return Path(docs)
+    target = edition_root(docs, lang) / "docs"
+    sync_pages(Path(docs), target, lang)
+    return target
+
+
+def _generated(rel: str) -> bool:
+    return any(rel == g or rel.startswith(g + "/") for g in GENERATED)
+
+
+def sync_pages(docs: Path, target: Path, lang: str) -> None:
+    """Make ``target`` hold every hand-written file of ``docs`` as a hard link (a copy across file systems):
+    ``<page>.<lang>.md`` as ``<page>.md`` in place of the English page, other languages' pages left out. The
+    generated pages and posts of ``target`` are its own; a hand-written file no longer in ``docs`` is removed."""
+    wanted: dict[str, Path] = {}
+    for folder, dirs, files in os.walk(docs):
+        rel_dir = Path(folder).relative_to(docs)
+        dirs[:] = [d for d in dirs if not _generated((rel_dir / d).as_posix())]
+        for name in files:
+            rel = (rel_dir / name).as_posix()
+            path = Path(folder) / name
+            if _generated(rel):
+                continue
+            if name.endswith(".md") and is_translation(path):
+                if Path(path.stem).suffix[1:] == lang:
+                    wanted[(rel_dir / f"{Path(path.stem).stem}.md").as_posix()] = path
+                continue
+            wanted.setdefault(rel, path)
+            if name.endswith(".md") and (Path(folder) / f"{path.stem}.{lang}.md").is_file():
+                wanted[rel] = Path(folder) / f"{path.stem}.{lang}.md"
+    for rel, source in wanted.items():
+        dest = target / rel
+        if dest.exists() and os.path.samefile(source, dest):
+            continue
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.unlink(missing_ok=True)
+        try:
+            os.link(source, dest)
+        except OSError:
+            shutil.copy2(source, dest)
+    for folder, dirs, files in os.walk(target):
+        rel_dir = Path(folder).relative_to(target)
+        dirs[:] = [d for d in dirs if not _generated((rel_dir / d).as_posix())]
+        for name in files:
+            rel = (rel_dir / name).as_posix()
+            if not _generated(rel) and rel not in wanted:
+                (Path(folder) / name).unlink()
+
+
+# ---- each edition's build ------------------------------------------------------------------------------------
+def site_configs(project: Path, docs: Path, langs: tuple[str, ...]) -> list[tuple[Path, str]]:
+    """(config file, folder under site/) of each edition's build, English (the root, "") first."""
+    return [(write_config(project, docs, lang, langs), "" if lang == SOURCE_LANGUAGE else lang) for lang in langs]
+
+
+def _prefix(lang: str) -> str:
+    return "" if lang == SOURCE_LANGUAGE else f"{lang}/"
+
+
+def edition_config(project: Path, docs: Path, lang: str, langs: tuple[str, ...]) -> dict[str, Any]:
+    """``mkdocs.yml`` for the edition ``lang`` of a site holding ``langs``, as plain data (see :func:`write_config`)."""
+    config = load_mkdocs_config(project, project / "mkdocs.yml")
+    words = EDITIONS[lang]
+    config["docs_dir"] = str(Path(edition_docs(docs, lang) if lang != SOURCE_LANGUAGE else docs).resolve())
+    config["exclude_docs"] = "\n".join(f"*.{other}.md" for other in LANGUAGES if other != SOURCE_LANGUAGE)
+    if config.get("site_url") and lang != SOURCE_LANGUAGE:
+        config["site_url"] = str(config["site_url"]).rstrip("/") + f"/{lang}/"
+    theme = config.get("theme") or {}
+    theme = {"name": theme} if isinstance(theme, str) else dict(theme)
+    theme["language"] = words.theme_language
+    theme["custom_dir"] = str(_overrides(project, docs, lang))
+    palette = dict(words.palette)
+    for scheme in theme.get("palette") or []:
+        toggle = scheme.get("toggle") if isinstance(scheme, dict) else None
+        if toggle and toggle.get("name") in palette:
+            toggle["name"] = palette[toggle["name"]]
+    config["theme"] = theme
+    config["plugins"] = [({"search": {**(p.get("search") or {}), "lang": words.search_language}}
+                          if isinstance(p, dict) and "search" in p else
+                          {"search": {"lang": words.search_language}} if p == "search" else p)
+                         for p in config.get("plugins") or []]
+    if words.site_name:
+        config["site_name"] = words.site_name
+    if words.site_description:
+        config["site_description"] = words.site_description
+    if words.nav and config.get("nav"):
+        config["nav"] = _nav(config["nav"], dict(words.nav))
+    extra = dict(config.get("extra") or {})
+    if len(langs) > 1:
+        up = "" if lang == SOURCE_LANGUAGE else "../"  # from this edition's root to the site's root
+        extra["alternate"] = [{"name": EDITIONS[other].name, "lang": EDITIONS[other].theme_language,
+                               "link": up + _prefix(other)} for other in langs]
+    else:
+        extra.pop("alternate", None)
+    config["extra"] = extra
+    return config
+
+
+def _nav(nav: Any, titles: dict[str, str]) -> Any:
+    if isinstance(nav, list):
+        return [_nav(item, titles) for item in nav]
+    if isinstance(nav, dict):
+        return {titles.get(k, k): _nav(v, titles) for k, v in nav.items()}
+    return nav
+
+
+def write_config(project: Path, docs: Path, lang: str, langs: tuple[str, ...]) -> Path:
+    """Write ``.editions/<lang>/mkdocs.yml`` (:func:`edition_config`) and return it."""
+    target = edition_root(docs, lang) / "mkdocs.yml"
+    text = yaml.safe_dump(edition_config(Path(project), Path(docs), lang, langs), sort_keys=False, allow_unicode=True)
+    atomic_write(target, text.encode())
+    return target
+
+
+# Material's language selector links to a fixed URL; this one links each page to the same page of the other edition
+# (a category page, whose slug is translated, to the blog's index).
+ALTERNATE = """\
+{#- reportgen.editions: the language selector links to the same page in the other edition -#}
+<div class="md-header__option">
+  <div class="md-select">
+    {% set icon = config.theme.icon.alternate or "material/translate" %}
+    <button class="md-header__button md-icon" aria-label="{{ lang.t('select.language') }}">
+      {% include ".icons/" ~ icon ~ ".svg" %}
+    </button>
+    <div class="md-select__inner">
+      <ul class="md-select__list">
+        {% set here = page.url if page and page.url else "" %}
+        {% if here.startswith("blog/category/") %}{% set here = "blog/" %}{% endif %}
+        {% for alt in config.extra.alternate %}
+          <li class="md-select__item">
+            <a href="{{ base_url }}/{{ alt.link }}{{ here }}" hreflang="{{ alt.lang }}" class="md-select__link">
+              {{ alt.name }}
+            </a>
+          </li>
+        {% endfor %}
+      </ul>
+    </div>
+  </div>
+</div>
+"""
+
+
+def _overrides(project: Path, docs: Path, lang: str) -> Path:
+    """The edition's theme overrides: the language selector (:data:`ALTERNATE`) and, where Material's translation
+    declares only the language (``pt``), a copy of it declaring the region too (``<html lang="pt-BR">``)."""
+    folder = edition_root(docs, lang) / "overrides"
+    atomic_write(folder / "partials" / "alternate.html", ALTERNATE.encode())
+    code = EDITIONS[lang].theme_language
+    if "-" in code:
+        try:
+            import material
+            source = Path(material.__file__).parent / "templates" / "partials" / "languages" / f"{code}.html"
+            text = source.read_text(encoding="utf-8")
+        except (ImportError, OSError):
+            text = ""
+        short = code.split("-")[0]
+        if f'"language": "{short}",' in text:
+            text = text.replace(f'"language": "{short}",', f'"language": "{code}",', 1)
+            atomic_write(folder / "partials" / "languages" / f"{code}.html", text.encode())
+    return folder
+
+
+# ---- the "Write your own study" page -------------------------------------------------------------------------
+GUIDE = {
+    "en": ["## In Portuguese", "",
+           "The site has a Brazilian Portuguese edition under `pt/`, built from the same results. A study's own words",
+           "in Portuguese sit beside its English ones: `experiments/my-study.pt.md` (the same prose, with the same",
+           "Jinja calls, in Portuguese) and `experiments/my-study.pt.yaml` (every key optional: `title`,",
+           "`description`, `question`, `varies`, `categories`, `tags`, `variants: {name: {label, description,",
+           "intended_reason}}` and `exercises: {name: {label, description, question, hint, prediction: {because}}}`).",
+           "`reportgen new my-study --lang pt` writes both. Without a `.pt.md` the Portuguese post shows the English",
+           "prose under a note. `reportgen build --langs en` (`make report LANGS=en`) builds the English edition",
+           "alone.", ""],
+    "pt": ["## Em português", "",
+           "O site tem uma edição em português do Brasil, em `pt/`, gerada dos mesmos resultados. O texto próprio de",
+           "um estudo em português fica ao lado do inglês: `experiments/my-study.pt.md` (a mesma prosa, com as",
+           "mesmas chamadas Jinja, em português) e `experiments/my-study.pt.yaml` (toda chave é opcional: `title`,",
+           "`description`, `question`, `varies`, `categories`, `tags`, `variants: {nome: {label, description,",
+           "intended_reason}}` e `exercises: {nome: {label, description, question, hint, prediction: {because}}}`).",
+           "`reportgen new my-study --lang pt` escreve os dois. Sem um `.pt.md`, o post em português mostra a prosa",
+           "em inglês sob um aviso. `reportgen build --langs en` (`make report LANGS=en`) gera só a edição em inglês.",
+           ""],
+}
+
+
+def guide_section() -> list[str]:
+    """The guide's lines about the other editions' files, in the edition being rendered."""
+    return GUIDE.get(i18n.current(), GUIDE[SOURCE_LANGUAGE])
+
+
+# ---- `reportgen new ID --lang pt` for a study that exists ----------------------------------------------------
+def scaffold_translation(yaml_path: Path, lang: str) -> list[Path]:
+    """Write ``<id>.<lang>.yaml`` (every text of the study, to translate; the English as comments) and
+    ``<id>.<lang>.md`` (a copy of its English prose, to translate); never overwrites a file."""
+    from .config import load_study
+    exp = load_study(yaml_path)
+    text_file, prose_file = text_path(yaml_path, lang), yaml_path.with_name(f"{yaml_path.stem}.{lang}.md")
+    existing = [str(p) for p in (text_file, prose_file) if p.exists()]
+    if existing:
+        raise ConfigError(f"{existing[0]}: already exists; edit that file")
+
+    def line(key: str, value: str, indent: str = "") -> list[str]:
+        return [f"{indent}# {key}: {value}", f"{indent}{key}: {yaml.safe_dump(value, allow_unicode=True, width=1000).strip().removesuffix('...').strip()}"] if value else []
+    lines = [f"# {exp.id} in {EDITIONS[lang].name}: translate each value (the English above it); a key left out "
+             f"keeps the English text."]
+    for key in ("title", "description", "question", "varies"):
+        lines += line(key, getattr(exp, key))
+    for key in ("categories", "tags"):
+        if getattr(exp, key):
+            lines.append(f"{key}: {yaml.safe_dump(list(getattr(exp, key)), default_flow_style=True, allow_unicode=True).strip()}")
+    for field, items in (("variants", exp.variants), ("exercises", exp.exercises)):
+        keys = ("label", "description", "intended_reason") + (("question", "hint") if field == "exercises" else ())
+        if items:
+            lines.append(f"{field}:")
+        for item in items:
+            lines.append(f"  {item.name}:")
+            for key in keys:
+                lines += line(key, getattr(item, key, "") or "", "    ")
+            prediction = getattr(item, "prediction", None)
+            if prediction is not None and prediction.because:
+                lines += ["    prediction:", *line("because", prediction.because, "      ")]
+    atomic_write(text_file, ("\n".join(lines) + "\n").encode())
+    source = prose_path(yaml_path, exp, SOURCE_LANGUAGE)
+    prose = source.read_text(encoding="utf-8") if source is not None else ""
+    atomic_write(prose_file, (f"<!-- {exp.id} in {EDITIONS[lang].name}: translate the words; keep every Jinja call "
+                              f"as it is. -->\n" + prose).encode())
+    return [text_file, prose_file]
