@@ -388,7 +388,7 @@ def write_config(project: Path, docs: Path, lang: str, langs: tuple[str, ...]) -
 
 
 # Material's language selector links to a fixed URL; this one links each page to the same page of the other edition
-# (a category page, whose slug is translated, to the blog's index).
+# (a category page, whose slug is translated, to the blog's index; the 404 page, served anywhere, to the other root).
 ALTERNATE = """\
 {#- reportgen.editions: the language selector links to the same page in the other edition -#}
 <div class="md-header__option">
@@ -399,11 +399,12 @@ ALTERNATE = """\
     </button>
     <div class="md-select__inner">
       <ul class="md-select__list">
-        {% set here = page.url if page and page.url else "" %}
+        {% set root = base_url.rstrip("/") ~ "/" %}
+        {% set here = page.url if page and page.url and page.url != "404.html" else "" %}
         {% if here.startswith("blog/category/") %}{% set here = "blog/" %}{% endif %}
         {% for alt in config.extra.alternate %}
           <li class="md-select__item">
-            <a href="{{ base_url }}/{{ alt.link }}{{ here }}" hreflang="{{ alt.lang }}" class="md-select__link">
+            <a href="{{ root }}{{ alt.link }}{{ here }}" hreflang="{{ alt.lang }}" class="md-select__link">
               {{ alt.name }}
             </a>
           </li>
