@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from . import analyses, editions
+from . import analyses, editions, translations
 from .config import ConfigError, discover, select
 from .engines import DEFAULT_ENGINE
 from .fsutil import hashing_once
@@ -62,7 +62,7 @@ def preflight(studies: dict, names: list[str], profile: str) -> None:
                           variants=[VariantResults(name=v.name, label=v.label or v.name, description=v.description,
                                                    dataset=v.dataset or exp.dataset) for v in exp.variants])
             check(prose_file, exp, setup(exp, empty, profile), profile)
-    editions.check(studies, names, profile)  # <id>.pt.yaml and <id>.pt.md
+    translations.check(studies, names, profile)  # <id>.pt.yaml and <id>.pt.md
 
 
 # ---- run -----------------------------------------------------------------------------------------------------
@@ -231,7 +231,7 @@ def _render_posts(ws: Workspace, studies: dict, selected: list[str], site: set[s
     for name in selected:
         started = time.perf_counter()
         path, exp = studies[name]
-        target, kept = render_post(name, exp, profile, ws.store, ws.docs, declared, editions.prose_path(path, exp),
+        target, kept = render_post(name, exp, profile, ws.store, ws.docs, declared, translations.prose_path(path, exp),
                                    others={n: studies[n][1] for n in exp.reads}, answers=answers,
                                    keep_unchanged=True)
         log(f"kept {target}: its inputs are unchanged" if kept

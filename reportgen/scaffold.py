@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from . import analyses, editions, prose, schema as config
+from . import analyses, editions, prose, schema as config, translations
 from .config import ConfigError, ID_PATTERN
 from .exercises import EXERCISE_PROFILES, Exercise, Prediction
 from .settings import PARAMETER_TOLERANCE, SOURCE_LANGUAGE
@@ -222,10 +222,10 @@ def new_study(studies_dir: Path, study_id: str, today: str, lang: str | None = N
     translated = lang is not None and lang != SOURCE_LANGUAGE
     source = studies_dir / f"{study_id}.yaml"
     if translated and source.exists():
-        return editions.scaffold_translation(source, lang)
+        return translations.scaffold_translation(source, lang)
     files = {source: STUDY_YAML, studies_dir / f"{study_id}.md": STUDY_PROSE}
     if translated:
-        files.update({editions.text_path(source, lang): STUDY_PT["yaml"],
+        files.update({translations.text_path(source, lang): STUDY_PT["yaml"],
                       source.with_name(f"{study_id}.{lang}.md"): STUDY_PT["md"]})
     existing = [str(p) for p in files if p.exists()]
     if existing:

@@ -1,5 +1,5 @@
 """Issue 18, the site's editions: English at the root and Brazilian Portuguese under site/pt/, from the same studies
-and results (reportgen/editions.py).
+and results (reportgen/editions.py, reportgen/translations.py).
 
 The fast tests check a study's Portuguese texts (``<id>.pt.yaml``: loading, one-line errors before training, the
 overlay), the edition configs, the docs of the Portuguese edition and ``reportgen new --lang pt``. The slow ones
@@ -19,7 +19,7 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 import yaml
 
-from reportgen import editions, i18n, stamp
+from reportgen import editions, i18n, stamp, translations
 from reportgen.config import ConfigError, discover, load_study
 from tests.conftest import ROOT, copy_site_sources, run_main
 
@@ -83,7 +83,7 @@ def write_alpha(experiments: Path, pt_yaml: str | None = ALPHA_PT_YAML, pt_md: s
 def test_the_texts_replace_the_english_ones_where_given(tmp_path):
     path = write_alpha(tmp_path)
     exp = load_study(path)
-    pt = editions.localize(exp, editions.load_text(path, exp, "pt"))
+    pt = translations.localize(exp, translations.load_text(path, exp, "pt"))
     assert pt.title == "Alfa, o estudo que rodou" and pt.categories == ["Testes"]
     assert pt.varies == "the learning rate" and pt.tags == ["build"]  # not translated: the English text
     labels = {v.name: (v.label, v.description) for v in pt.variants}
@@ -93,14 +93,14 @@ def test_the_texts_replace_the_english_ones_where_given(tmp_path):
     assert pt.exercises[0].prediction.accuracy == "same"  # what is measured never changes
     assert pt.model_dump(exclude={"title", "description", "question", "categories", "variants", "exercises"}) == \
         exp.model_dump(exclude={"title", "description", "question", "categories", "variants", "exercises"})
-    assert editions.localized({"alpha": (path, exp)}, "en")["alpha"][1] is exp
+    assert translations.localized({"alpha": (path, exp)}, "en")["alpha"][1] is exp
 
 
 def test_a_study_with_no_texts_keeps_its_english(tmp_path):
     path = write_alpha(tmp_path, pt_yaml=None)
     exp = load_study(path)
-    assert editions.load_text(path, exp, "pt") is None
-    assert editions.localized({"alpha": (path, exp)}, "pt")["alpha"][1] == exp
+    assert translations.load_text(path, exp, "pt") is None
+    assert translations.localized({"alpha": (path, exp)}, "pt")["alpha"][1] == exp
 
 
 def test_translation_files_are_not_studies(tmp_path):
@@ -119,7 +119,7 @@ def test_translation_files_are_not_studies(tmp_path):
 def test_a_bad_key_is_one_line_with_the_closest_name(tmp_path, text, field, closest, allowed):
     path = write_alpha(tmp_path, pt_yaml=text)
     with pytest.raises(ConfigError) as caught:
-        editions.load_text(path, load_study(path), "pt")
+        translations.load_text(path, load_study(path), "pt")
     message = str(caught.value)
     assert "\n" not in message and message.startswith(f"{tmp_path / 'alpha.pt.yaml'}: ")
     assert field in message and f"did you mean {closest!r}?" in message and allowed in message
@@ -145,15 +145,15 @@ def test_the_prose_of_each_edition(tmp_path):
     (tmp_path / "alpha.md").write_text("English prose.\n")
     exp = load_study(path)
     with i18n.active("pt"):
-        prose = editions.prose_path(path, exp)
+        prose = translations.prose_path(path, exp)
         assert prose == tmp_path / "alpha.md"
-        note = editions.untranslated_note(prose)
+        note = translations.untranslated_note(prose)
         assert note.startswith('!!! note "Este estudo ainda não foi traduzido"')
         (tmp_path / "alpha.pt.md").write_text("Prosa em português.\n")
-        prose = editions.prose_path(path, exp)
-        assert prose == tmp_path / "alpha.pt.md" and editions.untranslated_note(prose) == ""
-    assert editions.prose_path(path, exp) == tmp_path / "alpha.md"  # the English edition
-    assert editions.untranslated_note(tmp_path / "alpha.md") == ""
+        prose = translations.prose_path(path, exp)
+        assert prose == tmp_path / "alpha.pt.md" and translations.untranslated_note(prose) == ""
+    assert translations.prose_path(path, exp) == tmp_path / "alpha.md"  # the English edition
+    assert translations.untranslated_note(tmp_path / "alpha.md") == ""
 
 
 # ---- which editions ------------------------------------------------------------------------------------------
@@ -231,7 +231,7 @@ def test_new_with_lang_pt_scaffolds_portuguese_texts_that_validate(project):
     folder = project / "experiments"
     assert {"mine.yaml", "mine.md", "mine.pt.yaml", "mine.pt.md"} <= {p.name for p in folder.iterdir()}
     exp = load_study(folder / "mine.yaml")
-    assert editions.load_text(folder / "mine.yaml", exp, "pt").title
+    assert translations.load_text(folder / "mine.yaml", exp, "pt").title
     assert "## O que comparamos" in (folder / "mine.pt.md").read_text()
     # ... and run's checks accept them
     code, _, err = run_main("list", "--profile", "smoke")
@@ -245,7 +245,7 @@ def test_new_with_lang_pt_for_a_study_that_exists(project):
     folder = project / "experiments"
     skeleton = folder / "dropout.pt.yaml"
     exp = load_study(folder / "dropout.yaml")
-    text = editions.load_text(folder / "dropout.yaml", exp, "pt")  # valid as written: the English to translate
+    text = translations.load_text(folder / "dropout.yaml", exp, "pt")  # valid as written: the English to translate
     assert text.title == exp.title and set(text.variants) == {v.name for v in exp.variants}
     assert f"# title: {exp.title}" in skeleton.read_text()
     assert (folder / "dropout.md").read_text() in (folder / "dropout.pt.md").read_text()
