@@ -225,9 +225,10 @@ ALTERNATE = """\
     </button>
     <div class="md-select__inner">
       <ul class="md-select__list">
-        {% set root = base_url.rstrip("/") ~ "/" %}
+        {#- Jinja and Zensical's MiniJinja alike: no string methods -#}
+        {% set root = base_url if base_url[-1:] == "/" else base_url ~ "/" %}
         {% set here = page.url if page and page.url and page.url != "404.html" else "" %}
-        {% if here.startswith("blog/category/") %}{% set here = "blog/" %}{% endif %}
+        {% if here[:14] == "blog/category/" %}{% set here = "blog/" %}{% endif %}
         {% for alt in config.extra.alternate %}
           <li class="md-select__item">
             <a href="{{ root }}{{ alt.link }}{{ here }}" hreflang="{{ alt.lang }}" class="md-select__link">

@@ -378,3 +378,19 @@ def test_langs_en_builds_the_english_edition_alone(editions_project, tmp_path, m
     assert not (project / "site" / "pt").exists()
     home = page_links(project / "site" / "index.html")
     assert home.lang == "en" and home.selector == []
+
+
+@pytest.mark.slow
+def test_zensical_builds_both_editions(editions_project, tmp_path, monkeypatch):
+    from tests.conftest import copy_project
+    project = copy_project(editions_project, tmp_path / "project")
+    monkeypatch.chdir(project)
+    code, _, err = run_main("build", "--profile", "smoke", "--engine", "zensical")
+    assert code == 0, err
+    site = project / "site"
+    assert "Alfa, o estudo que rodou" in (site / "pt" / "blog" / "alpha" / "index.html").read_text()
+    assert page_links(site / "pt" / "about" / "index.html").lang == "pt-BR"
+    assert page_links(site / "about" / "index.html").lang == "en"
+    assert not any("about.pt" in p.as_posix() for p in site.rglob("*"))
+    links = dict(page_links(site / "pt" / "blog" / "alpha" / "index.html").selector)
+    assert resolve(site, site / "pt" / "blog" / "alpha" / "index.html", links["en"]) == site / "blog" / "alpha" / "index.html"
