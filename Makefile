@@ -70,9 +70,10 @@ serve: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/reportgen bench
 
+## Publish site/ as built (both editions) to the gh-pages branch.
 deploy: $(STAMP)
-	$(BIN)/reportgen build $(STUDIES) --profile $(PROFILE)
-	$(BIN)/mkdocs gh-deploy --force
+	$(BIN)/reportgen build $(STUDIES) --profile $(PROFILE) $(LANGS_FLAG)
+	$(BIN)/ghp-import --no-jekyll --push --force site
 
 ## Remove generated output: results, caches, the site, generated posts and pages, vendored assets, build leftovers
 ## (keeps data/ and the venv; `make distclean` removes those too).

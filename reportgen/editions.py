@@ -163,7 +163,9 @@ def edition_config(project: Path, docs: Path, lang: str, langs: tuple[str, ...])
     config = load_mkdocs_config(project, project / "mkdocs.yml")
     words = EDITIONS[lang]
     config["docs_dir"] = str(Path(edition_docs(docs, lang) if lang != SOURCE_LANGUAGE else docs).resolve())
-    config["exclude_docs"] = "\n".join(f"*.{other}.md" for other in LANGUAGES if other != SOURCE_LANGUAGE)
+    excluded = [line for line in str(config.get("exclude_docs") or "").splitlines() if line.strip()]
+    config["exclude_docs"] = "\n".join(dict.fromkeys(
+        excluded + [f"*.{other}.md" for other in LANGUAGES if other != SOURCE_LANGUAGE]))
     if config.get("site_url") and lang != SOURCE_LANGUAGE:
         config["site_url"] = str(config["site_url"]).rstrip("/") + f"/{lang}/"
     theme = config.get("theme") or {}
