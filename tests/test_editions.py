@@ -180,6 +180,29 @@ def test_each_edition_has_its_own_post_stamps(tmp_path, monkeypatch):
     assert english == tmp_path / "posts" / "alpha.json" and portuguese == tmp_path / "posts" / "pt" / "alpha.json"
 
 
+def _draw_square():
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(1, 1))
+    ax.plot([0, 1], [0, 1])
+    return fig
+
+
+def test_each_edition_has_its_own_cached_figures(tmp_path):
+    from reportgen.figures import FigureWriter
+
+    def writer(name: str) -> FigureWriter:
+        return FigureWriter(directory=tmp_path / name, link_prefix=name, cache_dir=tmp_path / "cache")
+    first, again = writer("en1"), writer("en2")
+    first.emit("square", "a square", {"n": 1}, _draw_square)
+    again.emit("square", "a square", {"n": 1}, _draw_square)
+    assert (first.drawn, again.reused) == (1, 1)  # English: cached
+    with i18n.active("pt"):
+        portuguese, cached = writer("pt1"), writer("pt2")
+        portuguese.emit("square", "um quadrado", {"n": 1}, _draw_square)
+        cached.emit("square", "um quadrado", {"n": 1}, _draw_square)
+    assert (portuguese.drawn, portuguese.reused, cached.reused) == (1, 0, 1)  # never the English figure
+
+
 # ---- the edition's docs and config ---------------------------------------------------------------------------
 def test_the_portuguese_docs_hold_its_pages_and_links_to_the_rest(tmp_path):
     docs = tmp_path / "docs"
