@@ -92,7 +92,7 @@ def each(ws: Any, studies: dict[str, tuple[Path, StudyConfig]], langs: Iterable[
 
 def edition_root(docs: Path, lang: str) -> Path:
     """Where an edition's generated files live: ``.editions/<lang>/`` beside ``docs/``."""
-    return Path(docs).resolve().parent / EDITIONS_DIR / lang
+    return Path(docs).parent / EDITIONS_DIR / lang
 
 
 def edition_docs(docs: Path, lang: str) -> Path:
@@ -171,7 +171,7 @@ def edition_config(project: Path, docs: Path, lang: str, langs: tuple[str, ...])
     theme = config.get("theme") or {}
     theme = {"name": theme} if isinstance(theme, str) else dict(theme)
     theme["language"] = words.theme_language
-    theme["custom_dir"] = str(_overrides(project, docs, lang))
+    theme["custom_dir"] = str(_overrides(project, docs, lang).resolve())
     palette = dict(words.palette)
     for scheme in theme.get("palette") or []:
         toggle = scheme.get("toggle") if isinstance(scheme, dict) else None
@@ -212,7 +212,7 @@ def write_config(project: Path, docs: Path, lang: str, langs: tuple[str, ...]) -
     target = edition_root(docs, lang) / "mkdocs.yml"
     text = yaml.safe_dump(edition_config(Path(project), Path(docs), lang, langs), sort_keys=False, allow_unicode=True)
     atomic_write(target, text.encode())
-    return target
+    return target.resolve()
 
 
 # Material's language selector links to a fixed URL; this one links each page to the same page of the other edition
