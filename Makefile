@@ -17,6 +17,9 @@ STUDIES ?= $(EXPERIMENTS)
 # site with the questions but not the measured answers (homework).
 EXERCISES ?=
 NO_ANSWERS ?=
+# LANGS=en builds the English edition alone (faster); empty: every edition (English at the root, Portuguese in pt/).
+LANGS ?=
+LANGS_FLAG := $(foreach lang,$(LANGS),--langs $(lang))
 EXERCISE_FLAG := $(if $(filter-out 0,$(EXERCISES)),--exercises,)
 ANSWERS_FLAG := $(if $(filter-out 0,$(NO_ANSWERS)),--no-answers,)
 
@@ -35,7 +38,7 @@ venv: $(STAMP)
 ## STUDIES="a b" (or EXPERIMENTS="a b") runs and builds only those studies; the home page lists the others with the command that runs them.
 report: $(STAMP)
 	$(BIN)/reportgen run $(STUDIES) --profile $(PROFILE) --device $(DEVICE) --executor $(EXECUTOR) $(EXERCISE_FLAG)
-	$(BIN)/reportgen build $(STUDIES) --profile $(PROFILE) --engine $(ENGINE) $(ANSWERS_FLAG)
+	$(BIN)/reportgen build $(STUDIES) --profile $(PROFILE) --engine $(ENGINE) $(ANSWERS_FLAG) $(LANGS_FLAG)
 
 ## The test suite (synthetic data only; seconds to a few minutes on a laptop CPU).
 test: $(STAMP)
@@ -54,10 +57,10 @@ run: $(STAMP)
 	$(BIN)/reportgen run $(STUDIES) --profile $(PROFILE) --device $(DEVICE) --executor $(EXECUTOR) $(EXERCISE_FLAG)
 
 render: $(STAMP)
-	$(BIN)/reportgen render $(STUDIES) --profile $(PROFILE) $(ANSWERS_FLAG)
+	$(BIN)/reportgen render $(STUDIES) --profile $(PROFILE) $(ANSWERS_FLAG) $(LANGS_FLAG)
 
 build: $(STAMP)
-	$(BIN)/reportgen build $(STUDIES) --profile $(PROFILE) --engine $(ENGINE) $(ANSWERS_FLAG)
+	$(BIN)/reportgen build $(STUDIES) --profile $(PROFILE) --engine $(ENGINE) $(ANSWERS_FLAG) $(LANGS_FLAG)
 
 serve: $(STAMP)
 	$(BIN)/reportgen build $(STUDIES) --profile $(PROFILE)
@@ -67,14 +70,15 @@ serve: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/reportgen bench
 
+## Publish site/ as built (both editions) to the gh-pages branch.
 deploy: $(STAMP)
-	$(BIN)/reportgen build $(STUDIES) --profile $(PROFILE)
-	$(BIN)/mkdocs gh-deploy --force
+	$(BIN)/reportgen build $(STUDIES) --profile $(PROFILE) $(LANGS_FLAG)
+	$(BIN)/ghp-import --no-jekyll --push --force site
 
 ## Remove generated output: results, caches, the site, generated posts and pages, vendored assets, build leftovers
 ## (keeps data/ and the venv; `make distclean` removes those too).
 clean:
-	rm -rf site results .cache build test-artifacts .site-build-* .site-old-* \
+	rm -rf site results .cache build test-artifacts .site-build-* .site-old-* .editions \
 	  docs/index.md docs/write-your-own.md docs/blog/posts/*.md docs/blog/posts/*/ docs/blog/posts/.[!.]* \
 	  docs/assets/vendor docs/assets/figures
 

@@ -24,7 +24,7 @@ import click
 from . import __version__
 from .config import DATASET_NAMES, PROFILES, ConfigError, discover
 from .engines import DEFAULT_ENGINE, ENGINES
-from .settings import ENV_DEBUG, ENV_RESULTS
+from .settings import ENV_DEBUG, ENV_RESULTS, LANGUAGES, SOURCE_LANGUAGE
 from .store import Store, StoreError
 from .suggest import suggest
 
@@ -214,18 +214,24 @@ def run(obj: Context, names: tuple[str, ...], profile: str, force: bool, device:
 
 @cli.command()
 @click.argument("study_id", metavar="ID")
+@click.option("--lang", type=Choice([lang for lang in LANGUAGES if lang != SOURCE_LANGUAGE]), default=None,
+              help="Also its texts and prose in this language (ID.pt.yaml, ID.pt.md); for a study that exists, only "
+                   "those, to translate.")
 @click.pass_obj
-def new(obj: Context, study_id: str) -> None:
+def new(obj: Context, study_id: str, lang: str | None) -> None:
     """Scaffold a study: a commented experiments/ID.yaml and its prose experiments/ID.md, which run and render
     as they are (`reportgen run ID --profile smoke && reportgen render ID --profile smoke`)."""
     import datetime as dt
 
     from .scaffold import new_study
-    for path in new_study(obj.studies_dir, study_id, dt.date.today().isoformat()):
+    for path in new_study(obj.studies_dir, study_id, dt.date.today().isoformat(), lang):
         click.echo(f"wrote {path}")
     obj.studies()  # the new files validate with the rest (a duplicate id is reported here)
 
 
+langs_option = click.option("--langs", "langs", multiple=True, metavar="LANG[,LANG]",
+                            help=f"The editions to write: {', '.join(LANGUAGES)} (default: all; English, the site's "
+                                 f"root, is always one). `--langs en` is faster.")
 answers_option = click.option("--no-answers", "no_answers", is_flag=True,
                               help="Publish the exercises' questions and commands without their measured answers "
                                    "(homework; a study can also set hide_answers: true).")
@@ -235,12 +241,13 @@ answers_option = click.option("--no-answers", "no_answers", is_flag=True,
 @click.argument("names", nargs=-1)
 @profile_option
 @answers_option
+@langs_option
 @click.pass_obj
-def render(obj: Context, names: tuple[str, ...], profile: str, no_answers: bool) -> None:
+def render(obj: Context, names: tuple[str, ...], profile: str, no_answers: bool, langs: tuple[str, ...]) -> None:
     """Write the posts of the named studies (default: all) from cached results only; never trains, never
     modifies results. A study without complete results is an error here (`build` leaves it out instead)."""
     from .pipeline import render as render_stage
-    render_stage(_workspace(obj), names, profile, _log, answers=not no_answers)
+    render_stage(_workspace(obj), names, profile, _log, answers=not no_answers, langs=langs)
 
 
 @cli.command()
@@ -250,12 +257,15 @@ def render(obj: Context, names: tuple[str, ...], profile: str, no_answers: bool)
               help="The site generator: mkdocs (MkDocs + Material) or zensical (its successor; what differs is on "
                    "the About page).")
 @answers_option
+@langs_option
 @click.pass_obj
-def build(obj: Context, names: tuple[str, ...], profile: str, engine: str, no_answers: bool) -> None:
+def build(obj: Context, names: tuple[str, ...], profile: str, engine: str, no_answers: bool,
+          langs: tuple[str, ...]) -> None:
     """Build site/ from the named studies (default: all) that have complete results for the profile; the home
     page lists the others with the command that runs them. The previous site stays if the build fails."""
     from .pipeline import build as build_stage
-    out = build_stage(_workspace(obj), names, profile, _log, Path.cwd(), engine=engine, answers=not no_answers)
+    out = build_stage(_workspace(obj), names, profile, _log, Path.cwd(), engine=engine, answers=not no_answers,
+                      langs=langs)
     click.echo(f"site built: {out}")
 
 

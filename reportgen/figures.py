@@ -29,7 +29,8 @@ import numpy as np  # noqa: E402
 from matplotlib import colors as mcolors  # noqa: E402
 
 from .fsutil import atomic_write  # noqa: E402
-from .settings import ENV_CACHE  # noqa: E402
+from . import i18n  # noqa: E402
+from .settings import ENV_CACHE, SOURCE_LANGUAGE  # noqa: E402
 
 DPI = 150  # sharp on a laptop screen at the post's column width
 WIDTH = 7.5
@@ -129,6 +130,8 @@ class FigureWriter:
         if self.cache_dir is not None:
             h = hashlib.sha256(f"{CODE_VERSION}:{kind}:{DPI}".encode())
             _feed(h, payload)
+            if i18n.current() != SOURCE_LANGUAGE:  # a figure's words are the edition's (English keys unchanged)
+                h.update(f":{i18n.current()}".encode())
             key = h.hexdigest()[:32]
             cached = self.cache_dir / key[:2] / f"{key}.png"
             try:

@@ -24,7 +24,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
 
 from . import i18n, numbers
-from .settings import DATASET_TITLES, SOURCE_LANGUAGE
+from .settings import DATASET_TITLES
 
 TEMPLATES = Path(__file__).parent / "templates"
 ANALYSES = Path(__file__).parent / "analyses"
@@ -117,7 +117,9 @@ class _Sandbox(_Precise, ImmutableSandboxedEnvironment):
     pass
 
 
-def package_environment(lang: str = SOURCE_LANGUAGE) -> jinja2.Environment:
+def package_environment(lang: str | None = None) -> jinja2.Environment:
+    """reportgen's templates in the edition ``lang`` (default: the one being rendered, :func:`i18n.current`)."""
+    lang = lang or i18n.current()
     env = _Environment(loader=jinja2.FileSystemLoader([str(TEMPLATES), str(ANALYSES)]),
                        extensions=["jinja2.ext.i18n"], **_OPTIONS)
     env.filters.update(FILTERS)
@@ -125,8 +127,9 @@ def package_environment(lang: str = SOURCE_LANGUAGE) -> jinja2.Environment:
     return env
 
 
-def prose_environment(lang: str = SOURCE_LANGUAGE) -> ImmutableSandboxedEnvironment:
-    """The sandbox for a study's prose: no loader, no mutation of the context, unsafe attributes refused."""
+def prose_environment(lang: str | None = None) -> ImmutableSandboxedEnvironment:
+    """The sandbox for a study's prose: no loader, no mutation of the context, unsafe attributes refused. The same
+    in every edition (``lang`` is accepted for symmetry): a study's prose is written in each of its languages."""
     env = _Sandbox(loader=None, **_OPTIONS)
     env.globals.clear()  # no range, lipsum, cycler, joiner, namespace, dict: only the documented names
     env.filters.update({k: v for k, v in FILTERS.items() if k not in ("code", "yaml_str")})

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from . import analyses
+from . import analyses, editions, translations
 from .config import ConfigError, discover, select
 from .engines import DEFAULT_ENGINE
 from .fsutil import hashing_once
@@ -62,6 +62,7 @@ def preflight(studies: dict, names: list[str], profile: str) -> None:
                           variants=[VariantResults(name=v.name, label=v.label or v.name, description=v.description,
                                                    dataset=v.dataset or exp.dataset) for v in exp.variants])
             check(prose_file, exp, setup(exp, empty, profile), profile)
+    translations.check(studies, names, profile)  # <id>.pt.yaml and <id>.pt.md
 
 
 # ---- run -----------------------------------------------------------------------------------------------------
@@ -205,17 +206,18 @@ def complete(studies: dict, names: list[str], profile: str, store: Store) -> lis
 
 
 def render(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, log: Log,
-           answers: bool = True) -> list[str]:
-    """Render the named studies' posts (default: all; RenderError if one lacks results), then the home page.
-    The posts may link to each other and to the posts already in docs/; ``answers`` false leaves the exercises'
-    measured answers out."""
+           answers: bool = True, langs: tuple[str, ...] | None = None) -> list[str]:
+    """Render the named studies' posts (default: all; RenderError if one lacks results), then the home page, in
+    each edition of ``langs`` (default: all, :mod:`reportgen.editions`). The posts may link to each other and to
+    the posts already in docs/; ``answers`` false leaves the exercises' measured answers out."""
     from .post import POSTS
     studies = ws.studies()
     selected = select(studies, names)
     preflight(studies, selected, profile)
     site = set(selected) | {n for n in studies if (ws.docs / POSTS / f"{n}.md").exists()}
     with hashing_once():  # the runs are checked for every post and again for the home page
-        _render_posts(ws, studies, selected, site, profile, log, answers)
+        for _, edition, texts in editions.each(ws, studies, editions.choose(langs)):
+            _render_posts(edition, texts, selected, site, profile, log, answers)
     return selected
 
 
@@ -229,7 +231,7 @@ def _render_posts(ws: Workspace, studies: dict, selected: list[str], site: set[s
     for name in selected:
         started = time.perf_counter()
         path, exp = studies[name]
-        target, kept = render_post(name, exp, profile, ws.store, ws.docs, declared, prose_path(path, exp),
+        target, kept = render_post(name, exp, profile, ws.store, ws.docs, declared, translations.prose_path(path, exp),
                                    others={n: studies[n][1] for n in exp.reads}, answers=answers,
                                    keep_unchanged=True)
         log(f"kept {target}: its inputs are unchanged" if kept
@@ -241,30 +243,33 @@ def _render_posts(ws: Workspace, studies: dict, selected: list[str], site: set[s
 
 
 def build(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, log: Log, project: Path,
-          engine: str = DEFAULT_ENGINE, answers: bool = True) -> Path:
+          engine: str = DEFAULT_ENGINE, answers: bool = True, langs: tuple[str, ...] | None = None) -> Path:
     """The site of the named studies (default: all) that have complete results for ``profile``: their posts,
     the home page listing every declared study, and a strict build by ``engine`` (``mkdocs`` or ``zensical``,
     see :mod:`reportgen.engines`) into site/. A study without complete results is not an error: it gets no post
     and the home page says how to run it. Posts of studies that are not in this site (another profile's, a
-    subset's) are removed, so one site holds one profile."""
+    subset's) are removed, so one site holds one profile. Each edition of ``langs`` (default: all; English at the
+    site's root, the others under site/<lang>/) is rendered and built (:mod:`reportgen.editions`)."""
     from .post import remove_post
     from .site import build_site
     studies = ws.studies()
     selected = select(studies, names)
+    langs = editions.choose(langs)
     preflight(studies, selected, profile)
     if not (project / "mkdocs.yml").is_file():
         raise ConfigError(f"{project / 'mkdocs.yml'}: not found; run `reportgen build` from the project root")
     with hashing_once():  # the runs are checked here, for every post and for the home page: each file read once
         ready = complete(studies, selected, profile, ws.store)
-        for name in sorted(set(studies) | generated_posts(ws.docs)):
-            if name not in ready and remove_post(ws.docs, name):
-                log(f"removed the post of {name} (not in this {profile} site)")
         for name in selected:
             if name not in ready:
                 log(f"{name}: not run in the {profile} profile; left out of the site (run: reportgen run {name} "
                     f"--profile {profile})")
-        _render_posts(ws, studies, ready, set(ready), profile, log, answers)
-    return build_site(project, engine=engine)
+        for _, edition, texts in editions.each(ws, studies, langs):
+            for name in sorted(set(studies) | generated_posts(edition.docs)):
+                if name not in ready and remove_post(edition.docs, name):
+                    log(f"removed the post of {name} (not in this {profile} site)")
+            _render_posts(edition, texts, ready, set(ready), profile, log, answers)
+    return build_site(project, engine=engine, configs=editions.site_configs(project, ws.docs, langs))
 
 
 def generated_posts(docs: Path) -> set[str]:

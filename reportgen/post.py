@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from markupsafe import Markup
 
-from . import __version__, analyses, conclusions, confounds, crossread, prose, stamp
+from . import __version__, analyses, conclusions, confounds, crossread, prose, stamp, translations
 from .answers import ExercisesSection, section as exercise_section
 from .charts import results_chart
 from .context import Setup, VariantSetup, reproducibility, setup
@@ -96,6 +96,7 @@ def body(exp: Any, prose_file: Path | None, blocks: prose.Blocks, namespace: dic
     it with ``shows()`` (then it is in the body, where the prose put it, and the third value is empty)."""
     parts = []
     if prose_file is not None and prose_file.is_file():
+        parts += [translations.untranslated_note(prose_file)]  # another edition's post, its prose still in English
         parts.append(prose.render(prose_file, prose.context(blocks, **namespace)).strip("\n") + "\n")
     if "results" not in blocks.placed:
         parts.append(blocks.results)

@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from . import analyses, prose, schema as config
+from . import analyses, editions, prose, schema as config, translations
 from .config import ConfigError, ID_PATTERN
 from .exercises import EXERCISE_PROFILES, Exercise, Prediction
-from .settings import PARAMETER_TOLERANCE
+from .settings import PARAMETER_TOLERANCE, SOURCE_LANGUAGE
 from .fsutil import atomic_write
 
 FIELD_HELP: dict[str, str] = {
@@ -172,13 +172,61 @@ With batch norm the network reaches {{{{ acc("batch-norm") }}}} test accuracy, a
 a difference of {{{{ diff("batch-norm") }}}}.
 """
 
+# `reportgen new ID --lang pt`: the example study's texts and prose in Brazilian Portuguese (the same Jinja calls).
+STUDY_PT = {
+    "yaml": """\
+# The {id} study in Brazilian Portuguese: every key is optional; a missing one keeps the English text of {id}.yaml.
+title: "{title}"
+description: O que muda quando as convoluções da LeNet são seguidas de normalização em lote (batch norm)?
+question: A normalização em lote após cada convolução muda a acurácia de teste da LeNet no Fashion-MNIST?
+varies: normalização em lote após cada convolução
+categories: [Seus estudos]
+variants:
+  plain: {{label: LeNet, description: a LeNet como ela é}}
+  batch-norm: {{label: LeNet + batch norm, description: normalização em lote após cada convolução}}
+exercises:
+  tanh:
+    label: LeNet com tanh
+    question: A LeNet precisa da ReLU, ou a tanh do original funciona tão bem quanto?
+    hint: A tanh é limitada, e sua inclinação tende a zero para entradas grandes.
+    prediction: {{because: "o treino e a rede são, de resto, os mesmos"}}
+""",
+    "md": """\
+<!-- A prosa do estudo {id} em português: a mesma de {id}.md, com as mesmas chamadas; só as palavras mudam. -->
+## O que comparamos
 
-def new_study(studies_dir: Path, study_id: str, today: str) -> list[Path]:
-    """Write ``<id>.yaml`` and ``<id>.md`` under ``studies_dir``; never overwrites a file."""
+As duas variantes são a mesma LeNet; uma normaliza a saída de cada convolução sobre o *batch* antes da ativação.
+Todo o resto — dados, sementes, receita de treino — é igual.
+
+{{{{ models() }}}}
+
+## Treino
+
+{{{{ analysis("curves") }}}}
+
+{{{{ results() }}}}
+
+Com batch norm a rede chega a {{{{ acc("batch-norm") }}}} de acurácia de teste, contra {{{{ acc("plain") }}}} sem:
+uma diferença de {{{{ diff("batch-norm") }}}}.
+""",
+}
+
+
+def new_study(studies_dir: Path, study_id: str, today: str, lang: str | None = None) -> list[Path]:
+    """Write ``<id>.yaml`` and ``<id>.md`` under ``studies_dir``; never overwrites a file. With ``lang`` (``pt``)
+    also the study's texts and prose in that language, ``<id>.pt.yaml`` and ``<id>.pt.md``; for a study that
+    exists, only those (a copy of its English prose to translate, and its texts to translate as comments)."""
     if not ID_PATTERN.match(study_id):
         raise ConfigError(f"{study_id!r}: a study id is lower-case letters, digits, '-' or '_' (at most 64, "
                           "starting with a letter or digit)")
-    files = {studies_dir / f"{study_id}.yaml": STUDY_YAML, studies_dir / f"{study_id}.md": STUDY_PROSE}
+    translated = lang is not None and lang != SOURCE_LANGUAGE
+    source = studies_dir / f"{study_id}.yaml"
+    if translated and source.exists():
+        return translations.scaffold_translation(source, lang)
+    files = {source: STUDY_YAML, studies_dir / f"{study_id}.md": STUDY_PROSE}
+    if translated:
+        files.update({translations.text_path(source, lang): STUDY_PT["yaml"],
+                      source.with_name(f"{study_id}.{lang}.md"): STUDY_PT["md"]})
     existing = [str(p) for p in files if p.exists()]
     if existing:
         raise ConfigError(f"{existing[0]}: already exists; choose another id or edit that file")
@@ -258,6 +306,7 @@ def guide_markdown() -> str:
     lines += ["", "Blocks the prose does not place follow it: the results table, then every analysis of the YAML",
               "in its order, then the closing section (`shows()`), which ends every post that trains. Without a",
               "prose file the post is exactly those blocks.", ""]
+    lines += editions.guide_section()
     return "\n".join(lines).replace("{{ }}", "`{{ }}`")
 
 

@@ -140,34 +140,44 @@ def _last_line(text: str | None) -> str:
 
 
 # --------------------------------------------------------------------------------------------- the build
-def build_site(project_dir: Path, strict: bool = True, engine: str = DEFAULT_ENGINE) -> Path:
+def build_site(project_dir: Path, strict: bool = True, engine: str = DEFAULT_ENGINE,
+               configs: list[tuple[Path, str]] | None = None) -> Path:
     """Build ``project_dir/mkdocs.yml`` into ``site/`` atomically and return the site directory.
 
     ``engine`` is ``mkdocs`` (MkDocs with Material, the default) or ``zensical`` (see :mod:`reportgen.engines`).
     The build runs in a fresh Python process into ``.site-build-*/site`` next to ``site/``; only on success is
     the old site renamed away, the new one renamed in and the old one deleted. With ``strict`` every warning,
     and a page loading a file the site lacks, fails the build. A built page that would load a resource from
-    another host also fails it.
+    another host also fails it. ``configs`` (config file, folder under site/) are the builds of the site's editions
+    (:func:`reportgen.editions.site_configs`; the first at the root); default: ``mkdocs.yml`` alone.
     """
     project_dir = Path(project_dir).resolve()
-    config_file = project_dir / "mkdocs.yml"
-    if not config_file.is_file():
+    if not (project_dir / "mkdocs.yml").is_file():
         raise SiteError(f"no mkdocs.yml in {project_dir}")
+    configs = configs or [(project_dir / "mkdocs.yml", "")]
+    config_file = configs[0][0]
     docs_dir = project_dir / "docs"
     vendor_assets(docs_dir)
     site_dir = project_dir / "site"
     staging = Path(tempfile.mkdtemp(prefix=".site-build-", dir=project_dir))
     try:
-        try:
-            job = prepare(engine, project_dir, config_file, staging, strict)
-            # Under a sub-path (GitHub Pages: https://user.github.io/repo/) absolute links start with that path.
-            base = urlsplit(str(load_mkdocs_config(project_dir, config_file).get("site_url") or "")).path
-        except EngineError as exc:
-            raise SiteError(str(exc)) from None
-        env = {**os.environ, "PYTHONWARNINGS": "ignore", "NO_COLOR": "1", "NO_MKDOCS_2_WARNING": "1"}
-        proc = subprocess.run(job.argv, cwd=job.cwd, capture_output=True, text=True, env=env)
-        if proc.returncode != 0 or not job.output.is_dir():
-            raise SiteError(failure(engine, proc.stdout + proc.stderr, proc.returncode, strict))
+        root = None
+        for index, (config, folder) in enumerate(configs):
+            try:
+                job = prepare(engine, project_dir, config, staging / str(index) if index else staging, strict)
+                if root is None:  # Under a sub-path (GitHub Pages: https://user.github.io/repo/) absolute links
+                    base = urlsplit(str(load_mkdocs_config(project_dir, config).get("site_url") or "")).path
+            except EngineError as exc:
+                raise SiteError(str(exc)) from None
+            env = {**os.environ, "PYTHONWARNINGS": "ignore", "NO_COLOR": "1", "NO_MKDOCS_2_WARNING": "1"}
+            proc = subprocess.run(job.argv, cwd=job.cwd, capture_output=True, text=True, env=env)
+            if proc.returncode != 0 or not job.output.is_dir():
+                raise SiteError(failure(engine, proc.stdout + proc.stderr, proc.returncode, strict))
+            if root is None:
+                root = job
+            else:  # another edition: under the root's site, e.g. site/pt/
+                os.replace(job.output, root.output / folder)
+        job = root
         offsite = external_resources(job.output)
         if offsite:
             raise SiteError(f"the site would load {len(offsite)} resource(s) from other hosts, "

@@ -19,9 +19,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, i18n
 from .fsutil import atomic_write, sha256_file
-from .settings import ENV_CACHE, ENV_DATA, ENV_SHIFT_IMAGES
+from .settings import ENV_CACHE, ENV_DATA, ENV_SHIFT_IMAGES, SOURCE_LANGUAGE
 
 STAMPS = "posts"  # under the cache root
 PACKAGE = Path(__file__).resolve().parent
@@ -44,6 +44,8 @@ def inputs(study: Any, exp: Any, profile: str, declared: dict[str, str], prose_f
         "prose": sha256_file(prose_file) if prose_file is not None and prose_file.is_file() else None,
         "data": data_files(), "shift_images": os.environ.get(ENV_SHIFT_IMAGES),
     }
+    if i18n.current() != SOURCE_LANGUAGE:  # another edition's post (English keys unchanged)
+        data["language"] = i18n.current()
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -72,7 +74,9 @@ def forget(exp_id: str) -> None:
 
 
 def _stamp_path(exp_id: str) -> Path:
-    return Path(os.environ.get(ENV_CACHE) or ".cache") / STAMPS / f"{exp_id}.json"
+    lang = i18n.current()  # each edition's posts have their own stamps: .cache/posts/pt/<id>.json
+    folder = Path(os.environ.get(ENV_CACHE) or ".cache") / STAMPS
+    return (folder if lang == SOURCE_LANGUAGE else folder / lang) / f"{exp_id}.json"
 
 
 def _outputs(post_dir: Path, exp_id: str) -> dict[str, str] | None:

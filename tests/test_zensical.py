@@ -197,8 +197,9 @@ def test_the_browser_checks_pass_on_each_engines_build(sites, site_engine):  # n
     except BrowserUnavailable as exc:
         pytest.skip(f"browser check skipped: {exc}")
     assert report["problems"] == [], report["problems"]
-    assert sorted(report["posts"]) == [f"blog/{post}/" for post in sorted(STUDIES)]
-    assert "blog/beta/" in report["math_pages"] and report["links_checked"] > 0
+    # both editions' posts: the browser checks the Portuguese pages too (issue 18)
+    assert sorted(report["posts"]) == [f"{edition}blog/{post}/" for edition in ("", "pt/") for post in sorted(STUDIES)]
+    assert "blog/beta/" in report["math_pages"] and "pt/blog/beta/" in report["math_pages"] and report["links_checked"] > 0
 
 
 def test_a_wrong_engine_is_one_line_exit_2():
