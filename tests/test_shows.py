@@ -372,9 +372,9 @@ def test_result_of_an_undeclared_analysis_is_one_line_with_the_closest(tmp_path)
 def test_a_result_field_that_does_not_exist_names_the_closest(tmp_path):
     with pytest.raises(ValueError, match=r"no layer of 'dropout' 'relu5'; did you mean 'relu4'\? \(choose from "
                                          r"relu3, relu4\)"):
-        _activations(1, 0).layer("dropout", "relu5")
+        _activations(([1, 1, 1], [0.3] * 3), ([0, 0, 0], [0.2] * 3)).layer("dropout", "relu5")
     with pytest.raises(ValueError, match=r"no variant 'dropot'; did you mean 'dropout'\?"):
-        _activations(1, 0).layer("dropot", "relu4")
+        _activations(([1, 1, 1], [0.3] * 3), ([0, 0, 0], [0.2] * 3)).layer("dropot", "relu4")
 
 
 def _filters(total: float, flat_black: float, orientation: str):
