@@ -29,7 +29,7 @@ def standard_recipe(studies: dict[str, Any]) -> TrainingConfig | None:
     if not configs:
         return None
     keys = [c.model_dump_json(exclude={"epochs"}) for c in configs]
-    return configs[max(range(len(keys)), key=keys.count)]
+    return configs[max(range(len(keys)), key=lambda i: keys.count(keys[i]))]  # the most common; ties: the first
 
 
 def _recipe_facts(recipe: TrainingConfig | None) -> dict[str, Any] | None:

@@ -68,3 +68,19 @@ def test_render_writes_the_page_beside_the_posts(tmp_path, monkeypatch):
     render(ws, [], "quick", log=lambda *_: None)
     assert (tmp_path / "docs" / "methods.md").read_text() == methods_markdown()
     assert write_methods(tmp_path / "other").read_text() == methods_markdown()
+
+
+def test_the_standard_recipe_is_the_one_most_training_studies_share():
+    """The Methods page states the recipe most studies train with, not the first study's (a bug once picked the
+    first, so the page said label smoothing 0 while five of seven setup tables said 0.1)."""
+    from types import SimpleNamespace
+    from reportgen.schema import TrainingConfig
+
+    def study(**training):
+        return None, SimpleNamespace(trains=True, training=TrainingConfig(**training))
+    studies = {"first": study(lr=0.01), "a": study(label_smoothing=0.1, weight_decay=0.0005),
+               "b": study(label_smoothing=0.1, weight_decay=0.0005, epochs=3), "c": study(lr=0.02)}
+    recipe = methods.standard_recipe(studies)
+    assert (recipe.label_smoothing, recipe.weight_decay) == (0.1, 0.0005)
+    assert "label smoothing 0.1 and weight\ndecay 0.0005" in methods_markdown(recipe)
+    assert "(91% here)" in methods_markdown(recipe)

@@ -56,7 +56,7 @@ def test_the_home_table_lists_every_study_in_reading_order_with_its_data_size_an
             epochs = f"{profile['epochs']} epoch" + ("s" if profile["epochs"] != 1 else "")
             assert row[2] == f"{size:,} images, {epochs}", (name, row[2])
         else:  # an illustration: no training data, no results row
-            assert row[2] == "—" and row[3] == "an illustration: nothing is trained", (name, row)
+            assert row[2] == "—" and row[3] == "nothing is trained for this post", (name, row)
 
 
 @pytest.fixture(scope="module")

@@ -582,7 +582,7 @@ def test_home_page_lists_every_study_and_its_links_resolve(tmp_path, reportgen):
     assert "[Alpha study](blog/posts/alpha.md)" in rows["Alpha study"]
     assert "**not run in the `quick` profile** — run `reportgen run beta --profile quick`" in rows["Beta study"]
     assert "](" not in rows["Beta study"] and "](" not in rows["Gamma illustration"]
-    assert "an illustration, not in this build" in rows["Gamma illustration"]
+    assert "nothing is trained; not in this build" in rows["Gamma illustration"]
     assert "not in this build — `reportgen build delta --profile quick` adds it" in rows["Delta study"]
     assert "](" not in rows["Delta study"]
     base = mean_ci([80.0, 81.0, 82.0])
@@ -593,7 +593,7 @@ def test_home_page_lists_every_study_and_its_links_resolve(tmp_path, reportgen):
     assert reportgen(*args, "render", "gamma", "--profile", "quick")[0] == 0
     home = (docs / "index.md").read_text()
     assert "[Alpha study](blog/posts/alpha.md)" in home and "[Gamma illustration](blog/posts/gamma.md)" in home
-    assert "an illustration: nothing is trained" in home
+    assert "nothing is trained for this post" in home
     assert "**not run in the `quick` profile** — run `reportgen run beta --profile quick`" in home
     targets = re.findall(r"\]\(([^)]+)\)", home)
     assert set(targets) >= {"blog/posts/alpha.md", "blog/posts/gamma.md"}

@@ -152,7 +152,7 @@ def test_no_block_may_follow_the_section(tmp_path):
 def test_an_answer_resting_on_networks_still_learning_says_so(tmp_path):
     exp, store = study(tmp_path)  # the synthetic histories gain a point in the last epoch: still learning
     closing = section(render(tmp_path, exp, store, "{% call answer() %}Yes, clearly.{% endcall %}\n"))
-    assert ("**The answer:** Yes, clearly. *Base, Other were still learning when training stopped (") in closing
+    assert ("**The answer:** Yes, clearly. *Both variants were still learning when training stopped (") in closing
     assert "so this answer may change with longer training.*" in closing and "profile" not in closing
     assert "**Other was still learning**" not in closing  # said once, with the answer it threatens
 
@@ -302,33 +302,40 @@ def test_the_first_epoch_finding_is_paired_over_seeds_and_only_between_comparabl
 
 
 # ---- result(): the wording follows what an analysis measured ---------------------------------------------------
-def _layer(name: str, dead: int, mean: float, peak: float):
+def _layer(name: str, dead: list[int], mean: list[float]):
+    """A ReLU layer measured in three seeds' networks: units never active and mean output per seed."""
     from reportgen.analyses.activation_stats import LayerActivity
-    return LayerActivity(name=name, type="ReLU", is_relu=True, zero_pct=50.0, mean=mean, min=0.0, max=peak, units=84,
-                         dead=dead)
+    from reportgen.stats import mean_ci
+    return LayerActivity(name=name, type="ReLU", is_relu=True, zero_pct=50.0, mean=mean[0], min=0.0, max=4.0,
+                         units=84, dead=dead[0], seeds=[0, 1, 2], dead_per_seed=dead, dead_over_seeds=mean_ci(dead),
+                         mean_over_seeds=mean_ci(mean), per_seed={"mean": mean, "zero_pct": [50.0] * 3,
+                                                                  "max": [4.0] * 3})
 
 
-def _activations(dead_off: int, dead_on: int):
+def _activations(off: tuple[list[int], list[float]], on: tuple[list[int], list[float]]):
     from reportgen.analyses.activation_stats import ActivationStatsResult, VariantActivations
     return ActivationStatsResult(basis="first seed", variants=[
-        VariantActivations(name=name, label=name, dataset="fashion-mnist", seeds=[0], seed=0, images=100,
-                           layers=[_layer("relu3", 0, 0.5, 3.0), _layer("relu4", dead, mean, peak)], relu=[])
-        for name, dead, mean, peak in (("no-dropout", dead_off, 0.35, 4.18), ("dropout", dead_on, 0.24, 1.84))])
+        VariantActivations(name=name, label=name, dataset="fashion-mnist", seeds=[0, 1, 2], seed=0, images=100,
+                           layers=[_layer("relu3", [0, 0, 0], [0.5, 0.5, 0.5]), _layer("relu4", dead, mean)], relu=[])
+        for name, (dead, mean) in (("no-dropout", off), ("dropout", on))])
 
 
-@pytest.mark.parametrize("dead_off, dead_on, says", [
-    (18, 0, "the first seed's dropout network leaves\n0 of 84 dead, the network without dropout 18."),
-    (3, 3, "the first seed's dropout network leaves\n3 of 84 dead, the network without dropout 3."),
-    (0, 5, "the first seed's dropout network leaves\n5 of 84 dead, the network without dropout 0."),
+@pytest.mark.parametrize("off, on, says, verdict", [
+    (([18, 16, 17], [0.35, 0.36, 0.34]), ([0, 1, 2], [0.24, 0.25, 0.23]),
+     "dropout leaves\n1.0 of 84 units dead on average, against 17.0\nwithout it (paired difference −16.0, 95% CI",
+     "these\nnetworks agree with it, though they show what dropout leaves behind, not why."),
+    (([3, 0, 6], [0.35, 0.36, 0.34]), ([3, 5, 1], [0.24, 0.25, 0.23]),
+     "dropout leaves\n3.0 of 84 units dead on average, against 3.0\nwithout it (paired difference +0.0, 95% CI",
+     "these networks do not\nclearly show both."),
 ])
-def test_the_shipped_dropout_prose_says_what_its_activation_statistics_measured(tmp_path, monkeypatch, dead_off,
-                                                                                 dead_on, says):
-    """The dropout post states its dead units and activation sizes as one network's (the first seed's), whichever
-    way they fall, and draws no conclusion from one pair of networks."""
-    post = render_shipped(tmp_path, monkeypatch, "dropout", {"activation_stats": _activations(dead_off, dead_on)})
-    assert says in post
-    assert "outputs have mean\n0.24 and largest 1.84, against 0.35 and 4.18 without dropout." in post
-    assert "**one network of each kind**" in post and "one pair of networks cannot confirm or refute it" in post
+def test_the_shipped_dropout_prose_says_what_its_activation_statistics_measured(tmp_path, monkeypatch, off, on,
+                                                                                 says, verdict):
+    """The dropout post reads its dead units and activation sizes over every seed's network, paired seed against
+    seed, and agrees with the usual account only when both intervals say so."""
+    post = render_shipped(tmp_path, monkeypatch, "dropout", {"activation_stats": _activations(off, on)})
+    assert "Over all 3 seeds' networks" in post and says in post and verdict in post
+    assert "the mean `relu4` output is 0.24 with dropout against 0.35" in post
+    assert "one network of each kind" not in post
 
 
 def render_shipped(tmp_path, monkeypatch, study_id: str, results: dict, left_out: tuple[str, ...] = ()) -> str:
@@ -365,9 +372,9 @@ def test_result_of_an_undeclared_analysis_is_one_line_with_the_closest(tmp_path)
 def test_a_result_field_that_does_not_exist_names_the_closest(tmp_path):
     with pytest.raises(ValueError, match=r"no layer of 'dropout' 'relu5'; did you mean 'relu4'\? \(choose from "
                                          r"relu3, relu4\)"):
-        _activations(1, 0).layer("dropout", "relu5")
+        _activations(([1, 1, 1], [0.3] * 3), ([0, 0, 0], [0.2] * 3)).layer("dropout", "relu5")
     with pytest.raises(ValueError, match=r"no variant 'dropot'; did you mean 'dropout'\?"):
-        _activations(1, 0).layer("dropot", "relu4")
+        _activations(([1, 1, 1], [0.3] * 3), ([0, 0, 0], [0.2] * 3)).layer("dropot", "relu4")
 
 
 def _filters(total: float, flat_black: float, orientation: str):

@@ -113,7 +113,7 @@ def draw_kernels(figures: FigureWriter, image: np.ndarray, kernels: list[tuple[s
                 text = _number_text(w)
                 ax_k.text(j, i, text, ha="center", va="center", fontsize=7.5 if len(text) > 3 else 9,
                           color=TEXT_LIGHT if abs(w) > 0.6 * weight_limit else TEXT_DARK)
-            ax_k.set_title(kname, fontsize=9)
+            ax_k.set_title(kname.replace(" (", "\n("), fontsize=9)  # "vertical edges (Sobel)" on two lines
             shown_o = ax_o.imshow(out, cmap=DIVERGING, vmin=-output_limit, vmax=output_limit,
                                   interpolation="nearest")
             ax_o.set_xlabel(f"{out.min():.1f} … {out.max():.1f}", fontsize=7.5, color=MUTED)
