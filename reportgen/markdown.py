@@ -24,7 +24,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
 
 from . import i18n, numbers
-from .settings import DATASET_TITLES, SOURCE_LANGUAGE
+from .settings import DATASET_TITLES
 
 TEMPLATES = Path(__file__).parent / "templates"
 ANALYSES = Path(__file__).parent / "analyses"
@@ -44,6 +44,28 @@ def markdown_text(value: Any) -> Any:
     if isinstance(value, Markup) or not isinstance(value, str):
         return value
     return html_text(_MARKDOWN_SPECIAL.sub(r"\\\1", value))
+
+
+class Text(Markup):
+    """Translated template text: Markdown that passes ``finalize`` unchanged, while the values substituted into it
+    (``{% trans label=row.label %}``, ``_("... %(n)s", n=...)``) are escaped exactly as ``{{ value }}`` escapes them
+    (:func:`markdown_text`), so a translated sentence comes out as the English one does."""
+    __slots__ = ()
+
+    @classmethod
+    def escape(cls, s: Any) -> "Text":
+        if hasattr(s, "__html__"):
+            return cls(s.__html__())
+        return cls(markdown_text(str(s)))
+
+
+def _install_gettext(env: jinja2.Environment, lang: str) -> None:
+    """``{% trans %}``, ``_()`` and ``ngettext()`` in templates, from the edition's catalog, returning :class:`Text`."""
+    t = i18n.translations(lang)
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        lambda s: Text(t.gettext(s)), lambda s, p, n: Text(t.ngettext(s, p, n)),
+        newstyle=True, pgettext=lambda c, s: Text(t.pgettext(c, s)),
+        npgettext=lambda c, s, p, n: Text(t.npgettext(c, s, p, n)))
 
 
 def number(x: float | None, digits: int | None = None) -> str:
@@ -73,7 +95,7 @@ def oneline(value: Any) -> str:
 
 
 def seconds(s: float) -> str:
-    return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min"
+    return f"{numbers.fixed(s, 0)} s" if s < 120 else f"{numbers.fixed(s / 60, 1)} min"
 
 
 def figure(f: Any) -> Markup:
@@ -89,7 +111,7 @@ def figure(f: Any) -> Markup:
 FILTERS = {
     "figure": figure, "pct": number, "signed": signed_number, "interval": interval, "oneline": oneline,
     "fixed": lambda x, digits=2: numbers.fixed(x, digits),  # a value that is not a measured share: weights, sums
-    "seconds": seconds, "thousands": lambda n: f"{int(n):,}",
+    "seconds": seconds, "thousands": numbers.thousands,
     "code": lambda s: Markup(str(s)),
     "yaml_str": lambda s: Markup(json.dumps(html_text(oneline(s)), ensure_ascii=False)),
     "dataset_name": lambda d: DATASET_TITLES.get(d, d),
@@ -117,18 +139,19 @@ class _Sandbox(_Precise, ImmutableSandboxedEnvironment):
     pass
 
 
-def package_environment(lang: str = SOURCE_LANGUAGE) -> jinja2.Environment:
+def package_environment(lang: str | None = None) -> jinja2.Environment:
+    """reportgen's own templates, translated for ``lang`` (default: the edition being rendered, :func:`i18n.current`)."""
     env = _Environment(loader=jinja2.FileSystemLoader([str(TEMPLATES), str(ANALYSES)]),
                        extensions=["jinja2.ext.i18n"], **_OPTIONS)
     env.filters.update(FILTERS)
-    env.install_gettext_translations(i18n.translations(lang), newstyle=True)  # type: ignore[attr-defined]
+    _install_gettext(env, lang or i18n.current())
     return env
 
 
-def prose_environment(lang: str = SOURCE_LANGUAGE) -> ImmutableSandboxedEnvironment:
+def prose_environment(lang: str | None = None) -> ImmutableSandboxedEnvironment:
     """The sandbox for a study's prose: no loader, no mutation of the context, unsafe attributes refused."""
     env = _Sandbox(loader=None, extensions=["jinja2.ext.i18n"], **_OPTIONS)
     env.globals.clear()  # no range, lipsum, cycler, joiner, namespace, dict: only the documented names
     env.filters.update({k: v for k, v in FILTERS.items() if k not in ("code", "yaml_str")})
-    env.install_gettext_translations(i18n.translations(lang), newstyle=True)  # type: ignore[attr-defined]
+    _install_gettext(env, lang or i18n.current())
     return env
