@@ -96,6 +96,11 @@ def pgettext(context: str, message: str) -> str:
     return translations(current()).pgettext(context, message)
 
 
+def N_(message: str) -> str:
+    """Marks a message for extraction where it is defined (a constant), to be translated where it is used."""
+    return message
+
+
 def babel_locale() -> str:
     """The CLDR locale of the edition being rendered: what Babel formats numbers and dates for."""
     return locale_of(current())
