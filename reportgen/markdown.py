@@ -56,7 +56,7 @@ class Text(Markup):
     def escape(cls, s: Any) -> "Text":
         if hasattr(s, "__html__"):
             return cls(s.__html__())
-        return cls(markdown_text(str(s)))
+        return cls(markdown_text(s) if isinstance(s, str) else str(s))
 
 
 def _install_gettext(env: jinja2.Environment, lang: str) -> None:
