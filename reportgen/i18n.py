@@ -101,6 +101,13 @@ def N_(message: str) -> str:
     return message
 
 
+# Messages defined where gettext cannot be imported (reportgen.settings, which this module imports), translated where
+# they are used; listed here so that extraction finds them.
+DEFINED_ELSEWHERE = (
+    N_("the first seed's run"),  # settings.FIRST_SEED
+)
+
+
 def babel_locale() -> str:
     """The CLDR locale of the edition being rendered: what Babel formats numbers and dates for."""
     return locale_of(current())

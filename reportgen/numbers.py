@@ -109,6 +109,14 @@ def fixed(x: float | None, digits: int | None = None, signed: bool = False) -> s
     return localized(float(x), digits, signed)
 
 
+def general(x: float) -> str:
+    """A setting as ``'{:g}'`` writes it (0.003, 1e-05, 0.5), with the edition's decimal sign: '0,003' in Portuguese."""
+    text = f"{x:g}"
+    if "e" in text or "n" in text:
+        return text
+    return localized(float(text), len(text.partition(".")[2]))
+
+
 def thousands(n: Any) -> str:
     """A count with the locale's grouping: '61,706' in English, '61.706' in Portuguese."""
     return localized(int(n), 0, grouped=True)
