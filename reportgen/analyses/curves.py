@@ -154,11 +154,12 @@ def findings(result: CurvesResult) -> list[str]:
     for v in variants[1:]:
         seeds, ci = _first_epoch_difference(base, v)
         digits = numbers.decimals(numbers.half_width(ci))
-        paired = (f" ({numbers.fixed(ci.mean, digits, signed=True)} points, {round(100 * CONFIDENCE)}% CI "
-                  f"{numbers.interval(ci, signed=True)}, paired over {len(seeds)} seeds)" if len(seeds) > 1 else "")
+        paired = (i18n._(" (%(diff)s points, %(pct)s%% CI %(interval)s, paired over %(n)s seeds)")
+                  % {"diff": numbers.fixed(ci.mean, digits, signed=True), "pct": round(100 * CONFIDENCE),
+                     "interval": numbers.interval(ci, signed=True), "n": len(seeds)} if len(seeds) > 1 else "")
         parts.append(f"{v.label} {numbers.fixed(v.first_val_acc_pct)}%{paired}")
-    return [f"Validation accuracy after the first epoch (mean over seeds), how fast each network starts, against "
-            f"{base.label}: " + "; ".join(parts) + "."]
+    return [i18n._("Validation accuracy after the first epoch (mean over seeds), how fast each network starts, "
+                   "against %(baseline)s: %(parts)s.") % {"baseline": base.label, "parts": "; ".join(parts)}]
 
 
 ANALYSIS = Analysis(
