@@ -23,7 +23,7 @@ LANGS_FLAG := $(foreach lang,$(LANGS),--langs $(lang))
 EXERCISE_FLAG := $(if $(filter-out 0,$(EXERCISES)),--exercises,)
 ANSWERS_FLAG := $(if $(filter-out 0,$(NO_ANSWERS)),--no-answers,)
 
-.PHONY: report test check data run render build serve bench deploy clean venv
+.PHONY: report test check data run render build serve bench deploy clean venv messages
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,17 @@ test: $(STAMP)
 ## (marked `slow`); under a minute.
 check: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
+
+## Extract every translatable message of the generic text (babel.cfg) and update the Brazilian Portuguese catalog,
+## reportgen/locale/pt_BR/LC_MESSAGES/messages.po: new messages come in untranslated, removed ones go.
+## tests/test_i18n_catalog.py fails until every message is translated.
+CATALOG_TEMPLATE := build/messages.pot
+messages: $(STAMP)
+	mkdir -p build
+	$(BIN)/pybabel extract --no-location --sort-output --omit-header -F babel.cfg -o $(CATALOG_TEMPLATE) reportgen
+	$(BIN)/pybabel update --init-missing --no-fuzzy-matching --ignore-obsolete -i $(CATALOG_TEMPLATE) \
+	  -d reportgen/locale -l pt_BR
+	rm -f $(CATALOG_TEMPLATE)
 
 ## Fetch the datasets the experiments use.
 data: $(STAMP)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from . import i18n
 from .exercises import Exercise
 from .figures import Figure, FigureWriter
 from .measures import Convergence, convergence
@@ -150,7 +151,7 @@ def differences(study: Study, exercise: Exercise) -> list[tuple[str, str, str, s
     base = exp.resolve(exp.variant(study.baseline), seed, study.profile)
     mine = exp.resolve(exercise.as_variant(), seed, study.profile)
     found = compare(base, mine, parameter_count(base["model"]), parameter_count(mine["model"]))
-    return [(WHAT[kind], value, base_value, exercise.intended_reason)
+    return [(i18n._(WHAT[kind]), value, base_value, exercise.intended_reason)
             for kind, (value, base_value) in found.items() if kind in exercise.intended]
 
 

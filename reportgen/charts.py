@@ -27,7 +27,7 @@ from typing import Any
 from markupsafe import Markup
 from matplotlib import colors as mcolors
 
-from . import numbers
+from . import i18n, numbers
 from .figures import PALETTE, Figure
 from .markdown import figure as figure_markdown
 from .stats import test_accuracy
@@ -49,7 +49,8 @@ class Chart:
         draws the chart into the container and hides the figure's paragraph (found as the container's next sibling,
         by the PNG's file name); without it, the figure (or, without one, the page's table) is the static view.
         The figure stays outside the HTML block, so Markdown escapes its alt text as in any other figure."""
-        payload = html.escape(json.dumps(self.data, ensure_ascii=False, separators=(",", ":")), quote=True)
+        payload = html.escape(json.dumps({**self.data, **_edition()}, ensure_ascii=False, separators=(",", ":")),
+                              quote=True)
         kind = self.data["kind"]
         if self.figure is None:
             return Markup(f'<div class="{CHART_CLASS}" data-chart-kind="{kind}" data-chart="{payload}" hidden>'
@@ -57,6 +58,19 @@ class Chart:
         name = html.escape(self.figure.path.rsplit("/", 1)[-1], quote=True)
         return Markup(f'<div class="{CHART_CLASS}" data-chart-kind="{kind}" data-figure="{name}" '
                       f'data-chart="{payload}" hidden></div>\n\n{figure_markdown(self.figure)}\n')
+
+
+def _edition() -> dict[str, Any]:
+    """The words charts.js writes into tooltips and its number format, for a translated edition (the script's own
+    English words otherwise, so the English pages carry nothing extra)."""
+    lang = i18n.current()
+    if lang == i18n.SOURCE_LANGUAGE:
+        return {}
+    _ = i18n._
+    return {"locale": i18n.locale_of(lang).replace("_", "-"),
+            "text": {"seed": _("seed"), "mean": _("mean"), "ci": _("% CI"), "to": _("to"),
+                     "one_seed": _("one seed: no interval"),
+                     "hover": _("; hover for each seed's value, click a legend entry to hide a variant.")}}
 
 
 def color(i: int) -> str:
@@ -111,7 +125,7 @@ def results_chart(study: Study, summary: Summary) -> Chart | None:
     if not rows:
         return None
     level = summary.confidence_pct
-    alt = (f"Test accuracy per variant: the mean over seeds with its {level}% confidence interval, "
-           f"and each seed's value")
-    return Chart({"kind": "intervals", "alt": alt, "x": "test accuracy (%)", "confidence_pct": level,
+    alt = i18n._("Test accuracy per variant: the mean over seeds with its %(level)s%% confidence interval, and each "
+                 "seed's value") % {"level": level}
+    return Chart({"kind": "intervals", "alt": alt, "x": i18n._("test accuracy (%)"), "confidence_pct": level,
                   "unit": "%", "digits": numbers.COARSE_DECIMALS, "rows": rows})

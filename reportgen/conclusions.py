@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from . import i18n
 from .confounds import Difference
 from .markdown import signed_number
 from .schema import StudyConfig
@@ -92,9 +93,10 @@ def closing(exp: StudyConfig, stats: Summary, facts: Setup, differences: list[Di
     if "gap" in placed:
         for c in stats.gap_comparisons:
             verdicts.append(c.verdict)
-            verdicts.append(f"Where that change in the gap comes from: {c.label}'s training accuracy differs by "
-                            f"{_points(c.train_change)} and its validation accuracy by {_points(c.val_change)} "
-                            f"from {c.baseline_label}'s (means over seeds).")
+            verdicts.append(i18n._("Where that change in the gap comes from: %(label)s's training accuracy differs by "
+                                   "%(train)s and its validation accuracy by %(val)s from %(baseline)s's (means over "
+                                   "seeds).") % {"label": c.label, "train": _points(c.train_change),
+                                                 "val": _points(c.val_change), "baseline": c.baseline_label})
     compared = [d for d in differences if d.variant in shown and d.baseline in shown]
     return Closing(
         question=exp.question, varies=exp.varies.strip().rstrip("."),
@@ -122,12 +124,13 @@ def _declared(found: list[Difference]) -> list[Stated]:
     by_variant: dict[str, Stated] = {}
     for d in found:
         entry = by_variant.setdefault(d.variant, _stated(d))
-        entry.parts.append(f"{d.what}, {d.variant_value} against {d.baseline_value}")
+        entry.parts.append(i18n._("%(what)s, %(value)s against %(base_value)s") % {
+            "what": d.what, "value": d.variant_value, "base_value": d.baseline_value})
     return list(by_variant.values())
 
 
 def _points(value: float) -> str:
-    return f"{signed_number(value)} points"
+    return i18n._("%(n)s points") % {"n": signed_number(value)}
 
 
 def _stated(d: Difference) -> Stated:

@@ -24,13 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import i18n, numbers
+from .i18n import N_
 from .run_schema import AugmentConfig, TrainingConfig
 from .schema import DEFAULT_PROFILES, StudyConfig, VariantConfig
 from .settings import DATASET_TITLES, PARAMETER_TOLERANCE
 
 # How a post and a warning name each kind of difference.
-WHAT = {"parameters": "parameter count", "data": "training-set size", "dataset": "dataset",
-        "recipe": "training recipe", "epochs": "number of epochs"}
+WHAT = {"parameters": N_("parameter count"), "data": N_("training-set size"), "dataset": N_("dataset"),
+        "recipe": N_("training recipe"), "epochs": N_("number of epochs")}  # English; posts translate them
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ class Difference:
 
     @property
     def what(self) -> str:
-        return WHAT[self.kind]
+        return i18n._(WHAT[self.kind])
 
 
 def parameter_count(model: dict[str, Any]) -> int:
@@ -69,11 +71,12 @@ def _training_text(field: str, value: Any) -> str:
     if field == "augment":
         from .context import describe_augment
         return describe_augment(AugmentConfig.model_validate(value) if value else None)
-    return "none" if value is None else str(value)
+    return i18n._("none") if value is None else str(value)
 
 
 def _train_size(limit: int | None) -> str:
-    return "all training images" if limit is None else f"the first {limit:,} training images"
+    return (i18n._("all training images") if limit is None
+            else i18n._("the first %(n)s training images") % {"n": numbers.thousands(limit)})
 
 
 def compare(base: dict[str, Any], other: dict[str, Any], base_parameters: int,
@@ -83,8 +86,8 @@ def compare(base: dict[str, Any], other: dict[str, Any], base_parameters: int,
     found: dict[str, tuple[str, str]] = {}
     if base_parameters and abs(other_parameters - base_parameters) / base_parameters > PARAMETER_TOLERANCE:
         change = 100 * (other_parameters - base_parameters) / base_parameters
-        found["parameters"] = (f"{other_parameters:,} ({change:+.0f}%)".replace("-", "\u2212"),
-                               f"{base_parameters:,}")
+        found["parameters"] = (f"{numbers.thousands(other_parameters)} ({numbers.localized(change, 0, signed=True)}%)",
+                               numbers.thousands(base_parameters))
     if other["train_limit"] != base["train_limit"]:
         found["data"] = (_train_size(other["train_limit"]), _train_size(base["train_limit"]))
     if other["dataset"] != base["dataset"]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from . import i18n
+from .numbers import general as _g
 from .settings import DATASET_TITLES, DATASET_TRAIN_SIZE, IMAGE_SIZE, VAL_SIZE
 from .schema import AugmentConfig, StudyConfig, TrainingConfig, VariantConfig
 from .study import Study, VariantResults
@@ -52,42 +54,46 @@ def describe_training(training: TrainingConfig, epochs: bool = True) -> str:
     """One line for a run's training config (what the setup table says); without the number of epochs when
     ``epochs`` is false (the setup table then gives them in a column of their own)."""
     t = training
-    parts = [f"{'SGD' if t.optimizer == 'sgd' else 'Adam'}, learning rate {t.lr:g}"]
+    _ = i18n._
+    parts = [_("%(optimizer)s, learning rate %(lr)s") % {"optimizer": "SGD" if t.optimizer == "sgd" else "Adam",
+                                                          "lr": _g(t.lr)}]
     if t.optimizer == "sgd" and t.momentum:
-        parts.append(f"momentum {t.momentum:g}")
+        parts.append(_("momentum %(m)s") % {"m": _g(t.momentum)})
     if t.weight_decay:
-        parts.append(f"weight decay {t.weight_decay:g}")
-    parts.append(f"batch size {t.batch_size}")
+        parts.append(_("weight decay %(wd)s") % {"wd": _g(t.weight_decay)})
+    parts.append(_("batch size %(n)s") % {"n": t.batch_size})
     if epochs:
-        parts.append(f"{t.epochs} epoch{'s' if t.epochs != 1 else ''}")
+        parts.append(i18n.ngettext("%(num)s epoch", "%(num)s epochs", t.epochs) % {"num": t.epochs})
     if t.schedule == "step":
-        parts.append(f"learning rate × {t.gamma:g} every {t.step_size} epochs")
+        parts.append(_("learning rate × %(gamma)s every %(n)s epochs") % {"gamma": _g(t.gamma), "n": t.step_size})
     elif t.schedule == "cosine":
-        parts.append("cosine learning-rate schedule")
+        parts.append(_("cosine learning-rate schedule"))
     elif t.schedule == "onecycle":
-        parts.append(f"one-cycle schedule per batch (peak at the learning rate after {100 * t.pct_start:g}% of the "
-                     "steps)")
+        parts.append(_("one-cycle schedule per batch (peak at the learning rate after %(pct)s%% of the steps)")
+                     % {"pct": _g(100 * t.pct_start)})
     elif t.schedule == "warmup_cosine":
-        parts.append(f"{t.warmup_epochs:g} epoch{'s' if t.warmup_epochs != 1 else ''} of linear warmup, then a cosine "
-                     "decay per batch")
+        parts.append(i18n.ngettext("%(num)s epoch of linear warmup, then a cosine decay per batch",
+                                   "%(num)s epochs of linear warmup, then a cosine decay per batch",
+                                   t.warmup_epochs) % {"num": _g(t.warmup_epochs)})
     if t.label_smoothing:
-        parts.append(f"label smoothing {t.label_smoothing:g}")
+        parts.append(_("label smoothing %(eps)s") % {"eps": _g(t.label_smoothing)})
     return ", ".join(parts)
 
 
 def describe_augment(augment: AugmentConfig | None) -> str:
+    _ = i18n._
     if augment is None:
-        return "none"
+        return _("none")
     parts = []
     if augment.rotation:
-        parts.append(f"rotation ±{augment.rotation:g}°")
+        parts.append(_("rotation ±%(deg)s°") % {"deg": _g(augment.rotation)})
     if augment.translate:
-        parts.append(f"shift ±{100 * augment.translate:g}% of the image")
+        parts.append(_("shift ±%(pct)s%% of the image") % {"pct": _g(100 * augment.translate)})
     if tuple(augment.scale) != (1.0, 1.0):
-        parts.append(f"scale {augment.scale[0]:g}–{augment.scale[1]:g}")
+        parts.append(_("scale %(low)s–%(high)s") % {"low": _g(augment.scale[0]), "high": _g(augment.scale[1])})
     if augment.shear:
-        parts.append(f"shear ±{augment.shear:g}°")
-    return ", ".join(parts) or "none"
+        parts.append(_("shear ±%(deg)s°") % {"deg": _g(augment.shear)})
+    return ", ".join(parts) or _("none")
 
 
 @dataclass(frozen=True)

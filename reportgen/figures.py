@@ -28,8 +28,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib import colors as mcolors  # noqa: E402
 
-from .fsutil import atomic_write  # noqa: E402
 from . import i18n  # noqa: E402
+from .fsutil import atomic_write  # noqa: E402
 from .settings import ENV_CACHE, SOURCE_LANGUAGE  # noqa: E402
 
 DPI = 150  # sharp on a laptop screen at the post's column width
@@ -47,6 +47,13 @@ DIVERGING = "RdBu_r"       # weights and signed activations: blue negative, whit
 HEAT = "Blues"             # counts and rates
 TEXT_DARK, TEXT_LIGHT, MUTED = "#222222", "#ffffff", "#666666"
 WRONG = "#c0392b"
+
+
+def _edition_salt() -> str:
+    """The edition a figure is drawn for, in its cache key: its titles, labels and numbers are translated. Empty for
+    English, so the English figures keep the keys they had before the site had two editions."""
+    lang = i18n.current()
+    return "" if lang == SOURCE_LANGUAGE else f":{lang}:{i18n.catalog_digest(lang)}"
 
 
 def cache_root() -> Path:
@@ -128,10 +135,8 @@ class FigureWriter:
         kind = drawing_code(draw)
         cached = None
         if self.cache_dir is not None:
-            h = hashlib.sha256(f"{CODE_VERSION}:{kind}:{DPI}".encode())
+            h = hashlib.sha256(f"{CODE_VERSION}:{kind}:{DPI}{_edition_salt()}".encode())
             _feed(h, payload)
-            if i18n.current() != SOURCE_LANGUAGE:  # a figure's words are the edition's (English keys unchanged)
-                h.update(f":{i18n.current()}".encode())
             key = h.hexdigest()[:32]
             cached = self.cache_dir / key[:2] / f"{key}.png"
             try:

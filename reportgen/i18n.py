@@ -9,9 +9,19 @@ import contextlib
 import contextvars
 import functools
 import gettext as _gettext
+import hashlib
+import io
+from pathlib import Path
 from typing import Iterator
 
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import Translations
+
 from .settings import LANGUAGES, SOURCE_LANGUAGE
+
+LOCALE_DIR = Path(__file__).parent / "locale"
+DOMAIN = "messages"
 
 
 def locale_of(lang: str) -> str:
@@ -19,12 +29,32 @@ def locale_of(lang: str) -> str:
     return LANGUAGES[lang]
 
 
+def catalog_path(lang: str) -> Path:
+    """The ``.po`` file of an edition: ``reportgen/locale/pt_BR/LC_MESSAGES/messages.po`` for ``"pt"``."""
+    return LOCALE_DIR / locale_of(lang) / "LC_MESSAGES" / f"{DOMAIN}.po"
+
+
 @functools.lru_cache(maxsize=None)
 def translations(lang: str) -> _gettext.NullTranslations:
-    """The catalog of an edition's generic text; English (the source) translates nothing."""
+    """The catalog of an edition's generic text, compiled in memory from its ``.po`` file (read once per process);
+    English (the source) translates nothing. A fuzzy entry is not used, as msgfmt would not use it."""
     if lang == SOURCE_LANGUAGE:
         return _gettext.NullTranslations()
-    return _gettext.NullTranslations()  # filled in by the catalog loader
+    with catalog_path(lang).open("rb") as f:
+        catalog = read_po(f, locale=locale_of(lang), domain=DOMAIN)
+    buf = io.BytesIO()
+    write_mo(buf, catalog, use_fuzzy=False)
+    buf.seek(0)
+    return Translations(fp=buf, domain=DOMAIN)
+
+
+@functools.lru_cache(maxsize=None)
+def catalog_digest(lang: str) -> str:
+    """A hash of an edition's catalog (empty for the source language): part of the cache key of anything drawn with
+    translated text, so a corrected translation is redrawn."""
+    if lang == SOURCE_LANGUAGE:
+        return ""
+    return hashlib.sha256(catalog_path(lang).read_bytes()).hexdigest()[:16]
 
 
 # ---- the edition being rendered ----------------------------------------------------------------------------------
@@ -54,6 +84,33 @@ def current() -> str:
 def gettext(message: str) -> str:
     """``message`` (an English msgid) in the edition being rendered."""
     return translations(current()).gettext(message)
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    """The singular or plural of a message, as the edition's plural rule chooses for ``n``."""
+    return translations(current()).ngettext(singular, plural, n)
+
+
+def pgettext(context: str, message: str) -> str:
+    """``message`` in the edition being rendered, where the same English word needs a context to be translated."""
+    return translations(current()).pgettext(context, message)
+
+
+def N_(message: str) -> str:
+    """Marks a message for extraction where it is defined (a constant), to be translated where it is used."""
+    return message
+
+
+# Messages defined where gettext cannot be imported (reportgen.settings, which this module imports), translated where
+# they are used; listed here so that extraction finds them.
+DEFINED_ELSEWHERE = (
+    N_("the first seed's run"),  # settings.FIRST_SEED
+)
+
+
+def babel_locale() -> str:
+    """The CLDR locale of the edition being rendered: what Babel formats numbers and dates for."""
+    return locale_of(current())
 
 
 _ = gettext

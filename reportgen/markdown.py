@@ -46,6 +46,28 @@ def markdown_text(value: Any) -> Any:
     return html_text(_MARKDOWN_SPECIAL.sub(r"\\\1", value))
 
 
+class Text(Markup):
+    """Translated template text: Markdown that passes ``finalize`` unchanged, while the values substituted into it
+    (``{% trans label=row.label %}``, ``_("... %(n)s", n=...)``) are escaped exactly as ``{{ value }}`` escapes them
+    (:func:`markdown_text`), so a translated sentence comes out as the English one does."""
+    __slots__ = ()
+
+    @classmethod
+    def escape(cls, s: Any) -> "Text":
+        if hasattr(s, "__html__"):
+            return cls(s.__html__())
+        return cls(markdown_text(s) if isinstance(s, str) else str(s))
+
+
+def _install_gettext(env: jinja2.Environment, lang: str) -> None:
+    """``{% trans %}``, ``_()`` and ``ngettext()`` in templates, from the edition's catalog, returning :class:`Text`."""
+    t = i18n.translations(lang)
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        lambda s: Text(t.gettext(s)), lambda s, p, n: Text(t.ngettext(s, p, n)),
+        newstyle=True, pgettext=lambda c, s: Text(t.pgettext(c, s)),
+        npgettext=lambda c, s, p, n: Text(t.npgettext(c, s, p, n)))
+
+
 def number(x: float | None, digits: int | None = None) -> str:
     """``x`` with the decimals its uncertainty supports (:mod:`reportgen.numbers`), or exactly ``digits``."""
     return numbers.fixed(x, digits)
@@ -73,7 +95,7 @@ def oneline(value: Any) -> str:
 
 
 def seconds(s: float) -> str:
-    return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min"
+    return f"{numbers.fixed(s, 0)} s" if s < 120 else f"{numbers.fixed(s / 60, 1)} min"
 
 
 def figure(f: Any) -> Markup:
@@ -89,7 +111,7 @@ def figure(f: Any) -> Markup:
 FILTERS = {
     "figure": figure, "pct": number, "signed": signed_number, "interval": interval, "oneline": oneline,
     "fixed": lambda x, digits=2: numbers.fixed(x, digits),  # a value that is not a measured share: weights, sums
-    "seconds": seconds, "thousands": lambda n: f"{int(n):,}",
+    "seconds": seconds, "thousands": numbers.thousands,
     "code": lambda s: Markup(str(s)),
     "yaml_str": lambda s: Markup(json.dumps(html_text(oneline(s)), ensure_ascii=False)),
     "dataset_name": lambda d: DATASET_TITLES.get(d, d),
@@ -118,12 +140,11 @@ class _Sandbox(_Precise, ImmutableSandboxedEnvironment):
 
 
 def package_environment(lang: str | None = None) -> jinja2.Environment:
-    """reportgen's templates in the edition ``lang`` (default: the one being rendered, :func:`i18n.current`)."""
-    lang = lang or i18n.current()
+    """reportgen's own templates, translated for ``lang`` (default: the edition being rendered, :func:`i18n.current`)."""
     env = _Environment(loader=jinja2.FileSystemLoader([str(TEMPLATES), str(ANALYSES)]),
                        extensions=["jinja2.ext.i18n"], **_OPTIONS)
     env.filters.update(FILTERS)
-    env.install_gettext_translations(i18n.translations(lang), newstyle=True)  # type: ignore[attr-defined]
+    _install_gettext(env, lang or i18n.current())
     return env
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import stats as scipy_stats
 
-from . import numbers
+from . import i18n, numbers
 from .markdown import signed_number
 from .settings import (CONFIDENCE, CONVERGED_GAIN_POINTS, CONVERGENCE_WINDOW, VAL_LOSS_EPOCH_TOLERANCE,
                        VAL_LOSS_RISE_FRACTION)
@@ -203,13 +203,14 @@ def convergence(runs: list[Run], threshold: float = CONVERGED_GAIN_POINTS) -> Co
     best_last = sum(c.best_is_last for c in per_run)
     if not measured:
         return Convergence(gain=float("nan"), window=0, best_is_last=best_last, n=len(per_run), still_learning=False,
-                           verdict=NOT_MEASURED, text="one epoch: no gain to measure")
+                           verdict=NOT_MEASURED, text=i18n._("one epoch: no gain to measure"))
     gain = float(np.mean([c.gain for c in measured]))
     window = min(c.window for c in measured)
     most_best_last = best_last > len(per_run) / 2
     still = gain > threshold or (most_best_last and gain > threshold / 2)
-    span = "the last epoch" if window == 1 else f"the last {window} epochs"
+    span = i18n._("the last epoch") if window == 1 else i18n._("the last %(n)s epochs") % {"n": window}
     return Convergence(gain=gain, window=window, best_is_last=best_last, n=len(per_run), still_learning=still,
                        verdict=STILL_LEARNING if still else CONVERGED,
                        # two decimals: the gain is read against a threshold of a few tenths, and must fall on the right side
-                       text=f"{signed_number(gain, numbers.FINE_DECIMALS)} points over {span}")
+                       text=i18n._("%(gain)s points over %(span)s") % {
+                           "gain": signed_number(gain, numbers.FINE_DECIMALS), "span": span})

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from . import settings
+from . import i18n, settings
 from .analyses._shift_findings import DISTANCES
 from .analyses.filters import NEAR_ZERO_SUM, ORIENTED
 from .fsutil import atomic_write
@@ -56,8 +56,9 @@ def methods_facts(recipe: TrainingConfig | None = None) -> dict[str, Any]:
         "per_epoch": s.CONVERGED_GAIN_POINTS / s.CONVERGENCE_WINDOW,
         "train_eval_images": s.TRAIN_EVAL_IMAGES, "loss_epochs": s.VAL_LOSS_EPOCH_TOLERANCE,
         "loss_rise_pct": round(100 * s.VAL_LOSS_RISE_FRACTION), "shift_radius": s.SHIFT_RADIUS,
-        "shifts": (2 * s.SHIFT_RADIUS + 1) ** 2, "first_seed": s.FIRST_SEED, "env_shift": s.ENV_SHIFT_IMAGES,
-        "shift_distances": ", ".join(str(d) for d in DISTANCES[:-1]) + f" and {DISTANCES[-1]}",
+        "shifts": (2 * s.SHIFT_RADIUS + 1) ** 2, "first_seed": i18n._(s.FIRST_SEED), "env_shift": s.ENV_SHIFT_IMAGES,
+        "shift_distances": i18n._("%(some)s and %(last)s") % {"some": ", ".join(str(d) for d in DISTANCES[:-1]),
+                                                              "last": DISTANCES[-1]},
         "parameter_tolerance_pct": round(100 * s.PARAMETER_TOLERANCE), "cpu_threads": s.CPU_THREADS_PER_RUN,
         "profiles": profiles,
         "onecycle_rise_pct": round(100 * TrainingConfig.model_fields["pct_start"].default),

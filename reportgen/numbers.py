@@ -20,8 +20,14 @@ mean of an interval (``acc.mean``, ``diff.std``) knows its interval: the Jinja e
 """
 from __future__ import annotations
 
+import functools
 import math
+from decimal import Decimal
 from typing import Any
+
+from babel.numbers import format_decimal
+
+from . import i18n
 
 COARSE_HALF_WIDTH = 0.1  # points: an interval at least this wide on each side gets one decimal, a narrower one two
 COARSE_DECIMALS = 1
@@ -74,15 +80,46 @@ def precise(ci: Any, key: str, value: Any) -> Any:
     return value if half is None else Estimate(value, half)
 
 
+@functools.lru_cache(maxsize=None)
+def _pattern(digits: int, signed: bool, grouped: bool) -> str:
+    """The CLDR number pattern of a fixed number of decimals: '0.00', '+0.0;-0.0', '#,##0'."""
+    body = ("#,##0" if grouped else "0") + ("." + "0" * digits if digits > 0 else "")
+    return f"+{body};-{body}" if signed else body
+
+
+def localized(x: float | int, digits: int = 0, signed: bool = False, grouped: bool = False) -> str:
+    """``x`` with ``digits`` decimals in the edition's locale, formatted by Babel: '91.56' / '91,56', '61,706' /
+    '61.706', with a real minus sign. Rounding is Python's own (the float's exact value, as '{:.2f}' rounds), so the
+    English text is what it was before the site had two editions; Babel only writes the rounded number."""
+    text = f"{x:+.{digits}f}" if signed else f"{x:.{digits}f}"
+    if not math.isfinite(x):
+        return text.replace("-", MINUS)
+    out = format_decimal(Decimal(text), format=_pattern(digits, signed, grouped), locale=i18n.babel_locale(),
+                         decimal_quantization=False)
+    return out.replace("-", MINUS)
+
+
 def fixed(x: float | None, digits: int | None = None, signed: bool = False) -> str:
     """``x`` with ``digits`` decimals (default: what its interval supports, :func:`decimals`), a real minus sign,
-    '+' when ``signed``; '—' for a missing number."""
+    '+' when ``signed``; '—' for a missing number. In the edition's locale: '91,56' in Portuguese."""
     if x is None or x != x:
         return DASH
     if digits is None:
         digits = decimals(getattr(x, "half_width", None))
-    text = f"{float(x):+.{digits}f}" if signed else f"{float(x):.{digits}f}"
-    return text.replace("-", MINUS)
+    return localized(float(x), digits, signed)
+
+
+def general(x: float) -> str:
+    """A setting as ``'{:g}'`` writes it (0.003, 1e-05, 0.5), with the edition's decimal sign: '0,003' in Portuguese."""
+    text = f"{x:g}"
+    if "e" in text or "n" in text:
+        return text
+    return localized(float(text), len(text.partition(".")[2]))
+
+
+def thousands(n: Any) -> str:
+    """A count with the locale's grouping: '61,706' in English, '61.706' in Portuguese."""
+    return localized(int(n), 0, grouped=True)
 
 
 def interval(ci: Any, digits: int | None = None, signed: bool = False) -> str:
@@ -91,11 +128,15 @@ def interval(ci: Any, digits: int | None = None, signed: bool = False) -> str:
     if half is None:
         return DASH
     digits = decimals(half) if digits is None else digits
-    return f"{fixed(_field(ci, 'low'), digits, signed)} to {fixed(_field(ci, 'high'), digits, signed)}"
+    return i18n._("%(low)s to %(high)s") % {"low": fixed(_field(ci, "low"), digits, signed),
+                                             "high": fixed(_field(ci, "high"), digits, signed)}
 
 
-def measured(ci: Any, unit: str = "%", signed: bool = False, level: str = "95% CI") -> str:
-    """A mean with its interval, as prose quotes it: '82.9% (95% CI 81.9 to 84.0)', or '82.9%' with one seed."""
+def measured(ci: Any, unit: str = "%", signed: bool = False, level: str | None = None) -> str:
+    """A mean with its interval, as prose quotes it: '82.9% (95% CI 81.9 to 84.0)', or '82.9%' with one seed.
+    ``level`` defaults to the translated '95% CI'; '' leaves it out."""
+    if level is None:
+        level = i18n._("95% CI")
     digits = decimals(half_width(ci))
     text = f"{fixed(_field(ci, 'mean'), digits, signed)}{unit}"
     bounds = interval(ci, digits, signed)

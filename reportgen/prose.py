@@ -24,7 +24,7 @@ from jinja2 import meta, nodes
 from jinja2.sandbox import SecurityError
 from markupsafe import Markup
 
-from . import numbers
+from . import i18n, numbers
 from .config import ConfigError, StudyConfig
 
 if TYPE_CHECKING:  # the setup describes models: it imports torch
@@ -74,7 +74,8 @@ class Measure:
         return cls(mean=ci.mean, low=ci.low, high=ci.high, std=ci.std, n=ci.n, unit=unit, **extra)
 
     def __str__(self) -> str:
-        return numbers.measured(self, self.unit, signed=self.unit == " points")
+        unit = i18n._(" points") if self.unit == " points" else self.unit  # the unit in the edition's words
+        return numbers.measured(self, unit, signed=self.unit == " points")
 
 
 _NAN = float("nan")

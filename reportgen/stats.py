@@ -13,15 +13,18 @@ from typing import Any, Callable
 import numpy as np
 from scipy import stats as scipy_stats
 
-from . import numbers
+from . import i18n, numbers
+from .i18n import N_
 from .settings import CONFIDENCE
 from .store import Run
 from .study import VariantResults
 
 # (verb if the difference is positive, verb if negative, adjective if positive, adjective if negative)
-ACCURACY_WORDS = ("improves", "lowers", "higher", "lower")
-ACROSS_DATASETS_WORDS = ("scores higher in", "scores lower in", "higher", "lower")
-GAP_WORDS = ("widens", "narrows", "wider", "narrower")
+# (English msgids: the verdict translates them for the edition being rendered)
+ACCURACY_WORDS = (N_("improves"), N_("lowers"), N_("higher"), N_("lower"))
+ACROSS_DATASETS_WORDS = (N_("scores higher in"), N_("scores lower in"), N_("higher"), N_("lower"))
+GAP_WORDS = (N_("widens"), N_("narrows"), N_("wider"), N_("narrower"))
+TEST_ACCURACY = N_("test accuracy")
 FLOAT_NOISE = 1e-9  # relative: far below any difference a post prints (two decimals), far above double rounding
 
 
@@ -57,7 +60,8 @@ class DifferenceInterval(Interval):
     @classmethod
     def paired(cls, ci: Interval) -> "DifferenceInterval":
         """A :func:`mean_ci` of per-seed differences, as a paired difference."""
-        return cls(**vars(ci), pairing=PAIRED, basis=f"paired over {ci.n} seeds", seeds_text=f"{ci.n} seeds")
+        return cls(**vars(ci), pairing=PAIRED, basis=i18n._("paired over %(n)s seeds") % {"n": ci.n},
+                   seeds_text=i18n._("%(n)s seeds") % {"n": ci.n})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,9 +115,10 @@ def learning_caveat(sentence: str, labels: list[str]) -> str:
     """``sentence`` (a verdict) with the caveat that the named variants were still learning."""
     if not labels:
         return sentence
-    who = " and ".join(labels)
-    verb = "was" if len(labels) == 1 else "were"
-    return f"{sentence.rstrip('.')}; {who} {verb} still learning, so longer training may change this."
+    who = i18n._(" and ").join(labels)
+    return i18n.ngettext("%(sentence)s; %(who)s was still learning, so longer training may change this.",
+                         "%(sentence)s; %(who)s were still learning, so longer training may change this.",
+                         len(labels)) % {"sentence": sentence.rstrip("."), "who": who}
 
 
 # ---- differences: paired where pairing means something, unpaired elsewhere ------------------------------------
@@ -133,7 +138,7 @@ def pairing(a: VariantResults, b: VariantResults) -> str:
 
 
 def difference(a: VariantResults, b: VariantResults, confidence: float = CONFIDENCE, *,
-               value: Callable[[Run], float] = test_accuracy, metric: str = "test accuracy",
+               value: Callable[[Run], float] = test_accuracy, metric: str = TEST_ACCURACY,
                words: tuple[str, str, str, str] | None = None) -> Comparison | None:
     """``value`` of ``b`` minus that of ``a``, with the interval :func:`pairing` allows: :func:`paired_difference`
     for variants that share their data, :func:`unpaired_difference` otherwise. Every comparison a post shows
@@ -153,7 +158,7 @@ def _comparison(a: VariantResults, b: VariantResults, ci: DifferenceInterval, me
 
 
 def paired_difference(a: VariantResults, b: VariantResults, confidence: float = CONFIDENCE, *,
-                      value: Callable[[Run], float] = test_accuracy, metric: str = "test accuracy",
+                      value: Callable[[Run], float] = test_accuracy, metric: str = TEST_ACCURACY,
                       words: tuple[str, str, str, str] | None = None) -> Comparison | None:
     """``value`` of ``b`` minus that of ``a`` (default: test accuracy, in percentage points), paired by seed — seed s
     of ``b`` against seed s of ``a``: same data order and, for the same layers, the same initial weights — with
@@ -170,7 +175,7 @@ def paired_difference(a: VariantResults, b: VariantResults, confidence: float = 
 
 
 def unpaired_difference(a: VariantResults, b: VariantResults, confidence: float = CONFIDENCE, *,
-                        value: Callable[[Run], float] = test_accuracy, metric: str = "test accuracy",
+                        value: Callable[[Run], float] = test_accuracy, metric: str = TEST_ACCURACY,
                         words: tuple[str, str, str, str] | None = None) -> Comparison | None:
     """``value`` of ``b`` minus that of ``a`` as the difference of the two means over each variant's own seeds,
     with Welch's t-interval (unequal variances, Welch–Satterthwaite degrees of freedom; ``scipy.stats.ttest_ind``):
@@ -182,7 +187,8 @@ def unpaired_difference(a: VariantResults, b: VariantResults, confidence: float 
         return None
     ci = DifferenceInterval(n=int(min(x.size, y.size)), n_variant=int(x.size), n_baseline=int(y.size),
                             mean=float(x.mean() - y.mean()), confidence=confidence, pairing=UNPAIRED,
-                            basis=f"unpaired, {x.size} and {y.size} seeds", seeds_text=f"{x.size} and {y.size} seeds")
+                            basis=i18n._("unpaired, %(a)s and %(b)s seeds") % {"a": x.size, "b": y.size},
+                            seeds_text=i18n._("%(a)s and %(b)s seeds") % {"a": x.size, "b": y.size})
     if ci.n >= 2:
         se = _spread(math.sqrt(x.var(ddof=1) / x.size + y.var(ddof=1) / y.size), ci.mean)
         if se > 0:
@@ -200,7 +206,7 @@ def _pts(x: float, sign: bool = False, digits: int | None = None) -> str:
     return numbers.fixed(x, digits, signed=sign)
 
 
-def verdict(subject: str, reference: str, ci: DifferenceInterval, metric: str = "test accuracy", *,
+def verdict(subject: str, reference: str, ci: DifferenceInterval, metric: str = TEST_ACCURACY, *,
             words: tuple[str, str, str, str] = ACCURACY_WORDS, across_datasets: bool = False) -> str:
     """The sentence a post prints for a difference ``subject − reference`` in percentage points.
 
@@ -215,34 +221,45 @@ def verdict(subject: str, reference: str, ci: DifferenceInterval, metric: str = 
     def pts(x: float, sign: bool = False) -> str:
         return _pts(x, sign, digits)
 
-    level = f"{round(100 * ci.confidence)}% CI"
-    up, down, higher, lower = words
+    level = i18n._("%(pct)s%% CI") % {"pct": round(100 * ci.confidence)}
+    up, down, _higher, lower = (i18n._(w) for w in words)
+    metric = i18n._(metric)
     paired = ci.pairing == PAIRED
-    seeds, at = ci.basis, ci.seeds_text
+    say = {"subject": subject, "reference": reference, "metric": metric, "seeds": ci.basis, "at": ci.seeds_text,
+           "level": level, "lower": lower}
     if n == 0 or mean != mean:
-        return f"{subject} and {reference} have no seed in common, so there is nothing to compare."
+        return i18n._("%(subject)s and %(reference)s have no seed in common, so there is nothing to compare.") % say
     if n == 1:
         single = paired or ci.n_variant == ci.n_baseline == 1
-        return (f"{'On a single seed' if single else f'On {at}'}, {subject} differs from {reference} by "
-                f"{pts(mean, sign=True)} percentage points of {metric}. One seed has no spread to estimate, so there "
-                "is no confidence interval and no verdict: a difference this size can come from the seed alone. More "
-                "seeds can tell.")
-    note = ("; the test sets differ, so this measures how hard each dataset is for the same network"
-            if across_datasets else "")
+        return (i18n._("On a single seed, %(subject)s differs from %(reference)s by %(diff)s percentage points of "
+                       "%(metric)s. One seed has no spread to estimate, so there is no confidence interval and no "
+                       "verdict: a difference this size can come from the seed alone. More seeds can tell.") if single
+                else i18n._("On %(at)s, %(subject)s differs from %(reference)s by %(diff)s percentage points of "
+                            "%(metric)s. One seed has no spread to estimate, so there is no confidence interval and no "
+                            "verdict: a difference this size can come from the seed alone. More seeds can tell.")
+                ) % {**say, "diff": pts(mean, sign=True)}
+    say["note"] = (i18n._("; the test sets differ, so this measures how hard each dataset is for the same network")
+                   if across_datasets else "")
     if not ci.high > ci.low:  # every seed gave exactly the same value(s): a zero-width interval
         if mean == 0:
-            every = f"on all {n} seeds" if paired else f"on every seed ({seeds})"
-            return f"{metric[0].upper() + metric[1:]} is exactly the same for {subject} and {reference} {every}."
-        verb = up if mean > 0 else down
-        every = f"on every one of the {n} seeds" if paired else f"on every seed ({seeds})"
-        return (f"{subject} {verb} {metric} by exactly {pts(abs(mean))} percentage points compared with "
-                f"{reference} {every} (no seed-to-seed spread, so the interval has zero width){note}.")
+            every = (i18n._("on all %(n)s seeds") if paired else i18n._("on every seed (%(seeds)s)")) % {
+                "n": n, "seeds": ci.basis}
+            return i18n._("%(Metric)s is exactly the same for %(subject)s and %(reference)s %(every)s.") % {
+                **say, "Metric": metric[0].upper() + metric[1:], "every": every}
+        every = (i18n._("on every one of the %(n)s seeds") if paired else i18n._("on every seed (%(seeds)s)")) % {
+            "n": n, "seeds": ci.basis}
+        return i18n._("%(subject)s %(verb)s %(metric)s by exactly %(diff)s percentage points compared with "
+                      "%(reference)s %(every)s (no seed-to-seed spread, so the interval has zero width)%(note)s.") % {
+            **say, "verb": up if mean > 0 else down, "diff": pts(abs(mean)), "every": every}
     if ci.low > 0:
-        return (f"{subject} {up} {metric} by {pts(mean)} percentage points compared with {reference} "
-                f"({level} {pts(ci.low)} to {pts(ci.high)}, {seeds}){note}.")
+        return i18n._("%(subject)s %(verb)s %(metric)s by %(diff)s percentage points compared with %(reference)s "
+                      "(%(level)s %(low)s to %(high)s, %(seeds)s)%(note)s.") % {
+            **say, "verb": up, "diff": pts(mean), "low": pts(ci.low), "high": pts(ci.high)}
     if ci.high < 0:
-        return (f"{subject} {down} {metric} by {pts(-mean)} percentage points compared with {reference} "
-                f"({level} {pts(-ci.high)} to {pts(-ci.low)} points {lower}, {seeds}){note}.")
-    return (f"No clear difference in {metric} between {subject} and {reference} at {at}: the mean difference "
-            f"is {pts(mean, sign=True)} percentage points, but its {level} ({pts(ci.low, sign=True)} to "
-            f"{pts(ci.high, sign=True)}, {seeds}) includes zero.")
+        return i18n._("%(subject)s %(verb)s %(metric)s by %(diff)s percentage points compared with %(reference)s "
+                      "(%(level)s %(low)s to %(high)s points %(lower)s, %(seeds)s)%(note)s.") % {
+            **say, "verb": down, "diff": pts(-mean), "low": pts(-ci.high), "high": pts(-ci.low)}
+    return i18n._("No clear difference in %(metric)s between %(subject)s and %(reference)s at %(at)s: the mean "
+                  "difference is %(diff)s percentage points, but its %(level)s (%(low)s to %(high)s, %(seeds)s) "
+                  "includes zero.") % {**say, "diff": pts(mean, sign=True), "low": pts(ci.low, sign=True),
+                                       "high": pts(ci.high, sign=True)}

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable
 
+from .i18n import N_
 from .measures import (Checkpoints, Convergence, TestSetInterval, binomial_interval, checkpoint, checkpoint_gap,
                        checkpoints, convergence, eval_train_accuracy)
 from .settings import (CONFIDENCE, CONVERGED_GAIN_POINTS, CONVERGENCE_WINDOW, DATASET_TITLES as DATASET_NAMES,
@@ -151,7 +152,7 @@ def _compare(base: VariantResults, base_row: VariantRow, v: VariantResults, row:
     diff = difference(base, v)
     if diff is not None:
         row.diff = replace(diff, verdict=learning_caveat(diff.verdict, learning))
-    gap_diff = difference(base, v, value=gap, metric="the train − validation gap", words=GAP_WORDS)
+    gap_diff = difference(base, v, value=gap, metric=N_("the train − validation gap"), words=GAP_WORDS)
     if gap_diff is not None:
         # where the change comes from: the training side or the validation side of the gap (means)
         train = (lambda r: r.train_acc_eval) if eval_train else (lambda r: r.train_acc_running)

@@ -36,8 +36,17 @@
     });
   }
 
+  // The interface's words and the number format of the page's edition: a chart of a translated edition carries
+  // them (data.text, data.locale, written by reportgen/charts.py); the English one carries neither.
+  var TEXT = { seed: "seed", mean: "mean", ci: "% CI", to: "to", one_seed: "one seed: no interval",
+               hover: "; hover for each seed's value, click a legend entry to hide a variant." };
+  var text = TEXT, locale = null;
+
   function fmt(value, digits, unit) {
-    return value === null || value === undefined ? "—" : value.toFixed(digits) + (unit || "");
+    if (value === null || value === undefined) return "—";
+    var number = locale ? value.toLocaleString(locale, { minimumFractionDigits: digits, maximumFractionDigits: digits })
+      : value.toFixed(digits);
+    return number + (unit || "");
   }
 
   function theme() {
@@ -57,7 +66,7 @@
 
   function seedCells(seeds, values, digits, unit) {
     return seeds.map(function (seed, k) {
-      return "<td>seed " + esc(seed) + ": " + esc(fmt(values[k], digits, unit)) + "</td>";
+      return "<td>" + esc(text.seed) + " " + esc(seed) + ": " + esc(fmt(values[k], digits, unit)) + "</td>";
     }).join("");
   }
 
@@ -157,7 +166,7 @@
     var rows = params.map(function (p) {
       var s = data.series[p.seriesIndex], d = data.panels[s.panel];
       var values = s.values.map(function (row) { return row[p.dataIndex]; });
-      var mean = s.seeds.length > 1 ? "<td>mean " + esc(fmt(s.mean[p.dataIndex], d.digits, d.unit)) + "</td>" : "";
+      var mean = s.seeds.length > 1 ? "<td>" + esc(text.mean) + " " + esc(fmt(s.mean[p.dataIndex], d.digits, d.unit)) + "</td>" : "";
       return "<tr><th>" + marker(s.color) + esc(s.variant) + " <span class=\"rg-chart__curve\">" + esc(s.curve) +
         "</span></th>" + mean + seedCells(s.seeds, values, d.digits, d.unit) + "</tr>";
     });
@@ -206,9 +215,9 @@
     if (!row) return "";
     // each row's decimals are those its interval supports (reportgen/numbers.py); the chart's are the fallback
     var digits = row.digits === undefined ? data.digits : row.digits;
-    var ci = row.low === null ? "one seed: no interval"
-      : data.confidence_pct + "% CI " + fmt(row.low, digits) + " to " + fmt(row.high, digits) + data.unit;
-    return '<div class="rg-chart__tip"><b>' + marker(row.color) + esc(row.variant) + "</b>: mean " +
+    var ci = row.low === null ? text.one_seed
+      : data.confidence_pct + text.ci + " " + fmt(row.low, digits) + " " + text.to + " " + fmt(row.high, digits) + data.unit;
+    return '<div class="rg-chart__tip"><b>' + marker(row.color) + esc(row.variant) + "</b>: " + esc(text.mean) + " " +
       esc(fmt(row.mean, digits, data.unit)) + " (" + esc(ci) + ")<table class=\"rg-chart__table\"><tr>" +
       seedCells(row.seeds, row.values, digits, data.unit) + "</tr></table></div>";
   }
@@ -228,6 +237,8 @@
 
   function draw(echarts, container) {
     var data = JSON.parse(container.getAttribute("data-chart"));
+    text = Object.assign({}, TEXT, data.text || {});
+    locale = data.locale || null;
     var build = BUILDERS[data.kind];
     if (!build) return;
     var canvas = document.createElement("div");
@@ -237,7 +248,7 @@
     if (data.note) {
       note = document.createElement("p");
       note.className = "rg-chart__note";
-      note.textContent = data.note + "; hover for each seed's value, click a legend entry to hide a variant.";
+      note.textContent = data.note + text.hover;
       canvas.insertAdjacentElement("afterend", note);
     }
     container.hidden = false;  // hidden until drawn: without the script, the figure or the table is what shows

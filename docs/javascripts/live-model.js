@@ -48,6 +48,27 @@
     return loading;
   }
 
+  // The widget's words: English here; a translated edition's page gives its own in the widget's data-text
+  // attribute (reportgen/analyses/live_model.py), with the locale its numbers are written in.
+  var WORDS = {
+    locale: null, test_image: "test image {index}", picture: "the picture: draw on it with the mouse or a finger",
+    clear: "Clear", draw_or: "The picture: draw on it, or ", zero: "zero-filled", wrap: "wrapped around",
+    network: "seed {seed}’s network", maps_of: "Feature maps of ", with_seed: "{label} (seed {seed})",
+    maps: "{name}: {n} maps of {h} × {w} ", channel: "{name}, channel {c}", scale: "from {low} to {high}",
+    white: ", white = 0", dark: ", dark = 0", sees: "What the networks see: ", drawing: "your drawing",
+    moved: ", moved dx = {dx}, dy = {dy}, "
+  };
+  var words = WORDS;
+
+  function say(key, values) {
+    return words[key].replace(/\{(\w+)\}/g, function (all, name) { return String(values[name]); });
+  }
+
+  function fixed(x, digits) {
+    return words.locale ? x.toLocaleString(words.locale, { minimumFractionDigits: digits, maximumFractionDigits: digits })
+      : x.toFixed(digits);
+  }
+
   function el(tag, className, text) {
     var node = document.createElement(tag);
     if (className) node.className = className;
@@ -124,7 +145,7 @@
       ctx.putImageData(image, 0, 0);
     }
     holder.querySelector(".live-model__scale").textContent =
-      "from " + low.toFixed(2) + " to " + high.toFixed(2) + (signed ? ", white = 0" : ", dark = 0");
+      say("scale", { low: fixed(low, 2), high: fixed(high, 2) }) + (signed ? words.white : words.dark);
   }
 
   function showMessage(root, reason, detail) {
@@ -187,7 +208,7 @@
       var button = el("button", "live-model__thumb");
       button.type = "button";
       button.dataset.index = String(i);
-      button.title = "test image " + m.images.indices[i] + ": " + m.classes[label];
+      button.title = say("test_image", { index: m.images.indices[i] }) + ": " + m.classes[label];
       var canvas = el("canvas");
       canvas.width = canvas.height = size;
       paintGrey(canvas, self.images.subarray(i * size * size, (i + 1) * size * size), size, size);
@@ -205,9 +226,9 @@
     var pad = el("div", "live-model__pad");
     this.canvas = el("canvas", "live-model__draw");
     this.canvas.width = this.canvas.height = size;
-    this.canvas.setAttribute("aria-label", "the picture: draw on it with the mouse or a finger");
+    this.canvas.setAttribute("aria-label", words.picture);
     pad.appendChild(this.canvas);
-    var clear = el("button", "md-button live-model__clear", "Clear");
+    var clear = el("button", "md-button live-model__clear", words.clear);
     clear.type = "button";
     clear.addEventListener("click", function () {
       self.drawing = new Uint8Array(size * size);
@@ -215,7 +236,7 @@
       self.source = { kind: "drawing" };
       self.schedule();
     });
-    var caption = el("div", "live-model__caption", "The picture: draw on it, or ");
+    var caption = el("div", "live-model__caption", words.draw_or);
     caption.appendChild(clear);
     pad.appendChild(caption);
     stage.appendChild(pad);
@@ -244,7 +265,7 @@
       label.appendChild(value);
       controls.appendChild(label);
     });
-    [["zero", "zero-filled"], ["wrap", "wrapped around"]].forEach(function (pair) {
+    [["zero", words.zero], ["wrap", words.wrap]].forEach(function (pair) {
       var label = el("label", "live-model__mode"), input = el("input");
       input.type = "radio"; input.name = "live-model-mode-" + self.root.dataset.index; input.value = pair[0];
       input.checked = pair[0] === "zero";
@@ -262,7 +283,7 @@
       var column = el("div", "live-model__column");
       column.dataset.variant = v.name;
       column.appendChild(el("div", "live-model__title", v.label));
-      column.appendChild(el("div", "live-model__seed", "seed " + v.seed + "’s network"));
+      column.appendChild(el("div", "live-model__seed", say("network", { seed: v.seed })));
       var rows = m.classes.map(function (name) {
         var row = el("div", "live-model__row");
         row.appendChild(el("span", "live-model__class", name));
@@ -282,10 +303,10 @@
     // the feature maps of one chosen variant
     var withMaps = m.variants.filter(function (v) { return v.maps.length; });
     if (withMaps.length) {
-      var maps = el("div", "live-model__maps"), chooser = el("label", "live-model__chooser", "Feature maps of ");
+      var maps = el("div", "live-model__maps"), chooser = el("label", "live-model__chooser", words.maps_of);
       var select = el("select");
       withMaps.forEach(function (v) {
-        var option = el("option", null, v.label + " (seed " + v.seed + ")");
+        var option = el("option", null, say("with_seed", { label: v.label, seed: v.seed }));
         option.value = v.name;
         select.appendChild(option);
       });
@@ -308,15 +329,15 @@
     this.mapsVariant().maps.forEach(function (map) {
       var holder = el("div", "live-model__layer");
       holder.dataset.layer = map.name;
-      var head = el("div", "live-model__layer-title", map.name + ": " + map.shape[0] + " maps of " +
-                    map.shape[1] + " × " + map.shape[2] + " ");
+      var head = el("div", "live-model__layer-title",
+                    say("maps", { name: map.name, n: map.shape[0], h: map.shape[1], w: map.shape[2] }));
       head.appendChild(el("span", "live-model__scale"));
       holder.appendChild(head);
       var grid = el("div", "live-model__grid");
       for (var c = 0; c < map.shape[0]; c++) {
         var canvas = el("canvas");
         canvas.width = map.shape[2]; canvas.height = map.shape[1];
-        canvas.title = map.name + ", channel " + c;
+        canvas.title = say("channel", { name: map.name, c: c });
         grid.appendChild(canvas);
       }
       holder.appendChild(grid);
@@ -411,10 +432,10 @@
     paintGrey(this.canvas, source, size, size);
     paintGrey(this.seen, pixels, size, size);
     var truth = this.source.kind === "image" ? m.images.labels[this.source.index] : null;
-    this.seenCaption.textContent = "What the networks see: " +
-      (truth === null ? "your drawing" : "test image " + m.images.indices[this.source.index] + " (" +
-       m.classes[truth] + ")") + ", moved dx = " + this.dx + ", dy = " + this.dy + ", " +
-      (this.mode === "wrap" ? "wrapped around" : "zero-filled");
+    this.seenCaption.textContent = words.sees +
+      (truth === null ? words.drawing : say("test_image", { index: m.images.indices[this.source.index] }) + " (" +
+       m.classes[truth] + ")") + say("moved", { dx: this.dx, dy: this.dy }) +
+      (this.mode === "wrap" ? words.wrap : words.zero);
     this.gallerySelect();
     m.variants.forEach(function (v, k) {
       var probs = Array.from(outputs[k][m.output].data), best = 0;
@@ -424,7 +445,7 @@
       column.node.dataset.predicted = String(best);
       column.rows.forEach(function (r, c) {
         r.fill.style.width = (100 * probs[c]).toFixed(1) + "%";
-        r.value.textContent = (100 * probs[c]).toFixed(1) + "%";
+        r.value.textContent = fixed(100 * probs[c], 1) + "%";
         r.row.classList.toggle("live-model__row--best", c === best);
         r.row.classList.toggle("live-model__row--true", c === truth);
       });
@@ -458,6 +479,7 @@
     }
     roots.forEach(function (root, n) {
       root.dataset.index = String(n);
+      if (root.dataset.text) words = Object.assign({}, WORDS, JSON.parse(root.dataset.text));
       root.dataset.state = "loading";
       var link = root.querySelector("a[href]");  // the manifest: the one link in the widget
       if (window.location.protocol === "file:") { showMessage(root, "file"); return; }

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import numbers
+from .. import i18n, numbers
 from ..prose import Measure
 from ..settings import CONFIDENCE
 from ..stats import mean_ci
@@ -102,6 +102,11 @@ def baseline_label(study) -> str | None:
     return next((v.label for v in study.available if v.name == study.baseline), None)
 
 
+def _pixels(distance: int, measured: str) -> str:
+    return i18n.ngettext("%(num)s pixel %(measured)s", "%(num)s pixels %(measured)s", distance) % {
+        "num": distance, "measured": measured}
+
+
 def _ci(values: list[float], signed: bool = False) -> str:
     return numbers.measured(mean_ci(values), "" if signed else "%", signed, level="")
 
@@ -118,11 +123,14 @@ def findings(variants: list[SeedKept], baseline: str | None, test_images: list[i
         steps = [d for d in DISTANCES if all(d in v.by_seed[s] for s in seeds)]
         if not steps:
             continue
-        parts = [f"{d} pixel{'s' if d != 1 else ''} {_ci([v.by_seed[s][d] for s in seeds])}" for d in steps]
-        out.append(f"{v.label}, zero-filled, mean of {len(seeds)} seed{'s' if len(seeds) != 1 else ''}"
-                   f"{f' ({round(100 * CONFIDENCE)}% CI)' if len(seeds) > 1 else ''}: unshifted "
-                   f"{numbers.fixed(np.mean([v.by_seed[s][0] for s in seeds]))}%; moved by "
-                   + "; ".join(parts) + ".")
+        parts = [_pixels(d, _ci([v.by_seed[s][d] for s in seeds])) for d in steps]
+        level = (" (" + i18n._("%(pct)s%% CI") % {"pct": round(100 * CONFIDENCE)} + ")") if len(seeds) > 1 else ""
+        out.append(i18n.ngettext("%(label)s, zero-filled, mean of %(num)s seed%(level)s: unshifted %(acc)s%%; "
+                                 "moved by %(parts)s.",
+                                 "%(label)s, zero-filled, mean of %(num)s seeds%(level)s: unshifted %(acc)s%%; "
+                                 "moved by %(parts)s.", len(seeds))
+                   % {"label": v.label, "num": len(seeds), "level": level, "parts": "; ".join(parts),
+                      "acc": numbers.fixed(np.mean([v.by_seed[s][0] for s in seeds]))})
     base = _baseline(rows, baseline)
     for v in rows:
         if base is None or v is base:
@@ -130,15 +138,19 @@ def findings(variants: list[SeedKept], baseline: str | None, test_images: list[i
         seeds = _common_seeds(v, base)
         if len(seeds) < 2:
             continue
-        parts = [f"{d} pixel{'s' if d != 1 else ''} {_ci(_paired(v, base, seeds, d), signed=True)}"
+        parts = [_pixels(d, _ci(_paired(v, base, seeds, d), signed=True))
                  for d in DISTANCES if all(d in v.by_seed[s] and d in base.by_seed[s] for s in seeds)]
         if parts:
-            out.append(f"{v.label} against {base.label} on shifted images, in points, paired over {len(seeds)} "
-                       f"seeds ({round(100 * CONFIDENCE)}% CI): moved by " + "; ".join(parts) + ".")
+            out.append(i18n._("%(label)s against %(baseline)s on shifted images, in points, paired over %(num)s seeds "
+                              "(%(pct)s%% CI): moved by %(parts)s.")
+                       % {"label": v.label, "baseline": base.label, "num": len(seeds),
+                          "pct": round(100 * CONFIDENCE), "parts": "; ".join(parts)})
     if out:
-        images = " / ".join(f"{n:,}" for n in test_images)
-        where = (f"all {full_test_size:,} test images" if test_images == [full_test_size]
-                 else f"the first {images} of the {full_test_size:,} test images")
-        out.append(f"A distance is √(dx² + dy²) rounded to whole pixels, its accuracy the mean over the shifts at "
-                   f"that distance, on {where}.")
+        images = " / ".join(numbers.thousands(n) for n in test_images)
+        where = (i18n._("all %(n)s test images") % {"n": numbers.thousands(full_test_size)}
+                 if test_images == [full_test_size]
+                 else i18n._("the first %(images)s of the %(n)s test images")
+                 % {"images": images, "n": numbers.thousands(full_test_size)})
+        out.append(i18n._("A distance is √(dx² + dy²) rounded to whole pixels, its accuracy the mean over the shifts "
+                          "at that distance, on %(where)s.") % {"where": where})
     return out

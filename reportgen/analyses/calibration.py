@@ -26,6 +26,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..figures import MUTED, PALETTE, WIDTH, Figure, FigureWriter
+from ..i18n import N_
 from ..settings import CONFIDENCE
 from ..stats import Comparison, Interval, difference, mean_ci
 from ..study import Study, label_smoothing
@@ -33,8 +34,8 @@ from . import Analysis
 
 BINS = 15                     # equal-width confidence bins, as in Guo et al. (2017)
 CONFIDENT = 0.999             # "predicted with ≥ 99.9% confidence"
-ECE_METRIC = "expected calibration error"
-ECE_WORDS = ("raises", "lowers", "higher", "lower")  # a higher ECE is a worse-calibrated network
+ECE_METRIC = N_("expected calibration error")
+ECE_WORDS = (N_("raises"), N_("lowers"), N_("higher"), N_("lower"))  # a higher ECE is a worse-calibrated network
 
 
 @dataclass

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..charts import Chart, line, lines_chart
 from ..figures import PALETTE, WIDTH, Figure, FigureWriter
-from .. import numbers
+from .. import i18n, numbers
 from ..settings import CONFIDENCE
 from ..stats import mean_ci
 from ..study import Study, label_smoothing
@@ -72,15 +72,18 @@ def compute(study: Study, figures: FigureWriter) -> CurvesResult:
                                   first_val_by_seed={r.seed: 100.0 * float(row) for r, row
                                                      in zip(v.runs, per_seed["val_acc"][:, 0])},
                                   label_smoothing=label_smoothing(v.runs[0])))
-    fig = draw_curves(figures, series, title=f"{study.config.title}: training curves") if series else None
+    fig = draw_curves(figures, series, title=i18n._("%(title)s: training curves") % {"title": study.config.title}) if series else None
     chart = Chart(curves_chart(series, seeds, fig.alt), fig) if fig else None
     return CurvesResult(figure=fig, variants=rows, seeds=max((len(v.runs) for v in study.available), default=0),
                         chart=chart)
 
 
-CURVE_PANELS = [{"title": "Loss", "x": "epoch", "y": "cross-entropy loss", "unit": "", "digits": 3},
-                {"title": "Accuracy", "x": "epoch", "y": "accuracy (%)", "unit": "%",
-                 "digits": numbers.COARSE_DECIMALS}]
+def curve_panels() -> list[dict]:
+    """The chart's two panels, in the edition being rendered."""
+    _ = i18n._
+    return [{"title": _("Loss"), "x": _("epoch"), "y": _("cross-entropy loss"), "unit": "", "digits": 3},
+            {"title": _("Accuracy"), "x": _("epoch"), "y": _("accuracy (%)"), "unit": "%",
+             "digits": numbers.COARSE_DECIMALS}]
 
 
 def curves_chart(series: dict[str, dict[str, np.ndarray]], seeds: dict[str, list[int]], alt: str) -> dict:
@@ -90,15 +93,18 @@ def curves_chart(series: dict[str, dict[str, np.ndarray]], seeds: dict[str, list
     for i, (label, s) in enumerate(series.items()):
         epochs = list(range(1, s["train_loss"].shape[1] + 1))
         for panel, key, scale in ((0, "loss", 1), (1, "acc", 100)):
-            for split, curve in (("train", "training"), ("val", "validation")):
+            for split, curve in (("train", i18n._("training")), ("val", i18n._("validation"))):
                 lines.append(line(label, i, panel, curve, epochs, seeds[label], s[f"{split}_{key}"] * scale,
                                   dashed=split == "val"))
-    return lines_chart(CURVE_PANELS, lines, alt, note="solid: training set, dashed: validation set")
+    return lines_chart(curve_panels(), lines, alt, note=i18n._("solid: training set, dashed: validation set"))
 
 
 def draw_curves(figures: FigureWriter, series: dict[str, dict[str, np.ndarray]], title: str,
                 name: str = "curves") -> Figure:
     """Loss and accuracy per epoch; solid = train, dashed = validation; band = min–max over seeds."""
+    _ = i18n._
+    split_names = {"train": _("train"), "val": _("validation")}
+
     def draw() -> plt.Figure:
         fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(WIDTH, 3.6))
         for i, (label, s) in enumerate(series.items()):
@@ -108,11 +114,11 @@ def draw_curves(figures: FigureWriter, series: dict[str, dict[str, np.ndarray]],
                 for split, style in (("train", "-"), ("val", "--")):
                     values = s[f"{split}_{key}"] * scale
                     ax.plot(epochs, values.mean(0), style, color=color, marker="o", markersize=3,
-                            label=f"{label} ({'train' if split == 'train' else 'validation'})")
+                            label=f"{label} ({split_names[split]})")
                     if values.shape[0] > 1:
                         ax.fill_between(epochs, values.min(0), values.max(0), color=color, alpha=0.15, linewidth=0)
-        ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss")
-        ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
+        ax_loss.set(xlabel=_("epoch"), ylabel=_("cross-entropy loss"), title=_("Loss"))
+        ax_acc.set(xlabel=_("epoch"), ylabel=_("accuracy (%)"), title=_("Accuracy"))
         for ax in (ax_loss, ax_acc):
             ax.xaxis.get_major_locator().set_params(integer=True)
         handles, labels = ax_acc.get_legend_handles_labels()
@@ -123,8 +129,8 @@ def draw_curves(figures: FigureWriter, series: dict[str, dict[str, np.ndarray]],
         return fig
 
     n_seeds = max(s["train_loss"].shape[0] for s in series.values())
-    alt = (f"Training curves of {', '.join(series)}: loss and accuracy per epoch for the training set (solid) "
-           f"and validation set (dashed), mean of {n_seeds} seed(s) with a min–max band")
+    alt = _("Training curves of %(labels)s: loss and accuracy per epoch for the training set (solid) and validation "
+            "set (dashed), mean of %(n)s seed(s) with a min–max band") % {"labels": ", ".join(series), "n": n_seeds}
     return figures.emit(name, alt, (series, title), draw)
 
 
@@ -148,11 +154,12 @@ def findings(result: CurvesResult) -> list[str]:
     for v in variants[1:]:
         seeds, ci = _first_epoch_difference(base, v)
         digits = numbers.decimals(numbers.half_width(ci))
-        paired = (f" ({numbers.fixed(ci.mean, digits, signed=True)} points, {round(100 * CONFIDENCE)}% CI "
-                  f"{numbers.interval(ci, signed=True)}, paired over {len(seeds)} seeds)" if len(seeds) > 1 else "")
+        paired = (i18n._(" (%(diff)s points, %(pct)s%% CI %(interval)s, paired over %(n)s seeds)")
+                  % {"diff": numbers.fixed(ci.mean, digits, signed=True), "pct": round(100 * CONFIDENCE),
+                     "interval": numbers.interval(ci, signed=True), "n": len(seeds)} if len(seeds) > 1 else "")
         parts.append(f"{v.label} {numbers.fixed(v.first_val_acc_pct)}%{paired}")
-    return [f"Validation accuracy after the first epoch (mean over seeds), how fast each network starts, against "
-            f"{base.label}: " + "; ".join(parts) + "."]
+    return [i18n._("Validation accuracy after the first epoch (mean over seeds), how fast each network starts, "
+                   "against %(baseline)s: %(parts)s.") % {"baseline": base.label, "parts": "; ".join(parts)}]
 
 
 ANALYSIS = Analysis(

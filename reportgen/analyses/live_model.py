@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import i18n
 from ..figures import FigureWriter
 from ..fsutil import atomic_write
 from ..loader import Normalization, to_input
@@ -103,6 +104,30 @@ class LiveModelResult:
     @property
     def total_bytes(self) -> int:
         return sum(v.size_bytes for g in self.groups for v in g.variants)
+
+    @property
+    def ui_text(self) -> str:
+        """The widget's words in the edition being rendered, as JSON for its ``data-text`` attribute (live-model.js
+        has the English ones: empty for English, so the English page is unchanged)."""
+        return ui_text()
+
+
+def ui_text() -> str:
+    lang = i18n.current()
+    if lang == i18n.SOURCE_LANGUAGE:
+        return ""
+    _ = i18n._
+    words = {
+        "locale": i18n.locale_of(lang).replace("_", "-"),
+        "test_image": _("test image {index}"), "picture": _("the picture: draw on it with the mouse or a finger"),
+        "clear": _("Clear"), "draw_or": _("The picture: draw on it, or "), "zero": _("zero-filled"),
+        "wrap": _("wrapped around"), "network": _("seed {seed}’s network"), "maps_of": _("Feature maps of "),
+        "with_seed": _("{label} (seed {seed})"), "maps": _("{name}: {n} maps of {h} × {w} "),
+        "channel": _("{name}, channel {c}"), "scale": _("from {low} to {high}"), "white": _(", white = 0"),
+        "dark": _(", dark = 0"), "sees": _("What the networks see: "), "drawing": _("your drawing"),
+        "moved": _(", moved dx = {dx}, dy = {dy}, "),
+    }
+    return json.dumps(words, ensure_ascii=False, separators=(",", ":"))
 
 
 class ExportError(Exception):

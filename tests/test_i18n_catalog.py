@@ -1,0 +1,92 @@
+"""The Brazilian Portuguese catalog of the generic text (reportgen/locale/pt_BR/LC_MESSAGES/messages.po): in step with
+the code (``make messages``), every message translated, and translated text rendered like the English text."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import jinja2
+import pytest
+from babel.messages.extract import extract_from_dir
+from babel.messages.frontend import parse_mapping_cfg
+from babel.messages.pofile import read_po
+
+from reportgen import i18n, numbers
+from reportgen.markdown import package_environment, prose_environment
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _extracted() -> set[str | tuple[str, str]]:
+    with (ROOT / "babel.cfg").open() as f:
+        method_map, options_map = parse_mapping_cfg(f)
+    out: set[str | tuple[str, str]] = set()
+    for _file, _line, message, _comments, context in extract_from_dir(str(ROOT / "reportgen"), method_map,
+                                                                       options_map):
+        msgid = message if isinstance(message, str) else message[0]
+        out.add((context, msgid) if context else msgid)
+    return out
+
+
+def _catalog():
+    with i18n.catalog_path("pt").open("rb") as f:
+        return read_po(f, locale="pt_BR")
+
+
+def _key(message) -> str | tuple[str, str]:
+    msgid = message.id if isinstance(message.id, str) else message.id[0]
+    return (message.context, msgid) if message.context else msgid
+
+
+def test_the_catalog_has_every_message_of_the_code_and_no_other():
+    in_code = _extracted()
+    in_po = {_key(m) for m in _catalog() if m.id}
+    assert not in_code - in_po, f"run `make messages`: the catalog lacks {sorted(map(str, in_code - in_po))[:5]}"
+    assert not in_po - in_code, f"run `make messages`: the code no longer has {sorted(map(str, in_po - in_code))[:5]}"
+
+
+def test_every_message_is_translated_and_none_is_fuzzy():
+    catalog = _catalog()
+    untranslated = [m.id for m in catalog if m.id and (not m.string or not all(
+        m.string if isinstance(m.string, tuple) else [m.string]))]
+    fuzzy = [m.id for m in catalog if m.id and m.fuzzy]
+    assert not untranslated, f"{len(untranslated)} messages have no translation, e.g. {untranslated[:3]}"
+    assert not fuzzy, f"{len(fuzzy)} fuzzy translations, e.g. {fuzzy[:3]}"
+
+
+def test_every_translation_keeps_its_placeholders():
+    problems = [(m.id, [str(e) for e in errors]) for m, errors in _catalog().check()]
+    assert not problems, problems[:3]
+
+
+def test_the_portuguese_edition_formats_numbers_by_its_locale():
+    ci = {"mean": 91.5649, "low": 90.77, "high": 91.45, "n": 3, "std": 0.2}
+    with i18n.active("pt"):
+        assert numbers.fixed(91.5649, 2) == "91,56"
+        assert numbers.thousands(61706) == "61.706"
+        assert numbers.interval(ci, 2) == "90,77 a 91,45"
+        assert numbers.measured(ci).startswith("91,6% (IC 95% ")
+    assert numbers.fixed(91.5649, 2) == "91.56" and numbers.thousands(61706) == "61,706"
+    assert numbers.interval(ci, 2) == "90.77 to 91.45"
+
+
+def test_study_prose_has_no_gettext_since_it_is_written_in_each_language():
+    with pytest.raises(jinja2.TemplateSyntaxError):
+        prose_environment("pt").from_string("{% trans %}x{% endtrans %}")
+    assert prose_environment("pt").globals == {}
+
+
+@pytest.mark.parametrize("environment", [package_environment])
+def test_translated_text_keeps_its_markdown_and_escapes_its_values_like_the_english(environment):
+    source = ('{% trans label=label %}**{{ label }}** scores higher{% endtrans %}|'
+              '{{ gettext("**%(label)s** scores higher", label=label) }}|{{ label }}')
+    label = "a *label* <b>"
+    english = environment("en").from_string(source).render(label=label)
+    assert english == ("**a \\*label\\* &lt;b&gt;** scores higher|" * 2) + "a \\*label\\* &lt;b&gt;"
+    assert environment("pt").from_string(source).render(label=label).split("|")[2] == english.split("|")[2]
+
+
+def test_the_active_edition_chooses_the_catalog():
+    assert i18n._("95% CI") == "95% CI"
+    with i18n.active("pt"):
+        assert i18n._("95% CI") == "IC 95%"
+        assert package_environment().from_string('{{ _("%(low)s to %(high)s", low=1, high=2) }}').render() == "1 a 2"
