@@ -28,8 +28,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib import colors as mcolors  # noqa: E402
 
-from .fsutil import atomic_write  # noqa: E402
-from .settings import ENV_CACHE  # noqa: E402
+from .fsutil import atomic_write, cache_root  # noqa: E402
 
 DPI = 150  # sharp on a laptop screen at the post's column width
 WIDTH = 7.5
@@ -46,11 +45,6 @@ DIVERGING = "RdBu_r"       # weights and signed activations: blue negative, whit
 HEAT = "Blues"             # counts and rates
 TEXT_DARK, TEXT_LIGHT, MUTED = "#222222", "#ffffff", "#666666"
 WRONG = "#c0392b"
-
-
-def cache_root() -> Path:
-    """Where derived numbers and drawn figures are cached: ``$REPORTGEN_CACHE`` or ``.cache`` (never results/)."""
-    return Path(os.environ.get(ENV_CACHE) or ".cache")
 
 
 def _code_version() -> str:
