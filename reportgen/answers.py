@@ -11,16 +11,18 @@ the section says "not run yet" and gives the command.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .exercises import Exercise
-from .figures import Figure, FigureWriter
 from .measures import Convergence, convergence
 from .stats import Comparison, Interval, difference, learning_caveat, mean_ci, test_accuracy
 from .store import Store
 from .study import RenderError, Study, VariantResults, collect
+
+if TYPE_CHECKING:  # matplotlib: only when a figure is drawn
+    from .figures import Figure, FigureWriter
 
 
 @dataclass
@@ -146,7 +148,7 @@ def differences(study: Study, exercise: Exercise) -> list[tuple[str, str, str, s
     """The confounds check's differences between the exercise's runs and the baseline's that the exercise declares
     with ``intended`` (what, the exercise's value, the baseline's, its ``intended_reason``)."""
     from .confounds import WHAT, compare, parameter_count
-    exp, seed = study.config, study.config.profile(study.profile)["seeds"][0]
+    exp, seed = study.config, study.config.profile(study.profile).seeds[0]
     base = exp.resolve(exp.variant(study.baseline), seed, study.profile)
     mine = exp.resolve(exercise.as_variant(), seed, study.profile)
     found = compare(base, mine, parameter_count(base["model"]), parameter_count(mine["model"]))

@@ -138,7 +138,7 @@ def warnings(path: Path, exp: Any, profile: str) -> list[str]:
     base = baseline_of(exp)
     if base is None or not exp.exercises:
         return []
-    seed = exp.profile(profile)["seeds"][0]
+    seed = exp.profile(profile).seeds[0]
     base_config = exp.resolve(base, seed, profile)
     base_count = parameter_count(base_config["model"])
     lines = []
@@ -162,7 +162,7 @@ def _same_runs(path: Path, exp: Any) -> list[str]:
     lines = []
     for index, exercise in enumerate(exp.exercises):
         for profile in EXERCISE_PROFILES + ("quick",):
-            seed = exp.profile(profile)["seeds"][0]
+            seed = exp.profile(profile).seeds[0]
             config = exp.resolve(exercise.as_variant(), seed, profile)
             same = next((v.name for v in exp.variants if exp.resolve(v, seed, profile) == config), None)
             if same is not None:

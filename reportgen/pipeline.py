@@ -19,7 +19,7 @@ from .engines import DEFAULT_ENGINE
 from .fsutil import hashing_once
 from .prose import ProseError, check, prose_path
 from .suggest import suggest
-from .methods import write_methods
+from .methods import METHODS, write_methods
 from .scaffold import write_guide
 from .store import Store
 from .study import UNAVAILABLE, RenderError, collect
@@ -278,8 +278,20 @@ def _render_posts(ws: Workspace, studies: dict, selected: list[str], site: set[s
             else f"rendered {target} in {time.perf_counter() - started:.1f}s")
     home = render_home(studies, profile, ws.store, ws.docs, site)
     log(f"rendered {home} ({len(site)} of {len(studies)} studies in the site)")
-    write_guide(ws.docs)
-    write_methods(ws.docs, studies)
+    _write_page("write-your-own", ws.docs / "write-your-own.md", None, lambda: write_guide(ws.docs))
+    _write_page("methods", ws.docs / METHODS, {n: studies[n][1].model_dump(mode="json") for n in sorted(studies)},
+                lambda: write_methods(ws.docs, studies))
+
+
+def _write_page(name: str, target: Path, inputs: Any, write: Callable[[], Any]) -> None:
+    """``write()`` the page ``target`` unless it is there as written from the same ``inputs`` and code (the
+    "Write your own study" page imports every analysis to list it)."""
+    from .stamp import PAGES, page_key, remember, seen
+    key = page_key(inputs, target)
+    if key is not None and seen(PAGES, name, key):
+        return
+    write()
+    remember(PAGES, name, page_key(inputs, target) or "")
 
 
 def build(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, log: Log, project: Path,

@@ -18,7 +18,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from markupsafe import Markup
 
@@ -26,7 +26,6 @@ from . import __version__, analyses, conclusions, confounds, crossread, prose, s
 from .answers import ExercisesSection, section as exercise_section
 from .charts import results_chart
 from .context import Setup, VariantSetup, reproducibility, setup
-from .figures import FigureWriter
 from .markdown import markdown_text, package_environment
 from .config import StudyConfig
 from .stats import Comparison
@@ -34,6 +33,9 @@ from .summary import Summary, VariantRow, summary
 from .fsutil import atomic_write, swap_dir
 from .store import Store
 from .study import RenderError, Study, collect
+
+if TYPE_CHECKING:
+    from .figures import FigureWriter
 
 POSTS = Path("blog") / "posts"
 
@@ -52,8 +54,8 @@ def models(facts: Setup) -> list[dict[str, Any]]:
     descriptions that :func:`reportgen.context.setup` already made (``facts``): no model is built twice."""
     found: dict[str, dict[str, Any]] = {}
     for row in facts.variants:
-        key = json.dumps([row.model["text"], row.model["layers"]], sort_keys=True, default=str)
-        found.setdefault(key, {**row.model, "variants": []})["variants"].append(row.label)
+        key = json.dumps([row.model.text, row.model.layers], sort_keys=True, default=str)
+        found.setdefault(key, {**vars(row.model), "variants": []})["variants"].append(row.label)
     return list(found.values())
 
 
@@ -136,6 +138,7 @@ def render_post(exp_id: str, exp: Any, profile: str, store: Store, docs: Path,
         return post_dir / f"{exp_id}.md", True
     staging = Path(tempfile.mkdtemp(prefix=f".{exp_id}.render-", dir=post_dir))
     try:
+        from .figures import FigureWriter  # matplotlib: only when a post is rendered
         figures = FigureWriter(directory=staging, link_prefix=exp_id)
         exercises = exercise_section(study, store, figures, answers)
         text = _render(study, exp, profile, figures, declared, prose_file,

@@ -117,7 +117,7 @@ def plan_runs(studies: dict, names: list[str], profile: str, store: Store,
             continue
         for variant in [*exp.variants, *(exercises or {}).get(name, [])]:
             dataset = variant.dataset or exp.dataset
-            for seed in exp.profile(profile)["seeds"]:
+            for seed in exp.profile(profile).seeds:
                 config = exp.resolve(variant, seed, profile)
                 checksum = checksums.get(dataset)
                 if checksum is None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
@@ -61,6 +62,17 @@ DEFAULT_PROFILES: dict[str, dict[str, Any]] = {
     "quick": {"seeds": [0, 1, 2], "shift_images": 2000},
     "full": {"seeds": [0, 1, 2, 3, 4]},
 }
+
+
+@dataclass(frozen=True)
+class ProfileSettings:
+    """What a profile resolves to for one study (:meth:`StudyConfig.profile`): the defaults of
+    :data:`DEFAULT_PROFILES`, overridden by the study's ``profiles`` block."""
+    epochs: int
+    seeds: list[int]
+    train_limit: Optional[int] = None
+    eval_limit: Optional[int] = None
+    shift_images: Optional[int] = None
 
 
 class VariantConfig(Override):
@@ -177,17 +189,14 @@ class StudyConfig(Strict):
         return self
 
     # ---- resolution -------------------------------------------------------------------------------------
-    def profile(self, name: str) -> dict[str, Any]:
+    def profile(self, name: str) -> ProfileSettings:
         """Epochs, seeds and limits for a profile: defaults, overridden by this file's ``profiles`` block."""
         merged = dict(DEFAULT_PROFILES[name])
         if name in self.profiles:
             merged.update({k: v for k, v in self.profiles[name].model_dump().items()
                            if v is not None and k != "training"})
         merged.setdefault("epochs", self.training.epochs)
-        merged.setdefault("train_limit", None)
-        merged.setdefault("eval_limit", None)
-        merged.setdefault("shift_images", None)
-        return merged
+        return ProfileSettings(**merged)
 
     def variant(self, name: str) -> VariantConfig:
         for v in self.variants:
@@ -206,7 +215,7 @@ class StudyConfig(Strict):
 
     def variant_epochs(self, variant: VariantConfig, profile: str) -> int:
         """The variant's own epochs under ``profile`` when it declares them, else the profile's."""
-        return variant.epochs.get(profile) or self.profile(profile)["epochs"]
+        return variant.epochs.get(profile) or self.profile(profile).epochs
 
     def variant_training(self, variant: VariantConfig, epochs: int, profile: Optional[str] = None) -> TrainingConfig:
         """The study's training block, then the profile's overrides, then the variant's, with the given epochs."""
@@ -227,8 +236,8 @@ class StudyConfig(Strict):
             "model": {"name": model_cfg.name, "options": model_cfg.options},
             "training": training_cfg.resolved(),
             "seed": seed,
-            "train_limit": prof["train_limit"],
-            "eval_limit": prof["eval_limit"],
+            "train_limit": prof.train_limit,
+            "eval_limit": prof.eval_limit,
             "val_size": VAL_SIZE,
             "split_seed": SPLIT_SEED,
         }

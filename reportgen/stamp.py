@@ -31,6 +31,7 @@ from .settings import ENV_CACHE, ENV_DATA, ENV_SHIFT_IMAGES
 STAMPS = "posts"  # under the cache root
 PRECOMPUTED = "precompute"  # under the cache root: the studies whose analysis cache is full
 CHECKED = "preflight"  # under the cache root: the studies (and prose) that passed the checks before any work
+PAGES = "pages"  # under the cache root: the generated pages other than posts ("Write your own study", Methods)
 PACKAGE = Path(__file__).resolve().parent
 # The libraries whose versions can change a figure's pixels or a number in a post.
 LIBRARIES = ("matplotlib", "numpy", "scipy", "scikit-learn", "torch", "jinja2", "captum", "onnx")
@@ -103,6 +104,17 @@ def preflight_key(exp_id: str, exp: Any, profile: str, prose_file: Path | None, 
             "prose": [str(prose_file), sha256_file(prose_file)] if prose_file is not None and prose_file.is_file()
             else None, "reportgen": __version__, "code": package_code(), "libraries": libraries(),
             "language": current()}
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def page_key(inputs: Any, target: Path) -> str | None:
+    """The key of a generated page written from ``inputs`` by the package's code into ``target`` as it is now
+    (None: there is no such file yet)."""
+    from .i18n import current
+    if not target.is_file():
+        return None
+    data = {"inputs": inputs, "reportgen": __version__, "code": package_code(), "libraries": libraries(),
+            "language": current(), "target": [str(target), sha256_file(target)]}
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 

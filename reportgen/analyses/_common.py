@@ -328,7 +328,7 @@ def variant_head(v: VariantResults, run: Run | None = None) -> dict[str, Any]:
 def model_specs(study: Study) -> list[dict[str, Any]]:
     """The distinct models of a study (name + options) with the labels of the variants that use each."""
     specs: dict[str, dict[str, Any]] = {}
-    seeds = study.config.profile(study.profile)["seeds"] if study.config.variants else []
+    seeds = study.config.profile(study.profile).seeds if study.config.variants else []
     sources = ([(v.label or v.name, study.config.resolve(v, seeds[0], study.profile)["model"])
                 for v in study.config.variants] if study.config.variants
                else [(study.config.model.name, {"name": study.config.model.name,

@@ -92,7 +92,7 @@ def shift_images_limit(study: Study | None = None, device: torch.device | None =
         return int(value)
     if study is None or (device is not None and device.type == "cuda"):
         return None
-    return study.config.profile(study.profile).get("shift_images")
+    return study.config.profile(study.profile).shift_images
 
 
 def shift_grid_of(run: Run, radius: int = SHIFT_RADIUS, study: Study | None = None) -> dict[str, Any]:
