@@ -11,7 +11,7 @@ the section says "not run yet" and gives the command.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,6 +23,7 @@ from .study import RenderError, Study, VariantResults, collect
 
 if TYPE_CHECKING:  # matplotlib: only when a figure is drawn
     from .figures import Figure, FigureWriter
+    from .schema import StudyConfig
 
 
 @dataclass
@@ -83,7 +84,7 @@ def command(study_id: str, profile: str, name: str) -> str:
     return f"reportgen run {study_id} --profile {profile} --exercise {name}"
 
 
-def exercise_results(study_id: str, exp: Any, exercise: Exercise, profile: str,
+def exercise_results(study_id: str, exp: StudyConfig, exercise: Exercise, profile: str,
                      store: Store) -> VariantResults | None:
     """The exercise's complete runs under ``profile`` (every seed), or None when any seed has not run."""
     view = exp.model_copy(update={"variants": [exercise.as_variant()]})

@@ -27,6 +27,8 @@ from .store import Store
 if TYPE_CHECKING:  # imported by a worker that trains: a warm `run` needs no torch
     import torch
 
+    from .schema import StudyConfig
+
 Log = Callable[[str], None]
 OnTrained = Callable[[PlannedRun, TrainedRun], Any]
 EXECUTORS = ("local", "ray")
@@ -40,7 +42,7 @@ class ExecutorError(Exception):
 class PrecomputeJob:
     """Fill the analysis cache of one study (``reportgen.pipeline.precompute_study``)."""
     study: str
-    exp: Any  # StudyConfig
+    exp: StudyConfig
     profile: str
 
 

@@ -131,7 +131,7 @@ def extra_variants(chosen: dict[str, list[Exercise]]) -> dict[str, list["Variant
 
 
 # ---- the confounds check ----------------------------------------------------------------------------------------
-def warnings(path: Path, exp: Any, profile: str) -> list[str]:
+def warnings(path: Path, exp: StudyConfig, profile: str) -> list[str]:
     """One line per exercise that differs from the baseline in more than it says (see :meth:`Exercise.says`) and
     does not declare it with ``intended``; ``reportgen list`` prints them, as it does the variants' confounds."""
     from .confounds import WHAT, baseline_of, compare, parameter_count
@@ -156,7 +156,7 @@ def warnings(path: Path, exp: Any, profile: str) -> list[str]:
     return lines + _same_runs(path, exp)
 
 
-def _same_runs(path: Path, exp: Any) -> list[str]:
+def _same_runs(path: Path, exp: StudyConfig) -> list[str]:
     """An exercise that resolves to one of its own study's variants under some profile measures nothing new there
     (e.g. a training override that a profile's own training block already sets)."""
     lines = []

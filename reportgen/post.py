@@ -91,7 +91,7 @@ def _blocks(exp: StudyConfig, stats: Summary | None, facts: Setup, sections: dic
         shows=prose.SHOWS_MARK if exp.trains and stats else Markup(""), measured=measured)
 
 
-def body(exp: Any, prose_file: Path | None, blocks: prose.Blocks, namespace: dict[str, Any],
+def body(exp: StudyConfig, prose_file: Path | None, blocks: prose.Blocks, namespace: dict[str, Any],
          closing: Callable[[list[str], Markup], Markup] | None = None) -> tuple[str, str, str]:
     """The post's models section, its body — the prose with what it places, then every block it did not place —
     and its closing section ``closing(placed, answer)`` for the frame to append after the body, unless the prose placed
@@ -111,7 +111,7 @@ def body(exp: Any, prose_file: Path | None, blocks: prose.Blocks, namespace: dic
     return models_text, text, section + "\n" if section else ""
 
 
-def render_study(exp_id: str, exp: Any, profile: str, store: Store, docs: Path,
+def render_study(exp_id: str, exp: StudyConfig, profile: str, store: Store, docs: Path,
                  declared: dict[str, str] | None = None, prose_file: Path | None = None,
                  others: dict[str, Any] | None = None, answers: bool = True) -> Path:
     """Write ``docs/blog/posts/<exp_id>.md`` (and its figures) from the cached results of ``profile``.
@@ -121,7 +121,7 @@ def render_study(exp_id: str, exp: Any, profile: str, store: Store, docs: Path,
     return render_post(exp_id, exp, profile, store, docs, declared, prose_file, others, answers)[0]
 
 
-def render_post(exp_id: str, exp: Any, profile: str, store: Store, docs: Path,
+def render_post(exp_id: str, exp: StudyConfig, profile: str, store: Store, docs: Path,
                 declared: dict[str, str] | None = None, prose_file: Path | None = None,
                 others: dict[str, Any] | None = None, answers: bool = True,
                 keep_unchanged: bool = False) -> tuple[Path, bool]:
@@ -152,7 +152,7 @@ def render_post(exp_id: str, exp: Any, profile: str, store: Store, docs: Path,
     return post_dir / f"{exp_id}.md", False
 
 
-def _render(study: Study, exp: Any, profile: str, figures: FigureWriter, declared: dict[str, str],
+def _render(study: Study, exp: StudyConfig, profile: str, figures: FigureWriter, declared: dict[str, str],
             prose_file: Path | None, studies: Callable[[str], Any] | None = None,
             exercises: ExercisesSection | None = None) -> str:
     env = package_environment()

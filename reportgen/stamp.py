@@ -22,11 +22,15 @@ import sys
 from functools import cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .fsutil import atomic_write, sha256_file
 from .settings import ENV_CACHE, ENV_DATA, ENV_SHIFT_IMAGES
+
+if TYPE_CHECKING:
+    from .schema import StudyConfig
+    from .study import Study
 
 STAMPS = "posts"  # under the cache root
 PRECOMPUTED = "precompute"  # under the cache root: the studies whose analysis cache is full
@@ -37,8 +41,8 @@ PACKAGE = Path(__file__).resolve().parent
 LIBRARIES = ("matplotlib", "numpy", "scipy", "scikit-learn", "torch", "jinja2", "captum", "onnx")
 
 
-def inputs(study: Any, exp: Any, profile: str, declared: dict[str, str], prose_file: Path | None,
-           results: Path | None = None, reads: dict[str, Any] | None = None, answers: bool = True) -> str:
+def inputs(study: Study, exp: StudyConfig, profile: str, declared: dict[str, str], prose_file: Path | None,
+           results: Path | None = None, reads: dict[str, StudyConfig] | None = None, answers: bool = True) -> str:
     """The key of everything the post of ``study`` (collected, so its runs are checked) is rendered from; with
     ``results`` (the store's root) also every complete run under the study's own folder (its exercises' runs) and
     under the folders of the studies its prose ``reads`` (id -> config), with their configs, and whether the exercises' answers are shown."""
@@ -83,7 +87,7 @@ def _stamp_path(exp_id: str, kind: str = STAMPS) -> Path:
     return Path(os.environ.get(ENV_CACHE) or ".cache") / kind / f"{exp_id}.json"
 
 
-def precompute_key(exp_id: str, exp: Any, profile: str, results: Path) -> str:
+def precompute_key(exp_id: str, exp: StudyConfig, profile: str, results: Path) -> str:
     """The key of everything the analysis cache of a study is filled from (``reportgen run``'s last step): its
     config, the profile, every complete run under its results folder, the package's code, the libraries, the data
     and the environment that changes an analysis."""
@@ -93,8 +97,8 @@ def precompute_key(exp_id: str, exp: Any, profile: str, results: Path) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def preflight_key(exp_id: str, exp: Any, profile: str, prose_file: Path | None, studies: list[str],
-                  reads: dict[str, Any]) -> str:
+def preflight_key(exp_id: str, exp: StudyConfig, profile: str, prose_file: Path | None, studies: list[str],
+                  reads: dict[str, StudyConfig]) -> str:
     """The key of everything :func:`reportgen.pipeline.preflight` checks a study against: its config, the profile,
     its prose (path and bytes), the ids of every declared study and the configs of those its prose reads, the
     package's code, the libraries and the language of the edition."""

@@ -264,7 +264,7 @@ def test_profile_shift_images_applies_on_cpu_only_and_the_environment_wins(monke
     exp = StudyConfig.model_validate(EXPERIMENT)
     quick = Study(id=exp.id, config=exp, profile="quick", variants=[])
     study = Study(id=exp.id, config=exp, profile="smoke", variants=[])
-    assert exp.profile("quick")["shift_images"] == 2000
+    assert exp.profile("quick").shift_images == 2000
     assert shift_images_limit(quick, torch.device("cpu")) == 2000
     assert shift_images_limit(quick, torch.device("cuda")) is None  # a GPU does the whole set in seconds
     assert shift_images_limit(study, torch.device("cpu")) == 200  # smoke
