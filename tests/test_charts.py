@@ -135,7 +135,7 @@ def test_shift_curve_chart_is_the_first_seeds_binned_grid(tmp_path, monkeypatch)
         for mode, curve in (("zero", "zero-filled"), ("wrap", "wrap-around")):
             (line,) = [s for s in data["series"] if s["variant"] == v.label and s["curve"] == curve]
             assert line["seeds"] == [SEEDS[0]] and line["x"] == list(range(SHIFT_RADIUS + 1))
-            expected = [100 * grids[v.name][mode][distance == d].mean() for d in range(SHIFT_RADIUS + 1)]
+            expected = [100 * getattr(grids[v.name], mode)[distance == d].mean() for d in range(SHIFT_RADIUS + 1)]
             np.testing.assert_allclose(line["values"], [expected], rtol=1e-5)
     assert str(result.chart.markdown()).count('class="rg-chart"') == 1
 
