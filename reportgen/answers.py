@@ -11,17 +11,20 @@ the section says "not run yet" and gives the command.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import i18n
 from .exercises import Exercise
-from .figures import Figure, FigureWriter
 from .measures import Convergence, convergence
 from .stats import Comparison, Interval, difference, learning_caveat, mean_ci, test_accuracy
 from .store import Store
 from .study import RenderError, Study, VariantResults, collect
+
+if TYPE_CHECKING:  # matplotlib: only when a figure is drawn
+    from .figures import Figure, FigureWriter
+    from .schema import StudyConfig
 
 
 @dataclass
@@ -82,7 +85,7 @@ def command(study_id: str, profile: str, name: str) -> str:
     return f"reportgen run {study_id} --profile {profile} --exercise {name}"
 
 
-def exercise_results(study_id: str, exp: Any, exercise: Exercise, profile: str,
+def exercise_results(study_id: str, exp: StudyConfig, exercise: Exercise, profile: str,
                      store: Store) -> VariantResults | None:
     """The exercise's complete runs under ``profile`` (every seed), or None when any seed has not run."""
     view = exp.model_copy(update={"variants": [exercise.as_variant()]})
@@ -147,7 +150,7 @@ def differences(study: Study, exercise: Exercise) -> list[tuple[str, str, str, s
     """The confounds check's differences between the exercise's runs and the baseline's that the exercise declares
     with ``intended`` (what, the exercise's value, the baseline's, its ``intended_reason``)."""
     from .confounds import WHAT, compare, parameter_count
-    exp, seed = study.config, study.config.profile(study.profile)["seeds"][0]
+    exp, seed = study.config, study.config.profile(study.profile).seeds[0]
     base = exp.resolve(exp.variant(study.baseline), seed, study.profile)
     mine = exp.resolve(exercise.as_variant(), seed, study.profile)
     found = compare(base, mine, parameter_count(base["model"]), parameter_count(mine["model"]))

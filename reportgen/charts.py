@@ -22,17 +22,18 @@ import html
 import json
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
-from matplotlib import colors as mcolors
 
 from . import i18n, numbers
-from .figures import PALETTE, Figure
 from .markdown import figure as figure_markdown
 from .stats import test_accuracy
 from .summary import Summary
 from .study import Study
+
+if TYPE_CHECKING:  # matplotlib: only when a chart is made
+    from .figures import Figure
 
 CHART_CLASS = "rg-chart"
 SIGNIFICANT_DIGITS = 6  # per value in the page: far below what a tooltip shows, a third of the JSON of full floats
@@ -75,6 +76,9 @@ def _edition() -> dict[str, Any]:
 
 def color(i: int) -> str:
     """The i-th variant's colour, as in the static figures (matplotlib's tab10, in order)."""
+    from matplotlib import colors as mcolors
+
+    from .figures import PALETTE
     return mcolors.to_hex(PALETTE[i % len(PALETTE)])
 
 

@@ -109,7 +109,7 @@ def differences(exp: StudyConfig, profile: str) -> list[Difference]:
     base = baseline_of(exp) if exp.trains else None
     if base is None:
         return []
-    seed = exp.profile(profile)["seeds"][0]
+    seed = exp.profile(profile).seeds[0]
     resolved = {v.name: exp.resolve(v, seed, profile) for v in exp.variants}
     counts = {name: parameter_count(config["model"]) for name, config in resolved.items()}
     found = []

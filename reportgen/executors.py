@@ -19,12 +19,15 @@ import sys
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
-
-import torch
+from typing import TYPE_CHECKING, Any, Callable
 
 from .runs import PlannedRun, TrainedRun, train_files
 from .store import Store
+
+if TYPE_CHECKING:  # imported by a worker that trains: a warm `run` needs no torch
+    import torch
+
+    from .schema import StudyConfig
 
 Log = Callable[[str], None]
 OnTrained = Callable[[PlannedRun, TrainedRun], Any]
@@ -39,7 +42,7 @@ class ExecutorError(Exception):
 class PrecomputeJob:
     """Fill the analysis cache of one study (``reportgen.pipeline.precompute_study``)."""
     study: str
-    exp: Any  # StudyConfig
+    exp: StudyConfig
     profile: str
 
 
@@ -171,6 +174,8 @@ def _leave_on_exit(function: Callable[..., Any]) -> Callable[..., Any]:
 
 @_leave_on_exit
 def _train_one(run: PlannedRun, device: str, profile: str) -> tuple[str, TrainedRun]:
+    import torch
+
     from .data import load_splits
     if run.dataset not in _SPLITS:
         _SPLITS[run.dataset] = load_splits(run.dataset)

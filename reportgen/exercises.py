@@ -10,17 +10,18 @@ An exercise is never part of a variant's resolved config: the cache keys of the 
 when exercises are added, and an exercise identical to another study's variant has that variant's cache key, so
 its runs are copied rather than trained (the store's twin mechanism).
 
-This module imports nothing of reportgen but :mod:`reportgen.run_schema` at load time, so the study schema
-(:mod:`reportgen.schema`) can use :class:`Exercise` without an import cycle.
+This module imports nothing of reportgen but :mod:`reportgen.run_schema` and :mod:`reportgen.override` at load
+time, so the study schema (:mod:`reportgen.schema`) can use :class:`Exercise` without an import cycle.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Optional
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Optional
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from .run_schema import ID_PATTERN, INTENDED, ConfigError, Strict
+from .override import DatasetName, Intended, Override, ProfileEpochs
+from .run_schema import ConfigError, Strict
 from .suggest import suggest
 
 if TYPE_CHECKING:
@@ -41,52 +42,27 @@ class Prediction(Strict):
     because: str = ""
 
 
-class Exercise(Strict):
+class Exercise(Override):
+    KIND: ClassVar[str] = "an exercise's"
     name: str
     question: str = Field(min_length=1)
     hint: str = ""
     prediction: Optional[Prediction] = None
     label: Optional[str] = None
     description: str = ""
-    dataset: Optional[Literal["mnist", "fashion-mnist", "kmnist"]] = None
+    dataset: Optional[DatasetName] = None
     model: Optional[dict[str, Any]] = None
     training: Optional[dict[str, Any]] = None
-    epochs: dict[Literal["smoke", "quick", "full"], Annotated[int, Field(gt=0, le=1000)]] = Field(
-        default_factory=dict)
-    intended: list[Literal["parameters", "data", "dataset", "recipe", "epochs"]] = Field(default_factory=list)
+    epochs: ProfileEpochs = Field(default_factory=dict)
+    intended: list[Intended] = Field(default_factory=list)
     intended_reason: str = ""
-
-    @field_validator("name")
-    @classmethod
-    def _slug(cls, v: str) -> str:
-        if not ID_PATTERN.match(v):
-            raise ValueError("must be lower-case letters, digits, '-' or '_' (no path separators), at most 64")
-        return v
-
-    @field_validator("model")
-    @classmethod
-    def _model_keys(cls, v: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
-        from .schema import VariantModel  # a variant's model override: the same keys
-        if v is not None:
-            VariantModel.model_validate(v)
-        return v
-
-    @field_validator("training")
-    @classmethod
-    def _no_epochs(cls, v: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
-        if v is not None and "epochs" in v:
-            raise ValueError("an exercise's epochs are set per profile by its own epochs: {<profile>: N}, "
-                             "not in its training block")
-        return v
 
     @model_validator(mode="after")
     def _changes_something(self) -> "Exercise":
         if not (self.dataset or self.model or self.training or self.epochs):
             raise ValueError(f"exercise {self.name!r} changes nothing; give the change to try as a variant "
                              f"override: dataset, model, training or epochs")
-        if self.intended_reason and not self.intended:
-            raise ValueError(f"intended_reason explains intended differences, and intended is empty; add "
-                             f"intended: [...] (from {', '.join(INTENDED)}) or remove intended_reason")
+        self.check_intended()
         return self
 
     @property
@@ -155,14 +131,14 @@ def extra_variants(chosen: dict[str, list[Exercise]]) -> dict[str, list["Variant
 
 
 # ---- the confounds check ----------------------------------------------------------------------------------------
-def warnings(path: Path, exp: Any, profile: str) -> list[str]:
+def warnings(path: Path, exp: StudyConfig, profile: str) -> list[str]:
     """One line per exercise that differs from the baseline in more than it says (see :meth:`Exercise.says`) and
     does not declare it with ``intended``; ``reportgen list`` prints them, as it does the variants' confounds."""
     from .confounds import WHAT, baseline_of, compare, parameter_count
     base = baseline_of(exp)
     if base is None or not exp.exercises:
         return []
-    seed = exp.profile(profile)["seeds"][0]
+    seed = exp.profile(profile).seeds[0]
     base_config = exp.resolve(base, seed, profile)
     base_count = parameter_count(base_config["model"])
     lines = []
@@ -180,13 +156,13 @@ def warnings(path: Path, exp: Any, profile: str) -> list[str]:
     return lines + _same_runs(path, exp)
 
 
-def _same_runs(path: Path, exp: Any) -> list[str]:
+def _same_runs(path: Path, exp: StudyConfig) -> list[str]:
     """An exercise that resolves to one of its own study's variants under some profile measures nothing new there
     (e.g. a training override that a profile's own training block already sets)."""
     lines = []
     for index, exercise in enumerate(exp.exercises):
         for profile in EXERCISE_PROFILES + ("quick",):
-            seed = exp.profile(profile)["seeds"][0]
+            seed = exp.profile(profile).seeds[0]
             config = exp.resolve(exercise.as_variant(), seed, profile)
             same = next((v.name for v in exp.variants if exp.resolve(v, seed, profile) == config), None)
             if same is not None:

@@ -29,8 +29,8 @@ import numpy as np  # noqa: E402
 from matplotlib import colors as mcolors  # noqa: E402
 
 from . import i18n  # noqa: E402
-from .fsutil import atomic_write  # noqa: E402
-from .settings import ENV_CACHE, SOURCE_LANGUAGE  # noqa: E402
+from .fsutil import atomic_write, cache_root  # noqa: E402
+from .settings import SOURCE_LANGUAGE  # noqa: E402
 
 DPI = 150  # sharp on a laptop screen at the post's column width
 WIDTH = 7.5
@@ -54,11 +54,6 @@ def _edition_salt() -> str:
     English, so the English figures keep the keys they had before the site had two editions."""
     lang = i18n.current()
     return "" if lang == SOURCE_LANGUAGE else f":{lang}:{i18n.catalog_digest(lang)}"
-
-
-def cache_root() -> Path:
-    """Where derived numbers and drawn figures are cached: ``$REPORTGEN_CACHE`` or ``.cache`` (never results/)."""
-    return Path(os.environ.get(ENV_CACHE) or ".cache")
 
 
 def _code_version() -> str:

@@ -22,9 +22,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from .settings import ENV_TEST_WRITE_DELAY
+from .settings import ENV_CACHE, ENV_TEST_WRITE_DELAY
 
 CHUNK = 1 << 20  # bytes read at a time when hashing: large files never sit in memory whole
+
+
+def cache_root() -> Path:
+    """Where derived numbers and drawn figures are cached: ``$REPORTGEN_CACHE`` or ``.cache`` (never results/)."""
+    return Path(os.environ.get(ENV_CACHE) or ".cache")
 
 
 def sha256_bytes(data: bytes) -> str:

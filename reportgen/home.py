@@ -93,11 +93,11 @@ def home_rows(studies: dict[str, tuple[Path, StudyConfig]], profile: str, store:
         prof = exp.profile(profile)
         row = HomeRow(
             number=number, id=exp_id, title=exp.title, description=exp.description, trains=exp.trains,
-            link=(POSTS / f"{exp_id}.md").as_posix() if exp_id in built else None, epochs=prof["epochs"],
-            train_size=prof["train_limit"] or DATASET_TRAIN_SIZE - VAL_SIZE,
+            link=(POSTS / f"{exp_id}.md").as_posix() if exp_id in built else None, epochs=prof.epochs,
+            train_size=prof.train_limit or DATASET_TRAIN_SIZE - VAL_SIZE,
             command=f"reportgen run {exp_id} --profile {profile}",
             epochs_other=[LongerEpochs(label=v.label or v.name, epochs=exp.variant_epochs(v, profile))
-                          for v in exp.variants if exp.variant_epochs(v, profile) != prof["epochs"]])
+                          for v in exp.variants if exp.variant_epochs(v, profile) != prof.epochs])
         if exp.trains:
             try:
                 study = collect(exp_id, exp, profile, store)
@@ -152,7 +152,7 @@ def render_home(studies: dict[str, tuple[Path, StudyConfig]], profile: str, stor
         row.takeaway = Markup(front.takeaway) if front.takeaway else None
         row.figure = _home_figure(docs, row.id, front.key_figure)
         row.reads = list(studies[row.id][1].reads)
-    seeds = sorted({s for _, exp in studies.values() for s in exp.profile(profile)["seeds"]})
+    seeds = sorted({s for _, exp in studies.values() for s in exp.profile(profile).seeds})
     still_learning = any(v.still_learning for row in rows if row.link for v in row.variants)
     text = package_environment().get_template("_home.md.j2").render(
         rows=rows, profile=profile, seeds=seeds, version=__version__, still_learning=still_learning,

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import stats as scipy_stats
 
 from . import i18n, numbers
 from .markdown import signed_number
@@ -78,6 +77,7 @@ def binomial_interval(accuracy_pct: float, n: int | None, confidence: float = CO
     if not n or accuracy_pct != accuracy_pct:
         return None
     correct = round(accuracy_pct / 100 * n)
+    from scipy import stats as scipy_stats  # seconds to import: only when an interval is computed
     ci = scipy_stats.binomtest(correct, n).proportion_ci(confidence_level=confidence, method="wilson")
     return TestSetInterval(n=int(n), correct=int(correct), low=100 * float(ci.low), high=100 * float(ci.high),
                            half=50 * float(ci.high - ci.low), confidence=confidence)

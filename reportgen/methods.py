@@ -11,8 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from . import i18n, settings
-from .analyses._shift_findings import DISTANCES
-from .analyses.filters import NEAR_ZERO_SUM, ORIENTED
 from .fsutil import atomic_write
 from .markdown import package_environment
 from .run_schema import TrainingConfig
@@ -57,13 +55,13 @@ def methods_facts(recipe: TrainingConfig | None = None) -> dict[str, Any]:
         "train_eval_images": s.TRAIN_EVAL_IMAGES, "loss_epochs": s.VAL_LOSS_EPOCH_TOLERANCE,
         "loss_rise_pct": round(100 * s.VAL_LOSS_RISE_FRACTION), "shift_radius": s.SHIFT_RADIUS,
         "shifts": (2 * s.SHIFT_RADIUS + 1) ** 2, "first_seed": i18n._(s.FIRST_SEED), "env_shift": s.ENV_SHIFT_IMAGES,
-        "shift_distances": i18n._("%(some)s and %(last)s") % {"some": ", ".join(str(d) for d in DISTANCES[:-1]),
-                                                              "last": DISTANCES[-1]},
+        "shift_distances": i18n._("%(some)s and %(last)s") % {"some": ", ".join(str(d) for d in s.DISTANCES[:-1]),
+                                                              "last": s.DISTANCES[-1]},
         "parameter_tolerance_pct": round(100 * s.PARAMETER_TOLERANCE), "cpu_threads": s.CPU_THREADS_PER_RUN,
         "profiles": profiles,
         "onecycle_rise_pct": round(100 * TrainingConfig.model_fields["pct_start"].default),
         "lenet5_year": LENET5_YEAR, "recipe": _recipe_facts(recipe),
-        "near_zero_pct": round(100 * NEAR_ZERO_SUM), "oriented": ORIENTED,
+        "near_zero_pct": round(100 * s.NEAR_ZERO_SUM), "oriented": s.ORIENTED,
     }
 
 

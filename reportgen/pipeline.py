@@ -8,6 +8,7 @@ arguments and maps the errors raised here to exit codes.
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -18,7 +19,7 @@ from .engines import DEFAULT_ENGINE
 from .fsutil import hashing_once
 from .prose import ProseError, check, prose_path
 from .suggest import suggest
-from .methods import write_methods
+from .methods import METHODS, write_methods
 from .scaffold import write_guide
 from .store import Store
 from .study import UNAVAILABLE, RenderError, collect
@@ -43,26 +44,36 @@ def preflight(studies: dict, names: list[str], profile: str) -> None:
     """Every selected study's analyses apply to its models, and its prose (if any) renders against
     placeholders. Raises ConfigError/ProseError: one line naming the file, the line or field, and what is
     allowed."""
-    from .context import setup
-    from .study import Study, VariantResults
+    from .stamp import CHECKED, preflight_key, remember, seen
     for name in names:
         path, exp = studies[name]
-        for index, read in enumerate(exp.reads):
-            if read not in studies or read == name:
-                others = [n for n in studies if n != name]
-                raise ConfigError(f"{path}: reads[{index}]: no other study {read!r}{suggest(read, others)} "
-                                  f"(studies: {', '.join(others)})")
-        for index, analysis in enumerate(exp.analyses):
-            reason = analyses.why_not(analysis, exp, profile)
-            if reason:
-                raise ConfigError(f"{path}: analyses[{index}]: {reason}")
         prose_file = prose_path(path, exp)
-        if prose_file is not None:
-            empty = Study(id=name, config=exp, profile=profile,
-                          variants=[VariantResults(name=v.name, label=v.label or v.name, description=v.description,
-                                                   dataset=v.dataset or exp.dataset) for v in exp.variants])
-            check(prose_file, exp, setup(exp, empty, profile), profile)
+        reads = {r: studies[r][1] for r in exp.reads if r in studies and r != name}
+        key = preflight_key(name, exp, profile, prose_file, list(studies), reads)
+        if not seen(CHECKED, name, key):  # a study that passed with the same inputs passes again
+            _check_study(studies, name, profile, prose_file)
+            remember(CHECKED, name, key)
     translations.check(studies, names, profile)  # <id>.pt.yaml and <id>.pt.md
+
+
+def _check_study(studies: dict, name: str, profile: str, prose_file: Path | None) -> None:
+    from .context import setup
+    from .study import Study, VariantResults
+    path, exp = studies[name]
+    for index, read in enumerate(exp.reads):
+        if read not in studies or read == name:
+            others = [n for n in studies if n != name]
+            raise ConfigError(f"{path}: reads[{index}]: no other study {read!r}{suggest(read, others)} "
+                              f"(studies: {', '.join(others)})")
+    for index, analysis in enumerate(exp.analyses):
+        reason = analyses.why_not(analysis, exp, profile)
+        if reason:
+            raise ConfigError(f"{path}: analyses[{index}]: {reason}")
+    if prose_file is not None:
+        empty = Study(id=name, config=exp, profile=profile,
+                      variants=[VariantResults(name=v.name, label=v.label or v.name, description=v.description,
+                                               dataset=v.dataset or exp.dataset) for v in exp.variants])
+        check(prose_file, exp, setup(exp, empty, profile), profile)
 
 
 # ---- run -----------------------------------------------------------------------------------------------------
@@ -75,17 +86,19 @@ def run(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, device:
     ``all_exercises`` add exercise runs (:mod:`reportgen.exercises`; the full profile runs them all); naming
     exercises but no study selects the studies that declare them."""
     from .exercises import choose, extra_variants, studies_declaring
-    from .executors import PrecomputeJob, make_executor
-    from .runs import deterministic, plan_runs, resolve_device, train_all
+    from .runs import plan_runs, resolve_device, train_all
     studies = ws.studies()
     selected = select(studies, names or studies_declaring(studies, exercises))
     extra = extra_variants(choose(studies, selected, profile, exercises, every=all_exercises))
     preflight(studies, selected, profile)
-    torch_device = resolve_device(device)
-    deterministic()
+    if device not in ("auto", "cpu"):  # a device that is not here is refused before anything else
+        resolve_device(device)
     splits = DatasetCache()
-    with make_executor(executor, torch_device, ws.store, profile, log, workers, address, splits.get) as pool, \
-            ws.store.lock():
+    with ExitStack() as stack:
+        # Ray connects (or is refused) before anything else; a local executor (and torch) only when there is work.
+        pool = stack.enter_context(_executor(ws, executor, device, profile, log, workers, address, splits)) \
+            if executor == "ray" else None
+        stack.enter_context(ws.store.lock())
         removed, restored = ws.store.clean_partials()
         if removed:
             log(f"removed {removed} half-written run(s) left by an interrupted run")
@@ -94,14 +107,40 @@ def run(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, device:
         needed = _provision(ws, studies, selected, log, extra)
         planned = plan_runs(studies, selected, profile, ws.store, checksums(needed), exercises=extra)
         todo = [p for p in planned if p.status != "no-data" and (force or p.status != "complete")]
-        _log_plan(planned, todo, force, f"{torch_device}" + (" (Ray cluster)" if executor == "ray" else ""), log)
+        if todo and pool is None:
+            pool = stack.enter_context(_executor(ws, executor, device, profile, log, workers, address, splits))
+        where = "" if pool is None else f" on {pool.device}" + (" (Ray cluster)" if executor == "ray" else "")
+        _log_plan(planned, todo, force, where, log)
         if extra:
             log("exercises: " + ", ".join(f"{sid}/{v.name}" for sid, variants in extra.items() for v in variants))
-        train_all(todo, pool, ws.store, log, force)
+        if todo:
+            train_all(todo, pool, ws.store, log, force)
         for p in todo:
             (ws.store.root / p.study / p.variant / UNAVAILABLE).unlink(missing_ok=True)
-        pool.precompute([PrecomputeJob(name, studies[name][1], profile) for name in selected
-                         if studies[name][1].trains])
+        jobs = _precompute_jobs(ws, studies, selected, profile)
+        if jobs:
+            pool = pool or stack.enter_context(_executor(ws, executor, device, profile, log, workers, address,
+                                                         splits))
+            pool.precompute(jobs)
+
+
+def _executor(ws: Workspace, executor: str, device: str, profile: str, log: Log, workers: int | None,
+              address: str | None, splits: "DatasetCache"):
+    """The executor ``--executor`` names, on the resolved device, with deterministic kernels in this process."""
+    from .executors import make_executor
+    from .runs import deterministic, resolve_device
+    torch_device = resolve_device(device)
+    deterministic()
+    return make_executor(executor, torch_device, ws.store, profile, log, workers, address, splits.get)
+
+
+def _precompute_jobs(ws: Workspace, studies: dict, selected: list[str], profile: str) -> list[Any]:
+    """A precompute job for every selected study that trains and whose analysis cache was not filled from its
+    current runs, code and data (:func:`reportgen.stamp.precomputed`)."""
+    from .executors import PrecomputeJob
+    from .stamp import PRECOMPUTED, precompute_key, seen
+    return [PrecomputeJob(name, studies[name][1], profile) for name in selected if studies[name][1].trains
+            and not seen(PRECOMPUTED, name, precompute_key(name, studies[name][1], profile, ws.store.root))]
 
 
 class DatasetCache:
@@ -147,7 +186,7 @@ def _log_plan(planned: list, todo: list, force: bool, where: str, log: Log) -> N
     kept = 0 if force else sum(p.status == "kept" for p in todo)  # --force retrains those too
     log(f"{cached + kept} of {len(planned)} runs cached"
         + (f" ({kept} kept from another config or profile, moved back without training)" if kept else "")
-        + f"; {len(todo) - kept} to run on {where}"
+        + f"; {len(todo) - kept} to run{where}"
         + (" (--force retrains cached runs)" if force else ""))
     for p in todo:
         if p.status in ("stale", "corrupt", "incomplete"):
@@ -173,8 +212,10 @@ def precompute_study(name: str, exp, profile: str, store: Store, log: Log) -> No
     rendering its results takes seconds. Every trained study gets its checkpoints' eval-mode training accuracy (the
     results' train − validation gap). Only an optimisation: a problem here is a warning, and rendering retries."""
     from .analyses._train_eval import precompute_train_accuracy
+    from .stamp import PRECOMPUTED, precompute_key, remember
     steps = [step for step in map(analyses.get, exp.analyses) if step.precompute is not None]
     started = time.perf_counter()
+    key = precompute_key(name, exp, profile, store.root)
     try:
         study = collect(name, exp, profile, store)
         precompute_train_accuracy(study)
@@ -183,6 +224,7 @@ def precompute_study(name: str, exp, profile: str, store: Store, log: Log) -> No
     except (analyses.AnalysisError, RenderError) as exc:
         log(f"warning: analyses of {name} not precomputed ({exc}); `reportgen render` will compute them")
         return
+    remember(PRECOMPUTED, name, key)
     seconds = time.perf_counter() - started
     if seconds > 1.0:
         done = ", ".join(["training accuracy"] + [s.name for s in steps])
@@ -238,8 +280,20 @@ def _render_posts(ws: Workspace, studies: dict, selected: list[str], site: set[s
             else f"rendered {target} in {time.perf_counter() - started:.1f}s")
     home = render_home(studies, profile, ws.store, ws.docs, site)
     log(f"rendered {home} ({len(site)} of {len(studies)} studies in the site)")
-    write_guide(ws.docs)
-    write_methods(ws.docs, studies)
+    _write_page("write-your-own", ws.docs / "write-your-own.md", None, lambda: write_guide(ws.docs))
+    _write_page("methods", ws.docs / METHODS, {n: studies[n][1].model_dump(mode="json") for n in sorted(studies)},
+                lambda: write_methods(ws.docs, studies))
+
+
+def _write_page(name: str, target: Path, inputs: Any, write: Callable[[], Any]) -> None:
+    """``write()`` the page ``target`` unless it is there as written from the same ``inputs`` and code (the
+    "Write your own study" page imports every analysis to list it)."""
+    from .stamp import PAGES, page_key, remember, seen
+    key = page_key(inputs, target)
+    if key is not None and seen(PAGES, name, key):
+        return
+    write()
+    remember(PAGES, name, page_key(inputs, target) or "")
 
 
 def build(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, log: Log, project: Path,

@@ -18,7 +18,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from markupsafe import Markup
 
@@ -26,7 +26,6 @@ from . import __version__, analyses, conclusions, confounds, crossread, prose, s
 from .answers import ExercisesSection, section as exercise_section
 from .charts import results_chart
 from .context import Setup, VariantSetup, reproducibility, setup
-from .figures import FigureWriter
 from .markdown import markdown_text, package_environment
 from .config import StudyConfig
 from .stats import Comparison
@@ -34,6 +33,9 @@ from .summary import Summary, VariantRow, summary
 from .fsutil import atomic_write, swap_dir
 from .store import Store
 from .study import RenderError, Study, collect
+
+if TYPE_CHECKING:
+    from .figures import FigureWriter
 
 POSTS = Path("blog") / "posts"
 
@@ -52,8 +54,8 @@ def models(facts: Setup) -> list[dict[str, Any]]:
     descriptions that :func:`reportgen.context.setup` already made (``facts``): no model is built twice."""
     found: dict[str, dict[str, Any]] = {}
     for row in facts.variants:
-        key = json.dumps([row.model["text"], row.model["layers"]], sort_keys=True, default=str)
-        found.setdefault(key, {**row.model, "variants": []})["variants"].append(row.label)
+        key = json.dumps([row.model.text, row.model.layers], sort_keys=True, default=str)
+        found.setdefault(key, {**vars(row.model), "variants": []})["variants"].append(row.label)
     return list(found.values())
 
 
@@ -89,7 +91,7 @@ def _blocks(exp: StudyConfig, stats: Summary | None, facts: Setup, sections: dic
         shows=prose.SHOWS_MARK if exp.trains and stats else Markup(""), measured=measured)
 
 
-def body(exp: Any, prose_file: Path | None, blocks: prose.Blocks, namespace: dict[str, Any],
+def body(exp: StudyConfig, prose_file: Path | None, blocks: prose.Blocks, namespace: dict[str, Any],
          closing: Callable[[list[str], Markup], Markup] | None = None) -> tuple[str, str, str]:
     """The post's models section, its body — the prose with what it places, then every block it did not place —
     and its closing section ``closing(placed, answer)`` for the frame to append after the body, unless the prose placed
@@ -110,7 +112,7 @@ def body(exp: Any, prose_file: Path | None, blocks: prose.Blocks, namespace: dic
     return models_text, text, section + "\n" if section else ""
 
 
-def render_study(exp_id: str, exp: Any, profile: str, store: Store, docs: Path,
+def render_study(exp_id: str, exp: StudyConfig, profile: str, store: Store, docs: Path,
                  declared: dict[str, str] | None = None, prose_file: Path | None = None,
                  others: dict[str, Any] | None = None, answers: bool = True) -> Path:
     """Write ``docs/blog/posts/<exp_id>.md`` (and its figures) from the cached results of ``profile``.
@@ -120,7 +122,7 @@ def render_study(exp_id: str, exp: Any, profile: str, store: Store, docs: Path,
     return render_post(exp_id, exp, profile, store, docs, declared, prose_file, others, answers)[0]
 
 
-def render_post(exp_id: str, exp: Any, profile: str, store: Store, docs: Path,
+def render_post(exp_id: str, exp: StudyConfig, profile: str, store: Store, docs: Path,
                 declared: dict[str, str] | None = None, prose_file: Path | None = None,
                 others: dict[str, Any] | None = None, answers: bool = True,
                 keep_unchanged: bool = False) -> tuple[Path, bool]:
@@ -137,6 +139,7 @@ def render_post(exp_id: str, exp: Any, profile: str, store: Store, docs: Path,
         return post_dir / f"{exp_id}.md", True
     staging = Path(tempfile.mkdtemp(prefix=f".{exp_id}.render-", dir=post_dir))
     try:
+        from .figures import FigureWriter  # matplotlib: only when a post is rendered
         figures = FigureWriter(directory=staging, link_prefix=exp_id)
         exercises = exercise_section(study, store, figures, answers)
         text = _render(study, exp, profile, figures, declared, prose_file,
@@ -150,7 +153,7 @@ def render_post(exp_id: str, exp: Any, profile: str, store: Store, docs: Path,
     return post_dir / f"{exp_id}.md", False
 
 
-def _render(study: Study, exp: Any, profile: str, figures: FigureWriter, declared: dict[str, str],
+def _render(study: Study, exp: StudyConfig, profile: str, figures: FigureWriter, declared: dict[str, str],
             prose_file: Path | None, studies: Callable[[str], Any] | None = None,
             exercises: ExercisesSection | None = None) -> str:
     env = package_environment()

@@ -260,7 +260,7 @@ def _takeaway(blocks: Blocks, caller: Callable[[], str] | None, figure: str | No
     return Markup("")
 
 
-def _from_study(exp: Any, studies: Callable[[str], Any] | None, name: str) -> Any:
+def _from_study(exp: StudyConfig, studies: Callable[[str], Any] | None, name: str) -> Any:
     """Another study's results (see :mod:`reportgen.crossread`); only a study the YAML lists under ``reads:``."""
     reads = list(getattr(exp, "reads", []) or [])
     if name not in reads:

@@ -15,13 +15,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
-import torch
 
-from . import __version__, train
+from . import __version__
 from .settings import CPU_THREADS_PER_RUN
 from .store import RunState, Store, cache_key, check_run, json_bytes, npz_bytes
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # torch and the training loop are imported when a run trains: a warm `run` needs neither
+    import torch
+
+    from . import train
     from .executors import Executor
 
 Log = Callable[[str], None]
@@ -33,6 +35,7 @@ class DeviceError(Exception):
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` picks CUDA, then Apple's MPS, then the CPU."""
+    import torch
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -51,6 +54,7 @@ def resolve_device(name: str) -> torch.device:
 def describe_device(device: torch.device, threads: int = CPU_THREADS_PER_RUN) -> str:
     """The device in words; on a CPU with the threads a run trains on (``train_run`` pins them), not this
     process's current thread count."""
+    import torch
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     if device.type == "cpu":
@@ -60,6 +64,7 @@ def describe_device(device: torch.device, threads: int = CPU_THREADS_PER_RUN) ->
 
 def deterministic(enable: bool = True) -> None:
     """Same seed, same config, same machine -> same numbers (CPU kernels are deterministic with this)."""
+    import torch
     torch.use_deterministic_algorithms(enable, warn_only=True)
 
 
@@ -77,6 +82,7 @@ def git_commit(cwd: Path | None = None) -> str | None:
 
 
 def versions() -> dict[str, str]:
+    import torch
     import torchvision
     return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
             "numpy": np.__version__, "reportgen": __version__}
@@ -111,7 +117,7 @@ def plan_runs(studies: dict, names: list[str], profile: str, store: Store,
             continue
         for variant in [*exp.variants, *(exercises or {}).get(name, [])]:
             dataset = variant.dataset or exp.dataset
-            for seed in exp.profile(profile)["seeds"]:
+            for seed in exp.profile(profile).seeds:
                 config = exp.resolve(variant, seed, profile)
                 checksum = checksums.get(dataset)
                 if checksum is None:
@@ -148,6 +154,7 @@ def train_files(run: PlannedRun, splits: Any, device: torch.device, profile: str
                 log: Log) -> TrainedRun:
     """Train ``run`` on ``splits`` and serialise everything it leaves in the store; ``executor`` names where it
     trained (``local`` or ``ray``), for its record."""
+    from . import train
     started, wall = time.strftime("%Y-%m-%dT%H:%M:%S%z"), time.perf_counter()
     out = train.train_run(run.config, splits, device, name=run.name, progress=log)
     record = {

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-from typing import Annotated, Any, Literal, Optional
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
@@ -18,12 +19,7 @@ from .run_schema import (  # noqa: F401 - the names a study file's schema is bui
 from .settings import SPLIT_SEED, VAL_SIZE
 from .suggest import suggest
 from .exercises import Exercise, check_exercises
-
-
-class VariantModel(Strict):
-    """A variant's model override: another model name and/or some options (checked when the run resolves)."""
-    name: Optional[ModelName] = None
-    options: dict[str, Any] = Field(default_factory=dict)
+from .override import DatasetName, Intended, Override, ProfileEpochs, VariantModel  # noqa: F401
 
 
 class ProfileConfig(Strict):
@@ -68,55 +64,38 @@ DEFAULT_PROFILES: dict[str, dict[str, Any]] = {
 }
 
 
-class VariantConfig(Strict):
+@dataclass(frozen=True)
+class ProfileSettings:
+    """What a profile resolves to for one study (:meth:`StudyConfig.profile`): the defaults of
+    :data:`DEFAULT_PROFILES`, overridden by the study's ``profiles`` block."""
+    epochs: int
+    seeds: list[int]
+    train_limit: Optional[int] = None
+    eval_limit: Optional[int] = None
+    shift_images: Optional[int] = None
+
+
+class VariantConfig(Override):
+    KIND: ClassVar[str] = "a variant's"
     name: str
     label: Optional[str] = None
     description: str = ""
-    dataset: Optional[Literal["mnist", "fashion-mnist", "kmnist"]] = None
+    dataset: Optional[DatasetName] = None
     model: Optional[dict[str, Any]] = None
     training: Optional[dict[str, Any]] = None
     optional: bool = False  # leave it out (with a note in the post) when its dataset cannot be provisioned
     # Differences from the baseline besides the study's declared factor that are there on purpose (the confounds
     # check then states them instead of warning), and why. Not part of any run's config or cache key.
-    intended: list[Literal["parameters", "data", "dataset", "recipe", "epochs"]] = Field(default_factory=list)
+    intended: list[Intended] = Field(default_factory=list)
     intended_reason: str = ""
     # This variant's own number of epochs under a profile, e.g. {full: 40} for a network that needs longer to
     # converge than the baseline; a difference from the baseline must be declared with intended: [epochs].
-    epochs: dict[Literal["smoke", "quick", "full"], Annotated[int, Field(gt=0, le=1000)]] = Field(
-        default_factory=dict)
+    epochs: ProfileEpochs = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _intended(self) -> "VariantConfig":
-        dupes = sorted({n for n in self.intended if self.intended.count(n) > 1})
-        if dupes:
-            raise ValueError(f"intended: {dupes[0]!r} is listed twice")
-        if self.intended_reason and not self.intended:
-            raise ValueError(f"intended_reason explains intended differences, and intended is empty; add "
-                             f"intended: [...] (from {', '.join(INTENDED)}) or remove intended_reason")
+        self.check_intended()
         return self
-
-    @field_validator("name")
-    @classmethod
-    def _slug(cls, v: str) -> str:
-        if not ID_PATTERN.match(v):
-            raise ValueError("must be lower-case letters, digits, '-' or '_' (no path separators), at most 64")
-        return v
-
-    @field_validator("model")
-    @classmethod
-    def _model_keys(cls, v: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
-        if v is not None:
-            VariantModel.model_validate(v)  # unknown keys and a wrong name fail here, with their location
-        return v
-
-    @field_validator("training")
-    @classmethod
-    def _no_epochs(cls, v: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
-        if v is not None and "epochs" in v:
-            # resolve() takes epochs from the profile, so a per-variant value would be silently ignored
-            raise ValueError("a variant's epochs are set per profile by its own epochs: {<profile>: N}, "
-                             "not in its training block")
-        return v
 
 
 class StudyConfig(Strict):
@@ -210,17 +189,14 @@ class StudyConfig(Strict):
         return self
 
     # ---- resolution -------------------------------------------------------------------------------------
-    def profile(self, name: str) -> dict[str, Any]:
+    def profile(self, name: str) -> ProfileSettings:
         """Epochs, seeds and limits for a profile: defaults, overridden by this file's ``profiles`` block."""
         merged = dict(DEFAULT_PROFILES[name])
         if name in self.profiles:
             merged.update({k: v for k, v in self.profiles[name].model_dump().items()
                            if v is not None and k != "training"})
         merged.setdefault("epochs", self.training.epochs)
-        merged.setdefault("train_limit", None)
-        merged.setdefault("eval_limit", None)
-        merged.setdefault("shift_images", None)
-        return merged
+        return ProfileSettings(**merged)
 
     def variant(self, name: str) -> VariantConfig:
         for v in self.variants:
@@ -239,7 +215,7 @@ class StudyConfig(Strict):
 
     def variant_epochs(self, variant: VariantConfig, profile: str) -> int:
         """The variant's own epochs under ``profile`` when it declares them, else the profile's."""
-        return variant.epochs.get(profile) or self.profile(profile)["epochs"]
+        return variant.epochs.get(profile) or self.profile(profile).epochs
 
     def variant_training(self, variant: VariantConfig, epochs: int, profile: Optional[str] = None) -> TrainingConfig:
         """The study's training block, then the profile's overrides, then the variant's, with the given epochs."""
@@ -260,8 +236,8 @@ class StudyConfig(Strict):
             "model": {"name": model_cfg.name, "options": model_cfg.options},
             "training": training_cfg.resolved(),
             "seed": seed,
-            "train_limit": prof["train_limit"],
-            "eval_limit": prof["eval_limit"],
+            "train_limit": prof.train_limit,
+            "eval_limit": prof.eval_limit,
             "val_size": VAL_SIZE,
             "split_seed": SPLIT_SEED,
         }

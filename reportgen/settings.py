@@ -61,6 +61,15 @@ PARAMETER_TOLERANCE = 0.10   # relative difference from the baseline's trainable
 # Why 10,000: the binomial standard error of an accuracy near 90% is then 0.3 points, well below the gaps the
 # posts weigh, and LeNet scores them in about a second on one CPU core (cached after the first time).
 TRAIN_EVAL_IMAGES = 10_000
+# A filter "sums to nearly zero" when its sum is under this share of its total absolute weight: then a flat area
+# moves its output by less than a tenth of what the strongest pattern of the same brightness range can.
+NEAR_ZERO_SUM = 0.1
+# Below this coherence the weights change in no single direction (a spot, a blob or a mixture): no orientation.
+ORIENTED = 0.5
+# Shift distances (pixels) the closing section reports: one pixel (with the diagonal ±1, ±1) is less than a 2×2
+# pooling window, two is a whole window, four is two windows of the first pooling layer (one of the second).
+DISTANCES = (1, 2, 4)
+
 # Validation loss and validation accuracy "disagree" about a run's checkpoint (the epoch of the highest validation
 # accuracy) when both hold: the lowest validation loss came more than VAL_LOSS_EPOCH_TOLERANCE epochs away from the
 # checkpoint, and the loss at the checkpoint is more than VAL_LOSS_RISE_FRACTION above that lowest loss. Either

@@ -11,6 +11,7 @@ Every failure is a :class:`SiteError` whose message is one line (plus the build'
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -23,7 +24,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from .engines import DEFAULT_ENGINE, EngineError, failure, load_mkdocs_config, prepare
-from .fsutil import swap_dir
+from .fsutil import atomic_write, cache_root, sha256_bytes, swap_dir
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,6 @@ def build_site(project_dir: Path, strict: bool = True, engine: str = DEFAULT_ENG
     if not (project_dir / "mkdocs.yml").is_file():
         raise SiteError(f"no mkdocs.yml in {project_dir}")
     configs = configs or [(project_dir / "mkdocs.yml", "")]
-    config_file = configs[0][0]
     docs_dir = project_dir / "docs"
     vendor_assets(docs_dir)
     site_dir = project_dir / "site"
@@ -178,11 +178,13 @@ def build_site(project_dir: Path, strict: bool = True, engine: str = DEFAULT_ENG
             else:  # another edition: under the root's site, e.g. site/pt/
                 os.replace(job.output, root.output / folder)
         job = root
-        offsite = external_resources(job.output)
+        urls = ResourceCache.load()  # each page parsed once, and not again while its bytes stay the same
+        offsite = external_resources(job.output, urls)
         if offsite:
             raise SiteError(f"the site would load {len(offsite)} resource(s) from other hosts, "
                             f"vendor them under docs/assets/: {_shown(offsite)}")
-        missing = missing_resources(job.output, base) if strict else []
+        missing = missing_resources(job.output, base, urls) if strict else []
+        urls.save()
         if missing:
             raise SiteError(f"{engine} strict build failed: {len(missing)} file(s) the pages load are not in the "
                             f"site: {_shown(missing)}; the previous site/ is unchanged")
@@ -245,32 +247,68 @@ class _ResourceParser(HTMLParser):
             self.urls += _CSS_URL.findall(data) + _CSS_IMPORT.findall(data)
 
 
-def external_resources(site_dir: Path) -> list[tuple[str, str]]:
+class ResourceCache:
+    """The URLs each built page (HTML or CSS) would load, by the SHA-256 of its bytes: a warm build parses only
+    the pages that changed. Kept in ``.cache/site-urls.json``; :meth:`save` keeps the entries this build used, and
+    the others while they are few (another edition's pages)."""
+
+    FILE = "site-urls.json"  # under the cache root
+    KEEP = 5000  # entries kept beyond this build's own
+
+    def __init__(self, known: dict[str, list[str]] | None = None, path: Path | None = None) -> None:
+        self.known, self.used, self.path = known or {}, {}, path
+
+    @classmethod
+    def load(cls) -> "ResourceCache":
+        path = cache_root() / cls.FILE
+        try:
+            known = json.loads(path.read_text())
+        except (OSError, ValueError):
+            known = {}
+        return cls(known if isinstance(known, dict) else {}, path)
+
+    def urls(self, path: Path) -> list[str]:
+        """Every URL the page at ``path`` loads, or references in its styles (``.html`` and ``.css`` only)."""
+        data = path.read_bytes()
+        key = f"{path.suffix}:{sha256_bytes(data)}"
+        if key not in self.known:
+            # newlines as read_text() reads them
+            text = data.decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\r", "\n")
+            if path.suffix == ".html":
+                parser = _ResourceParser()
+                parser.feed(text)
+                self.known[key] = parser.urls
+            else:
+                self.known[key] = _CSS_URL.findall(text) + _CSS_IMPORT.findall(text)
+        self.used[key] = self.known[key]
+        return self.known[key]
+
+    def save(self) -> None:
+        if self.path is not None:
+            try:
+                kept = {**self.known, **self.used} if len(self.known) <= self.KEEP else self.used
+                atomic_write(self.path, json.dumps(kept, sort_keys=True).encode())
+            except OSError:
+                pass  # a read-only cache only costs the next build the parsing
+
+
+def external_resources(site_dir: Path, cache: ResourceCache | None = None) -> list[tuple[str, str]]:
     """(page, url) for every resource a built HTML page or stylesheet would load from another host.
 
     Links the reader clicks (``<a href>``, ``<link rel=canonical>``) are not loads and are not reported.
     The vendored packages are skipped: MathJax's code names CDNs only as fallbacks it does not use here.
     """
-    site_dir = Path(site_dir)
+    site_dir, cache = Path(site_dir), cache or ResourceCache()
     found: list[tuple[str, str]] = []
     for path in sorted(site_dir.rglob("*")):
         rel = path.relative_to(site_dir).as_posix()
-        if rel.startswith("assets/vendor/") or not path.is_file():
+        if rel.startswith("assets/vendor/") or path.suffix not in (".html", ".css") or not path.is_file():
             continue
-        if path.suffix == ".html":
-            parser = _ResourceParser()
-            parser.feed(path.read_text(encoding="utf-8", errors="replace"))
-            urls = parser.urls
-        elif path.suffix == ".css":
-            text = path.read_text(encoding="utf-8", errors="replace")
-            urls = _CSS_URL.findall(text) + _CSS_IMPORT.findall(text)
-        else:
-            continue
-        found += [(rel, url) for url in urls if _is_offsite(url)]
+        found += [(rel, url) for url in cache.urls(path) if _is_offsite(url)]
     return found
 
 
-def missing_resources(site_dir: Path, base: str = "/") -> list[tuple[str, str]]:
+def missing_resources(site_dir: Path, base: str = "/", cache: ResourceCache | None = None) -> list[tuple[str, str]]:
     """(page, url) for every file a built HTML page would load from the site itself that is not there.
 
     MkDocs's strict build already refuses a missing image; Zensical 0.0.73's does not, so the build checks the
@@ -278,12 +316,10 @@ def missing_resources(site_dir: Path, base: str = "/") -> list[tuple[str, str]]:
     ``base`` is the path of ``site_url``: a site served under ``/repo/`` links ``/repo/x`` for its file ``x``.
     """
     base = "/" + base.strip("/") + "/" if base.strip("/") else "/"
-    site_dir = Path(site_dir)
+    site_dir, cache = Path(site_dir), cache or ResourceCache()
     found: list[tuple[str, str]] = []
     for page in sorted(site_dir.rglob("*.html")):
-        parser = _ResourceParser()
-        parser.feed(page.read_text(encoding="utf-8", errors="replace"))
-        for url in parser.urls:
+        for url in cache.urls(page):
             parts = urlsplit(url.strip())
             if parts.scheme or parts.netloc or not parts.path:  # another host, data:, blob:, or "#anchor"
                 continue

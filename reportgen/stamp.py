@@ -7,6 +7,11 @@ the libraries that draw and compute. :func:`inputs` hashes them; after a render,
 with the digests of the post and its figures to ``.cache/posts/<study>.json``. The next render of the same inputs
 is skipped when :func:`fresh` finds the key unchanged and the post and figures on disk exactly as written, so a
 warm ``reportgen build`` spends its time on the site, not on posts it would write byte for byte again.
+
+Two more steps are skipped the same way, by a key of their inputs under ``.cache/<kind>/<study>.json``
+(:func:`seen`, :func:`remember`): the checks before any work (:func:`preflight_key`; a study that passed them with
+the same inputs passes again) and the analysis precompute of ``reportgen run`` (:func:`precompute_key`). A warm
+``run`` or ``build`` then imports neither torch nor matplotlib.
 """
 from __future__ import annotations
 
@@ -17,20 +22,27 @@ import sys
 from functools import cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__, i18n
 from .fsutil import atomic_write, sha256_file
 from .settings import ENV_CACHE, ENV_DATA, ENV_SHIFT_IMAGES, SOURCE_LANGUAGE
 
+if TYPE_CHECKING:
+    from .schema import StudyConfig
+    from .study import Study
+
 STAMPS = "posts"  # under the cache root
+PRECOMPUTED = "precompute"  # under the cache root: the studies whose analysis cache is full
+CHECKED = "preflight"  # under the cache root: the studies (and prose) that passed the checks before any work
+PAGES = "pages"  # under the cache root: the generated pages other than posts ("Write your own study", Methods)
 PACKAGE = Path(__file__).resolve().parent
 # The libraries whose versions can change a figure's pixels or a number in a post.
 LIBRARIES = ("matplotlib", "numpy", "scipy", "scikit-learn", "torch", "jinja2", "captum", "onnx")
 
 
-def inputs(study: Any, exp: Any, profile: str, declared: dict[str, str], prose_file: Path | None,
-           results: Path | None = None, reads: dict[str, Any] | None = None, answers: bool = True) -> str:
+def inputs(study: Study, exp: StudyConfig, profile: str, declared: dict[str, str], prose_file: Path | None,
+           results: Path | None = None, reads: dict[str, StudyConfig] | None = None, answers: bool = True) -> str:
     """The key of everything the post of ``study`` (collected, so its runs are checked) is rendered from; with
     ``results`` (the store's root) also every complete run under the study's own folder (its exercises' runs) and
     under the folders of the studies its prose ``reads`` (id -> config), with their configs, and whether the exercises' answers are shown."""
@@ -73,10 +85,60 @@ def forget(exp_id: str) -> None:
     _stamp_path(exp_id).unlink(missing_ok=True)
 
 
-def _stamp_path(exp_id: str) -> Path:
-    lang = i18n.current()  # each edition's posts have their own stamps: .cache/posts/pt/<id>.json
-    folder = Path(os.environ.get(ENV_CACHE) or ".cache") / STAMPS
+def _stamp_path(exp_id: str, kind: str = STAMPS) -> Path:
+    lang = i18n.current()  # each edition has its own stamps: .cache/posts/pt/<id>.json
+    folder = Path(os.environ.get(ENV_CACHE) or ".cache") / kind
     return (folder if lang == SOURCE_LANGUAGE else folder / lang) / f"{exp_id}.json"
+
+
+def precompute_key(exp_id: str, exp: StudyConfig, profile: str, results: Path) -> str:
+    """The key of everything the analysis cache of a study is filled from (``reportgen run``'s last step): its
+    config, the profile, every complete run under its results folder, the package's code, the libraries, the data
+    and the environment that changes an analysis."""
+    data = {"study": exp.model_dump(mode="json"), "profile": profile, "tree": _markers(results, [exp_id]),
+            "reportgen": __version__, "code": package_code(), "libraries": libraries(), "data": data_files(),
+            "shift_images": os.environ.get(ENV_SHIFT_IMAGES)}
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def preflight_key(exp_id: str, exp: StudyConfig, profile: str, prose_file: Path | None, studies: list[str],
+                  reads: dict[str, StudyConfig]) -> str:
+    """The key of everything :func:`reportgen.pipeline.preflight` checks a study against: its config, the profile,
+    its prose (path and bytes), the ids of every declared study and the configs of those its prose reads, the
+    package's code, the libraries and the language of the edition."""
+    data = {"study": exp.model_dump(mode="json"), "profile": profile, "studies": sorted(studies),
+            "reads": {sid: other.model_dump(mode="json") for sid, other in reads.items()},
+            "prose": [str(prose_file), sha256_file(prose_file)] if prose_file is not None and prose_file.is_file()
+            else None, "reportgen": __version__, "code": package_code(), "libraries": libraries(),
+            "language": i18n.current()}
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def page_key(inputs: Any, target: Path) -> str | None:
+    """The key of a generated page written from ``inputs`` by the package's code into ``target`` as it is now
+    (None: there is no such file yet)."""
+    if not target.is_file():
+        return None
+    data = {"inputs": inputs, "reportgen": __version__, "code": package_code(), "libraries": libraries(),
+            "language": i18n.current(), "target": [str(target), sha256_file(target)]}
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def seen(kind: str, exp_id: str, key: str) -> bool:
+    """Was the step ``kind`` (:data:`PRECOMPUTED`, :data:`CHECKED`) of ``exp_id`` done from the inputs ``key``?
+    (Then it has nothing to do.)"""
+    try:
+        return json.loads(_stamp_path(exp_id, kind).read_text()).get("inputs") == key
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def remember(kind: str, exp_id: str, key: str) -> None:
+    """Remember that the step ``kind`` of ``exp_id`` was done from the inputs ``key``."""
+    try:
+        atomic_write(_stamp_path(exp_id, kind), (json.dumps({"inputs": key}) + "\n").encode())
+    except OSError:
+        pass  # a read-only cache only costs the next command the step again
 
 
 def _outputs(post_dir: Path, exp_id: str) -> dict[str, str] | None:

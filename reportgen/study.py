@@ -62,7 +62,7 @@ def collect(exp_id: str, exp: StudyConfig, profile: str, store: Store) -> Study:
     for v in exp.variants:
         result = VariantResults(name=v.name, label=v.label or v.name, description=v.description,
                                 dataset=v.dataset or exp.dataset)
-        for seed in exp.profile(profile)["seeds"]:
+        for seed in exp.profile(profile).seeds:
             path = store.run_dir(exp_id, v.name, seed)
             state = check_run(path)
             wanted = json.loads(json.dumps(exp.resolve(v, seed, profile)))

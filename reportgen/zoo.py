@@ -3,6 +3,7 @@ row per layer. Nothing here knows a model by its name, so a new model or option 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
@@ -72,12 +73,22 @@ def layer_summary(model: nn.Module) -> str:
     return " → ".join(_group_repeats(words))
 
 
-def describe_model(model_config: dict[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ModelDescription:
+    """A model as a post describes it (:func:`describe_model`)."""
+    name: str
+    text: str                      # the one-line layer summary
+    parameters: int                # trainable
+    macs: int                      # multiply-adds of one forward pass
+    layers: list[dict[str, Any]]   # one row per leaf layer, as architecture_table gives
+
+
+def describe_model(model_config: dict[str, Any]) -> ModelDescription:
     """A resolved model config (``{"name", "options"}``) described from the module it builds: the name, a
     one-line layer summary, the trainable parameter count, the multiply-adds of one forward pass and one row per leaf layer (name, part, type, details,
     output shape for one input image, parameters) as :func:`reportgen.analyses._common.architecture_table` gives."""
     options = ModelConfig.model_validate(model_config).typed_options()
     net = build(options)
     table = architecture_table(net, options.in_channels)
-    return {"name": model_config["name"], "text": layer_summary(net), "parameters": count_parameters(net),
-            "macs": table["macs"], "layers": table["rows"]}
+    return ModelDescription(name=model_config["name"], text=layer_summary(net), parameters=count_parameters(net),
+                            macs=table["macs"], layers=table["rows"])

@@ -251,9 +251,9 @@ def test_shift_grid_on_a_subset_is_checked_against_the_stored_predictions(study,
     run = study.available[1].runs[0]
     grid = shift_grid_of(run)
     labels, probs = run.predictions()
-    assert grid["n"] == 25 and grid["full"] == len(labels) and grid["zero"].shape == (13, 13)
-    assert grid["center"] == (probs[:25].argmax(1) == labels[:25]).mean()
-    assert grid["center_delta_images"] == 0
+    assert grid.n == 25 and grid.full == len(labels) and grid.zero.shape == (13, 13)
+    assert grid.center == (probs[:25].argmax(1) == labels[:25]).mean()
+    assert grid.center_delta_images == 0
     monkeypatch.setenv("REPORTGEN_SHIFT_IMAGES", "lots")
     with pytest.raises(AnalysisError, match="REPORTGEN_SHIFT_IMAGES"):
         shift_grid_of(run)
@@ -264,7 +264,7 @@ def test_profile_shift_images_applies_on_cpu_only_and_the_environment_wins(monke
     exp = StudyConfig.model_validate(EXPERIMENT)
     quick = Study(id=exp.id, config=exp, profile="quick", variants=[])
     study = Study(id=exp.id, config=exp, profile="smoke", variants=[])
-    assert exp.profile("quick")["shift_images"] == 2000
+    assert exp.profile("quick").shift_images == 2000
     assert shift_images_limit(quick, torch.device("cpu")) == 2000
     assert shift_images_limit(quick, torch.device("cuda")) is None  # a GPU does the whole set in seconds
     assert shift_images_limit(study, torch.device("cpu")) == 200  # smoke

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from reportgen.analyses import curves, shift_curve
+from reportgen.analyses._shift import ShiftGrid
 from reportgen.charts import results_chart
 from reportgen.figures import FigureWriter
 from reportgen.markdown import package_environment
@@ -117,8 +118,9 @@ def test_chart_markdown_round_trips_its_numbers_and_keeps_labels_out_of_html(tmp
 def test_shift_curve_chart_is_the_first_seeds_binned_grid(tmp_path, monkeypatch):
     study = fake_study()
     size = 2 * SHIFT_RADIUS + 1
-    grids = {v.name: {"zero": np.random.default_rng(i).uniform(0, 1, (size, size)),
-                      "wrap": np.random.default_rng(10 + i).uniform(0, 1, (size, size)), "n": 50, "full": 50}
+    grids = {v.name: ShiftGrid(zero=np.random.default_rng(i).uniform(0, 1, (size, size)),
+                               wrap=np.random.default_rng(10 + i).uniform(0, 1, (size, size)), n=50, full=50,
+                               center=0.5, center_delta_images=0, seconds=0.0, device="cpu")
              for i, v in enumerate(study.available)}
     runs = {id(v.runs[0]): v.name for v in study.available}
     monkeypatch.setattr(shift_curve, "shift_grid_of", lambda run, study=None: grids[runs[id(run)]])
@@ -133,7 +135,7 @@ def test_shift_curve_chart_is_the_first_seeds_binned_grid(tmp_path, monkeypatch)
         for mode, curve in (("zero", "zero-filled"), ("wrap", "wrap-around")):
             (line,) = [s for s in data["series"] if s["variant"] == v.label and s["curve"] == curve]
             assert line["seeds"] == [SEEDS[0]] and line["x"] == list(range(SHIFT_RADIUS + 1))
-            expected = [100 * grids[v.name][mode][distance == d].mean() for d in range(SHIFT_RADIUS + 1)]
+            expected = [100 * getattr(grids[v.name], mode)[distance == d].mean() for d in range(SHIFT_RADIUS + 1)]
             np.testing.assert_allclose(line["values"], [expected], rtol=1e-5)
     assert str(result.chart.markdown()).count('class="rg-chart"') == 1
 

@@ -24,7 +24,7 @@ def test_lenet_multiply_adds_are_the_sum_over_its_layers_by_hand():
     ({"name": "lenet", "options": {"pooling": False, "strided": True}}, 61_706, 148_320)])
 def test_a_fully_connected_network_does_one_multiply_add_per_weight_and_a_strided_one_fewer(options, params, macs):
     described = describe_model(options)
-    assert (described["parameters"], described["macs"]) == (params, macs)
+    assert (described.parameters, described.macs) == (params, macs)
 
 
 def test_removing_pooling_costs_what_the_unpooled_lenet_has():

@@ -83,7 +83,7 @@ def shipped_models() -> list[tuple[str, dict]]:
     seen: dict[str, tuple[str, dict]] = {}
     for path in sorted(p for p in EXPERIMENTS.glob("*.yaml") if "." not in p.stem):  # not <id>.pt.yaml
         exp = load_study(path)
-        models = ([(v.name, exp.resolve(v, exp.profile("quick")["seeds"][0], "quick")["model"])
+        models = ([(v.name, exp.resolve(v, exp.profile("quick").seeds[0], "quick")["model"])
                    for v in exp.variants]
                   if exp.variants else [(exp.model.name, {"name": exp.model.name,
                                                           "options": dict(exp.model.options)})])

@@ -189,7 +189,7 @@ def test_the_runtime_and_the_shipped_studies_models_fit_the_budget():
     assert studies, "no shipped study declares live_model"
     check = torch.randint(0, 256, (2, 28, 28), dtype=torch.uint8)
     for exp in studies:
-        seed = exp.profile("quick")["seeds"][0]
+        seed = exp.profile("quick").seeds[0]
         for v in exp.variants:
             spec = exp.resolve(v, seed, "quick")["model"]
             data, _, _ = live_model.export_onnx(build_model(spec["name"], **spec["options"]).eval(),

@@ -163,7 +163,7 @@ LENET_AT_204FEE1 = {"in_channels": 1, "num_classes": 10, "dropout": 0.0, "poolin
 
 def all_resolved(exp):
     return [exp.resolve(v, seed, profile) for profile in ("smoke", "quick", "full")
-            for v in exp.variants for seed in exp.profile(profile)["seeds"]]
+            for v in exp.variants for seed in exp.profile(profile).seeds]
 
 
 @pytest.mark.parametrize("path", sorted(p for p in (ROOT / "experiments").glob("*.yaml") if "." not in p.stem),
@@ -242,29 +242,29 @@ def test_the_batchnorm_study_compares_lenet_with_and_without_batch_norm_on_one_r
 # ---- zoo.describe_model: told from the built module, never from the model's name --------------------------------
 def test_describe_model_summarises_lenet_layer_by_layer():
     described = zoo.describe_model({"name": "lenet", "options": LENET_AT_204FEE1})
-    assert described["name"] == "lenet" and described["parameters"] == 61_706
-    assert described["text"] == ("conv 5×5, 6 ch → ReLU → max-pool 2×2 → conv 5×5, 16 ch → ReLU → max-pool 2×2 → "
+    assert described.name == "lenet" and described.parameters == 61_706
+    assert described.text == ("conv 5×5, 6 ch → ReLU → max-pool 2×2 → conv 5×5, 16 ch → ReLU → max-pool 2×2 → "
                                  "linear 120 → ReLU → linear 84 → ReLU → linear 10")
 
 
 def test_describe_model_shows_batch_norm_dropout_and_the_options():
     text = zoo.describe_model({"name": "lenet", "options": {"batch_norm": True, "dropout": 0.5, "kernel_size": 3,
-                                                            "channels": [8, 32], "activation": "tanh"}})["text"]
+                                                            "channels": [8, 32], "activation": "tanh"}}).text
     assert text == ("conv 3×3, 8 ch → batch norm → tanh → max-pool 2×2 → conv 3×3, 32 ch → batch norm → tanh → "
                     "max-pool 2×2 → linear 120 → tanh → dropout 0.5 → linear 84 → tanh → dropout 0.5 → linear 10")
 
 
 def test_describe_model_names_global_pooling_and_its_settings():
     described = zoo.describe_model({"name": "lenet", "options": {"global_pool": True}})
-    assert "max-pool 2×2 → global average-pool → linear 120" in described["text"]
-    gap = next(r for r in described["layers"] if r["name"] == "gap")
+    assert "max-pool 2×2 → global average-pool → linear 120" in described.text
+    gap = next(r for r in described.layers if r["name"] == "gap")
     assert (gap["details"], gap["output"]) == ("each map → 1×1 (average)", "16 × 1 × 1")
-    strided = zoo.describe_model({"name": "lenet", "options": {"pooling": False, "strided": True}})["text"]
+    strided = zoo.describe_model({"name": "lenet", "options": {"pooling": False, "strided": True}}).text
     assert strided.startswith("conv 5×5, 6 ch, stride 2 → ReLU → conv 5×5, 16 ch, stride 2 → ReLU → linear 120")
 
 
 def test_describe_model_folds_repeated_blocks():
-    text = zoo.describe_model({"name": "deep_pool", "options": {}})["text"]
+    text = zoo.describe_model({"name": "deep_pool", "options": {}}).text
     assert text == ("(conv 3×3, 16 ch → tanh) ×2 → max-pool 2×2 → (conv 3×3, 32 ch → tanh) ×2 → max-pool 2×2 → "
                     "(conv 3×3, 32 ch → tanh) ×2 → linear 10")
 
@@ -273,10 +273,10 @@ def test_describe_model_folds_repeated_blocks():
 def test_describe_model_has_a_row_per_layer_adding_up_to_the_parameter_count(name, options):
     described = zoo.describe_model({"name": name, "options": options})
     model = build_model(name, **options)
-    assert [r["name"] for r in described["layers"]] == [n for n, _ in named_layers(model)]
-    assert sum(r["parameters"] for r in described["layers"]) == described["parameters"] == count_parameters(model)
-    assert described["layers"][-1]["output_shape"] == [10]
-    assert all({"name", "type", "output_shape", "parameters"} <= set(r) for r in described["layers"])
+    assert [r["name"] for r in described.layers] == [n for n, _ in named_layers(model)]
+    assert sum(r["parameters"] for r in described.layers) == described.parameters == count_parameters(model)
+    assert described.layers[-1]["output_shape"] == [10]
+    assert all({"name", "type", "output_shape", "parameters"} <= set(r) for r in described.layers)
 
 
 def test_zoo_never_branches_on_a_model_name():

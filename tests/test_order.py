@@ -52,8 +52,8 @@ def test_the_home_table_lists_every_study_in_reading_order_with_its_data_size_an
         assert row[1].startswith(f"[{exp.title}](blog/posts/{name}.md)"), (row[1], name)
         if exp.trains:
             profile = exp.profile("quick")
-            size = profile["train_limit"] or DATASET_TRAIN_SIZE - VAL_SIZE
-            epochs = f"{profile['epochs']} epoch" + ("s" if profile["epochs"] != 1 else "")
+            size = profile.train_limit or DATASET_TRAIN_SIZE - VAL_SIZE
+            epochs = f"{profile.epochs} epoch" + ("s" if profile.epochs != 1 else "")
             assert row[2] == f"{size:,} images, {epochs}", (name, row[2])
         else:  # an illustration: no training data, no results row
             assert row[2] == "—" and row[3] == "nothing is trained for this post", (name, row)

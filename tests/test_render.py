@@ -426,7 +426,7 @@ def test_every_shipped_study_renders_from_results_with_its_prose(tmp_path, stub_
                 (store.root / exp_id / v.name).mkdir(parents=True)
                 (store.root / exp_id / v.name / "UNAVAILABLE.txt").write_text("could not provision KMNIST\n")
                 continue
-            for seed in exp.profile("quick")["seeds"]:
+            for seed in exp.profile("quick").seeds:
                 write_run(store, exp, v.name, seed, "quick", 0.8 + 0.01 * seed)
         prose = prose_path(path, exp)
         assert prose is not None and prose.name == f"{exp_id}.md", exp_id

@@ -77,7 +77,7 @@ def test_every_shipped_training_post_ends_with_the_section(tmp_path, stub_analys
     store = Store(tmp_path / "results")
     for exp_id, (path, exp) in experiments.items():
         for v in exp.variants:
-            for seed in exp.profile("quick")["seeds"] if exp.trains else []:
+            for seed in exp.profile("quick").seeds if exp.trains else []:
                 write_run(store, exp, v.name, seed, "quick", 0.8 + 0.01 * seed)
         post = render_study(exp_id, exp, "quick", store, tmp_path / "docs", None, path.with_suffix(".md"),
                             others={n: experiments[n][1] for n in exp.reads}).read_text()
@@ -349,7 +349,7 @@ def render_shipped(tmp_path, monkeypatch, study_id: str, results: dict, left_out
             (store.root / study_id / v.name).mkdir(parents=True)
             (store.root / study_id / v.name / "UNAVAILABLE.txt").write_text("could not provision it\n")
             continue
-        for seed in exp.profile("quick")["seeds"]:
+        for seed in exp.profile("quick").seeds:
             write_run(store, exp, v.name, seed, "quick", 0.8 + 0.01 * seed)
     return render_study(study_id, exp, "quick", store, tmp_path / "docs", None, path.with_suffix(".md")).read_text()
 

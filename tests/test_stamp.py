@@ -76,3 +76,52 @@ def test_inside_hashing_once_a_file_is_read_once_until_it_changes(tmp_path, monk
         file.write_text("two, longer")
         assert fsutil.sha256_file(file) != first and len(reads) == 4
     assert fsutil.sha256_file(file) != first and len(reads) == 5
+
+
+# ---- the other steps a warm command skips: the checks, the precompute, the site's resource check ---------------
+def test_a_study_that_passed_the_checks_is_not_checked_again_until_an_input_changes(alpha, tmp_path, monkeypatch):
+    from reportgen import pipeline
+    exp, _, _ = alpha
+    yaml_path = tmp_path / "experiments" / "alpha.yaml"
+    checked = []
+    monkeypatch.setattr(pipeline, "_check_study", lambda studies, name, profile, prose: checked.append(name))
+    studies = {"alpha": (yaml_path, exp)}
+    pipeline.preflight(studies, ["alpha"], "quick")
+    pipeline.preflight(studies, ["alpha"], "quick")
+    assert checked == ["alpha"]
+    pipeline.preflight(studies, ["alpha"], "full")  # another profile
+    yaml_path.with_suffix(".md").write_text("Some prose.\n")  # prose appears
+    pipeline.preflight(studies, ["alpha"], "full")
+    assert checked == ["alpha"] * 3
+
+
+def test_the_precompute_key_follows_the_study_s_runs(alpha, tmp_path):
+    exp, store, _ = alpha
+    key = stamp.precompute_key("alpha", exp, "quick", store.root)
+    assert key == stamp.precompute_key("alpha", exp, "quick", store.root)
+    assert not stamp.seen(stamp.PRECOMPUTED, "alpha", key)
+    stamp.remember(stamp.PRECOMPUTED, "alpha", key)
+    assert stamp.seen(stamp.PRECOMPUTED, "alpha", key)
+    marker = next(store.root.glob("alpha/base/seed-0/COMPLETE.json"))
+    marker.write_text(marker.read_text() + " ")  # a run replaced: its marker differs
+    assert stamp.precompute_key("alpha", exp, "quick", store.root) != key
+
+
+def test_the_site_check_parses_a_built_page_once_while_its_bytes_stay_the_same(tmp_path, monkeypatch):
+    from reportgen import site
+    monkeypatch.setenv("REPORTGEN_CACHE", str(tmp_path / "cache"))
+    page = tmp_path / "site" / "index.html"
+    page.parent.mkdir()
+    page.write_text('<img src="https://cdn.example/x.png"><script src="missing.js"></script>')
+    fed = []
+    original = site._ResourceParser.feed
+    monkeypatch.setattr(site._ResourceParser, "feed", lambda self, text: (fed.append(1), original(self, text))[1])
+    cache = site.ResourceCache.load()
+    assert site.external_resources(page.parent, cache) == [("index.html", "https://cdn.example/x.png")]
+    assert site.missing_resources(page.parent, "/", cache) == [("index.html", "missing.js")]
+    cache.save()
+    assert len(fed) == 1
+    again = site.ResourceCache.load()  # the next build
+    assert site.missing_resources(page.parent, "/", again) == [("index.html", "missing.js")] and len(fed) == 1
+    page.write_text('<script src="index.html"></script>')
+    assert site.missing_resources(page.parent, "/", again) == [] and len(fed) == 2

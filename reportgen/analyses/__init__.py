@@ -108,7 +108,7 @@ def why_not(name: str, exp: StudyConfig, profile: str = "quick") -> str | None:
 
 
 def _variant_models(exp: StudyConfig, profile: str) -> dict[str, dict[str, Any]]:
-    seeds = exp.profile(profile)["seeds"]
+    seeds = exp.profile(profile).seeds
     if not exp.variants:
         return {"model": {"name": exp.model.name, "options": dict(exp.model.options)}}
     return {v.name: exp.resolve(v, seeds[0], profile)["model"] for v in exp.variants}

@@ -9,7 +9,6 @@ under ``.cache/analysis/<run cache key>/`` (``$REPORTGEN_CACHE`` overrides ``.ca
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import sys
@@ -21,18 +20,18 @@ import torch
 from markupsafe import Markup
 from torch import nn
 
-from ..figures import cache_root
 from ..loader import Normalization, to_input
 from ..models import count_parameters, named_layers
 from ..settings import ANALYSIS_CACHE_VERSION, EVAL_BATCH, FIRST_SEED, IMAGE_SIZE  # noqa: F401 - re-exported
 from ..fsutil import atomic_write
-from ..store import MARKER, Run, npz_bytes
+from ..store import Run, npz_bytes
 from ..study import Study, VariantResults
 
 log: Callable[[str], None] = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
 
 
 from . import AnalysisError  # noqa: E402,F401 - defined in the registry so callers need not import torch
+from ._cache import cache_file, read_arrays, weights_digest  # noqa: E402,F401 - weights_digest re-exported
 
 
 def first_run(variant: VariantResults) -> Run:
@@ -91,14 +90,6 @@ def normalization(run: Run) -> Normalization:
     return Normalization(mean=run.metrics.normalization.mean, std=run.metrics.normalization.std)
 
 
-def weights_digest(run: Run) -> str:
-    """SHA-256 of the run's weights as recorded in its completion marker (no re-hashing)."""
-    try:
-        return json.loads((run.path / MARKER).read_text())["files"]["weights.safetensors"]
-    except (OSError, ValueError, KeyError):
-        return "unknown"
-
-
 _MODELS: "OrderedDict[tuple[str, str, str], nn.Module]" = OrderedDict()
 
 
@@ -121,25 +112,16 @@ def load_model(run: Run, device: torch.device | str = "cpu") -> nn.Module:
     return _MODELS[key]
 
 
-def _digest(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def cached_arrays(run: Run, analysis: str, params: dict[str, Any],
                   compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """``compute()``'s arrays, cached at ``.cache/analysis/<run cache key>/<analysis>-<params hash>.npz``.
 
     The hash covers the parameters, the exact weights (their SHA-256) and CACHE_VERSION, so retrained weights or a
     changed computation never reuse stale numbers. Written atomically; read with ``allow_pickle=False``."""
-    key = run.record.cache_key or _digest(str(run.path))
-    full = {"analysis": analysis, "version": ANALYSIS_CACHE_VERSION, "weights": weights_digest(run), **params}
-    path = cache_root() / "analysis" / key / f"{analysis}-{_digest(full)}.npz"
-    if path.exists():
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                return {name: z[name] for name in z.files}
-        except (OSError, ValueError, EOFError):
-            pass  # a damaged cache file is recomputed and replaced
+    path = cache_file(run, analysis, params)
+    cached = read_arrays(path)  # None for a damaged file too: it is recomputed and replaced
+    if cached is not None:
+        return cached
     arrays = compute()
     try:
         atomic_write(path, npz_bytes(**arrays))
@@ -346,7 +328,7 @@ def variant_head(v: VariantResults, run: Run | None = None) -> dict[str, Any]:
 def model_specs(study: Study) -> list[dict[str, Any]]:
     """The distinct models of a study (name + options) with the labels of the variants that use each."""
     specs: dict[str, dict[str, Any]] = {}
-    seeds = study.config.profile(study.profile)["seeds"] if study.config.variants else []
+    seeds = study.config.profile(study.profile).seeds if study.config.variants else []
     sources = ([(v.label or v.name, study.config.resolve(v, seeds[0], study.profile)["model"])
                 for v in study.config.variants] if study.config.variants
                else [(study.config.model.name, {"name": study.config.model.name,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import os
 import time
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -92,10 +92,24 @@ def shift_images_limit(study: Study | None = None, device: torch.device | None =
         return int(value)
     if study is None or (device is not None and device.type == "cuda"):
         return None
-    return study.config.profile(study.profile).get("shift_images")
+    return study.config.profile(study.profile).shift_images
 
 
-def shift_grid_of(run: Run, radius: int = SHIFT_RADIUS, study: Study | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ShiftGrid:
+    """A run's shift grid (:func:`shift_grid_of`): the accuracy (a fraction) at every shift (dx, dy) within the
+    radius, zero-filled and wrapped around, on ``n`` of the ``full`` test images."""
+    zero: np.ndarray             # [2r + 1, 2r + 1], indexed [dy + r, dx + r]
+    wrap: np.ndarray
+    n: int
+    full: int
+    center: float                # the unshifted cell
+    center_delta_images: int     # the unshifted cell's correct images less the run's own evaluation's
+    seconds: float               # what computing it took (before it was cached)
+    device: str
+
+
+def shift_grid_of(run: Run, radius: int = SHIFT_RADIUS, study: Study | None = None) -> ShiftGrid:
     """The run's shift grid (cached on disk), checked: the unshifted cell must reproduce the run's test accuracy
     (metrics.json) exactly; on another kind of device than the run was evaluated on, or on a subset (see
     :func:`shift_images_limit`), within one image per thousand of what its stored predictions give."""
@@ -130,8 +144,8 @@ def shift_grid_of(run: Run, radius: int = SHIFT_RADIUS, study: Study | None = No
         raise AnalysisError(f"{run.path}: the unshifted cell of the shift grid gives accuracy {center / n:.4f} "
                             f"({center} of {n}) but the run's own evaluation gives {expected_correct} of {n}; the "
                             "analysis preprocessing differs from training's")
-    return {"zero": zero, "wrap": wrap, "n": n, "full": full, "center": center / n, "center_delta_images": int(delta),
-            "seconds": float(arrays["seconds"]), "device": device.type}
+    return ShiftGrid(zero=zero, wrap=wrap, n=n, full=full, center=center / n, center_delta_images=int(delta),
+                     seconds=float(arrays["seconds"]), device=device.type)
 
 
 def distance_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, norm: Normalization,

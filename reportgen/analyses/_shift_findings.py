@@ -14,13 +14,9 @@ import numpy as np
 
 from .. import i18n, numbers
 from ..prose import Measure
-from ..settings import CONFIDENCE
+from ..settings import CONFIDENCE, DISTANCES
 from ..stats import mean_ci
 from . import ByVariant, pick
-
-# Shift distances (pixels) the closing section reports: one pixel (with the diagonal ±1, ±1) is less than a 2×2
-# pooling window, two is a whole window, four is two windows of the first pooling layer (one of the second).
-DISTANCES = (1, 2, 4)
 
 
 @dataclass(frozen=True)

@@ -13,22 +13,27 @@ on one CPU core). Nothing here retrains or touches a run's cache key.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-
-import numpy as np
-import torch
-
-from ..settings import TRAIN_EVAL_IMAGES
+from ..settings import TRAIN_EVAL_IMAGES, VAL_SIZE
 from ..store import Run
 from ..study import Study
-from ._common import (AnalysisError, analysis_device, cached_arrays, dataset_splits, forward_logits, load_model,
-                      normalization)
+from . import AnalysisError
+from ._cache import cache_file, read_arrays
+
+if TYPE_CHECKING:  # torch is imported only to compute: a cached result needs none
+    import numpy as np
+    import torch
+
+ANALYSIS = "train_eval"
+_TRAIN_LABELS = "train-labels-idx1-ubyte"  # its size, less its 8-byte header, is the number of training images
 
 
 def train_eval_images(run: Run, limit: int = TRAIN_EVAL_IMAGES) -> tuple[torch.Tensor, torch.Tensor]:
     """The first ``limit`` training images (uint8 [N, 28, 28]) and labels of the training split the run trained on:
     after the validation hold-out, truncated to the run's ``train_limit``; checked against the run's dataset
     checksum."""
+    from ._common import dataset_splits
     splits = dataset_splits(run.config["dataset"])
     recorded = run.record.dataset_sha256
     if recorded and recorded != splits.checksum:
@@ -49,7 +54,14 @@ class TrainAccuracy:
 
 
 def train_accuracy_eval(run: Run, limit: int = TRAIN_EVAL_IMAGES) -> TrainAccuracy:
-    """The run's stored checkpoint in eval mode on :func:`train_eval_images` (cached on disk)."""
+    """The run's stored checkpoint in eval mode on :func:`train_eval_images` (cached on disk; a cached result is
+    read without loading the images, see :func:`_cached`)."""
+    cached = _cached(run, limit)
+    if cached is not None:
+        return cached
+    import numpy as np
+
+    from ._common import analysis_device, cached_arrays, forward_logits, load_model, normalization
     images, labels = train_eval_images(run, limit)
     device = analysis_device(run)
 
@@ -58,9 +70,31 @@ def train_accuracy_eval(run: Run, limit: int = TRAIN_EVAL_IMAGES) -> TrainAccura
         logits = forward_logits(model, images, normalization(run))
         return {"correct": np.array(int((logits.argmax(1).cpu() == labels).sum())), "n": np.array(len(labels))}
 
-    arrays = cached_arrays(run, "train_eval", {"n": len(labels), "device": device.type}, compute)
+    return _accuracy(cached_arrays(run, ANALYSIS, {"n": len(labels), "device": device.type}, compute))
+
+
+def _accuracy(arrays: dict[str, np.ndarray]) -> TrainAccuracy:
     n, correct = int(arrays["n"]), int(arrays["correct"])
     return TrainAccuracy(acc=correct / n if n else float("nan"), n=n, correct=correct)
+
+
+def _cached(run: Run, limit: int) -> TrainAccuracy | None:
+    """The cached result of :func:`train_accuracy_eval`, found from the dataset's manifest alone (the number of
+    training images, and the checksum the run must have trained on), or None: then the images are loaded, checked
+    and, when the cache lacks it, the accuracy computed. A run trained on CUDA takes that path too (whether CUDA is
+    here decides the device, and asking needs torch)."""
+    from ..data import read_manifest
+    manifest = read_manifest(run.config["dataset"])
+    recorded = run.record.dataset_sha256
+    if manifest is None or run.record.device.startswith("cuda") or (recorded and recorded != manifest.get("checksum")):
+        return None
+    try:
+        in_split = int(manifest["files"][_TRAIN_LABELS]["size"]) - 8 - VAL_SIZE
+    except (KeyError, TypeError, ValueError):
+        return None
+    n = min(limit, run.config.get("train_limit") or in_split)
+    arrays = read_arrays(cache_file(run, ANALYSIS, {"n": n, "device": "cpu"}))
+    return None if arrays is None else _accuracy(arrays)
 
 
 def precompute_train_accuracy(study: Study) -> None:

@@ -144,6 +144,27 @@ def draw_feature_map(figures: FigureWriter, maps: np.ndarray, layer: str, title:
     return figures.emit(name, alt, (maps, layer, title), draw)
 
 
+def _logit_bars(values: np.ndarray, classes: list[str], probs: np.ndarray | None, title: str) -> plt.Figure:
+    """One bar per class, the largest logit highlighted, each class's softmax probability beside its bar."""
+    n = len(values)
+    fig, ax = plt.subplots(figsize=(WIDTH, 0.5 + 0.28 * n))
+    order = np.arange(n)
+    best = int(np.argmax(values))
+    colors = [PALETTE[0] if i != best else PALETTE[1] for i in order]
+    ax.barh(order, values, color=colors)
+    ax.set_yticks(order, classes)
+    ax.invert_yaxis()
+    ax.axvline(0, color=MUTED, linewidth=0.8)
+    span = (values.max() - min(values.min(), 0)) or 1.0
+    for i in order:
+        text = f"p = {probs[i] * 100:.1f}%" if probs is not None else ""
+        ax.text(max(values[i], 0) + 0.02 * span, i, text, va="center", fontsize=7.5, color=MUTED)
+    ax.set_xlim(min(values.min(), 0) - 0.05 * span, values.max() + 0.28 * span)
+    ax.set(xlabel="logit (softmax probability on the right)", title=title)
+    ax.grid(axis="y", visible=False)
+    return fig
+
+
 def draw_vector(figures: FigureWriter, values: np.ndarray, layer: str, title: str, name: str,
                 classes: list[str] | None = None, probs: np.ndarray | None = None, fold: int | None = None) -> Figure:
     """A 1-D layer output: logits as bars per class (with softmax probabilities), short vectors as bars, long
@@ -153,21 +174,7 @@ def draw_vector(figures: FigureWriter, values: np.ndarray, layer: str, title: st
     def draw() -> plt.Figure:
         n = len(values)
         if classes is not None:
-            fig, ax = plt.subplots(figsize=(WIDTH, 0.5 + 0.28 * n))
-            order = np.arange(n)
-            best = int(np.argmax(values))
-            colors = [PALETTE[0] if i != best else PALETTE[1] for i in order]
-            ax.barh(order, values, color=colors)
-            ax.set_yticks(order, classes)
-            ax.invert_yaxis()
-            ax.axvline(0, color=MUTED, linewidth=0.8)
-            span = (values.max() - min(values.min(), 0)) or 1.0
-            for i in order:
-                text = f"p = {probs[i] * 100:.1f}%" if probs is not None else ""
-                ax.text(max(values[i], 0) + 0.02 * span, i, text, va="center", fontsize=7.5, color=MUTED)
-            ax.set_xlim(min(values.min(), 0) - 0.05 * span, values.max() + 0.28 * span)
-            ax.set(xlabel="logit (softmax probability on the right)", title=title)
-            ax.grid(axis="y", visible=False)
+            fig = _logit_bars(values, classes, probs, title)
         elif n <= 160 and fold is None:
             fig, ax = plt.subplots(figsize=(WIDTH, 2.4))
             x = np.arange(n)

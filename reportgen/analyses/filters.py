@@ -20,16 +20,10 @@ from matplotlib import colors as mcolors
 from torch import nn
 
 from ..figures import DIVERGING, WIDTH, Figure, FigureWriter, _frameless, _mosaic, _tile_grid, _with_bad
-from ..settings import FIRST_SEED, IMAGE_SIZE
+from ..settings import FIRST_SEED, IMAGE_SIZE, NEAR_ZERO_SUM, ORIENTED
 from ..study import Study, VariantResults
 from . import Analysis, pick
 from ._common import first_run, layer_table, load_model, normalization, shape_text, variant_head
-
-# A filter "sums to nearly zero" when its sum is under this share of its total absolute weight: then a flat area
-# moves its output by less than a tenth of what the strongest pattern of the same brightness range can.
-NEAR_ZERO_SUM = 0.1
-# Below this coherence the weights change in no single direction (a spot, a blob or a mixture): no orientation.
-ORIENTED = 0.5
 
 
 @dataclass

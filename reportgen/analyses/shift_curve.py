@@ -74,15 +74,15 @@ def compute(study: Study, figures: FigureWriter) -> ShiftCurveResult:
         points = []
         for k in range(radius + 1):
             mask = bins == k
-            points.append(CurvePoint(distance=k, shifts=int(mask.sum()), zero_pct=pct(g["zero"][mask].mean()),
-                                     wrap_pct=pct(g["wrap"][mask].mean()), min_zero_pct=pct(g["zero"][mask].min())))
+            points.append(CurvePoint(distance=k, shifts=int(mask.sum()), zero_pct=pct(g.zero[mask].mean()),
+                                     wrap_pct=pct(g.wrap[mask].mean()), min_zero_pct=pct(g.zero[mask].min())))
         series[v.label] = [asdict(p) for p in points]
         rows.append(VariantShiftCurve(**variant_head(v, run), points=points, start_pct=points[0].zero_pct,
                                       end_pct=points[-1].zero_pct, drop_pct=points[0].zero_pct - points[-1].zero_pct))
     fig = draw_shift_curve(figures, series, name="shift-curve",
                            title="Test accuracy against shift distance") if series else None
     chart = Chart(shift_chart(rows, fig.alt), fig) if fig else None
-    sizes = sorted({(int(g["n"]), int(g["full"])) for _, _, g in grids})
+    sizes = sorted({(int(g.n), int(g.full)) for _, _, g in grids})
     return ShiftCurveResult(basis=FIRST_SEED, radius=radius, variants=rows, figure=fig,
                             subset=any(n < full for n, full in sizes), test_sizes=[n for n, _ in sizes],
                             full_test_size=max((full for _, full in sizes), default=0), chart=chart,

@@ -71,10 +71,10 @@ def compute(study: Study, figures: FigureWriter) -> ShiftGridResult:
     radius = SHIFT_RADIUS
     rows = []
     # One colour scale for every variant's heatmaps, from the lowest to the highest cell of any of them.
-    low = min((float(min(g["zero"].min(), g["wrap"].min())) for _, _, g in grids), default=0.0)
-    high = max((float(max(g["zero"].max(), g["wrap"].max())) for _, _, g in grids), default=1.0)
+    low = min((float(min(g.zero.min(), g.wrap.min())) for _, _, g in grids), default=0.0)
+    high = max((float(max(g.zero.max(), g.wrap.max())) for _, _, g in grids), default=1.0)
     for v, run, g in grids:
-        zero, wrap = g["zero"] * 100, g["wrap"] * 100
+        zero, wrap = g.zero * 100, g.wrap * 100
         fig = draw_shift_heatmaps(figures, zero, wrap, radius, vmin=100 * low, vmax=100 * max(high, low + 0.01),
                                   name=f"shift-grid-{v.name}",
                                   title=f"{v.label}: test accuracy (%) after moving every test image "
@@ -84,12 +84,12 @@ def compute(study: Study, figures: FigureWriter) -> ShiftGridResult:
         rows.append(VariantShiftGrid(
             **variant_head(v, run), zero=zero.tolist(), wrap=wrap.tolist(), figure=fig,
             center_pct=float(zero[radius, radius]), test_acc_pct=pct(run.metrics.test_acc),
-            center_matches=g["center_delta_images"] == 0, test_size=g["n"], full_test_size=g["full"],
-            subset=g["n"] < g["full"], device=g["device"],
+            center_matches=g.center_delta_images == 0, test_size=g.n, full_test_size=g.full,
+            subset=g.n < g.full, device=g.device,
             mean_zero_pct=float(zero.mean()), mean_wrap_pct=float(wrap.mean()),
             min_zero_pct=float(zero.min()), min_wrap_pct=float(wrap.min()),
             max_diff_pct=float(np.abs(zero - wrap).max()), axis=axis,
-            corner_zero_pct=float(zero[0, 0]), corner_wrap_pct=float(wrap[0, 0]), seconds=g["seconds"]))
+            corner_zero_pct=float(zero[0, 0]), corner_wrap_pct=float(wrap[0, 0]), seconds=g.seconds))
     return ShiftGridResult(basis=FIRST_SEED, radius=radius, shifts=(2 * radius + 1) ** 2, variants=rows,
                            subset=any(r.subset for r in rows), seed_kept=seed_kept(study),
                            baseline=baseline_label(study))
