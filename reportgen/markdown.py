@@ -59,11 +59,32 @@ class Text(Markup):
         return cls(markdown_text(s) if isinstance(s, str) else str(s))
 
 
+class Message(Text):
+    """A translated message that remembers its English msgid (:func:`anchored` keeps a heading's English anchor)."""
+    msgid = ""
+
+    @classmethod
+    def of(cls, text: str, msgid: str) -> "Message":
+        message = cls(text)
+        message.msgid = msgid
+        return message
+
+
+def anchored(heading: Any) -> Any:
+    """A translated heading with its English anchor, ``Métodos { #methods }``, so that links into a page (and
+    Material's language selector) find the same section in every edition. English headings are left as they are."""
+    msgid = getattr(heading, "msgid", "")
+    if not msgid or i18n.current() == SOURCE_LANGUAGE:
+        return heading
+    from markdown.extensions.toc import slugify  # the slugs of mkdocs.yml's toc extension
+    return Markup(f"{heading} {{ #{slugify(msgid, '-')} }}")
+
+
 def _install_gettext(env: jinja2.Environment, lang: str) -> None:
     """``{% trans %}``, ``_()`` and ``ngettext()`` in templates, from the edition's catalog, returning :class:`Text`."""
     t = i18n.translations(lang)
     env.install_gettext_callables(  # type: ignore[attr-defined]
-        lambda s: Text(t.gettext(s)), lambda s, p, n: Text(t.ngettext(s, p, n)),
+        lambda s: Message.of(t.gettext(s), s), lambda s, p, n: Text(t.ngettext(s, p, n)),
         newstyle=True, pgettext=lambda c, s: Text(t.pgettext(c, s)),
         npgettext=lambda c, s, p, n: Text(t.npgettext(c, s, p, n)))
 
@@ -115,6 +136,7 @@ FILTERS = {
     "code": lambda s: Markup(str(s)),
     "yaml_str": lambda s: Markup(json.dumps(html_text(oneline(s)), ensure_ascii=False)),
     "dataset_name": lambda d: DATASET_TITLES.get(d, d),
+    "anchored": anchored,
 }
 _OPTIONS = dict(autoescape=False, finalize=markdown_text, undefined=jinja2.StrictUndefined, trim_blocks=True,
                 lstrip_blocks=True, keep_trailing_newline=True)
