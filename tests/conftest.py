@@ -30,6 +30,21 @@ VENDOR = Path("assets") / "vendor"  # under docs/ (reportgen.site.VENDOR_DIR)
 GENERATED_DOCS = ("index.md", "write-your-own.md", "methods.md", "blog/posts", "assets/vendor", "assets/figures")
 
 
+# The modules that take longest, run first: with ``pytest -n`` (``make test``, ``make check``), xdist hands whole
+# modules to its processes in this order (``--dist loadscope``), so the longest one never starts last and leaves
+# one process idle (times: ``pytest --durations=40``). A module not named here keeps its place after these.
+LONGEST_FIRST = ("test_e2e.py", "test_faults.py", "test_analyses_b.py", "test_exercises.py", "test_zensical.py",
+                 "test_build.py", "test_ray.py", "test_site.py", "test_live_model.py", "test_pipeline.py",
+                 "test_analyses_a.py", "test_render.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Reorder whole modules: :data:`LONGEST_FIRST`, then the rest as collected (tests keep their order within a
+    module)."""
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # sort is stable
+
+
 @pytest.fixture(autouse=True, scope="session")
 def one_torch_thread():
     """Every test computes on one torch thread, as every run trains: on a busy machine (two cores, several test
@@ -75,12 +90,24 @@ def project(tmp_path, data_root, monkeypatch) -> Path:
 
 # ---- the site: hand-written pages, vendored packages -------------------------------------------------------------
 def vendor() -> Path:
-    """The repository's docs/assets/vendor, with every npm package the site uses (``npm pack`` the first time)."""
+    """The repository's docs/assets/vendor, with every npm package the site uses (``npm pack`` the first time).
+
+    Under an exclusive lock (a file in the temporary directory, named after this checkout): with ``pytest -n`` the
+    test processes of a fresh clone would otherwise each vendor the packages and swap them in at once, while another
+    test hard-links them."""
+    import fcntl
+    import tempfile
+
     from reportgen.site import SiteError, vendor_assets
-    try:
-        vendor_assets(ROOT / "docs")
-    except SiteError as exc:
-        pytest.fail(f"cannot vendor the site's npm packages: {exc}", pytrace=False)
+    lock = Path(tempfile.gettempdir()) / f"reportgen-vendor-{hashlib.sha256(bytes(ROOT)).hexdigest()[:16]}.lock"
+    with open(lock, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            vendor_assets(ROOT / "docs")
+        except SiteError as exc:
+            pytest.fail(f"cannot vendor the site's npm packages: {exc}", pytrace=False)
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
     return ROOT / "docs" / VENDOR
 
 

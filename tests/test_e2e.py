@@ -49,7 +49,7 @@ def test_smoke_profile_runs_renders_and_builds_every_study(full_project, tmp_pat
             heading = re.search(r"^#+ [^{\n]+$", (ROOT / "experiments" / f"{exp}.md").read_text(), re.M)
             assert heading is None or heading.group(0) in text, (exp, heading)
     try:
-        report = check_site_in_browser(site, ROOT / "test-artifacts")
+        report = check_site_in_browser(site, ROOT / "test-artifacts" / "e2e")  # apart from test_site.py's (pytest -n)
     except BrowserUnavailable as exc:
         pytest.skip(f"browser check skipped: {exc}")
     assert report["problems"] == [], report["problems"]
