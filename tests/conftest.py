@@ -10,6 +10,14 @@
 
 Never touches the real data. Tests that train, build a site or open a browser are marked ``slow``: ``make check``
 (``pytest -m "not slow"``) leaves them out, ``make test`` runs everything.
+
+Both run in one test process per core (pytest-xdist, ``-n auto --dist loadscope``: all tests of a module in the same
+process, so a module-scoped project is trained and built once). So a new test module (the Portuguese edition's, for
+example) asks for these fixtures rather than training or building its own; writes only under ``tmp_path`` /
+``tmp_path_factory`` (never into the repository: ``vendored`` is the one exception, under a lock); gives a browser
+check's screenshots a folder of its own under test-artifacts/; and keeps a fixed port inside a network namespace
+of its own (tests/test_ray.py). Each process makes its own session fixtures: they are cheap, or shared through
+:data:`SHARED`. A long module belongs in :data:`LONGEST_FIRST`.
 """
 from __future__ import annotations
 
@@ -33,9 +41,9 @@ GENERATED_DOCS = ("index.md", "write-your-own.md", "methods.md", "blog/posts", "
 # The modules that take longest, run first: with ``pytest -n`` (``make test``, ``make check``), xdist hands whole
 # modules to its processes in this order (``--dist loadscope``), so the longest one never starts last and leaves
 # one process idle (times: ``pytest --durations=40``). A module not named here keeps its place after these.
-LONGEST_FIRST = ("test_e2e.py", "test_faults.py", "test_analyses_b.py", "test_exercises.py", "test_zensical.py",
-                 "test_build.py", "test_ray.py", "test_site.py", "test_live_model.py", "test_pipeline.py",
-                 "test_analyses_a.py", "test_render.py")
+LONGEST_FIRST = ("test_interrupts.py", "test_e2e.py", "test_faults.py", "test_analyses_b.py", "test_live_model.py",
+                 "test_exercises.py", "test_zensical.py", "test_ray.py", "test_build.py", "test_site.py",
+                 "test_pipeline.py", "test_analyses_a.py", "test_render.py")
 
 
 def pytest_collection_modifyitems(config, items):
