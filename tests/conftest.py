@@ -64,6 +64,20 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_training_worker():
+    """``reportgen run`` without ``--workers`` trains in the test process, one run after the other (as
+    ``--workers 1``), instead of one spawned process per core: ``make test`` already keeps every core busy with a test
+    process, and each spawned worker first spends seconds importing torch. The tests of the worker pool ask for it
+    by name (``--workers 2``: tests/test_workers.py, tests/test_interrupts.py); ``default_workers`` itself is
+    tested in tests/test_workers.py."""
+    from reportgen import executors
+    patch = pytest.MonkeyPatch()
+    patch.setattr(executors, "default_workers", lambda device_type: 1)
+    yield
+    patch.undo()
+
+
 @pytest.fixture(scope="session")
 def synthetic_idx(tmp_path_factory) -> Path:
     """Four raw IDX files of a small, learnable dataset (600 train / 200 test)."""
