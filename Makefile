@@ -40,14 +40,18 @@ report: $(STAMP)
 	$(BIN)/reportgen run $(STUDIES) --profile $(PROFILE) --device $(DEVICE) --executor $(EXECUTOR) $(EXERCISE_FLAG)
 	$(BIN)/reportgen build $(STUDIES) --profile $(PROFILE) --engine $(ENGINE) $(ANSWERS_FLAG) $(LANGS_FLAG)
 
-## The test suite (synthetic data only; seconds to a few minutes on a laptop CPU).
+## The test suite (synthetic data only; a few minutes on a 2-core CPU), in one test process per core
+## (pytest-xdist; whole modules per process, so a module's shared project is trained and built once). TEST_JOBS=0
+## runs it in this one process.
+TEST_JOBS ?= auto
+PYTEST_JOBS := -n $(TEST_JOBS) --dist loadscope
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_JOBS)
 
 ## The fast tier while changing the code: every unit test, without those that train, build a site or open a browser
 ## (marked `slow`); under a minute.
 check: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_JOBS)
 
 ## Extract every translatable message of the generic text (babel.cfg) and update the Brazilian Portuguese catalog,
 ## reportgen/locale/pt_BR/LC_MESSAGES/messages.po: new messages come in untranslated, removed ones go.

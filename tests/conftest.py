@@ -7,9 +7,19 @@
   copied (no test writes into them; a build copies them into its site);
 - ``workspace`` / ``study`` / ``rendered``: one synthetic data root, one study of real one-epoch runs and each
   analysis computed once on it, shared by every module that asks (trained once per test process).
+- ``smoke_site``: every shipped study run and built with the smoke profile (the whole pipeline, once per test
+  process), read-only for the tests that check the posts and the site a user gets.
 
 Never touches the real data. Tests that train, build a site or open a browser are marked ``slow``: ``make check``
 (``pytest -m "not slow"``) leaves them out, ``make test`` runs everything.
+
+Both run in one test process per core (pytest-xdist, ``-n auto --dist loadscope``: all tests of a module in the same
+process, so a module-scoped project is trained and built once). So a new test module (the Portuguese edition's, for
+example) asks for these fixtures rather than training or building its own; writes only under ``tmp_path`` /
+``tmp_path_factory`` (never into the repository: ``vendored`` is the one exception, under a lock); gives a browser
+check's screenshots a folder of its own under test-artifacts/; and keeps a fixed port inside a network namespace
+of its own (tests/test_ray.py). Each process makes its own session fixtures: they are cheap, or shared through
+:data:`SHARED`. A long module belongs in :data:`LONGEST_FIRST`.
 """
 from __future__ import annotations
 
@@ -18,7 +28,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -30,6 +40,40 @@ VENDOR = Path("assets") / "vendor"  # under docs/ (reportgen.site.VENDOR_DIR)
 GENERATED_DOCS = ("index.md", "write-your-own.md", "methods.md", "blog/posts", "assets/vendor", "assets/figures")
 
 
+# The modules that take longest, run first: with ``pytest -n`` (``make test``, ``make check``), xdist hands whole
+# modules to its processes in this order (``--dist loadscope``), so the longest one never starts last and leaves
+# one process idle (times: ``pytest --durations=40``). A module not named here keeps its place after these.
+LONGEST_FIRST = ("test_e2e.py", "test_wordcount.py", "test_interrupts.py", "test_faults.py", "test_analyses_b.py",
+                 "test_live_model.py", "test_exercises.py", "test_zensical.py", "test_ray.py", "test_build.py",
+                 "test_site.py", "test_pipeline.py", "test_analyses_a.py", "test_render.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Reorder whole modules: :data:`LONGEST_FIRST`, then the rest as collected (tests keep their order within a
+    module)."""
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # sort is stable
+
+
+# Modules that share an expensive session fixture run in the same test process under ``pytest -n``: module name ->
+# the name of the group (xdist's ``loadscope`` otherwise gives each module to whichever process is free).
+SAME_PROCESS = {"test_e2e.py": "smoke_site", "test_wordcount.py": "smoke_site"}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadscope``, with the modules of :data:`SAME_PROCESS` as one scope (one process, one fixture)."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedFixtureScopes(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return SAME_PROCESS.get(Path(module).name, module)
+    return SharedFixtureScopes(config, log)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def one_torch_thread():
     """Every test computes on one torch thread, as every run trains: on a busy machine (two cores, several test
@@ -39,6 +83,20 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_training_worker():
+    """``reportgen run`` without ``--workers`` trains in the test process, one run after the other (as
+    ``--workers 1``), instead of one spawned process per core: ``make test`` already keeps every core busy with a test
+    process, and each spawned worker first spends seconds importing torch. The tests of the worker pool ask for it
+    by name (``--workers 2``: tests/test_workers.py, tests/test_interrupts.py); ``default_workers`` itself is
+    tested in tests/test_workers.py."""
+    from reportgen import executors
+    patch = pytest.MonkeyPatch()
+    patch.setattr(executors, "default_workers", lambda device_type: 1)
+    yield
+    patch.undo()
 
 
 @pytest.fixture(scope="session")
@@ -73,14 +131,63 @@ def project(tmp_path, data_root, monkeypatch) -> Path:
     return proj
 
 
+class SmokeSite(NamedTuple):
+    """Every shipped study run and built with the ``smoke`` profile: the project folder (experiments/, results/,
+    docs/ with the generated posts, site/) and the output of ``reportgen run`` and ``reportgen build``."""
+    project: Path
+    run_output: str
+    build_output: str
+
+
+@pytest.fixture(scope="session")
+def smoke_site(tmp_path_factory, synthetic_idx) -> SmokeSite:
+    """A project with every shipped study (YAML and prose), the hand-written site and the model source, run and
+    built once per test process with the `smoke` profile on synthetic Fashion-MNIST (MNIST and KMNIST are not
+    provisioned), as a user runs it: ``reportgen run --profile smoke`` then ``reportgen build --profile smoke``.
+    Read-only for the tests that share it (tests/test_e2e.py, tests/test_wordcount.py; :data:`SAME_PROCESS` keeps
+    them in one process under ``pytest -n``): a test that changes the project works on a :func:`copy_project`.
+    The environment and working directory are set for the two commands only."""
+    from reportgen.provision import provision
+    base = tmp_path_factory.mktemp("smoke-site")
+    project, data = base / "project", base / "data"
+    shutil.copytree(ROOT / "experiments", project / "experiments")
+    copy_site_sources(project)
+    provision("fashion-mnist", data, from_dir=synthetic_idx, skip_checksum=True, allow_download=False,
+              allow_install=False, log=lambda *_: None)
+    outputs = []
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in {"REPORTGEN_DATA": str(data), "REPORTGEN_OFFLINE": "1", "REPORTGEN_SKIP_CHECKSUM": "1",
+                           "REPORTGEN_CACHE": str(base / "cache")}.items():
+            patch.setenv(key, value)
+        patch.delenv("REPORTGEN_RESULTS", raising=False)
+        patch.chdir(project)
+        for verb in ("run", "build"):
+            result = invoke(verb, "--profile", "smoke")
+            assert result.exit_code == 0, result.output
+            outputs.append(result.output)
+    return SmokeSite(project, *outputs)
+
+
 # ---- the site: hand-written pages, vendored packages -------------------------------------------------------------
 def vendor() -> Path:
-    """The repository's docs/assets/vendor, with every npm package the site uses (``npm pack`` the first time)."""
+    """The repository's docs/assets/vendor, with every npm package the site uses (``npm pack`` the first time).
+
+    Under an exclusive lock (a file in the temporary directory, named after this checkout): with ``pytest -n`` the
+    test processes of a fresh clone would otherwise each vendor the packages and swap them in at once, while another
+    test hard-links them."""
+    import fcntl
+    import tempfile
+
     from reportgen.site import SiteError, vendor_assets
-    try:
-        vendor_assets(ROOT / "docs")
-    except SiteError as exc:
-        pytest.fail(f"cannot vendor the site's npm packages: {exc}", pytrace=False)
+    lock = Path(tempfile.gettempdir()) / f"reportgen-vendor-{hashlib.sha256(bytes(ROOT)).hexdigest()[:16]}.lock"
+    with open(lock, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            vendor_assets(ROOT / "docs")
+        except SiteError as exc:
+            pytest.fail(f"cannot vendor the site's npm packages: {exc}", pytrace=False)
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
     return ROOT / "docs" / VENDOR
 
 

@@ -1,37 +1,22 @@
 """The whole pipeline, as a user runs it, on synthetic data: every shipped study (its YAML and its prose) under the
-`smoke` profile, run, rendered and built with `mkdocs build --strict`, then opened in headless Chromium."""
+`smoke` profile, run, rendered and built with `mkdocs build --strict`, then opened in headless Chromium.
+
+The project is the session fixture ``smoke_site`` (tests/conftest.py), which tests/test_wordcount.py reads too."""
 from __future__ import annotations
 
 import re
-import shutil
-import time
 
 import pytest
 
 from tests.browser import BrowserUnavailable, check_site_in_browser
-from tests.conftest import ROOT, copy_site_sources, invoke
-
-
-@pytest.fixture
-def full_project(project):
-    """The `project` fixture plus every shipped study (YAML and prose), mkdocs.yml, the hand-written docs/, the
-    vendored MathJax and the model source (snippets)."""
-    for pattern in ("*.yaml", "*.md"):
-        for path in (ROOT / "experiments").glob(pattern):
-            shutil.copy(path, project / "experiments")
-    copy_site_sources(project)
-    return project
+from tests.conftest import ROOT
 
 
 @pytest.mark.slow
-def test_smoke_profile_runs_renders_and_builds_every_study(full_project, tmp_path):
-    started = time.perf_counter()
-    result = invoke("run", "--profile", "smoke")
-    assert result.exit_code == 0, result.output
-    result = invoke("build", "--profile", "smoke")
-    assert result.exit_code == 0, result.output
-    elapsed = time.perf_counter() - started
-    assert "not run in the" not in result.output and "removed the post" not in result.output, result.output
+def test_smoke_profile_runs_renders_and_builds_every_study(smoke_site):
+    full_project = smoke_site.project
+    assert "not run in the" not in smoke_site.build_output, smoke_site.build_output
+    assert "removed the post" not in smoke_site.build_output, smoke_site.build_output
 
     site = full_project / "site"
     assert (site / "index.html").exists()
@@ -49,8 +34,7 @@ def test_smoke_profile_runs_renders_and_builds_every_study(full_project, tmp_pat
             heading = re.search(r"^#+ [^{\n]+$", (ROOT / "experiments" / f"{exp}.md").read_text(), re.M)
             assert heading is None or heading.group(0) in text, (exp, heading)
     try:
-        report = check_site_in_browser(site, ROOT / "test-artifacts")
+        report = check_site_in_browser(site, ROOT / "test-artifacts" / "e2e")  # apart from test_site.py's (pytest -n)
     except BrowserUnavailable as exc:
         pytest.skip(f"browser check skipped: {exc}")
     assert report["problems"] == [], report["problems"]
-    print(f"smoke pipeline over {len(experiments)} studies: {elapsed:.1f}s")

@@ -56,6 +56,7 @@ def answer_block(text: str, title: str) -> str:
     return text[start:min(ends) if ends else len(text)]
 
 
+@pytest.mark.slow  # trains
 def test_an_exercise_is_trained_cached_and_answered_from_its_numbers(ex_project):
     first = invoke("run", "--profile", "smoke", "--exercise", "fc", "--workers", "1")
     assert first.exit_code == 0, first.output
@@ -82,6 +83,7 @@ def test_an_exercise_is_trained_cached_and_answered_from_its_numbers(ex_project)
     assert '??? note "Answer: not run yet"' in slow and "reportgen run ex --profile smoke --exercise slow" in slow
 
 
+@pytest.mark.slow  # trains
 def test_no_answers_and_hide_answers_publish_the_questions_only(ex_project):
     assert invoke("run", "--profile", "smoke", "--exercises").exit_code == 0
     assert invoke("render", "--profile", "smoke").exit_code == 0
@@ -126,6 +128,7 @@ def test_a_bad_exercise_field_is_one_line_naming_it_and_the_closest_field(ex_pro
         assert code == 2 and message in err and err.strip().count("\n") == 0
 
 
+@pytest.mark.slow  # trains
 def test_an_exercise_identical_to_another_studys_variant_is_copied_not_trained(ex_project):
     other = {**STUDY, "id": "other", "exercises": [],
              "variants": [{"name": "tiny"}, {"name": "small-fc", "model": {"name": "fcnn",
@@ -206,6 +209,7 @@ def test_reportgen_new_shows_one_exercise_that_validates(project):
     assert "exercise tanh" in listed.output and "exercises[0]" not in listed.output  # no confound to warn about
 
 
+@pytest.mark.slow  # trains
 def test_the_live_model_runs_a_measured_exercise_network_unless_answers_are_hidden(ex_project):
     write_study(ex_project, {**STUDY, "analyses": ["live_model"]})
     assert invoke("run", "--profile", "smoke", "--exercise", "fc", "--workers", "1").exit_code == 0

@@ -17,13 +17,12 @@ A word is then a whitespace-separated token with at least one letter or digit.
 from __future__ import annotations
 
 import re
-import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, copy_site_sources, invoke
+from tests.conftest import ROOT
 
 MAX_PROSE_WORDS = 1500
 
@@ -127,29 +126,11 @@ def test_visible_words_count_the_running_text_of_the_article_only():
 
 # ---- every shipped study, built with the smoke profile ----------------------------------------------------------
 @pytest.fixture(scope="module")
-def smoke_site(tmp_path_factory, synthetic_idx) -> Path:
-    """A project with every shipped study (YAML and prose), run and built with the `smoke` profile on synthetic
-    Fashion-MNIST (MNIST and KMNIST are not provisioned); returns the project."""
-    from reportgen.provision import provision
-    base = tmp_path_factory.mktemp("wordcount")
-    project, data = base / "project", base / "data"
-    shutil.copytree(ROOT / "experiments", project / "experiments")
-    copy_site_sources(project)
-    patch = pytest.MonkeyPatch()
-    for key, value in {"REPORTGEN_DATA": str(data), "REPORTGEN_OFFLINE": "1", "REPORTGEN_SKIP_CHECKSUM": "1",
-                       "REPORTGEN_CACHE": str(base / "cache")}.items():
-        patch.setenv(key, value)
-    patch.delenv("REPORTGEN_RESULTS", raising=False)
-    provision("fashion-mnist", data, from_dir=synthetic_idx, skip_checksum=True, allow_download=False,
-              allow_install=False, log=lambda *_: None)
-    patch.chdir(project)
-    try:
-        for verb in ("run", "build"):
-            result = invoke(verb, "--profile", "smoke")
-            assert result.exit_code == 0, result.output
-        yield project
-    finally:
-        patch.undo()
+def smoke_site(smoke_site) -> Path:
+    """The project of the session fixture ``smoke_site`` (tests/conftest.py: every shipped study run and built with
+    the `smoke` profile on synthetic Fashion-MNIST; MNIST and KMNIST are not provisioned), shared with
+    tests/test_e2e.py."""
+    return smoke_site.project
 
 
 def shipped_studies() -> list[str]:
