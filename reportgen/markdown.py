@@ -24,7 +24,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
 
 from . import i18n, numbers
-from .settings import DATASET_TITLES
+from .settings import DATASET_TITLES, SOURCE_LANGUAGE
 
 TEMPLATES = Path(__file__).parent / "templates"
 ANALYSES = Path(__file__).parent / "analyses"
@@ -68,6 +68,9 @@ class Message(Text):
         message = cls(text)
         message.msgid = msgid
         return message
+
+    def __mod__(self, values: Any) -> "Message":  # Jinja's newstyle gettext formats every message, even with no values
+        return Message.of(super().__mod__(values), self.msgid)
 
 
 def anchored(heading: Any) -> Any:

@@ -90,3 +90,13 @@ def test_the_active_edition_chooses_the_catalog():
     with i18n.active("pt"):
         assert i18n._("95% CI") == "IC 95%"
         assert package_environment().from_string('{{ _("%(low)s to %(high)s", low=1, high=2) }}').render() == "1 a 2"
+
+
+def test_a_translated_heading_keeps_its_english_anchor_so_links_into_the_page_still_land():
+    source = '## {{ _("The checkpoint") | anchored }}\n## {{ _("Converged or still learning?") | anchored }}'
+    assert package_environment("en").from_string(source).render() == (
+        "## The checkpoint\n## Converged or still learning?")
+    with i18n.active("pt"):
+        pt = package_environment().from_string(source).render()
+    assert pt.splitlines()[0].endswith(" { #the-checkpoint }") and not pt.startswith("## The checkpoint")
+    assert pt.splitlines()[1].endswith(" { #converged-or-still-learning }")
