@@ -156,7 +156,8 @@ def eval_train_accuracy(study: Study) -> tuple[dict[int, TrainAccuracy], str | N
 
 
 # ---- convergence: measured from the per-epoch validation accuracy of every run --------------------------------
-CONVERGED, STILL_LEARNING, NOT_MEASURED = "converged", "still learning", "not measured"
+# English msgids: the verdict is compared as a value and printed through gettext (`_(row.convergence.verdict)`).
+CONVERGED, STILL_LEARNING, NOT_MEASURED = i18n.N_("converged"), i18n.N_("still learning"), i18n.N_("not measured")
 
 
 @dataclass(frozen=True)
