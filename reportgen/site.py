@@ -177,6 +177,8 @@ def build_site(project_dir: Path, strict: bool = True, engine: str = DEFAULT_ENG
                 root = job
             else:  # another edition: under the root's site, e.g. site/pt/
                 os.replace(job.output, root.output / folder)
+                if not base:
+                    _relocate_404(root.output / folder / "404.html", folder)
         job = root
         urls = ResourceCache.load()  # each page parsed once, and not again while its bytes stay the same
         offsite = external_resources(job.output, urls)
@@ -193,6 +195,14 @@ def build_site(project_dir: Path, strict: bool = True, engine: str = DEFAULT_ENG
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return site_dir
+
+
+def _relocate_404(page: Path, folder: str) -> None:
+    """An edition built under ``site/<folder>/`` without a ``site_url``: MkDocs writes its 404 page's links from
+    the site root (``/blog/...``), since that page is served at any address. Point them into the edition."""
+    if page.is_file():
+        html = page.read_text(encoding="utf-8")
+        page.write_text(re.sub(r'((?:href|src)=")/(?!/)', rf"\1/{folder}/", html), encoding="utf-8")
 
 
 def _shown(found: list[tuple[str, str]], most: int = 5) -> str:
