@@ -179,24 +179,24 @@ a difference of {{{{ diff("batch-norm") }}}}.
 # `reportgen new ID --lang pt`: the example study's texts and prose in Brazilian Portuguese (the same Jinja calls).
 STUDY_PT = {
     "yaml": """\
-# The {id} study in Brazilian Portuguese: every key is optional; a missing one keeps the English text of {id}.yaml.
+# O estudo {id} em português: toda chave é opcional; a que faltar mantém o texto em inglês de {id}.yaml.
 title: "{title}"
-description: O que muda quando as convoluções da LeNet são seguidas de normalização em lote (batch norm)?
-question: A normalização em lote após cada convolução muda a acurácia de teste da LeNet no Fashion-MNIST?
-varies: normalização em lote após cada convolução
+description: O que muda quando as convoluções da LeNet são seguidas de normalização em batch (batch norm)?
+question: A normalização em batch depois de cada convolução muda a acurácia de teste da LeNet no Fashion-MNIST?
+varies: normalização em batch depois de cada convolução
 categories: [Seus estudos]
 variants:
   plain: {{label: LeNet, description: a LeNet como ela é}}
-  batch-norm: {{label: LeNet + batch norm, description: normalização em lote após cada convolução}}
+  batch-norm: {{label: LeNet + batch norm, description: normalização em batch depois de cada convolução}}
 exercises:
   tanh:
     label: LeNet com tanh
     question: A LeNet precisa da ReLU, ou a tanh do original funciona tão bem quanto?
-    hint: A tanh é limitada, e sua inclinação tende a zero para entradas grandes.
+    hint: A tanh é limitada, e sua inclinação vai a zero para entradas grandes.
     prediction: {{because: "o treino e a rede são, de resto, os mesmos"}}
 """,
     "md": """\
-<!-- A prosa do estudo {id} em português: a mesma de {id}.md, com as mesmas chamadas; só as palavras mudam. -->
+<!-- A prosa do estudo {id} em português: a mesma de {id}.md, com as mesmas chamadas Jinja; só as palavras mudam. -->
 ## O que comparamos
 
 As duas variantes são a mesma LeNet; uma normaliza a saída de cada convolução sobre o *batch* antes da ativação.
@@ -210,8 +210,8 @@ Todo o resto — dados, sementes, receita de treino — é igual.
 
 {{{{ results() }}}}
 
-Com batch norm a rede chega a {{{{ acc("batch-norm") }}}} de acurácia de teste, contra {{{{ acc("plain") }}}} sem:
-uma diferença de {{{{ diff("batch-norm") }}}}.
+Com *batch norm*, a rede chega a {{{{ acc("batch-norm") }}}} de acurácia de teste, contra {{{{ acc("plain") }}}} sem
+ela: uma diferença de {{{{ diff("batch-norm") }}}}.
 """,
 }
 
@@ -333,7 +333,8 @@ def guide_markdown() -> str:
                 "%(profiles)s profile; an exercise identical to another study's variant is copied,\n"
                 "not trained. `reportgen build --no-answers` (or `hide_answers: true`) publishes the questions "
                 "alone.") % {"profiles": _words(EXERCISE_PROFILES)},
-              "", _heading(2, N_("Analyses")), "", _("List them under `analyses:`; each becomes a section of the post."),
+              "", _heading(2, N_("Analyses")), "",
+              _("List them under `analyses:`; each becomes a section of the post."),
               "", "| " + _("Analysis") + " | " + _("What it shows") + " | " + _("Needs") + " |", "|---|---|---|"]
     lines += _analysis_rows()
     lines += ["", _heading(2, N_("Names in the prose")), "",
