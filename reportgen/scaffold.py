@@ -3,6 +3,9 @@
 The page is generated from the schema (:mod:`reportgen.config`), the prose names (:data:`reportgen.prose.NAMES`)
 and the analysis registry, so it lists exactly what the code accepts. Each field's one-line help lives in
 :data:`FIELD_HELP`; a test fails when a schema field has none, so the page cannot fall behind the schema.
+Every text of the page is an English msgid (marked ``N_`` where it is defined: here, in
+:mod:`reportgen.prose_names` and in each analysis' ``title``/``summary``), translated where the page is written
+for the edition being rendered; headings keep their English anchors.
 """
 from __future__ import annotations
 
