@@ -264,31 +264,3 @@ def _overrides(project: Path, docs: Path, lang: str) -> Path:
             atomic_write(folder / "partials" / "languages" / f"{code}.html", text.encode())
     return folder
 
-
-# ---- the "Write your own study" page -------------------------------------------------------------------------
-GUIDE = {
-    "en": ["## In Portuguese", "",
-           "The site has a Brazilian Portuguese edition under `pt/`, built from the same results. A study's own words",
-           "in Portuguese sit beside its English ones: `experiments/my-study.pt.md` (the same prose, with the same",
-           "Jinja calls, in Portuguese) and `experiments/my-study.pt.yaml` (every key optional: `title`,",
-           "`description`, `question`, `varies`, `categories`, `tags`, `variants: {name: {label, description,",
-           "intended_reason}}` and `exercises: {name: {label, description, question, hint, prediction: {because}}}`).",
-           "`reportgen new my-study --lang pt` writes both. Without a `.pt.md` the Portuguese post shows the English",
-           "prose under a note. `reportgen build --langs en` (`make report LANGS=en`) builds the English edition",
-           "alone.", ""],
-    "pt": ["## Em português", "",
-           "O site tem uma edição em português do Brasil, em `pt/`, gerada dos mesmos resultados. O texto próprio de",
-           "um estudo em português fica ao lado do inglês: `experiments/my-study.pt.md` (a mesma prosa, com as",
-           "mesmas chamadas Jinja, em português) e `experiments/my-study.pt.yaml` (toda chave é opcional: `title`,",
-           "`description`, `question`, `varies`, `categories`, `tags`, `variants: {nome: {label, description,",
-           "intended_reason}}` e `exercises: {nome: {label, description, question, hint, prediction: {because}}}`).",
-           "`reportgen new my-study --lang pt` escreve os dois. Sem um `.pt.md`, o post em português mostra a prosa",
-           "em inglês sob um aviso. `reportgen build --langs en` (`make report LANGS=en`) gera só a edição em inglês.",
-           ""],
-}
-
-
-def guide_section() -> list[str]:
-    """The guide's lines about the other editions' files, in the edition being rendered."""
-    return GUIDE.get(i18n.current(), GUIDE[SOURCE_LANGUAGE])
-

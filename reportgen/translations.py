@@ -208,8 +208,12 @@ def scaffold_translation(yaml_path: Path, lang: str) -> list[Path]:
 
     def line(key: str, value: str, indent: str = "") -> list[str]:
         return [f"{indent}# {key}: {value}", f"{indent}{key}: {yaml.safe_dump(value, allow_unicode=True, width=1000).strip().removesuffix('...').strip()}"] if value else []
-    lines = [f"# {exp.id} in {LANGUAGES[lang]}: translate each value (the English above it); a key left out "
-             f"keeps the English text."]
+    with i18n.active(lang):  # the translator's instructions, in the language they translate into
+        header = i18n._("The %(id)s study: translate each value (the English above it); a key left out keeps the "
+                        "English text.") % {"id": exp.id}
+        prose_header = i18n._("The %(id)s study: translate the words; keep every Jinja call as it is.") % {
+            "id": exp.id}
+    lines = [f"# {header}"]
     for key in ("title", "description", "question", "varies"):
         lines += line(key, getattr(exp, key))
     for key in ("categories", "tags"):
@@ -229,6 +233,5 @@ def scaffold_translation(yaml_path: Path, lang: str) -> list[Path]:
     atomic_write(text_file, ("\n".join(lines) + "\n").encode())
     source = prose_path(yaml_path, exp, SOURCE_LANGUAGE)
     prose = source.read_text(encoding="utf-8") if source is not None else ""
-    atomic_write(prose_file, (f"<!-- {exp.id} in {LANGUAGES[lang]}: translate the words; keep every Jinja call "
-                              f"as it is. -->\n" + prose).encode())
+    atomic_write(prose_file, (f"<!-- {prose_header} -->\n" + prose).encode())
     return [text_file, prose_file]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reportgen import analyses, prose, scaffold
+from reportgen import analyses, i18n, prose, scaffold
 from reportgen.config import ConfigError, StudyConfig, load_study
 from tests.conftest import ROOT, run_main
 
@@ -154,6 +154,27 @@ def test_guide_lists_every_analysis_prose_name_and_model():
     for model in ("lenet", "tiny", "deep_pool", "fcnn"):
         assert f"| `{model}` |" in page
     assert "batch_norm (False)" in page
+
+
+ENGLISH_WORDS = set("the of and is are was were to with which that this from than not into each by its it what".split())
+
+
+def test_the_portuguese_guide_translates_every_line_and_keeps_the_english_anchors():
+    english = scaffold.guide_markdown()
+    with i18n.active("pt"):
+        page = scaffold.guide_markdown()
+    assert "# Escreva seu próprio estudo { #write-your-own-study }" in page
+    assert "## Campos { #fields }" in page and "## Nomes na prosa { #names-in-the-prose }" in page
+    assert "| `variants.intended` | — | outras diferenças" in page and "(acima de 10%)" in page
+    assert "| `id` | obrigatório |" in page
+    models = tuple(f"| `{m}` |" for m in ("lenet", "tiny", "deep_pool", "fcnn"))
+    rows = [line for line in page.splitlines() if line.startswith("| `") and not line.startswith(models)]
+    assert len(rows) > 100 and not set(rows) & set(english.splitlines()), "a row of the guide is still English"
+    text = re.sub(r"```.*?```|`[^`]*`", " ", page, flags=re.S)  # code and YAML keys stay English
+    english_lines = [line for line in text.splitlines()
+                     if len(ENGLISH_WORDS & set(re.findall(r"[a-z']+", line.lower()))) >= 2]
+    assert not english_lines, english_lines[:3]
+    assert "# escreve experiments/my-study.yaml e .md" in page  # comments in the examples too
 
 
 def test_shipped_studies_have_valid_prose():

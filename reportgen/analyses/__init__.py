@@ -35,7 +35,7 @@ class AnalysisError(Exception):
 class Analysis:
     name: str
     title: str                         # what the analysis is called in prose and on the "Write your own study" page
-    summary: str                       # one line: what it shows
+    summary: str                       # one line: what it shows (title and summary: English msgids, N_("..."))
     compute: Callable[..., Any]        # (study, figures) -> the module's result dataclass
     needs_training: bool = True        # False: works on a study that trains nothing (``trains: false``)
     needs_convolution: bool = False    # True: at least one variant's model must have a convolution

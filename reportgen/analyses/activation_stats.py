@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..figures import PALETTE, WIDTH, Figure, FigureWriter
+from ..i18n import N_
 from ..loader import Normalization, to_input
 from ..settings import CONFIDENCE, EVAL_BATCH, FIRST_SEED
 from ..stats import Interval, mean_ci
@@ -213,7 +214,7 @@ def draw_zero_fractions(figures: FigureWriter, series: dict[str, list[tuple[str,
 
 
 ANALYSIS = Analysis(
-    name="activation_stats", title="Activation statistics", compute=compute, precompute=precompute,
-    summary="Per layer over the whole test set: share of exact zeros, mean and largest output, and units that never "
-            "fire after each ReLU.",
+    name="activation_stats", title=N_("Activation statistics"), compute=compute, precompute=precompute,
+    summary=N_("Per layer over the whole test set: share of exact zeros, mean and largest output, and units that never "
+               "fire after each ReLU."),
 )

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..figures import FigureWriter
+from ..i18n import N_
 from ..settings import IMAGE_SIZE
 from ..study import Study
 from . import Analysis
@@ -106,7 +107,7 @@ def compute(study: Study, figures: FigureWriter) -> ArchitectureResult:
 
 
 ANALYSIS = Analysis(
-    name="architecture", title="Architecture, layer by layer", compute=compute, needs_training=False,
-    summary="Every layer of each model with its settings, the output shape a forward pass really produces, and "
-            "its parameter count.",
+    name="architecture", title=N_("Architecture, layer by layer"), compute=compute, needs_training=False,
+    summary=N_("Every layer of each model with its settings, the output shape a forward pass really produces, and "
+               "its parameter count."),
 )

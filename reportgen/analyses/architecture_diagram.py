@@ -14,6 +14,7 @@ from matplotlib.patches import FancyArrowPatch, Rectangle
 from torch import nn
 
 from ..figures import MUTED, PALETTE, TEXT_DARK, WIDTH, Figure, FigureWriter
+from ..i18n import N_
 from ..settings import IMAGE_SIZE
 from ..study import Study
 from ..zoo import layer_word
@@ -136,7 +137,7 @@ def compute(study: Study, figures: FigureWriter) -> ArchitectureDiagramResult:
 
 
 ANALYSIS = Analysis(
-    name="architecture_diagram", title="The network, drawn", compute=compute, needs_training=False,
-    summary="Each model drawn from its own layer shapes: feature maps as stacks of sheets, vectors as bars, the "
-            "operation on each arrow.",
+    name="architecture_diagram", title=N_("The network, drawn"), compute=compute, needs_training=False,
+    summary=N_("Each model drawn from its own layer shapes: feature maps as stacks of sheets, vectors as bars, the "
+               "operation on each arrow."),
 )

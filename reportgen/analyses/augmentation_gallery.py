@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..figures import IMAGE_CMAP, MUTED, WIDTH, Figure, FigureWriter, _tile_axes, _with_bad
+from ..i18n import N_
 from ..loader import random_affine
 from ..study import Study
 from . import Analysis
@@ -141,6 +142,6 @@ def draw_augmentations(figures: FigureWriter, original: np.ndarray, rows: list[t
 
 
 ANALYSIS = Analysis(
-    name="augmentation_gallery", title="Data augmentation gallery", compute=compute, needs_training=False,
-    summary="A test image under torchvision's v2 transforms and under the batched random_affine training uses.",
+    name="augmentation_gallery", title=N_("Data augmentation gallery"), compute=compute, needs_training=False,
+    summary=N_("A test image under torchvision's v2 transforms and under the batched random_affine training uses."),
 )

@@ -184,6 +184,7 @@ def draw_calibration(figures: FigureWriter, series: dict[str, dict[str, np.ndarr
 
 
 ANALYSIS = Analysis(
-    name="calibration", title="Calibration", compute=compute, needs_training=True,
-    summary="Reliability diagram, expected calibration error (15 bins) and overconfident predictions per variant.",
+    name="calibration", title=N_("Calibration"), compute=compute, needs_training=True,
+    summary=N_("Reliability diagram, expected calibration error (15 bins) and overconfident predictions per "
+               "variant."),
 )

@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..figures import HEAT, TEXT_DARK, TEXT_LIGHT, WIDTH, Figure, FigureWriter
+from ..i18n import N_
 from ..study import Study
 from . import Analysis, ByVariant
 from ._common import FIRST_SEED, class_names, first_run, pct, variant_head
@@ -154,7 +155,7 @@ def draw_confusion(figures: FigureWriter, matrix: np.ndarray, classes: list[str]
 
 
 ANALYSIS = Analysis(
-    name="confusion", title="Confusion matrix", compute=compute,
-    summary="The first seed's test predictions as a confusion matrix (counts and per-class %), with the class "
-            "pairs mixed up most often.",
+    name="confusion", title=N_("Confusion matrix"), compute=compute,
+    summary=N_("The first seed's test predictions as a confusion matrix (counts and per-class %), with the class "
+               "pairs mixed up most often."),
 )

@@ -9,6 +9,7 @@ import numpy as np
 from ..charts import Chart, line, lines_chart
 from ..figures import PALETTE, WIDTH, Figure, FigureWriter
 from .. import i18n, numbers
+from ..i18n import N_
 from ..settings import CONFIDENCE
 from ..stats import mean_ci
 from ..study import Study, label_smoothing
@@ -163,6 +164,6 @@ def findings(result: CurvesResult) -> list[str]:
 
 
 ANALYSIS = Analysis(
-    name="curves", title="Learning curves", compute=compute, findings=findings,
-    summary="Train and validation loss and accuracy per epoch, mean over seeds with a min–max band.",
+    name="curves", title=N_("Learning curves"), compute=compute, findings=findings,
+    summary=N_("Train and validation loss and accuracy per epoch, mean over seeds with a min–max band."),
 )

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..figures import IMAGE_CMAP, WIDTH, Figure, FigureWriter, _frameless, _mosaic, _with_bad
+from ..i18n import N_
 from ..loader import Normalization
 from ..settings import SPLIT_SEED
 from ..study import Study
@@ -124,7 +125,7 @@ def findings(result: DatasetOverviewResult) -> list[str]:
 
 
 ANALYSIS = Analysis(
-    name="dataset_overview", title="The datasets", compute=compute, needs_training=False, findings=findings,
-    summary="Every dataset reportgen can train on: sample images of each class, class names, split sizes and "
-            "pixel statistics (a dataset that is not provisioned is listed with the command that fetches it).",
+    name="dataset_overview", title=N_("The datasets"), compute=compute, needs_training=False, findings=findings,
+    summary=N_("Every dataset reportgen can train on: sample images of each class, class names, split sizes and "
+               "pixel statistics (a dataset that is not provisioned is listed with the command that fetches it)."),
 )

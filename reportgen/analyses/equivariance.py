@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ..figures import DIVERGING, IMAGE_CMAP, WIDTH, Figure, FigureWriter, _frameless
+from ..i18n import N_
 from ..study import Study
 from . import Analysis
 from ._common import dataset_splits, study_dataset
@@ -136,7 +137,7 @@ def draw_equivariance(figures: FigureWriter, original: dict[str, np.ndarray],
 
 
 ANALYSIS = Analysis(
-    name="equivariance", title="Equivariance and invariance", compute=compute, needs_training=False,
-    summary="A moved image through a convolution, 2×2 max-pooling and a global average: which moves with the "
-            "image (equivariant), which does not change (invariant), measured.",
+    name="equivariance", title=N_("Equivariance and invariance"), compute=compute, needs_training=False,
+    summary=N_("A moved image through a convolution, 2×2 max-pooling and a global average: which moves with the "
+               "image (equivariant), which does not change (invariant), measured."),
 )

@@ -14,6 +14,7 @@ from torch import nn
 
 from ..figures import (IMAGE_CMAP, MUTED, PALETTE, TEXT_DARK, WIDTH, Figure, FigureWriter, _activation_scale,
                        _tile_axes, _tile_grid, _with_bad)
+from ..i18n import N_
 from ..loader import to_input
 from ..settings import FIRST_SEED
 from ..study import Study
@@ -265,6 +266,6 @@ def draw_feature_overview(figures: FigureWriter, images: np.ndarray, layers: lis
 
 
 ANALYSIS = Analysis(
-    name="feature_maps", title="Feature maps", compute=compute,
-    summary="What every layer of the first seed's model outputs for a test image, and an overview for each class.",
+    name="feature_maps", title=N_("Feature maps"), compute=compute,
+    summary=N_("What every layer of the first seed's model outputs for a test image, and an overview for each class."),
 )

@@ -20,6 +20,7 @@ from matplotlib import colors as mcolors
 from torch import nn
 
 from ..figures import DIVERGING, WIDTH, Figure, FigureWriter, _frameless, _mosaic, _tile_grid, _with_bad
+from ..i18n import N_
 from ..settings import FIRST_SEED, IMAGE_SIZE, NEAR_ZERO_SUM, ORIENTED
 from ..study import Study, VariantResults
 from . import Analysis, pick
@@ -247,6 +248,6 @@ def draw_filter_detail(figures: FigureWriter, weights: np.ndarray, layer: str, t
 
 
 ANALYSIS = Analysis(
-    name="filters", title="Learned filters", compute=compute, needs_convolution=True,
-    summary="The weights of every convolution of the first seed's model, drawn as small images.",
+    name="filters", title=N_("Learned filters"), compute=compute, needs_convolution=True,
+    summary=N_("The weights of every convolution of the first seed's model, drawn as small images."),
 )

@@ -13,6 +13,7 @@ from markupsafe import Markup
 
 from ..figures import (DIVERGING, IMAGE_CMAP, MUTED, TEXT_DARK, TEXT_LIGHT, WIDTH, Figure, FigureWriter, _frameless,
                        _number_text)
+from ..i18n import N_
 from ..study import Study
 from . import Analysis
 from ._common import dataset_splits, study_dataset
@@ -135,7 +136,7 @@ def draw_kernels(figures: FigureWriter, image: np.ndarray, kernels: list[tuple[s
 
 
 ANALYSIS = Analysis(
-    name="kernels", title="Hand-made kernels on a real image", compute=compute, needs_training=False,
-    summary="Five hand-made 3×3 kernels (blur, outline, Sobel edges, lines) convolved with a real test image by "
-            "torch.nn.functional.conv2d.",
+    name="kernels", title=N_("Hand-made kernels on a real image"), compute=compute, needs_training=False,
+    summary=N_("Five hand-made 3×3 kernels (blur, outline, Sobel edges, lines) convolved with a real test image by "
+               "torch.nn.functional.conv2d."),
 )

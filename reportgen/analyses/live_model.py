@@ -36,6 +36,7 @@ from torch import nn
 from .. import i18n
 from ..figures import FigureWriter
 from ..fsutil import atomic_write
+from ..i18n import N_
 from ..loader import Normalization, to_input
 from ..settings import FIRST_SEED, IMAGE_SIZE, SHIFT_RADIUS
 from ..store import Run
@@ -279,7 +280,7 @@ def _write(path: Path, data: bytes) -> None:
 
 
 ANALYSIS = Analysis(
-    name="live_model", title="Live model", compute=compute,
-    summary="Each variant's first-seed network runs in the reader's browser: test images or a drawing, shifted.",
+    name="live_model", title=N_("Live model"), compute=compute,
+    summary=N_("Each variant's first-seed network runs in the reader's browser: test images or a drawing, shifted."),
     with_exercises=True,
 )

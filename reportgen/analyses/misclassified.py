@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..figures import IMAGE_CMAP, TEXT_DARK, WIDTH, WRONG, Figure, FigureWriter, _tile_axes
+from ..i18n import N_
 from ..study import Study, label_smoothing
 from . import Analysis
 from ._common import FIRST_SEED, class_names, first_run, pct, run_test_set, variant_head
@@ -102,6 +103,6 @@ def draw_misclassified(figures: FigureWriter, images: np.ndarray, shown: list[di
 
 
 ANALYSIS = Analysis(
-    name="misclassified", title="Misclassified test images", compute=compute,
-    summary="The first seed's most confident mistakes on the test set: image, true class, prediction, confidence.",
+    name="misclassified", title=N_("Misclassified test images"), compute=compute,
+    summary=N_("The first seed's most confident mistakes on the test set: image, true class, prediction, confidence."),
 )

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..figures import DIVERGING, TEXT_DARK, TEXT_LIGHT, WIDTH, Figure, FigureWriter, _frameless, _number_text
+from ..i18n import N_
 from ..study import Study
 from . import Analysis
 from .kernels import kernel_tex
@@ -148,7 +149,7 @@ def draw_multi_channel(figures: FigureWriter, channels: np.ndarray, slices: np.n
 
 
 ANALYSIS = Analysis(
-    name="multi_channel", title="Convolution over several channels", compute=compute, needs_training=False,
-    summary="One output channel computed from three input channels: each channel convolved with its own kernel "
-            "slice, the results added, plus a bias.",
+    name="multi_channel", title=N_("Convolution over several channels"), compute=compute, needs_training=False,
+    summary=N_("One output channel computed from three input channels: each channel convolved with its own kernel "
+               "slice, the results added, plus a bias."),
 )

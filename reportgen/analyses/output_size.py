@@ -9,6 +9,7 @@ from markupsafe import Markup
 from torch import nn
 
 from ..figures import FigureWriter
+from ..i18n import N_
 from ..settings import IMAGE_SIZE
 from ..study import Study
 from . import Analysis
@@ -79,8 +80,8 @@ def _adaptive_rows(model: nn.Module, in_channels: int) -> list[AdaptiveRow]:
 
 
 ANALYSIS = Analysis(
-    name="output_size", title="Output size of every layer", compute=compute, needs_training=False,
+    name="output_size", title=N_("Output size of every layer"), compute=compute, needs_training=False,
     needs_convolution=True,
-    summary="The output-size formula worked for every convolution and pooling layer, checked against a real "
-            "forward pass.",
+    summary=N_("The output-size formula worked for every convolution and pooling layer, checked against a real "
+               "forward pass."),
 )

@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..figures import PALETTE, WIDTH, Figure, FigureWriter
+from ..i18n import N_
 from ..study import Study
 from . import Analysis
 from ._common import class_names, variant_head
@@ -123,6 +124,6 @@ def findings(result: PerClassF1Result) -> list[str]:
 
 
 ANALYSIS = Analysis(
-    name="per_class_f1", title="F1 score per class", compute=compute, findings=findings,
-    summary="F1 of every class, mean over seeds with the min–max range, per variant.",
+    name="per_class_f1", title=N_("F1 score per class"), compute=compute, findings=findings,
+    summary=N_("F1 of every class, mean over seeds with the min–max range, per variant."),
 )

@@ -25,6 +25,7 @@ from matplotlib import patches
 from torch import nn
 
 from ..figures import MUTED, PALETTE, TEXT_DARK, WIDTH, Figure, FigureWriter, _frameless
+from ..i18n import N_
 from ..settings import IMAGE_SIZE
 from ..study import Study
 from . import Analysis, AnalysisError
@@ -208,7 +209,7 @@ def draw_fields(figures: FigureWriter, layers: list[tuple[str, int, int, float, 
 
 
 ANALYSIS = Analysis(
-    name="receptive_field", title="Receptive field of every layer", compute=compute, needs_training=False,
-    summary="How many input pixels one unit of each convolution and pooling layer sees, and how far apart "
-            "neighbouring units look, from the model's own layers.",
+    name="receptive_field", title=N_("Receptive field of every layer"), compute=compute, needs_training=False,
+    summary=N_("How many input pixels one unit of each convolution and pooling layer sees, and how far apart "
+               "neighbouring units look, from the model's own layers."),
 )

@@ -11,6 +11,7 @@ from markupsafe import Markup
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..figures import FigureWriter
+from ..i18n import N_
 from ..markdown import markdown_text
 from ..settings import CONFIDENCE, DATASET_TITLES
 from ..stats import Interval, mean_ci, test_accuracy
@@ -156,6 +157,6 @@ def compute(study: Study, figures: FigureWriter) -> ReferencesResult:
 
 
 ANALYSIS = Analysis(
-    name="references", title="How these numbers compare", compute=compute,
-    summary="Our test accuracy and its interval beside published numbers for the same dataset and kind of model.",
+    name="references", title=N_("How these numbers compare"), compute=compute,
+    summary=N_("Our test accuracy and its interval beside published numbers for the same dataset and kind of model."),
 )

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..figures import FigureWriter
+from ..i18n import N_
 from ..stats import Interval, mean_ci
 from ..study import Study
 from . import Analysis
@@ -96,7 +97,7 @@ def compute(study: Study, figures: FigureWriter) -> ReportResult:
 
 
 ANALYSIS = Analysis(
-    name="report", title="Classification report", compute=compute,
-    summary="Per-class precision, recall, F1 and support of the first seed's test predictions, with macro F1 "
-            "over every seed.",
+    name="report", title=N_("Classification report"), compute=compute,
+    summary=N_("Per-class precision, recall, F1 and support of the first seed's test predictions, with macro F1 "
+               "over every seed."),
 )

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from ..figures import IMAGE_CMAP, SEQUENTIAL, TEXT_DARK, WRONG, Figure, FigureWriter, _frameless
+from ..i18n import N_
 from ..loader import to_input
 from ..models import ACTIVATIONS
 from ..settings import FIRST_SEED, IMAGE_SIZE
@@ -303,6 +304,6 @@ def draw_saliency(figures: FigureWriter, images: np.ndarray, gradcam: np.ndarray
 
 
 ANALYSIS = Analysis(
-    name="saliency", title="Where the network looks", compute=compute, needs_training=True, needs_convolution=True,
-    summary="Grad-CAM on the last convolution and input-gradient saliency for one test image per class.",
+    name="saliency", title=N_("Where the network looks"), compute=compute, needs_training=True, needs_convolution=True,
+    summary=N_("Grad-CAM on the last convolution and input-gradient saliency for one test image per class."),
 )

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from ..figures import IMAGE_CMAP, WIDTH, Figure, FigureWriter, _frameless, _mosaic, _with_bad
+from ..i18n import N_
 from ..study import Study
 from . import Analysis
 from ._common import dataset_splits, study_dataset
@@ -78,6 +79,6 @@ def draw_samples(figures: FigureWriter, grid: np.ndarray, classes: list[str], ti
 
 
 ANALYSIS = Analysis(
-    name="samples", title="Sample images", compute=compute, needs_training=False,
-    summary="The first training images of every class, one grid per dataset of the study.",
+    name="samples", title=N_("Sample images"), compute=compute, needs_training=False,
+    summary=N_("The first training images of every class, one grid per dataset of the study."),
 )

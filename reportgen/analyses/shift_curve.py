@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 from .. import numbers
 from ..charts import Chart, line, lines_chart
 from ..figures import MUTED, PALETTE, WIDTH, Figure, FigureWriter
+from ..i18n import N_
 from ..settings import FIRST_SEED, SHIFT_RADIUS
 from ..study import Study
 from . import Analysis
@@ -139,7 +140,7 @@ def findings(result: ShiftCurveResult) -> list[str]:
 
 
 ANALYSIS = Analysis(
-    name="shift_curve", title="Accuracy against shift distance", compute=compute, precompute=precompute,
+    name="shift_curve", title=N_("Accuracy against shift distance"), compute=compute, precompute=precompute,
     findings=findings,
-    summary="The shift grids summarised by shift distance: test accuracy against how far the image moved.",
+    summary=N_("The shift grids summarised by shift distance: test accuracy against how far the image moved."),
 )

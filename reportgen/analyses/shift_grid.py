@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..figures import SEQUENTIAL, TEXT_DARK, TEXT_LIGHT, WIDTH, WRONG, Figure, FigureWriter
+from ..i18n import N_
 from ..settings import FIRST_SEED, SHIFT_RADIUS
 from ..study import Study
 from . import Analysis
@@ -135,8 +136,8 @@ def findings(result: ShiftGridResult) -> list[str]:
 
 
 ANALYSIS = Analysis(
-    name="shift_grid", title="Test accuracy for every shift", compute=compute, precompute=precompute,
+    name="shift_grid", title=N_("Test accuracy for every shift"), compute=compute, precompute=precompute,
     findings=findings,
-    summary="Test accuracy of each variant for every shift of the test images up to 6 pixels, zero-filled and "
-            "wrapped around, as heatmaps.",
+    summary=N_("Test accuracy of each variant for every shift of the test images up to 6 pixels, zero-filled and "
+               "wrapped around, as heatmaps."),
 )

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..figures import IMAGE_CMAP, WIDTH, Figure, FigureWriter
+from ..i18n import N_
 from ..loader import to_input
 from ..study import Study
 from . import Analysis
@@ -123,6 +124,6 @@ def draw_shift_triptych(figures: FigureWriter, images: np.ndarray, titles: list[
 
 
 ANALYSIS = Analysis(
-    name="shift_single", title="One image, moved a few pixels", compute=compute,
-    summary="One test image moved a few pixels with torch.roll: what each variant predicts for each version.",
+    name="shift_single", title=N_("One image, moved a few pixels"), compute=compute,
+    summary=N_("One test image moved a few pixels with torch.roll: what each variant predicts for each version."),
 )
