@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from markupsafe import Markup
 
+from .. import i18n, numbers
 from ..figures import (DIVERGING, IMAGE_CMAP, MUTED, TEXT_DARK, TEXT_LIGHT, WIDTH, Figure, FigureWriter, _frameless,
                        _number_text)
 from ..study import Study
@@ -85,9 +86,10 @@ def compute(study: Study, figures: FigureWriter, index: int = 0) -> KernelsResul
     outputs = apply_kernels(image, weights, padding=PADDING).numpy()
     rows = [KernelRow(name=name, description=desc, weights=w, out_min=float(o.min()), out_max=float(o.max()),
                       tex=kernel_tex(w)) for (name, desc, w), o in zip(HAND_KERNELS, outputs)]
-    cls = splits.classes[int(splits.test_labels[index])]
+    cls = i18n.class_name(splits.classes[int(splits.test_labels[index])])
     fig = draw_kernels(figures, image.numpy(), [(r.name, np.array(r.weights), o) for r, o in zip(rows, outputs)],
-                       name="kernels", title=f"Hand-made 3×3 kernels on a {DATASETS[ds].title} test image ({cls})")
+                       name="kernels", title=i18n._("Hand-made 3×3 kernels on a %(dataset)s test image (%(class)s)")
+                       % {"dataset": DATASETS[ds].title, "class": cls})
     return KernelsResult(image=KernelImage(dataset=ds, title=DATASETS[ds].title, index=index, **{"class": cls}),
                          kernels=rows, padding=PADDING, size=int(image.shape[-1]), output_size=int(outputs.shape[-1]),
                          figure=fig)
@@ -116,7 +118,7 @@ def draw_kernels(figures: FigureWriter, image: np.ndarray, kernels: list[tuple[s
             ax_k.set_title(kname.replace(" (", "\n("), fontsize=9)  # "vertical edges (Sobel)" on two lines
             shown_o = ax_o.imshow(out, cmap=DIVERGING, vmin=-output_limit, vmax=output_limit,
                                   interpolation="nearest")
-            ax_o.set_xlabel(f"{out.min():.1f} … {out.max():.1f}", fontsize=7.5, color=MUTED)
+            ax_o.set_xlabel(f"{numbers.plain(out.min(), 1)} … {numbers.plain(out.max(), 1)}", fontsize=7.5, color=MUTED)
         for ax in axes.flat:
             ax.set_xticks([])
             ax.set_yticks([])
@@ -128,9 +130,10 @@ def draw_kernels(figures: FigureWriter, image: np.ndarray, kernels: list[tuple[s
             bar.ax.tick_params(labelsize=7)
         return fig
 
-    alt = (f"{title}: the input image, then for each kernel ({', '.join(k[0] for k in kernels)}) its 3×3 weights "
-           "above the output of convolving the image with it. The weights share one colour scale and the outputs "
-           "another, both symmetric around zero: red positive, blue negative, white zero")
+    alt = i18n._("%(title)s: the input image, then for each kernel (%(kernels)s) its 3×3 weights above the output "
+                 "of convolving the image with it. The weights share one colour scale and the outputs another, both "
+                 "symmetric around zero: red positive, blue negative, white zero") % {
+        "title": title, "kernels": ", ".join(k[0] for k in kernels)}
     return figures.emit(name, alt, (image, kernels, title), draw)
 
 
