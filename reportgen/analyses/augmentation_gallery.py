@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from .. import i18n
 from ..figures import IMAGE_CMAP, MUTED, WIDTH, Figure, FigureWriter, _tile_axes, _with_bad
 from ..loader import random_affine
 from ..study import Study
@@ -75,7 +76,7 @@ def compute(study: Study, figures: FigureWriter, index: int = 0, draws: int = 6,
     ds = study_dataset(study)
     splits = dataset_splits(ds)
     original = splits.test_images[index]
-    cls = splits.classes[int(splits.test_labels[index])]
+    cls = i18n.class_name(splits.classes[int(splits.test_labels[index])])
     rows, transforms = [], []
     for i, (name, code, make) in enumerate(_torchvision_augmentations()):
         with torch.random.fork_rng(devices=[]):
@@ -85,8 +86,9 @@ def compute(study: Study, figures: FigureWriter, index: int = 0, draws: int = 6,
         rows.append((name, np.stack(outs)))
         transforms.append(Transform(name=name, code=code))
     fig = draw_augmentations(figures, original.numpy(), rows, name="augmentation-torchvision",
-                             title=f"torchvision.transforms.v2 on a {DATASETS[ds].title} test image ({cls}), "
-                                   f"{draws} random draws each")
+                             title=i18n._("torchvision.transforms.v2 on a %(dataset)s test image (%(class)s), "
+                                          "%(n)s random draws each") % {"dataset": DATASETS[ds].title, "class": cls,
+                                                                        "n": draws})
     # Our own batched augmentation: the study's settings if a variant trains with them, else a demonstration.
     params, source = dict(AUGMENT_DEMO), "demo"
     for v in study.config.variants:
@@ -100,7 +102,7 @@ def compute(study: Study, figures: FigureWriter, index: int = 0, draws: int = 6,
     augmented = random_affine(batch, generator, **params)[:, 0].clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
     fig_affine = draw_augmentations(
         figures, original.numpy(), [("random_affine", augmented)], name="augmentation-random-affine",
-        title=f"reportgen.loader.random_affine: {len(augmented)} draws in one batched call")
+        title=i18n._("reportgen.loader.random_affine: %(n)s draws in one batched call") % {"n": len(augmented)})
     affine = AffineDemo(params={k: list(v) if isinstance(v, tuple) else v for k, v in params.items()},
                         translate_pct=100 * params["translate"], translate_px=params["translate"] * original.shape[-1],
                         source=source, draws=int(len(augmented)), figure=fig_affine)
@@ -128,15 +130,16 @@ def draw_augmentations(figures: FigureWriter, original: np.ndarray, rows: list[t
                           extent=(x0, x0 + 1, y0 + 1, y0), interpolation="nearest")
             if label_w:
                 ax.text(label_w - 0.1, r * pitch + 0.5, label, ha="right", va="center", fontsize=8)
-        ax.text(label_w + 0.5, -0.05, "original", ha="center", va="bottom", fontsize=7.5, color=MUTED)
-        ax.text(label_w + 1.3 + draws * pitch / 2, -0.05, "random draws", ha="center", va="bottom", fontsize=7.5,
+        ax.text(label_w + 0.5, -0.05, i18n._("original"), ha="center", va="bottom", fontsize=7.5, color=MUTED)
+        ax.text(label_w + 1.3 + draws * pitch / 2, -0.05, i18n._("random draws"), ha="center", va="bottom", fontsize=7.5,
                 color=MUTED)
         _tile_axes(ax, label_w + (draws + 1) * pitch + 0.3 - (pitch - 1), len(rows) * pitch, top=-0.4, left=0)
         ax.set_title(title, fontsize=10)
         fig.tight_layout()
         return fig
 
-    alt = f"{title}: one row per transform ({', '.join(r[0] for r in rows)}), the original on the left"
+    alt = i18n._("%(title)s: one row per transform (%(transforms)s), the original on the left") % {
+        "title": title, "transforms": ", ".join(r[0] for r in rows)}
     return figures.emit(name, alt, (original, rows, title), draw)
 
 

@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from .. import i18n
 from ..figures import IMAGE_CMAP, WIDTH, Figure, FigureWriter
 from ..loader import to_input
 from ..study import Study
@@ -97,7 +98,7 @@ def compute(study: Study, figures: FigureWriter) -> ShiftSingleResult:
         rows.append(VariantShiftSingle(**variant_head(v, first_run(v)), results=results))
     titles = [s.name + (f" (dx {s.dx:+d}, dy {s.dy:+d})" if s.dx or s.dy else "") for s in shifts]
     fig = draw_shift_triptych(figures, stack.numpy(), titles, name="shift-single",
-                              title=f"One test image ({classes[true]}) moved with torch.roll")
+                              title=i18n._("One test image (%(class)s) moved with torch.roll") % {"class": classes[true]})
     return ShiftSingleResult(image={"index": index, "class": classes[true], "all_correct": all_correct},
                              shifts=shifts, figure=fig, variants=rows, seeds=max(len(v.runs) for v in variants))
 
@@ -117,8 +118,8 @@ def draw_shift_triptych(figures: FigureWriter, images: np.ndarray, titles: list[
         fig.tight_layout()
         return fig
 
-    alt = (f"{title}: three versions of the image side by side: {', '.join(titles)}; pixels pushed over one "
-           "edge come back on the opposite edge")
+    alt = i18n._("%(title)s: three versions of the image side by side: %(titles)s; pixels pushed over one edge "
+                 "come back on the opposite edge") % {"title": title, "titles": ", ".join(titles)}
     return figures.emit(name, alt, (images, titles, title), draw)
 
 
