@@ -105,6 +105,12 @@ def plain(x: float, digits: int = 0) -> str:
     return localized(float(x), digits).replace(MINUS, "-")
 
 
+def significant(x: float, digits: int) -> str:
+    """``x`` as ``f"{x:.{digits}g}"`` writes it ('0.0012', '3e-07'), with the edition's decimal sign ('0,0012')."""
+    from babel.numbers import get_decimal_symbol
+    return f"{x:.{digits}g}".replace(".", get_decimal_symbol(i18n.babel_locale()))
+
+
 def fixed(x: float | None, digits: int | None = None, signed: bool = False) -> str:
     """``x`` with ``digits`` decimals (default: what its interval supports, :func:`decimals`), a real minus sign,
     '+' when ``signed``; '—' for a missing number. In the edition's locale: '91,56' in Portuguese."""

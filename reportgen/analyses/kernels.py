@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from markupsafe import Markup
 
 from .. import i18n, numbers
+from ..i18n import N_
 from ..figures import (DIVERGING, IMAGE_CMAP, MUTED, TEXT_DARK, TEXT_LIGHT, WIDTH, Figure, FigureWriter, _frameless,
                        _number_text)
 from ..study import Study
@@ -19,15 +20,15 @@ from . import Analysis
 from ._common import dataset_splits, study_dataset
 
 HAND_KERNELS: list[tuple[str, str, list[list[float]]]] = [
-    ("box blur", "the average of the 3×3 neighbourhood", [[1 / 9] * 3] * 3),
-    ("outline", "8 × the centre minus the sum of its eight neighbours (Laplacian-like): zero on flat areas, "
-     "positive where the centre is brighter than its neighbours, negative where it is darker",
+    (N_("box blur"), N_("the average of the 3×3 neighbourhood"), [[1 / 9] * 3] * 3),
+    (N_("outline"), N_("8 × the centre minus the sum of its eight neighbours (Laplacian-like): zero on flat areas, "
+        "positive where the centre is brighter than its neighbours, negative where it is darker"),
      [[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]]),
-    ("vertical edges (Sobel)", "the right column minus the left one, the middle row counted twice: zero on flat "
-     "areas, positive where the image gets brighter from left to right, negative where it gets darker",
+    (N_("vertical edges (Sobel)"), N_("the right column minus the left one, the middle row counted twice: zero on "
+        "flat areas, positive where the image gets brighter from left to right, negative where it gets darker"),
      [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]),
-    ("horizontal lines", "a bright row between two darker rows", [[-1, -1, -1], [2, 2, 2], [-1, -1, -1]]),
-    ("vertical lines", "a bright column between two darker columns", [[-1, 2, -1], [-1, 2, -1], [-1, 2, -1]]),
+    (N_("horizontal lines"), N_("a bright row between two darker rows"), [[-1, -1, -1], [2, 2, 2], [-1, -1, -1]]),
+    (N_("vertical lines"), N_("a bright column between two darker columns"), [[-1, 2, -1], [-1, 2, -1], [-1, 2, -1]]),
 ]
 PADDING = 1  # a 3×3 kernel with padding 1 keeps the image size
 
@@ -84,7 +85,7 @@ def compute(study: Study, figures: FigureWriter, index: int = 0) -> KernelsResul
     image = splits.test_images[index].float() / 255
     weights = [k for _, _, k in HAND_KERNELS]
     outputs = apply_kernels(image, weights, padding=PADDING).numpy()
-    rows = [KernelRow(name=name, description=desc, weights=w, out_min=float(o.min()), out_max=float(o.max()),
+    rows = [KernelRow(name=i18n._(name), description=i18n._(desc), weights=w, out_min=float(o.min()), out_max=float(o.max()),
                       tex=kernel_tex(w)) for (name, desc, w), o in zip(HAND_KERNELS, outputs)]
     cls = i18n.class_name(splits.classes[int(splits.test_labels[index])])
     fig = draw_kernels(figures, image.numpy(), [(r.name, np.array(r.weights), o) for r, o in zip(rows, outputs)],
@@ -106,7 +107,7 @@ def draw_kernels(figures: FigureWriter, image: np.ndarray, kernels: list[tuple[s
         output_limit = max(float(np.abs(o).max()) for _, _, o in kernels) or 1.0
         fig, axes = plt.subplots(2, k + 1, figsize=(WIDTH, 4.2), layout="constrained")
         axes[0, 0].imshow(image, cmap=IMAGE_CMAP, vmin=0, vmax=1, interpolation="nearest")
-        axes[0, 0].set_title("input", fontsize=9)
+        axes[0, 0].set_title(i18n._("input"), fontsize=9)
         axes[1, 0].set_visible(False)
         for c, (kname, weights, out) in enumerate(kernels, start=1):
             ax_k, ax_o = axes[0, c], axes[1, c]
@@ -124,7 +125,7 @@ def draw_kernels(figures: FigureWriter, image: np.ndarray, kernels: list[tuple[s
             ax.set_yticks([])
             _frameless(ax)
         fig.suptitle(title, fontsize=10.5)
-        for row, shown, label in ((0, shown_k, "weight"), (1, shown_o, "output")):
+        for row, shown, label in ((0, shown_k, i18n._("weight")), (1, shown_o, i18n._("output"))):
             bar = fig.colorbar(shown, ax=list(axes[row, 1:]), fraction=0.03, pad=0.02, shrink=0.9)
             bar.set_label(label, fontsize=8)
             bar.ax.tick_params(labelsize=7)
