@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from .. import i18n
+from ..i18n import N_
 from ..figures import IMAGE_CMAP, MUTED, WIDTH, Figure, FigureWriter, _tile_axes, _with_bad
 from ..loader import random_affine
 from ..study import Study
@@ -53,17 +54,17 @@ class AugmentationGalleryResult:
 def _torchvision_augmentations() -> list[tuple[str, str, Callable[[], Any]]]:
     from torchvision.transforms import v2
     return [
-        ("rotation", "v2.RandomRotation(degrees=30)", lambda: v2.RandomRotation(degrees=30)),
-        ("translation", "v2.RandomAffine(degrees=0, translate=(0.15, 0.15))",
+        (N_("rotation"), "v2.RandomRotation(degrees=30)", lambda: v2.RandomRotation(degrees=30)),
+        (N_("translation"), "v2.RandomAffine(degrees=0, translate=(0.15, 0.15))",
          lambda: v2.RandomAffine(degrees=0, translate=(0.15, 0.15))),
-        ("shear", "v2.RandomAffine(degrees=0, shear=(-30, 30, -30, 30))",
+        (N_("shear"), "v2.RandomAffine(degrees=0, shear=(-30, 30, -30, 30))",
          lambda: v2.RandomAffine(degrees=0, shear=(-30, 30, -30, 30))),
-        ("random crop", "v2.RandomCrop(28, padding=4)", lambda: v2.RandomCrop(28, padding=4)),
-        ("horizontal flip", "v2.RandomHorizontalFlip(p=0.5)", lambda: v2.RandomHorizontalFlip(p=0.5)),
-        ("vertical flip", "v2.RandomVerticalFlip(p=0.5)", lambda: v2.RandomVerticalFlip(p=0.5)),
-        ("brightness / contrast", "v2.ColorJitter(brightness=0.5, contrast=0.5)",
+        (N_("random crop"), "v2.RandomCrop(28, padding=4)", lambda: v2.RandomCrop(28, padding=4)),
+        (N_("horizontal flip"), "v2.RandomHorizontalFlip(p=0.5)", lambda: v2.RandomHorizontalFlip(p=0.5)),
+        (N_("vertical flip"), "v2.RandomVerticalFlip(p=0.5)", lambda: v2.RandomVerticalFlip(p=0.5)),
+        (N_("brightness / contrast"), "v2.ColorJitter(brightness=0.5, contrast=0.5)",
          lambda: v2.ColorJitter(brightness=0.5, contrast=0.5)),
-        ("perspective", "v2.RandomPerspective(distortion_scale=0.4, p=1.0)",
+        (N_("perspective"), "v2.RandomPerspective(distortion_scale=0.4, p=1.0)",
          lambda: v2.RandomPerspective(distortion_scale=0.4, p=1.0)),
     ]
 
@@ -83,8 +84,8 @@ def compute(study: Study, figures: FigureWriter, index: int = 0, draws: int = 6,
             torch.manual_seed(seed + i)
             transform = make()
             outs = [transform(tv_tensors.Image(original.unsqueeze(0)))[0].numpy() for _ in range(draws)]
-        rows.append((name, np.stack(outs)))
-        transforms.append(Transform(name=name, code=code))
+        rows.append((i18n._(name), np.stack(outs)))
+        transforms.append(Transform(name=i18n._(name), code=code))
     fig = draw_augmentations(figures, original.numpy(), rows, name="augmentation-torchvision",
                              title=i18n._("torchvision.transforms.v2 on a %(dataset)s test image (%(class)s), "
                                           "%(n)s random draws each") % {"dataset": DATASETS[ds].title, "class": cls,

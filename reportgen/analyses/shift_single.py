@@ -11,13 +11,14 @@ import numpy as np
 import torch
 
 from .. import i18n
+from ..i18n import N_
 from ..figures import IMAGE_CMAP, WIDTH, Figure, FigureWriter
 from ..loader import to_input
 from ..study import Study
 from . import Analysis
 from ._common import class_names, first_run, load_model, normalization, pct, run_test_set, variant_head
 
-SINGLE_SHIFTS = (("original", 0, 0), ("lower right", 4, 1), ("upper left", -4, -1))  # (name, dx, dy) in pixels
+SINGLE_SHIFTS = ((N_("original"), 0, 0), (N_("lower right"), 4, 1), (N_("upper left"), -4, -1))  # (name, dx, dy) in pixels
 
 # A dict, not a dataclass: the partial reads ``.class``, which no Python attribute can be called.
 ShiftedImage = TypedDict("ShiftedImage", {"index": int, "class": str, "all_correct": bool})
@@ -77,7 +78,7 @@ def compute(study: Study, figures: FigureWriter) -> ShiftSingleResult:
     images, labels_t = run_test_set(runs0[0])
     true = int(labels_t[index])
     stack = torch.stack([torch.roll(images[index], shifts=(dy, dx), dims=(-2, -1)) for _, dx, dy in SINGLE_SHIFTS])
-    shifts = [Shift(name=n, dx=dx, dy=dy) for n, dx, dy in SINGLE_SHIFTS]
+    shifts = [Shift(name=i18n._(n), dx=dx, dy=dy) for n, dx, dy in SINGLE_SHIFTS]
     classes = class_names(variants[0].dataset, runs0[0].predictions()[1].shape[1])
     rows = []
     for v in variants:
