@@ -137,7 +137,7 @@ def draw_feature_map(figures: FigureWriter, maps: np.ndarray, layer: str, title:
         fig, ax = plt.subplots(figsize=(width, 0.6 + rows * 1.1 * WIDTH * 0.85 / max(cols, 2)))
         cmap, norm = _activation_scale(maps)
         image = _tile_grid(ax, maps, cols, (1.1, 1.22), cmap, norm, lambda k: i18n._("channel %(k)s") % {"k": k}, fontsize=6.5)
-        fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02, shrink=0.9).set_label("activation")
+        fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02, shrink=0.9).set_label(i18n._("activation"))
         ax.set_title(title, fontsize=10)
         fig.tight_layout()
         return fig
@@ -207,7 +207,7 @@ def draw_vector(figures: FigureWriter, values: np.ndarray, layer: str, title: st
                 ax.set(xlabel=i18n._("unit mod %(n)s") % {"n": cols}, ylabel=i18n._("unit ÷ %(n)s") % {"n": cols}, title=title)
             ax.yaxis.get_major_locator().set_params(integer=True)
             ax.grid(False)
-            fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02).set_label("activation")
+            fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02).set_label(i18n._("activation"))
         fig.tight_layout()
         return fig
 

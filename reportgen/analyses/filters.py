@@ -215,7 +215,7 @@ def draw_filters(figures: FigureWriter, tiles: np.ndarray, layer: str, title: st
         norm = mcolors.Normalize(-limit, limit)
         image = _tile_grid(ax, tiles, cols, (1.12, 1.25), DIVERGING, norm, str, fontsize=7)
         bar = fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02, shrink=0.9 if rows > 1 else 0.8)
-        bar.set_label("weight")
+        bar.set_label(i18n._("weight"))
         ax.set_title(title, fontsize=10 if big else 10.5)
         fig.tight_layout()
         return fig
@@ -246,7 +246,7 @@ def draw_filter_detail(figures: FigureWriter, weights: np.ndarray, layer: str, t
         ax.set(xlabel=i18n._("output channel (filter)"), ylabel=i18n._("input channel"))
         _frameless(ax, tick_marks=False)
         ax.set_title(title, fontsize=10)
-        fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02).set_label("weight")
+        fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02).set_label(i18n._("weight"))
         fig.tight_layout()
         return fig
 
