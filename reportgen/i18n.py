@@ -101,6 +101,17 @@ def N_(message: str) -> str:
     return message
 
 
+def class_name(name: str) -> str:
+    """A dataset's class name (``reportgen.data.DATASETS``) as the edition writes it, in figures and tables alike:
+    Fashion-MNIST's names are messages ("Trouser" -> "Calça"); digits and KMNIST's romaji are their own names."""
+    return gettext(name) if name else name
+
+
+def class_names(names: "list[str] | tuple[str, ...]") -> list[str]:
+    """:func:`class_name` of each name, in order."""
+    return [class_name(n) for n in names]
+
+
 # Messages defined where gettext cannot be imported (reportgen.settings, which this module imports), translated where
 # they are used; listed here so that extraction finds them.
 DEFINED_ELSEWHERE = (

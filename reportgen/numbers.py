@@ -99,6 +99,18 @@ def localized(x: float | int, digits: int = 0, signed: bool = False, grouped: bo
     return out.replace("-", MINUS)
 
 
+def plain(x: float, digits: int = 0) -> str:
+    """``x`` as ``f"{x:.{digits}f}"`` writes it, in the edition's locale ('0.53' / '0,53'), with the ASCII hyphen of
+    that f-string (figures and alt texts written that way before the site had two editions keep their bytes)."""
+    return localized(float(x), digits).replace(MINUS, "-")
+
+
+def significant(x: float, digits: int) -> str:
+    """``x`` as ``f"{x:.{digits}g}"`` writes it ('0.0012', '3e-07'), with the edition's decimal sign ('0,0012')."""
+    from babel.numbers import get_decimal_symbol
+    return f"{x:.{digits}g}".replace(".", get_decimal_symbol(i18n.babel_locale()))
+
+
 def fixed(x: float | None, digits: int | None = None, signed: bool = False) -> str:
     """``x`` with ``digits`` decimals (default: what its interval supports, :func:`decimals`), a real minus sign,
     '+' when ``signed``; '—' for a missing number. In the edition's locale: '91,56' in Portuguese."""

@@ -229,7 +229,7 @@ def test_editing_a_module_level_helper_redraws_the_figure(tmp_path, monkeypatch)
     """The figure cache is keyed on the drawing's whole module: draw_fields' legend calls ``_apart``, a helper outside
     its drawing code, and an edit there draws the figure again (it used to serve the stale PNG)."""
     source = Path(rf.__file__).read_text()
-    helper = "units {j} pixel{'s' if j != 1 else ''} apart"
+    helper = '", units %(n)s pixels apart"'
     assert source.count(helper) == 1
     same = shared.edited_copy(rf, source, tmp_path / "same.py", monkeypatch)
     edited = shared.edited_copy(rf, source.replace(helper, helper.replace("apart", "from each other")),

@@ -20,6 +20,7 @@ import torch
 from markupsafe import Markup
 from torch import nn
 
+from .. import i18n
 from ..loader import Normalization, to_input
 from ..models import count_parameters, named_layers
 from ..settings import ANALYSIS_CACHE_VERSION, EVAL_BATCH, FIRST_SEED, IMAGE_SIZE  # noqa: F401 - re-exported
@@ -45,8 +46,10 @@ def study_dataset(study: Study) -> str:
 
 
 def class_names(dataset: str, num_classes: int | None = None) -> list[str]:
+    """The dataset's class names as the edition being rendered writes them (:func:`reportgen.i18n.class_name`), for
+    figures and tables alike; the class numbers when the model has another number of classes."""
     from ..data import DATASETS
-    names = list(DATASETS[dataset].classes)
+    names = i18n.class_names(DATASETS[dataset].classes)
     if num_classes is not None and num_classes != len(names):
         names = [str(i) for i in range(num_classes)]
     return names

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import i18n, numbers
 from ..figures import PALETTE, WIDTH, Figure, FigureWriter
 from ..i18n import N_
 from ..loader import Normalization, to_input
@@ -181,7 +182,7 @@ def compute(study: Study, figures: FigureWriter) -> ActivationStatsResult:
         rows.append(VariantActivations(**variant_head(v, run), images=int(run.metrics.test_size), layers=layers,
                                        relu=relus))
     fig = draw_zero_fractions(figures, relu_series, name="activation-zeros",
-                              title="Share of zeros after each ReLU over the test set") if relu_series else None
+                              title=i18n._("Share of zeros after each ReLU over the test set")) if relu_series else None
     return ActivationStatsResult(basis=FIRST_SEED, variants=rows, figure=fig)
 
 
@@ -199,15 +200,15 @@ def draw_zero_fractions(figures: FigureWriter, series: dict[str, list[tuple[str,
         y = np.arange(len(labels))
         ax.barh(y, values, color=colors)
         for yi, v in zip(y, values):
-            ax.text(v + 1, yi, f"{v:.1f}%", va="center", fontsize=8)
+            ax.text(v + 1, yi, f"{numbers.plain(v, 1)}%", va="center", fontsize=8)
         ax.set_yticks(y, labels)
         ax.invert_yaxis()
-        ax.set(xlim=(0, 110), xlabel="share of activations that are exactly 0 (%)", title=title)
+        ax.set(xlim=(0, 110), xlabel=i18n._("share of activations that are exactly 0 (%)"), title=title)
         ax.grid(axis="y", visible=False)
         fig.tight_layout()
         return fig
 
-    parts = "; ".join(f"{v}: " + ", ".join(f"{layer} {pct:.1f}%" for layer, pct in layers)
+    parts = "; ".join(f"{v}: " + ", ".join(f"{layer} {numbers.plain(pct, 1)}%" for layer, pct in layers)
                       for v, layers in series.items())
     alt = f"{title}. {parts}"
     return figures.emit(name, alt, (series, title), draw)

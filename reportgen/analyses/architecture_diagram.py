@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 from matplotlib.patches import FancyArrowPatch, Rectangle
 from torch import nn
 
+from .. import i18n, numbers
 from ..figures import MUTED, PALETTE, TEXT_DARK, WIDTH, Figure, FigureWriter
 from ..i18n import N_
 from ..settings import IMAGE_SIZE
@@ -99,7 +100,7 @@ def draw_diagram(figures: FigureWriter, diagram: list[Stage], title: str, name: 
             width = _draw_stage(ax, x, stage, color)
             ax.text(x + width / 2, -1.0, stage.shape_text.replace(" × ", "×"), ha="center", va="top", fontsize=7)
             if stage.parameters:
-                ax.text(x + width / 2, -1.25, f"{stage.parameters:,} p", ha="center", va="top", fontsize=6.5,
+                ax.text(x + width / 2, -1.25, i18n._("%(n)s p") % {"n": numbers.thousands(stage.parameters)}, ha="center", va="top", fontsize=6.5,
                         color=MUTED)
             if i + 1 < len(diagram):
                 nxt = diagram[i + 1]
@@ -117,8 +118,9 @@ def draw_diagram(figures: FigureWriter, diagram: list[Stage], title: str, name: 
         fig.tight_layout()
         return fig
 
-    parts = "; ".join(f"{s.operation or 'input'} gives {s.shape_text}" for s in diagram)
-    alt = f"{title}. Left to right: {parts}"
+    parts = "; ".join(i18n._("%(operation)s gives %(shape)s") % {"operation": s.operation or i18n._("input"),
+                                                                  "shape": s.shape_text} for s in diagram)
+    alt = i18n._("%(title)s. Left to right: %(parts)s") % {"title": title, "parts": parts}
     return figures.emit(name, alt, ([(s.operation, s.shape, s.parameters) for s in diagram], title), draw)
 
 
@@ -129,7 +131,9 @@ def compute(study: Study, figures: FigureWriter) -> ArchitectureDiagramResult:
         model = build_spec(spec)
         diagram = stages(model, in_channels)
         parameters, macs = sum(s.parameters for s in diagram), sum(s.macs for s in diagram)
-        title = (f"{', '.join(spec['variants'])}: {parameters:,} parameters, {macs:,} multiply-adds per image")
+        title = i18n._("%(variants)s: %(parameters)s parameters, %(macs)s multiply-adds per image") % {
+            "variants": ", ".join(spec["variants"]), "parameters": numbers.thousands(parameters),
+            "macs": numbers.thousands(macs)}
         figure = draw_diagram(figures, diagram, title, name=f"architecture-{i + 1}")
         result.models.append(ModelDiagram(model=spec["model"], variants=spec["variants"], stages=diagram,
                                           parameters=parameters, macs=macs, figure=figure))

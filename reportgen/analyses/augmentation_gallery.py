@@ -10,6 +10,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from .. import i18n
+from ..i18n import N_
 from ..figures import IMAGE_CMAP, MUTED, WIDTH, Figure, FigureWriter, _tile_axes, _with_bad
 from ..i18n import N_
 from ..loader import random_affine
@@ -53,17 +55,17 @@ class AugmentationGalleryResult:
 def _torchvision_augmentations() -> list[tuple[str, str, Callable[[], Any]]]:
     from torchvision.transforms import v2
     return [
-        ("rotation", "v2.RandomRotation(degrees=30)", lambda: v2.RandomRotation(degrees=30)),
-        ("translation", "v2.RandomAffine(degrees=0, translate=(0.15, 0.15))",
+        (N_("rotation"), "v2.RandomRotation(degrees=30)", lambda: v2.RandomRotation(degrees=30)),
+        (N_("translation"), "v2.RandomAffine(degrees=0, translate=(0.15, 0.15))",
          lambda: v2.RandomAffine(degrees=0, translate=(0.15, 0.15))),
-        ("shear", "v2.RandomAffine(degrees=0, shear=(-30, 30, -30, 30))",
+        (N_("shear"), "v2.RandomAffine(degrees=0, shear=(-30, 30, -30, 30))",
          lambda: v2.RandomAffine(degrees=0, shear=(-30, 30, -30, 30))),
-        ("random crop", "v2.RandomCrop(28, padding=4)", lambda: v2.RandomCrop(28, padding=4)),
-        ("horizontal flip", "v2.RandomHorizontalFlip(p=0.5)", lambda: v2.RandomHorizontalFlip(p=0.5)),
-        ("vertical flip", "v2.RandomVerticalFlip(p=0.5)", lambda: v2.RandomVerticalFlip(p=0.5)),
-        ("brightness / contrast", "v2.ColorJitter(brightness=0.5, contrast=0.5)",
+        (N_("random crop"), "v2.RandomCrop(28, padding=4)", lambda: v2.RandomCrop(28, padding=4)),
+        (N_("horizontal flip"), "v2.RandomHorizontalFlip(p=0.5)", lambda: v2.RandomHorizontalFlip(p=0.5)),
+        (N_("vertical flip"), "v2.RandomVerticalFlip(p=0.5)", lambda: v2.RandomVerticalFlip(p=0.5)),
+        (N_("brightness / contrast"), "v2.ColorJitter(brightness=0.5, contrast=0.5)",
          lambda: v2.ColorJitter(brightness=0.5, contrast=0.5)),
-        ("perspective", "v2.RandomPerspective(distortion_scale=0.4, p=1.0)",
+        (N_("perspective"), "v2.RandomPerspective(distortion_scale=0.4, p=1.0)",
          lambda: v2.RandomPerspective(distortion_scale=0.4, p=1.0)),
     ]
 
@@ -76,18 +78,19 @@ def compute(study: Study, figures: FigureWriter, index: int = 0, draws: int = 6,
     ds = study_dataset(study)
     splits = dataset_splits(ds)
     original = splits.test_images[index]
-    cls = splits.classes[int(splits.test_labels[index])]
+    cls = i18n.class_name(splits.classes[int(splits.test_labels[index])])
     rows, transforms = [], []
     for i, (name, code, make) in enumerate(_torchvision_augmentations()):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed + i)
             transform = make()
             outs = [transform(tv_tensors.Image(original.unsqueeze(0)))[0].numpy() for _ in range(draws)]
-        rows.append((name, np.stack(outs)))
-        transforms.append(Transform(name=name, code=code))
+        rows.append((i18n._(name), np.stack(outs)))
+        transforms.append(Transform(name=i18n._(name), code=code))
     fig = draw_augmentations(figures, original.numpy(), rows, name="augmentation-torchvision",
-                             title=f"torchvision.transforms.v2 on a {DATASETS[ds].title} test image ({cls}), "
-                                   f"{draws} random draws each")
+                             title=i18n._("torchvision.transforms.v2 on a %(dataset)s test image (%(class)s), "
+                                          "%(n)s random draws each") % {"dataset": DATASETS[ds].title, "class": cls,
+                                                                        "n": draws})
     # Our own batched augmentation: the study's settings if a variant trains with them, else a demonstration.
     params, source = dict(AUGMENT_DEMO), "demo"
     for v in study.config.variants:
@@ -101,7 +104,7 @@ def compute(study: Study, figures: FigureWriter, index: int = 0, draws: int = 6,
     augmented = random_affine(batch, generator, **params)[:, 0].clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
     fig_affine = draw_augmentations(
         figures, original.numpy(), [("random_affine", augmented)], name="augmentation-random-affine",
-        title=f"reportgen.loader.random_affine: {len(augmented)} draws in one batched call")
+        title=i18n._("reportgen.loader.random_affine: %(n)s draws in one batched call") % {"n": len(augmented)})
     affine = AffineDemo(params={k: list(v) if isinstance(v, tuple) else v for k, v in params.items()},
                         translate_pct=100 * params["translate"], translate_px=params["translate"] * original.shape[-1],
                         source=source, draws=int(len(augmented)), figure=fig_affine)
@@ -129,15 +132,16 @@ def draw_augmentations(figures: FigureWriter, original: np.ndarray, rows: list[t
                           extent=(x0, x0 + 1, y0 + 1, y0), interpolation="nearest")
             if label_w:
                 ax.text(label_w - 0.1, r * pitch + 0.5, label, ha="right", va="center", fontsize=8)
-        ax.text(label_w + 0.5, -0.05, "original", ha="center", va="bottom", fontsize=7.5, color=MUTED)
-        ax.text(label_w + 1.3 + draws * pitch / 2, -0.05, "random draws", ha="center", va="bottom", fontsize=7.5,
+        ax.text(label_w + 0.5, -0.05, i18n._("original"), ha="center", va="bottom", fontsize=7.5, color=MUTED)
+        ax.text(label_w + 1.3 + draws * pitch / 2, -0.05, i18n._("random draws"), ha="center", va="bottom", fontsize=7.5,
                 color=MUTED)
         _tile_axes(ax, label_w + (draws + 1) * pitch + 0.3 - (pitch - 1), len(rows) * pitch, top=-0.4, left=0)
         ax.set_title(title, fontsize=10)
         fig.tight_layout()
         return fig
 
-    alt = f"{title}: one row per transform ({', '.join(r[0] for r in rows)}), the original on the left"
+    alt = i18n._("%(title)s: one row per transform (%(transforms)s), the original on the left") % {
+        "title": title, "transforms": ", ".join(r[0] for r in rows)}
     return figures.emit(name, alt, (original, rows, title), draw)
 
 

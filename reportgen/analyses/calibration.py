@@ -26,6 +26,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..figures import MUTED, PALETTE, WIDTH, Figure, FigureWriter
+from .. import i18n
 from ..i18n import N_
 from ..settings import CONFIDENCE
 from ..stats import Comparison, Interval, difference, mean_ci
@@ -147,7 +148,7 @@ def compute(study: Study, figures: FigureWriter) -> CalibrationResult:
                 row.comparison = diff
                 result.comparisons.append(diff)
     if pooled:
-        result.figure = draw_calibration(figures, pooled, title=f"{study.config.title}: calibration")
+        result.figure = draw_calibration(figures, pooled, title=i18n._("%(title)s: calibration") % {"title": study.config.title})
     return result
 
 
@@ -157,7 +158,7 @@ def draw_calibration(figures: FigureWriter, series: dict[str, dict[str, np.ndarr
     images in each confidence bin, on a log scale (most predictions sit in the last bin)."""
     def draw() -> plt.Figure:
         fig, (ax_rel, ax_hist) = plt.subplots(1, 2, figsize=(WIDTH, 3.7))
-        ax_rel.plot([0, 100], [0, 100], "--", color=MUTED, linewidth=1, label="perfect calibration")
+        ax_rel.plot([0, 100], [0, 100], "--", color=MUTED, linewidth=1, label=i18n._("perfect calibration"))
         for i, (label, s) in enumerate(series.items()):
             color = PALETTE[i % len(PALETTE)]
             filled = s["count"] > 0
@@ -166,20 +167,21 @@ def draw_calibration(figures: FigureWriter, series: dict[str, dict[str, np.ndarr
             n_bins = len(s["count"])
             share = 100 * s["count"] / max(int(s["count"].sum()), 1)
             ax_hist.stairs(np.where(share > 0, share, np.nan), np.linspace(0, 100, n_bins + 1), baseline=None, color=color, linewidth=1.5, label=label)
-        ax_rel.set(xlim=(0, 101), ylim=(-1, 101), xlabel="mean confidence in the bin (%)",
-                   ylabel="accuracy in the bin (%)",
-                   title="Reliability diagram")
-        ax_hist.set(xlim=(0, 100), yscale="log", xlabel="confidence: largest softmax probability (%)",
-                    ylabel="test images in the bin (%)", title="Confidence histogram")
+        ax_rel.set(xlim=(0, 101), ylim=(-1, 101), xlabel=i18n._("mean confidence in the bin (%)"),
+                   ylabel=i18n._("accuracy in the bin (%)"),
+                   title=i18n._("Reliability diagram"))
+        ax_hist.set(xlim=(0, 100), yscale="log", xlabel=i18n._("confidence: largest softmax probability (%)"),
+                    ylabel=i18n._("test images in the bin (%)"), title=i18n._("Confidence histogram"))
         ax_rel.legend(loc="upper left")
         fig.suptitle(title)
         fig.tight_layout()
         return fig
 
-    alt = (f"{title}. Left: for {', '.join(series)}, the accuracy of the test predictions in each of "
-           f"{len(next(iter(series.values()))['count'])} equal-width confidence bins against their mean confidence, "
-           "with the diagonal of perfect calibration; points below it are overconfident. Right: the share of test "
-           "images in each confidence bin, log scale. Predictions of every seed pooled")
+    alt = i18n._("%(title)s. Left: for %(labels)s, the accuracy of the test predictions in each of %(bins)s "
+                 "equal-width confidence bins against their mean confidence, with the diagonal of perfect "
+                 "calibration; points below it are overconfident. Right: the share of test images in each confidence "
+                 "bin, log scale. Predictions of every seed pooled") % {
+        "title": title, "labels": ", ".join(series), "bins": len(next(iter(series.values()))["count"])}
     return figures.emit(name, alt, (series, title), draw)
 
 

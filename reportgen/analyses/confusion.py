@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import matplotlib.pyplot as plt
 import numpy as np
 
+from .. import i18n, numbers
 from ..figures import HEAT, TEXT_DARK, TEXT_LIGHT, WIDTH, Figure, FigureWriter
 from ..i18n import N_
 from ..study import Study
@@ -45,7 +46,9 @@ class VariantConfusion:
     def errors_within(self, classes: list[str]) -> float:
         """For prose: the share (%) of this network's mistakes where both the true and the predicted class are
         among ``classes`` (one of them taken for another)."""
+        from .. import i18n
         from ..suggest import suggest
+        classes = [i18n.class_name(c) if c not in self.classes else c for c in classes]  # English names too
         for c in classes:
             if c not in self.classes:
                 raise ValueError(f"no class {c!r} in {self.name!r}{suggest(c, self.classes)} "
@@ -97,11 +100,12 @@ def compute(study: Study, figures: FigureWriter) -> ConfusionResult:
         support = counts.sum(1)
         normalised = np.divide(counts, support[:, None], out=np.zeros(counts.shape), where=support[:, None] > 0)
         fig_counts = draw_confusion(figures, counts, classes, normalised=False, name=f"confusion-{v.name}",
-                                    title=f"{v.label}: confusion matrix (seed {run.seed}, "
-                                          f"{len(labels):,} test images)")
+                                    title=i18n._("%(label)s: confusion matrix (seed %(seed)s, %(n)s test images)")
+                                    % {"label": v.label, "seed": run.seed, "n": numbers.thousands(len(labels))})
         fig_norm = draw_confusion(figures, normalised, classes, normalised=True,
                                   name=f"confusion-{v.name}-normalised",
-                                  title=f"{v.label}: confusion matrix, each row as % of its class")
+                                  title=i18n._("%(label)s: confusion matrix, each row as %% of its class")
+                                  % {"label": v.label})
         correct = np.diag(counts)
         rows.append(VariantConfusion(
             **variant_head(v, run), classes=classes, counts=counts.tolist(), normalised=normalised.tolist(),
@@ -129,28 +133,28 @@ def draw_confusion(figures: FigureWriter, matrix: np.ndarray, classes: list[str]
                 v = values[i, j]
                 if v == 0:
                     continue
-                text = (f"{v:.0f}" if v >= 9.95 else f"{v:.1f}") if normalised else f"{int(v)}"
+                text = numbers.plain(v, 0 if v >= 9.95 else 1) if normalised else f"{int(v)}"
                 dark = v > 0.55 * (100 if normalised else top)
                 ax.text(j, i, text, ha="center", va="center", fontsize=size,
                         color=TEXT_LIGHT if dark else TEXT_DARK, fontweight="bold" if i == j else "normal")
         ax.set_xticks(range(n), classes, rotation=40, ha="right", rotation_mode="anchor")
         ax.set_yticks(range(n), classes)
-        ax.set(xlabel="predicted class", ylabel="true class", title=title)
+        ax.set(xlabel=i18n._("predicted class"), ylabel=i18n._("true class"), title=title)
         for spine in ax.spines.values():
             spine.set_visible(False)
         bar = fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02)
-        bar.set_label("% of the true class" if normalised else "test images")
+        bar.set_label(i18n._("%% of the true class") % {} if normalised else i18n._("test images"))
         fig.tight_layout()
         return fig
 
     off = matrix.copy()
     np.fill_diagonal(off, -1)
     i, j = np.unravel_index(int(np.argmax(off)), off.shape)
-    worst = (f"; the largest off-diagonal cell is true {classes[i]} predicted as {classes[j]}"
-             if off[i, j] > 0 else "")
-    alt = (f"{title}. Rows are the true class, columns the predicted class"
-           f"{', each row in percent of that class' if normalised else ', cells count test images'}; "
-           f"the diagonal holds the correct predictions{worst}")
+    worst = (i18n._("; the largest off-diagonal cell is true %(true)s predicted as %(predicted)s")
+             % {"true": classes[i], "predicted": classes[j]} if off[i, j] > 0 else "")
+    cells = (i18n._("each row in percent of that class") if normalised else i18n._("cells count test images"))
+    alt = i18n._("%(title)s. Rows are the true class, columns the predicted class, %(cells)s; the diagonal holds "
+                 "the correct predictions%(worst)s") % {"title": title, "cells": cells, "worst": worst}
     return figures.emit(name, alt, (values, classes, normalised, title), draw)
 
 

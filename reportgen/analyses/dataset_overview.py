@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import matplotlib.pyplot as plt
 import numpy as np
 
+from .. import i18n
 from ..figures import IMAGE_CMAP, WIDTH, Figure, FigureWriter, _frameless, _mosaic, _with_bad
 from ..i18n import N_
 from ..loader import Normalization
@@ -90,8 +91,9 @@ def overview(name: str, figures: FigureWriter, per_class: int = PER_CLASS) -> Da
     means = np.stack([splits.train_images[splits.train_labels == c].float().mean(0).numpy()
                       if bool((splits.train_labels == c).any()) else np.zeros(size, dtype=np.float32)
                       for c in range(n_classes)])
-    entry.class_means = draw_class_means(figures, means, list(splits.classes), name=f"class-means-{name}",
-                                         title=f"{entry.title}: the average training image of each class")
+    entry.class_means = draw_class_means(figures, means, i18n.class_names(splits.classes), name=f"class-means-{name}",
+                                         title=i18n._("%(dataset)s: the average training image of each class")
+                                         % {"dataset": entry.title})
     return entry
 
 
@@ -110,7 +112,8 @@ def draw_class_means(figures: FigureWriter, means: np.ndarray, classes: list[str
         fig.tight_layout()
         return fig
 
-    alt = f"{title}: one blurred average image per class ({', '.join(classes)})"
+    alt = i18n._("%(title)s: one blurred average image per class (%(classes)s)") % {"title": title,
+                                                                                    "classes": ", ".join(classes)}
     return figures.emit(name, alt, (means.round(3), classes, title), draw)
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import i18n, numbers
 from ..figures import DIVERGING, IMAGE_CMAP, WIDTH, Figure, FigureWriter, _frameless
 from ..i18n import N_
 from ..study import Study
@@ -108,31 +109,36 @@ def draw_equivariance(figures: FigureWriter, original: dict[str, np.ndarray],
     def draw() -> plt.Figure:
         limit = float(np.abs(original["conv"]).max()) or 1.0
         fig, axes = plt.subplots(1 + len(rows), 3, figsize=(WIDTH * 0.8, 2.2 * (1 + len(rows))), layout="constrained")
-        heads = [("image x", original["moved"], IMAGE_CMAP), ("convolution + ReLU: f(x)", original["conv"], DIVERGING),
-                 ("2×2 max-pool of f(x)", original["pool"], DIVERGING)]
+        heads = [(i18n._("image x"), original["moved"], IMAGE_CMAP),
+                 (i18n._("convolution + ReLU: f(x)"), original["conv"], DIVERGING),
+                 (i18n._("2×2 max-pool of f(x)"), original["pool"], DIVERGING)]
         for ax, (title, data, cmap) in zip(axes[0], heads):
             gray = cmap == IMAGE_CMAP
             ax.imshow(data, cmap=cmap, vmin=0 if gray else -limit, vmax=1 if gray else limit, interpolation="nearest")
             ax.set_title(title, fontsize=8.5)
         for r, (c, maps) in enumerate(rows, start=1):
             axes[r, 0].imshow(maps["moved"], cmap=IMAGE_CMAP, vmin=0, vmax=1, interpolation="nearest")
-            axes[r, 0].set_title(f"Tx: moved {c.pixels} px right", fontsize=8.5)
+            axes[r, 0].set_title(i18n._("Tx: moved %(n)s px right") % {"n": c.pixels}, fontsize=8.5)
             axes[r, 1].imshow(maps["conv_diff"], cmap=DIVERGING, vmin=-limit, vmax=limit, interpolation="nearest")
-            axes[r, 1].set_title(f"f(Tx) − T f(x): largest {c.conv_difference:.2g}", fontsize=8.5)
+            axes[r, 1].set_title(i18n._("f(Tx) − T f(x): largest %(d)s") % {"d": numbers.significant(c.conv_difference, 2)},
+                                 fontsize=8.5)
             axes[r, 2].imshow(maps["pool_diff"], cmap=DIVERGING, vmin=-limit, vmax=limit, interpolation="nearest")
-            axes[r, 2].set_title(f"pool: moved {c.pool_shift} pooled px,\nlargest difference {c.pool_difference:.2g}",
+            axes[r, 2].set_title(i18n._("pool: moved %(n)s pooled px,\nlargest difference %(d)s")
+                                 % {"n": c.pool_shift, "d": numbers.significant(c.pool_difference, 2)},
                                  fontsize=8.5)
         for ax in axes.flat:
             ax.set_xticks([])
             ax.set_yticks([])
             _frameless(ax)
-        fig.suptitle("Equivariance: f(Tx) = T′ f(x)", fontsize=10.5)
+        fig.suptitle(i18n._("Equivariance: f(Tx) = T′ f(x)"), fontsize=10.5)
         return fig
 
-    parts = "; ".join(f"moved {c.pixels} px: the convolution's output moves with it (largest difference "
-                      f"{c.conv_difference:.2g}), the pooled map differs by up to {c.pool_difference:.2g} from the "
-                      f"best whole-pixel move" for c, _ in rows)
-    alt = f"A test image, its Sobel convolution and its 2×2 max-pooled map; then per shift the differences: {parts}"
+    parts = "; ".join(i18n._("moved %(n)s px: the convolution's output moves with it (largest difference %(conv)s), "
+                             "the pooled map differs by up to %(pool)s from the best whole-pixel move")
+                      % {"n": c.pixels, "conv": numbers.significant(c.conv_difference, 2),
+                         "pool": numbers.significant(c.pool_difference, 2)} for c, _ in rows)
+    alt = i18n._("A test image, its Sobel convolution and its 2×2 max-pooled map; then per shift the differences: "
+                 "%(parts)s") % {"parts": parts}
     return figures.emit(name, alt, (original, [(c, maps) for c, maps in rows]), draw)
 
 

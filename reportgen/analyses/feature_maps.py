@@ -12,6 +12,7 @@ import torch
 from matplotlib import colors as mcolors
 from torch import nn
 
+from .. import i18n, numbers
 from ..figures import (IMAGE_CMAP, MUTED, PALETTE, TEXT_DARK, WIDTH, Figure, FigureWriter, _activation_scale,
                        _tile_axes, _tile_grid, _with_bad)
 from ..i18n import N_
@@ -89,8 +90,9 @@ def compute(study: Study, figures: FigureWriter) -> FeatureMapsResult:
             out = acts[name]
             kind = _layer_kind(out, i == len(table) - 1)
             values = out[0].numpy()
-            title = (f"{v.label}, {name} ({type(module).__name__}) on test image {example} "
-                     f"({classes[labels[example]]}): output {shape_text(values.shape)}")
+            title = i18n._("%(label)s, %(layer)s (%(type)s) on test image %(index)s (%(class)s): output %(shape)s") % {
+                "label": v.label, "layer": name, "type": type(module).__name__, "index": example,
+                "class": classes[labels[example]], "shape": shape_text(values.shape)}
             if kind == "map":
                 fig = draw_feature_map(figures, values, name=f"features-{v.name}-{name}", layer=name, title=title)
             else:
@@ -112,7 +114,8 @@ def compute(study: Study, figures: FigureWriter) -> FeatureMapsResult:
         overview = draw_feature_overview(
             figures, images[examples].numpy(), overview_layers, [classes[labels[i]] for i in examples],
             name=f"features-{v.name}-overview",
-            title=f"{v.label}: every layer for one test image of each class (seed {run.seed})")
+            title=i18n._("%(label)s: every layer for one test image of each class (seed %(seed)s)")
+            % {"label": v.label, "seed": run.seed})
         pred = int(out_probs[0].argmax())
         rows.append(VariantFeatureMaps(
             **variant_head(v, run),
@@ -134,14 +137,16 @@ def draw_feature_map(figures: FigureWriter, maps: np.ndarray, layer: str, title:
         width = WIDTH if n > 1 else WIDTH * 0.5
         fig, ax = plt.subplots(figsize=(width, 0.6 + rows * 1.1 * WIDTH * 0.85 / max(cols, 2)))
         cmap, norm = _activation_scale(maps)
-        image = _tile_grid(ax, maps, cols, (1.1, 1.22), cmap, norm, lambda k: f"channel {k}", fontsize=6.5)
-        fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02, shrink=0.9).set_label("activation")
+        image = _tile_grid(ax, maps, cols, (1.1, 1.22), cmap, norm, lambda k: i18n._("channel %(k)s") % {"k": k}, fontsize=6.5)
+        fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02, shrink=0.9).set_label(i18n._("activation"))
         ax.set_title(title, fontsize=10)
         fig.tight_layout()
         return fig
 
-    alt = (f"{title}: {len(maps)} map(s) of {maps.shape[1]}×{maps.shape[2]} pixels, one per channel, "
-           f"on one colour scale from {maps.min():.2f} to {maps.max():.2f}")
+    alt = i18n._("%(title)s: %(n)s map(s) of %(h)s×%(w)s pixels, one per channel, on one colour scale from "
+                 "%(low)s to %(high)s") % {"title": title, "n": len(maps), "h": maps.shape[1], "w": maps.shape[2],
+                                            "low": numbers.plain(maps.min(), 2),
+                                            "high": numbers.plain(maps.max(), 2)}
     return figures.emit(name, alt, (maps, layer, title), draw)
 
 
@@ -158,10 +163,10 @@ def _logit_bars(values: np.ndarray, classes: list[str], probs: np.ndarray | None
     ax.axvline(0, color=MUTED, linewidth=0.8)
     span = (values.max() - min(values.min(), 0)) or 1.0
     for i in order:
-        text = f"p = {probs[i] * 100:.1f}%" if probs is not None else ""
+        text = f"p = {numbers.plain(probs[i] * 100, 1)}%" if probs is not None else ""
         ax.text(max(values[i], 0) + 0.02 * span, i, text, va="center", fontsize=7.5, color=MUTED)
     ax.set_xlim(min(values.min(), 0) - 0.05 * span, values.max() + 0.28 * span)
-    ax.set(xlabel="logit (softmax probability on the right)", title=title)
+    ax.set(xlabel=i18n._("logit (softmax probability on the right)"), title=title)
     ax.grid(axis="y", visible=False)
     return fig
 
@@ -183,7 +188,8 @@ def draw_vector(figures: FigureWriter, values: np.ndarray, layer: str, title: st
             for mask, color in ((values >= 0, PALETTE[0]), (values < 0, PALETTE[3])):
                 ax.vlines(x[mask], 0, values[mask], color=color, linewidth=min(width, 12))
             ax.axhline(0, color=MUTED, linewidth=0.8)
-            ax.set(xlabel=f"unit (0–{n - 1})", ylabel="activation", title=title, xlim=(-1, n))
+            ax.set(xlabel=i18n._("unit (0–%(last)s)") % {"last": n - 1}, ylabel=i18n._("activation"), title=title,
+                   xlim=(-1, n))
             ax.grid(axis="x", visible=False)
         else:
             cols = fold or (50 if n <= 2500 else 100)
@@ -196,24 +202,29 @@ def draw_vector(figures: FigureWriter, values: np.ndarray, layer: str, title: st
             image = ax.imshow(strip.reshape(rows, cols), cmap=_with_bad(cmap), norm=norm, interpolation="nearest",
                               aspect="auto")
             if fold is not None:
-                ax.set(xlabel=f"position within the channel's map ({cols} values, row by row)",
-                       ylabel="channel", title=title)
+                ax.set(xlabel=i18n._("position within the channel's map (%(n)s values, row by row)") % {"n": cols},
+                       ylabel=i18n._("channel"), title=title)
             else:
-                ax.set(xlabel=f"unit mod {cols}", ylabel=f"unit ÷ {cols}", title=title)
+                ax.set(xlabel=i18n._("unit mod %(n)s") % {"n": cols}, ylabel=i18n._("unit ÷ %(n)s") % {"n": cols}, title=title)
             ax.yaxis.get_major_locator().set_params(integer=True)
             ax.grid(False)
-            fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02).set_label("activation")
+            fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02).set_label(i18n._("activation"))
         fig.tight_layout()
         return fig
 
     if classes is not None:
         best = int(np.argmax(values))
-        alt = (f"{title}: one bar per class; the largest logit is {classes[best]}"
-               + (f" with probability {probs[best] * 100:.1f}%" if probs is not None else ""))
+        alt = (i18n._("%(title)s: one bar per class; the largest logit is %(class)s") % {"title": title,
+                                                                                          "class": classes[best]}
+               + (i18n._(" with probability %(p)s%%") % {"p": numbers.plain(probs[best] * 100, 1)}
+                  if probs is not None else ""))
     else:
-        alt = (f"{title}: the {len(values)} values of the layer's output, from {values.min():.2f} to "
-               f"{values.max():.2f}, {int((values == 0).sum())} of them exactly zero"
-               + (f", one row per channel of {fold} values" if fold else ""))
+        alt = (i18n._("%(title)s: the %(n)s values of the layer's output, from %(low)s to %(high)s, %(zeros)s of "
+                      "them exactly zero") % {"title": title, "n": len(values),
+                                              "low": numbers.plain(values.min(), 2),
+                                              "high": numbers.plain(values.max(), 2),
+                                              "zeros": int((values == 0).sum())}
+               + (i18n._(", one row per channel of %(n)s values") % {"n": fold} if fold else ""))
     return figures.emit(name, alt, (values, layer, title, classes, probs, fold), draw)
 
 
@@ -221,12 +232,12 @@ def draw_feature_overview(figures: FigureWriter, images: np.ndarray, layers: lis
                           row_labels: list[str], title: str, name: str) -> Figure:
     """Rows = one example image per class, columns = the input and each layer: for a 2-D layer its most active
     channel (the same channel in every row), for a vector its values folded into a square."""
-    columns = [("input", images.astype(float)[:, None], None)]
+    columns = [(i18n._("input"), images.astype(float)[:, None], None)]
     for layer, out in layers:
         out = np.asarray(out, dtype=float)
         if out.ndim == 4:
             channel = int(np.abs(out).mean(axis=(0, 2, 3)).argmax())
-            columns.append((f"{layer}\nch {channel}", out[:, channel:channel + 1], None))
+            columns.append((i18n._("%(layer)s\nch %(channel)s") % {"layer": layer, "channel": channel}, out[:, channel:channel + 1], None))
         else:
             side = math.ceil(math.sqrt(out.shape[1]))
             padded = np.full((out.shape[0], side * side), np.nan)
@@ -259,8 +270,9 @@ def draw_feature_overview(figures: FigureWriter, images: np.ndarray, layers: lis
         return fig
 
     headers = ", ".join(h.replace("\n", " ") for h, _, _ in columns[1:])
-    alt = (f"{title}: {len(images)} rows (one test image per class: {', '.join(row_labels)}) and one column per "
-           f"stage: the input, then {headers}; each column on its own colour scale")
+    alt = i18n._("%(title)s: %(n)s rows (one test image per class: %(classes)s) and one column per stage: the "
+                 "input, then %(headers)s; each column on its own colour scale") % {
+        "title": title, "n": len(images), "classes": ", ".join(row_labels), "headers": headers}
     payload = ([(h, d) for h, d, _ in columns], row_labels, title)
     return figures.emit(name, alt, payload, draw)
 

@@ -19,6 +19,7 @@ import numpy as np
 from matplotlib import colors as mcolors
 from torch import nn
 
+from .. import i18n, numbers
 from ..figures import DIVERGING, WIDTH, Figure, FigureWriter, _frameless, _mosaic, _tile_grid, _with_bad
 from ..i18n import N_
 from ..settings import FIRST_SEED, IMAGE_SIZE, NEAR_ZERO_SUM, ORIENTED
@@ -151,18 +152,24 @@ def compute(study: Study, figures: FigureWriter) -> FiltersResult:
             out_c, in_c, kh, kw = w.shape
             first = in_c == 1 or not layers
             tiles = w[:, 0] if in_c == 1 else w.mean(1)
-            what = ("one tile per filter" if in_c == 1
-                    else f"one tile per output channel, mean over its {in_c} input channels")
+            what = (i18n._("one tile per filter") if in_c == 1
+                    else i18n._("one tile per output channel, mean over its %(n)s input channels") % {"n": in_c})
             fig = draw_filters(figures, tiles, name=f"filters-{v.name}-{name}", layer=name,
-                               title=f"{v.label}, {name}: {out_c} filter{'s' if out_c != 1 else ''} of "
-                                     f"{in_c} × {kh} × {kw} ({what})")
+                               title=i18n.ngettext("%(label)s, %(layer)s: %(n)s filter of %(shape)s (%(what)s)",
+                                                   "%(label)s, %(layer)s: %(n)s filters of %(shape)s (%(what)s)",
+                                                   out_c)
+                               % {"label": v.label, "layer": name, "n": out_c, "shape": f"{in_c} × {kh} × {kw}",
+                                  "what": what})
             detail, out_shown, in_shown = None, 0, 0
             if in_c > 1:
                 out_shown, in_shown = min(out_c, 16), min(in_c, 16)
-                some = "" if (out_shown, in_shown) == (out_c, in_c) else f" (the first {out_shown} × {in_shown})"
+                some = ("" if (out_shown, in_shown) == (out_c, in_c)
+                        else i18n._(" (the first %(out)s × %(in)s)") % {"out": out_shown, "in": in_shown})
                 detail = draw_filter_detail(figures, w[:out_shown, :in_shown], name=f"filters-{v.name}-{name}-detail",
-                                            layer=name, title=f"{v.label}, {name}: each filter's {kh}×{kw} slice "
-                                                              f"for every input channel{some}")
+                                            layer=name, title=i18n._("%(label)s, %(layer)s: each filter's %(kernel)s "
+                                                                     "slice for every input channel%(some)s")
+                                            % {"label": v.label, "layer": name, "kernel": f"{kh}×{kw}",
+                                               "some": some})
             bias = module.bias.detach().numpy() if module.bias is not None else np.zeros(out_c)
             readings = [read_filter(i, w[i], float(bias[i]), black) for i in range(out_c)] if first else []
             layers.append(FilterLayer(name=name, shape=shape_text(w.shape), out_channels=out_c, in_channels=in_c,
@@ -185,11 +192,13 @@ def _linear_templates(figures: FigureWriter, v: VariantResults, model: nn.Module
     w = fc.weight.detach().numpy()[:32].reshape(-1, fc.in_features // pixels, IMAGE_SIZE, IMAGE_SIZE)[:, 0]
     name = next(n for n, m in layer_table(model) if m is fc)
     output = [m for _, m in layer_table(model) if isinstance(m, nn.Linear)][-1] is fc  # a linear classifier
-    units = "class scores" if output else "hidden units"
+    units = i18n._("class scores") if output else i18n._("hidden units")
     return LinearTemplates(name=name, units=int(fc.out_features), shown=len(w), side=IMAGE_SIZE, output=output,
                            figure=draw_filters(figures, w, name=f"filters-{v.name}-{name}", layer=name,
-                                               title=f"{v.label}, {name}: the weights of {len(w)} {units} "
-                                                     f"as {IMAGE_SIZE} × {IMAGE_SIZE} images"))
+                                               title=i18n._("%(label)s, %(layer)s: the weights of %(n)s %(units)s "
+                                                            "as %(size)s × %(size)s images")
+                                               % {"label": v.label, "layer": name, "n": len(w), "units": units,
+                                                  "size": IMAGE_SIZE}))
 
 
 def draw_filters(figures: FigureWriter, tiles: np.ndarray, layer: str, title: str, name: str) -> Figure:
@@ -207,13 +216,14 @@ def draw_filters(figures: FigureWriter, tiles: np.ndarray, layer: str, title: st
         norm = mcolors.Normalize(-limit, limit)
         image = _tile_grid(ax, tiles, cols, (1.12, 1.25), DIVERGING, norm, str, fontsize=7)
         bar = fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02, shrink=0.9 if rows > 1 else 0.8)
-        bar.set_label("weight")
+        bar.set_label(i18n._("weight"))
         ax.set_title(title, fontsize=10 if big else 10.5)
         fig.tight_layout()
         return fig
 
-    alt = (f"{title}. Each tile shows the weights of {layer} as an image: red pixels are positive weights, blue "
-           f"negative, white near zero (range {tiles.min():.2f} to {tiles.max():.2f})")
+    alt = i18n._("%(title)s. Each tile shows the weights of %(layer)s as an image: red pixels are positive weights, "
+                 "blue negative, white near zero (range %(low)s to %(high)s)") % {
+        "title": title, "layer": layer, "low": numbers.plain(tiles.min(), 2), "high": numbers.plain(tiles.max(), 2)}
     return figures.emit(name, alt, (tiles, layer, title), draw)
 
 
@@ -234,16 +244,17 @@ def draw_filter_detail(figures: FigureWriter, weights: np.ndarray, layer: str, t
                       fontsize=7)
         ax.set_yticks([r * (kh + 1) + (kh - 1) / 2 for r in range(in_c)], [str(r) for r in range(in_c)],
                       fontsize=7)
-        ax.set(xlabel="output channel (filter)", ylabel="input channel")
+        ax.set(xlabel=i18n._("output channel (filter)"), ylabel=i18n._("input channel"))
         _frameless(ax, tick_marks=False)
         ax.set_title(title, fontsize=10)
-        fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02).set_label("weight")
+        fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02).set_label(i18n._("weight"))
         fig.tight_layout()
         return fig
 
-    alt = (f"{title}: a grid of {weights.shape[0]} columns (output channels, one per filter) by "
-           f"{weights.shape[1]} rows (input channels); each tile is one {weights.shape[2]}×{weights.shape[3]} "
-           "slice of a filter, red positive, blue negative")
+    alt = i18n._("%(title)s: a grid of %(columns)s columns (output channels, one per filter) by %(rows)s rows "
+                 "(input channels); each tile is one %(kernel)s slice of a filter, red positive, blue negative") % {
+        "title": title, "columns": weights.shape[0], "rows": weights.shape[1],
+        "kernel": f"{weights.shape[2]}×{weights.shape[3]}"}
     return figures.emit(name, alt, (weights, layer, title), draw)
 
 

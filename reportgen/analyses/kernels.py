@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from markupsafe import Markup
 
+from .. import i18n, numbers
+from ..i18n import N_
 from ..figures import (DIVERGING, IMAGE_CMAP, MUTED, TEXT_DARK, TEXT_LIGHT, WIDTH, Figure, FigureWriter, _frameless,
                        _number_text)
 from ..i18n import N_
@@ -19,15 +21,15 @@ from . import Analysis
 from ._common import dataset_splits, study_dataset
 
 HAND_KERNELS: list[tuple[str, str, list[list[float]]]] = [
-    ("box blur", "the average of the 3×3 neighbourhood", [[1 / 9] * 3] * 3),
-    ("outline", "8 × the centre minus the sum of its eight neighbours (Laplacian-like): zero on flat areas, "
-     "positive where the centre is brighter than its neighbours, negative where it is darker",
+    (N_("box blur"), N_("the average of the 3×3 neighbourhood"), [[1 / 9] * 3] * 3),
+    (N_("outline"), N_("8 × the centre minus the sum of its eight neighbours (Laplacian-like): zero on flat areas, "
+        "positive where the centre is brighter than its neighbours, negative where it is darker"),
      [[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]]),
-    ("vertical edges (Sobel)", "the right column minus the left one, the middle row counted twice: zero on flat "
-     "areas, positive where the image gets brighter from left to right, negative where it gets darker",
+    (N_("vertical edges (Sobel)"), N_("the right column minus the left one, the middle row counted twice: zero on "
+        "flat areas, positive where the image gets brighter from left to right, negative where it gets darker"),
      [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]),
-    ("horizontal lines", "a bright row between two darker rows", [[-1, -1, -1], [2, 2, 2], [-1, -1, -1]]),
-    ("vertical lines", "a bright column between two darker columns", [[-1, 2, -1], [-1, 2, -1], [-1, 2, -1]]),
+    (N_("horizontal lines"), N_("a bright row between two darker rows"), [[-1, -1, -1], [2, 2, 2], [-1, -1, -1]]),
+    (N_("vertical lines"), N_("a bright column between two darker columns"), [[-1, 2, -1], [-1, 2, -1], [-1, 2, -1]]),
 ]
 PADDING = 1  # a 3×3 kernel with padding 1 keeps the image size
 
@@ -84,11 +86,12 @@ def compute(study: Study, figures: FigureWriter, index: int = 0) -> KernelsResul
     image = splits.test_images[index].float() / 255
     weights = [k for _, _, k in HAND_KERNELS]
     outputs = apply_kernels(image, weights, padding=PADDING).numpy()
-    rows = [KernelRow(name=name, description=desc, weights=w, out_min=float(o.min()), out_max=float(o.max()),
+    rows = [KernelRow(name=i18n._(name), description=i18n._(desc), weights=w, out_min=float(o.min()), out_max=float(o.max()),
                       tex=kernel_tex(w)) for (name, desc, w), o in zip(HAND_KERNELS, outputs)]
-    cls = splits.classes[int(splits.test_labels[index])]
+    cls = i18n.class_name(splits.classes[int(splits.test_labels[index])])
     fig = draw_kernels(figures, image.numpy(), [(r.name, np.array(r.weights), o) for r, o in zip(rows, outputs)],
-                       name="kernels", title=f"Hand-made 3×3 kernels on a {DATASETS[ds].title} test image ({cls})")
+                       name="kernels", title=i18n._("Hand-made 3×3 kernels on a %(dataset)s test image (%(class)s)")
+                       % {"dataset": DATASETS[ds].title, "class": cls})
     return KernelsResult(image=KernelImage(dataset=ds, title=DATASETS[ds].title, index=index, **{"class": cls}),
                          kernels=rows, padding=PADDING, size=int(image.shape[-1]), output_size=int(outputs.shape[-1]),
                          figure=fig)
@@ -105,7 +108,7 @@ def draw_kernels(figures: FigureWriter, image: np.ndarray, kernels: list[tuple[s
         output_limit = max(float(np.abs(o).max()) for _, _, o in kernels) or 1.0
         fig, axes = plt.subplots(2, k + 1, figsize=(WIDTH, 4.2), layout="constrained")
         axes[0, 0].imshow(image, cmap=IMAGE_CMAP, vmin=0, vmax=1, interpolation="nearest")
-        axes[0, 0].set_title("input", fontsize=9)
+        axes[0, 0].set_title(i18n._("input"), fontsize=9)
         axes[1, 0].set_visible(False)
         for c, (kname, weights, out) in enumerate(kernels, start=1):
             ax_k, ax_o = axes[0, c], axes[1, c]
@@ -117,21 +120,22 @@ def draw_kernels(figures: FigureWriter, image: np.ndarray, kernels: list[tuple[s
             ax_k.set_title(kname.replace(" (", "\n("), fontsize=9)  # "vertical edges (Sobel)" on two lines
             shown_o = ax_o.imshow(out, cmap=DIVERGING, vmin=-output_limit, vmax=output_limit,
                                   interpolation="nearest")
-            ax_o.set_xlabel(f"{out.min():.1f} … {out.max():.1f}", fontsize=7.5, color=MUTED)
+            ax_o.set_xlabel(f"{numbers.plain(out.min(), 1)} … {numbers.plain(out.max(), 1)}", fontsize=7.5, color=MUTED)
         for ax in axes.flat:
             ax.set_xticks([])
             ax.set_yticks([])
             _frameless(ax)
         fig.suptitle(title, fontsize=10.5)
-        for row, shown, label in ((0, shown_k, "weight"), (1, shown_o, "output")):
+        for row, shown, label in ((0, shown_k, i18n._("weight")), (1, shown_o, i18n._("output"))):
             bar = fig.colorbar(shown, ax=list(axes[row, 1:]), fraction=0.03, pad=0.02, shrink=0.9)
             bar.set_label(label, fontsize=8)
             bar.ax.tick_params(labelsize=7)
         return fig
 
-    alt = (f"{title}: the input image, then for each kernel ({', '.join(k[0] for k in kernels)}) its 3×3 weights "
-           "above the output of convolving the image with it. The weights share one colour scale and the outputs "
-           "another, both symmetric around zero: red positive, blue negative, white zero")
+    alt = i18n._("%(title)s: the input image, then for each kernel (%(kernels)s) its 3×3 weights above the output "
+                 "of convolving the image with it. The weights share one colour scale and the outputs another, both "
+                 "symmetric around zero: red positive, blue negative, white zero") % {
+        "title": title, "kernels": ", ".join(k[0] for k in kernels)}
     return figures.emit(name, alt, (image, kernels, title), draw)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 
+from .. import i18n, numbers
 from ..figures import IMAGE_CMAP, TEXT_DARK, WIDTH, WRONG, Figure, FigureWriter, _tile_axes
 from ..i18n import N_
 from ..study import Study, label_smoothing
@@ -65,7 +66,10 @@ def compute(study: Study, figures: FigureWriter, count: int = SHOWN) -> Misclass
         if shown:
             fig = draw_misclassified(figures, images[order].numpy(), [asdict(s) for s in shown],
                                      name=f"misclassified-{v.name}",
-                                     title=f"{v.label}: the {len(shown)} most confident mistakes (seed {run.seed})")
+                                     title=i18n.ngettext("%(label)s: the most confident mistake (seed %(seed)s)",
+                                                          "%(label)s: the %(n)s most confident mistakes "
+                                                          "(seed %(seed)s)", len(shown))
+                                     % {"label": v.label, "n": len(shown), "seed": run.seed})
         smoothing = label_smoothing(run)
         rows.append(VariantMistakes(**variant_head(v, run), errors=int(len(wrong)), test_size=int(len(labels)),
                                     error_pct=pct(len(wrong) / max(1, len(labels))), shown=shown, figure=fig,
@@ -87,18 +91,19 @@ def draw_misclassified(figures: FigureWriter, images: np.ndarray, shown: list[di
             x0, y0 = (k % cols) * pitch_x, (k // cols) * pitch_y
             ax.imshow(img, cmap=IMAGE_CMAP, vmin=0, vmax=255, extent=(x0, x0 + 1, y0 + 1, y0),
                       interpolation="nearest")
-            ax.text(x0 + 0.5, y0 - 0.04, f"{info['predicted']} {info['confidence_pct']:.0f}%", ha="center",
+            ax.text(x0 + 0.5, y0 - 0.04, f"{info['predicted']} {numbers.plain(info['confidence_pct'])}%", ha="center",
                     va="bottom", fontsize=7.5, color=WRONG, fontweight="bold")
-            ax.text(x0 + 0.5, y0 - 0.22, f"true: {info['true']}", ha="center", va="bottom", fontsize=7.5,
+            ax.text(x0 + 0.5, y0 - 0.22, i18n._("true: %(class)s") % {"class": info["true"]}, ha="center", va="bottom", fontsize=7.5,
                     color=TEXT_DARK)
         _tile_axes(ax, cols * pitch_x - (pitch_x - 1), rows * pitch_y - (pitch_y - 1), top=-0.5)
         fig.suptitle(title, y=1.0)
         fig.tight_layout()
         return fig
 
-    pairs = ", ".join(f"{s['true']} predicted as {s['predicted']}" for s in shown[:3])
-    alt = (f"{title}: {len(shown)} test images, each labelled with the wrong prediction and its confidence (red) "
-           f"and the true class; the first are {pairs}")
+    pairs = ", ".join(i18n._("%(true)s predicted as %(predicted)s") % {"true": s["true"], "predicted": s["predicted"]}
+                      for s in shown[:3])
+    alt = i18n._("%(title)s: %(n)s test images, each labelled with the wrong prediction and its confidence (red) "
+                 "and the true class; the first are %(pairs)s") % {"title": title, "n": len(shown), "pairs": pairs}
     return figures.emit(name, alt, (images, shown, title, ncols), draw)
 
 

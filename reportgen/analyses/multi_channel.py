@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import i18n, numbers
+from ..i18n import N_
 from ..figures import DIVERGING, TEXT_DARK, TEXT_LIGHT, WIDTH, Figure, FigureWriter, _frameless, _number_text
 from ..i18n import N_
 from ..study import Study
@@ -26,9 +28,9 @@ from ._common import build_spec, dataset_splits, layer_table, model_specs, study
 
 # The input channels: what three hand-made first-layer kernels make of the image
 CHANNELS: list[tuple[str, list[list[float]]]] = [
-    ("blur", [[1 / 9] * 3] * 3),
-    ("vertical edges", [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]),
-    ("horizontal edges", [[-1, -2, -1], [0, 0, 0], [1, 2, 1]]),
+    (N_("blur"), [[1 / 9] * 3] * 3),
+    (N_("vertical edges"), [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]),
+    (N_("horizontal edges"), [[-1, -2, -1], [0, 0, 0], [1, 2, 1]]),
 ]
 # One output channel's kernel: one 3×3 slice per input channel. The blurred channel's slice is its centre minus its
 # neighbours (a soft outline); each edge channel's slice averages it along the edges' own direction.
@@ -104,10 +106,10 @@ def compute(study: Study, figures: FigureWriter, index: int = 0) -> MultiChannel
     parts, whole = channel_parts(channels, slices, BIAS)
     summed = parts.sum(0) + BIAS
     figure = draw_multi_channel(figures, channels.numpy(), slices.numpy(), parts.numpy(), summed.numpy(),
-                                [n for n, _ in CHANNELS], BIAS)
+                                [i18n._(n) for n, _ in CHANNELS], BIAS)
     return MultiChannelResult(
         index=index, bias=BIAS, out_min=float(summed.min()), out_max=float(summed.max()),
-        parts=[ChannelPart(name=n, slice_weights=w, part_min=float(p.min()), part_max=float(p.max()), tex=kernel_tex(w))
+        parts=[ChannelPart(name=i18n._(n), slice_weights=w, part_min=float(p.min()), part_max=float(p.max()), tex=kernel_tex(w))
                for (n, _), w, p in zip(CHANNELS, SLICES, parts)],
         max_difference=float((summed - whole).abs().max()), layers=_layers(study), figure=figure)
 
@@ -122,29 +124,31 @@ def draw_multi_channel(figures: FigureWriter, channels: np.ndarray, slices: np.n
         limit = float(max(np.abs(channels).max(), np.abs(parts).max(), np.abs(out).max())) or 1.0
         for row in range(c):
             axes[row, 0].imshow(channels[row], cmap=DIVERGING, vmin=-limit, vmax=limit, interpolation="nearest")
-            axes[row, 0].set_ylabel(f"channel {row + 1}\n{names[row]}", fontsize=8)
+            axes[row, 0].set_ylabel(i18n._("channel %(n)s\n%(name)s") % {"n": row + 1, "name": names[row]}, fontsize=8)
             axes[row, 1].imshow(slices[row], cmap=DIVERGING, vmin=-1, vmax=1)
             for (i, j), w in np.ndenumerate(slices[row]):
                 axes[row, 1].text(j, i, _number_text(float(w)), ha="center", va="center", fontsize=8,
                                   color=TEXT_LIGHT if abs(w) > 0.6 else TEXT_DARK)
             axes[row, 2].imshow(parts[row], cmap=DIVERGING, vmin=-limit, vmax=limit, interpolation="nearest")
             axes[row, 3].set_visible(row == c // 2)
-        axes[0, 0].set_title("input channel", fontsize=9)
-        axes[0, 1].set_title("its kernel slice", fontsize=9)
-        axes[0, 2].set_title("slice ⋆ channel", fontsize=9)
+        axes[0, 0].set_title(i18n._("input channel"), fontsize=9)
+        axes[0, 1].set_title(i18n._("its kernel slice"), fontsize=9)
+        axes[0, 2].set_title(i18n._("slice ⋆ channel"), fontsize=9)
         shown = axes[c // 2, 3].imshow(out, cmap=DIVERGING, vmin=-limit, vmax=limit, interpolation="nearest")
-        axes[c // 2, 3].set_title(f"sum + bias {bias:g}\n= one output map", fontsize=9)
+        axes[c // 2, 3].set_title(i18n._("sum + bias %(bias)s\n= one output map") % {"bias": numbers.significant(bias, 6)},
+                                  fontsize=9)
         for ax in axes.flat:
             ax.set_xticks([])
             ax.set_yticks([])
             _frameless(ax)
         fig.colorbar(shown, ax=list(axes[:, 3]), fraction=0.05, shrink=0.6).ax.tick_params(labelsize=7)
-        fig.suptitle("One output channel of a convolution over three input channels", fontsize=10.5)
+        fig.suptitle(i18n._("One output channel of a convolution over three input channels"), fontsize=10.5)
         return fig
 
-    alt = (f"Convolution over {len(channels)} input channels ({', '.join(names)}): each row shows one input channel, "
-           "its 3×3 slice of the kernel and what the slice makes of the channel; the sum of the rows plus the bias "
-           f"{bias:g} is the single output map on the right. Red positive, blue negative, one scale for all maps")
+    alt = i18n._("Convolution over %(n)s input channels (%(names)s): each row shows one input channel, its 3×3 "
+                 "slice of the kernel and what the slice makes of the channel; the sum of the rows plus the bias "
+                 "%(bias)s is the single output map on the right. Red positive, blue negative, one scale for all "
+                 "maps") % {"n": len(channels), "names": ", ".join(names), "bias": numbers.significant(bias, 6)}
     return figures.emit(name, alt, (channels, slices, parts, out, names, bias), draw)
 
 

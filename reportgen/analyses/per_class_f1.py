@@ -8,6 +8,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 
+from .. import i18n, numbers
 from ..figures import PALETTE, WIDTH, Figure, FigureWriter
 from ..i18n import N_
 from ..study import Study
@@ -60,7 +61,7 @@ def compute(study: Study, figures: FigureWriter) -> PerClassF1Result:
         rows.append(VariantF1(**variant_head(v), classes=per_class, macro_f1=float(f1.mean(1).mean()),
                               worst=order[0], best=order[-1]))
     fig = draw_per_class_f1(figures, [(r.label, r.dataset, [asdict(c) for c in r.classes]) for r in rows],
-                            name="per-class-f1", title="F1 per class (mean over seeds, bars: min–max)") if rows else None
+                            name="per-class-f1", title=i18n._("F1 per class (mean over seeds, bars: min–max)")) if rows else None
     return PerClassF1Result(basis=BASIS, variants=rows, figure=fig)
 
 
@@ -81,7 +82,7 @@ def draw_per_class_f1(figures: FigureWriter, variants: list[tuple[str, str, list
                 ax.bar(x, f1, width=width * 0.92, color=PALETTE[i % len(PALETTE)], label=label,
                        yerr=err if err.any() else None, error_kw={"elinewidth": 0.8, "capsize": 1.5})
             ax.set_xticks(np.arange(len(classes)), classes, rotation=30, ha="right", rotation_mode="anchor")
-            ax.set(ylim=(0, 1.0), ylabel="F1 score", title=title)
+            ax.set(ylim=(0, 1.0), ylabel=i18n._("F1 score"), title=title)
             ax.grid(axis="x", visible=False)
             if k > 1:
                 ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=min(k, 3))
@@ -109,8 +110,9 @@ def draw_per_class_f1(figures: FigureWriter, variants: list[tuple[str, str, list
 
     def extremes(rows: list[dict[str, Any]]) -> str:
         ordered = sorted(rows, key=lambda r: (r["f1"], r["name"]))
-        return (f"lowest {ordered[0]['name']} ({ordered[0]['f1']:.2f}), "
-                f"highest {ordered[-1]['name']} ({ordered[-1]['f1']:.2f})")
+        return i18n._("lowest %(lowest)s (%(low)s), highest %(highest)s (%(high)s)") % {
+            "lowest": ordered[0]["name"], "low": numbers.plain(ordered[0]["f1"], 2),
+            "highest": ordered[-1]["name"], "high": numbers.plain(ordered[-1]["f1"], 2)}
 
     parts = "; ".join(f"{label}: {extremes(rows)}" for label, _, rows in variants)
     alt = f"{title}. {parts}"

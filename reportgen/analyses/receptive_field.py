@@ -24,6 +24,7 @@ from markupsafe import Markup
 from matplotlib import patches
 from torch import nn
 
+from .. import i18n
 from ..figures import MUTED, PALETTE, TEXT_DARK, WIDTH, Figure, FigureWriter, _frameless
 from ..i18n import N_
 from ..settings import IMAGE_SIZE
@@ -146,7 +147,7 @@ def model_field(spec: dict[str, Any], figures: FigureWriter, index: int) -> Mode
         label = ", ".join(spec["variants"])
         figure = draw_fields(figures, [(r.name, r.r, r.j, r.centre, r.size) for r in rows], IMAGE_SIZE,
                              name=f"receptive-field-{index + 1}",
-                             title=f"{label}: what one unit of each layer sees")
+                             title=i18n._("%(label)s: what one unit of each layer sees") % {"label": label})
     return ModelField(model=spec["model"], options=spec["options"], variants=spec["variants"], input=IMAGE_SIZE,
                       rows=rows, head=head, last=last, maps=maps, positions=positions, flat=flat, reader=reader,
                       figure=figure)
@@ -164,7 +165,7 @@ def compute(study: Study, figures: FigureWriter) -> ReceptiveFieldResult:
 
 def _apart(j: int, size: int) -> str:
     """How far apart a layer's units look (nothing for a layer with one unit per map)."""
-    return "" if size == 1 else f", units {j} pixel{'s' if j != 1 else ''} apart"
+    return "" if size == 1 else i18n.ngettext(", units %(n)s pixel apart", ", units %(n)s pixels apart", j) % {"n": j}
 
 
 def draw_fields(figures: FigureWriter, layers: list[tuple[str, int, int, float, int]], image: int, title: str,
@@ -182,16 +183,19 @@ def draw_fields(figures: FigureWriter, layers: list[tuple[str, int, int, float, 
             middle = centre + (size // 2) * j
             colour = PALETTE[i % len(PALETTE)]
             ax.add_patch(patches.Rectangle((middle - r / 2, middle - r / 2), r, r, fill=False, edgecolor=colour,
-                                           linewidth=2.2 - 0.2 * i, zorder=3, label=f"{layer}: {r} × {r} pixels{_apart(j, size)}"))
+                                           linewidth=2.2 - 0.2 * i, zorder=3, label=i18n._("%(layer)s: %(r)s × %(r)s pixels%(apart)s")
+                                           % {"layer": layer, "r": r, "apart": _apart(j, size)}))
         # The dots: the positions the classifier tells apart (before a global pool, the positions it averages).
         spread = [entry for entry in layers if entry[4] > 1] or layers
         layer, r, j, centre, size = spread[-1]
         grid = centre + np.arange(size) * j
         xs, ys = np.meshgrid(grid, grid)
-        units = f"{size * size} unit{'s' if size * size != 1 else ''}"
-        averaged = f", averaged by {layers[-1][0]}" if layers[-1][4] == 1 and spread[-1] is not layers[-1] else ""
+        averaged = (i18n._(", averaged by %(layer)s") % {"layer": layers[-1][0]}
+                    if layers[-1][4] == 1 and spread[-1] is not layers[-1] else "")
         ax.scatter(xs.ravel(), ys.ravel(), s=9, color=TEXT_DARK, zorder=4,
-                   label=f"centres of the {units} of each {layer} map{averaged}")
+                   label=i18n.ngettext("centres of the %(n)s unit of each %(layer)s map%(averaged)s",
+                                       "centres of the %(n)s units of each %(layer)s map%(averaged)s", size * size)
+                   % {"n": size * size, "layer": layer, "averaged": averaged})
         reach = max(max(r for _, r, *_ in layers) / 2 + 1, image / 2 + 1)
         ax.set(xlim=(image / 2 - reach, image / 2 + reach), ylim=(image / 2 + reach, image / 2 - reach),
                aspect="equal", title=title)
@@ -202,9 +206,12 @@ def draw_fields(figures: FigureWriter, layers: list[tuple[str, int, int, float, 
         fig.tight_layout()
         return fig
 
-    parts = "; ".join(f"{layer} sees {r} × {r} pixels{_apart(j, size)}" for layer, r, j, _, size in layers)
-    alt = (f"{title}. On the {image} × {image} pixel grid of the image, one square per layer marks the pixels that "
-           f"the unit in the middle of its map sees: {parts}. Dots mark the centres of the units of the last map with more than one unit.")
+    parts = "; ".join(i18n._("%(layer)s sees %(r)s × %(r)s pixels%(apart)s") % {"layer": layer, "r": r,
+                                                                              "apart": _apart(j, size)}
+                      for layer, r, j, _, size in layers)
+    alt = i18n._("%(title)s. On the %(image)s × %(image)s pixel grid of the image, one square per layer marks the "
+                 "pixels that the unit in the middle of its map sees: %(parts)s. Dots mark the centres of the units of "
+                 "the last map with more than one unit.") % {"title": title, "image": image, "parts": parts}
     return figures.emit(name, alt, (layers, image, title), draw)
 
 

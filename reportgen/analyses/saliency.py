@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import i18n, numbers
 from ..figures import IMAGE_CMAP, SEQUENTIAL, TEXT_DARK, WRONG, Figure, FigureWriter, _frameless
 from ..i18n import N_
 from ..loader import to_input
@@ -244,7 +245,7 @@ def compute(study: Study, figures: FigureWriter) -> SaliencyResult:
         figure = draw_saliency(
             figures, raw, None if cam_inside is None else _scaled(arrays["gradcam"]), _scaled(arrays["saliency"]),
             [(s.true, s.predicted, s.confidence_pct, s.correct) for s in shown],
-            title=f"{v.label}: where the network looks (seed {run.seed})", name=f"saliency-{v.name}",
+            title=i18n._("%(label)s: where the network looks (seed %(seed)s)") % {"label": v.label, "seed": run.seed}, name=f"saliency-{v.name}",
             layer=layer_name)
         result.variants.append(VariantSaliency(
             name=v.name, label=v.label, dataset=v.dataset, seed=run.seed, layer=layer_name,
@@ -264,17 +265,18 @@ def draw_saliency(figures: FigureWriter, images: np.ndarray, gradcam: np.ndarray
                   rows: list[tuple[str, str, float, bool]], title: str, name: str, layer: str | None) -> Figure:
     """One row per class: the test image, Grad-CAM over it (when there is a convolution), the saliency map; each
     map scaled to its own maximum. Row labels: true class, then the prediction (red when wrong)."""
-    columns = [("image", _column(images.astype(float)), None)]
+    saliency_heading = i18n._("saliency")
+    columns = [(i18n._("image"), _column(images.astype(float)), None)]
     if gradcam is not None:
         columns.append((f"Grad-CAM, {layer}", _column(images.astype(float)), _column(gradcam)))
-    columns.append(("saliency", _column(saliency), None))
+    columns.append((saliency_heading, _column(saliency), None))
 
     def draw() -> plt.Figure:
         n = len(rows)
         fig, axes = plt.subplots(1, len(columns), figsize=(1.45 + 0.95 * len(columns), 0.5 + 0.8 * n),
                                  squeeze=False)
         for ax, (heading, base, overlay) in zip(axes[0], columns):
-            is_map = heading.startswith("saliency")
+            is_map = heading == saliency_heading
             cmap = plt.get_cmap(SEQUENTIAL if is_map else IMAGE_CMAP).with_extremes(bad="white")
             ax.imshow(base, cmap=cmap, vmin=0, vmax=1 if is_map else 255, interpolation="nearest")
             if overlay is not None:
@@ -287,7 +289,7 @@ def draw_saliency(figures: FigureWriter, images: np.ndarray, gradcam: np.ndarray
         step = IMAGE_SIZE + GAP
         first = axes[0][0]
         first.set_yticks([k * step + IMAGE_SIZE / 2 for k in range(n)],
-                         [f"{true}\n→ {pred} {conf:.0f}%" for true, pred, conf, _ in rows], fontsize=7)
+                         [f"{true}\n→ {pred} {numbers.plain(conf)}%" for true, pred, conf, _ in rows], fontsize=7)
         first.tick_params(length=0)
         for tick, (_, _, _, correct) in zip(first.get_yticklabels(), rows):
             tick.set_color(TEXT_DARK if correct else WRONG)
@@ -296,10 +298,13 @@ def draw_saliency(figures: FigureWriter, images: np.ndarray, gradcam: np.ndarray
         return fig
 
     wrong = [true for true, _, _, correct in rows if not correct]
-    alt = (f"{title}. One row per class ({', '.join(r[0] for r in rows)}): the first test image of the class"
-           f"{', Grad-CAM of ' + layer + ' laid over it' if gradcam is not None else ''} and the input-gradient "
-           f"saliency map, each map scaled to its own maximum (bright = large). Row labels give the prediction; "
-           + (f"wrong for {', '.join(wrong)}" if wrong else "every shown image is classified correctly"))
+    alt = i18n._("%(title)s. One row per class (%(classes)s): the first test image of the class%(gradcam)s and the "
+                 "input-gradient saliency map, each map scaled to its own maximum (bright = large). Row labels give "
+                 "the prediction; %(verdict)s") % {
+        "title": title, "classes": ", ".join(r[0] for r in rows),
+        "gradcam": i18n._(", Grad-CAM of %(layer)s laid over it") % {"layer": layer} if gradcam is not None else "",
+        "verdict": (i18n._("wrong for %(classes)s") % {"classes": ", ".join(wrong)} if wrong
+                    else i18n._("every shown image is classified correctly"))}
     return figures.emit(name, alt, (columns, rows, title), draw)
 
 

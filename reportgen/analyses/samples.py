@@ -7,6 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from .. import i18n
 from ..figures import IMAGE_CMAP, WIDTH, Figure, FigureWriter, _frameless, _mosaic, _with_bad
 from ..i18n import N_
 from ..study import Study
@@ -46,13 +47,15 @@ def dataset_samples(ds: str, figures: FigureWriter, per_class: int = PER_CLASS,
     from ..data import DATASETS
     splits = dataset_splits(ds)
     labels = splits.train_labels.numpy()
-    classes = list(splits.classes)
+    classes = i18n.class_names(splits.classes)
     picks = [np.flatnonzero(labels == c)[:per_class] for c in range(len(classes))]
     grid = np.zeros((len(classes), per_class, *splits.train_images.shape[-2:]), dtype=np.uint8)
     for c, idx in enumerate(picks):
         grid[c, :len(idx)] = splits.train_images[torch.from_numpy(idx)].numpy()
     fig = draw_samples(figures, grid, classes, name=f"{prefix}-{ds}",
-                       title=f"{DATASETS[ds].title}: {per_class} training images of each class")
+                       title=i18n.ngettext("%(dataset)s: %(n)s training image of each class",
+                                             "%(dataset)s: %(n)s training images of each class", per_class)
+                       % {"dataset": DATASETS[ds].title, "n": per_class})
     return DatasetSamples(dataset=ds, title=DATASETS[ds].title, classes=classes, per_class=per_class,
                           train_counts=np.bincount(labels, minlength=len(classes)).tolist(),
                           train_size=int(len(labels)), test_size=int(len(splits.test_labels)),
@@ -74,7 +77,8 @@ def draw_samples(figures: FigureWriter, grid: np.ndarray, classes: list[str], ti
         fig.tight_layout()
         return fig
 
-    alt = f"{title}: a grid with one row per class ({', '.join(classes)})"
+    alt = i18n._("%(title)s: a grid with one row per class (%(classes)s)") % {"title": title,
+                                                                          "classes": ", ".join(classes)}
     return figures.emit(name, alt, (grid, classes, title), draw)
 
 

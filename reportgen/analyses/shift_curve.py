@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 
 import matplotlib.pyplot as plt
 
-from .. import numbers
+from .. import i18n, numbers
 from ..charts import Chart, line, lines_chart
 from ..figures import MUTED, PALETTE, WIDTH, Figure, FigureWriter
 from ..i18n import N_
@@ -81,7 +81,7 @@ def compute(study: Study, figures: FigureWriter) -> ShiftCurveResult:
         rows.append(VariantShiftCurve(**variant_head(v, run), points=points, start_pct=points[0].zero_pct,
                                       end_pct=points[-1].zero_pct, drop_pct=points[0].zero_pct - points[-1].zero_pct))
     fig = draw_shift_curve(figures, series, name="shift-curve",
-                           title="Test accuracy against shift distance") if series else None
+                           title=i18n._("Test accuracy against shift distance")) if series else None
     chart = Chart(shift_chart(rows, fig.alt), fig) if fig else None
     sizes = sorted({(int(g.n), int(g.full)) for _, _, g in grids})
     return ShiftCurveResult(basis=FIRST_SEED, radius=radius, variants=rows, figure=fig,
@@ -93,16 +93,18 @@ def compute(study: Study, figures: FigureWriter) -> ShiftCurveResult:
 def shift_chart(rows: list[VariantShiftCurve], alt: str) -> dict:
     """The figure's lines for the page: per variant, zero-filled (solid) and wrap-around (dashed) accuracy at
     every distance, of the one seed whose network the grid measured."""
-    panel = {"title": "", "x": "shift distance (pixels)", "y": "test accuracy (%)", "unit": "%",
+    panel = {"title": "", "x": i18n._("shift distance (pixels)"), "y": i18n._("test accuracy (%)"), "unit": "%",
              "digits": numbers.COARSE_DECIMALS}
     lines = []
     for i, v in enumerate(rows):
         x = [p.distance for p in v.points]
-        lines.append(line(v.label, i, 0, "zero-filled", x, [v.seed], [[p.zero_pct for p in v.points]]))
-        lines.append(line(v.label, i, 0, "wrap-around", x, [v.seed], [[p.wrap_pct for p in v.points]], dashed=True))
+        lines.append(line(v.label, i, 0, i18n._("zero-filled"), x, [v.seed], [[p.zero_pct for p in v.points]]))
+        lines.append(line(v.label, i, 0, i18n._("wrap-around"), x, [v.seed], [[p.wrap_pct for p in v.points]], dashed=True))
     points = rows[0].points if rows else []
-    x_labels = [f"{p.distance} px: {p.shifts} shift{'s' if p.shifts != 1 else ''} averaged" for p in points]
-    return lines_chart([panel], lines, alt, note="solid: zero-filled, dashed: wrap-around", x_labels=x_labels)
+    x_labels = [i18n.ngettext("%(d)s px: %(n)s shift averaged", "%(d)s px: %(n)s shifts averaged", p.shifts)
+                % {"d": p.distance, "n": p.shifts} for p in points]
+    return lines_chart([panel], lines, alt, note=i18n._("solid: zero-filled, dashed: wrap-around"),
+                       x_labels=x_labels)
 
 
 def draw_shift_curve(figures: FigureWriter, series: dict[str, list[dict[str, float]]], title: str, name: str) -> Figure:
@@ -117,19 +119,20 @@ def draw_shift_curve(figures: FigureWriter, series: dict[str, list[dict[str, flo
             ax.plot(d, [p["zero_pct"] for p in points], "-o", color=color, markersize=4)
             ax.plot(d, [p["wrap_pct"] for p in points], "--", color=color, alpha=0.7)
             handles.append(Line2D([], [], color=color, marker="o", markersize=4, label=label))
-        handles += [Line2D([], [], color=MUTED, linestyle="-", label="zero-filled"),
-                    Line2D([], [], color=MUTED, linestyle="--", label="wrap-around")]
-        ax.set(xlabel="shift distance √(dx² + dy²) in pixels (rounded)", ylabel="test accuracy (%)",
+        handles += [Line2D([], [], color=MUTED, linestyle="-", label=i18n._("zero-filled")),
+                    Line2D([], [], color=MUTED, linestyle="--", label=i18n._("wrap-around"))]
+        ax.set(xlabel=i18n._("shift distance √(dx² + dy²) in pixels (rounded)"), ylabel=i18n._("test accuracy (%)"),
                title=title)
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5))
         fig.tight_layout()
         return fig
 
-    parts = "; ".join(f"{label}: {p[0]['zero_pct']:.1f}% unshifted, {p[-1]['zero_pct']:.1f}% at "
-                      f"{p[-1]['distance']} pixels"
-                      for label, p in series.items())
-    alt = f"{title}, one line per variant (solid: zero-filled, dashed: wrap-around). {parts}"
+    parts = "; ".join(i18n._("%(label)s: %(start)s%% unshifted, %(end)s%% at %(d)s pixels") % {
+        "label": label, "start": numbers.plain(p[0]["zero_pct"], 1), "end": numbers.plain(p[-1]["zero_pct"], 1),
+        "d": p[-1]["distance"]} for label, p in series.items())
+    alt = i18n._("%(title)s, one line per variant (solid: zero-filled, dashed: wrap-around). %(parts)s") % {
+        "title": title, "parts": parts}
     return figures.emit(name, alt, (series, title), draw)
 
 

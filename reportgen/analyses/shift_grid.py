@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import matplotlib.pyplot as plt
 import numpy as np
 
+from .. import i18n, numbers
 from ..figures import SEQUENTIAL, TEXT_DARK, TEXT_LIGHT, WIDTH, WRONG, Figure, FigureWriter
 from ..i18n import N_
 from ..settings import FIRST_SEED, SHIFT_RADIUS
@@ -78,8 +79,8 @@ def compute(study: Study, figures: FigureWriter) -> ShiftGridResult:
         zero, wrap = g.zero * 100, g.wrap * 100
         fig = draw_shift_heatmaps(figures, zero, wrap, radius, vmin=100 * low, vmax=100 * max(high, low + 0.01),
                                   name=f"shift-grid-{v.name}",
-                                  title=f"{v.label}: test accuracy (%) after moving every test image "
-                                        f"(seed {run.seed})")
+                                  title=i18n._("%(label)s: test accuracy (%%) after moving every test image "
+                                               "(seed %(seed)s)") % {"label": v.label, "seed": run.seed})
         axis = [AxisPoint(dx=dx, zero_pct=float(zero[radius, dx + radius]), wrap_pct=float(wrap[radius, dx + radius]))
                 for dx in range(-radius, radius + 1)]
         rows.append(VariantShiftGrid(
@@ -102,28 +103,31 @@ def draw_shift_heatmaps(figures: FigureWriter, zero: np.ndarray, wrap: np.ndarra
     def draw() -> plt.Figure:
         fig, axes = plt.subplots(1, 2, figsize=(WIDTH, WIDTH * 0.5 + 0.3), layout="constrained")
         extent = (-radius - 0.5, radius + 0.5, radius + 0.5, -radius - 0.5)
-        for ax, grid, label in ((axes[0], zero, "zero-filled (black comes in)"),
-                                (axes[1], wrap, "wrap-around (torch.roll)")):
+        for ax, grid, label in ((axes[0], zero, i18n._("zero-filled (black comes in)")),
+                                (axes[1], wrap, i18n._("wrap-around (torch.roll)"))):
             image = ax.imshow(grid, cmap=SEQUENTIAL, vmin=vmin, vmax=vmax, extent=extent, interpolation="nearest")
             for (iy, ix), v in np.ndenumerate(grid):
-                ax.text(ix - radius, iy - radius, f"{v:.0f}", ha="center", va="center", fontsize=5.5,
+                ax.text(ix - radius, iy - radius, numbers.plain(v), ha="center", va="center", fontsize=5.5,
                         color=TEXT_DARK if v > vmin + 0.6 * (vmax - vmin) else TEXT_LIGHT)
             ax.add_patch(plt.Rectangle((-0.5, -0.5), 1, 1, fill=False, edgecolor=WRONG, linewidth=1.2))
             ticks = list(range(-radius, radius + 1, 2))
             ax.set_xticks(ticks)
             ax.set_yticks(ticks)
             ax.tick_params(labelsize=8)
-            ax.set(xlabel="dx: pixels to the right", ylabel="dy: pixels down", title=label)
+            ax.set(xlabel=i18n._("dx: pixels to the right"), ylabel=i18n._("dy: pixels down"), title=label)
             ax.title.set_fontsize(9.5)
             ax.grid(False)
-        fig.colorbar(image, ax=axes, fraction=0.025, pad=0.02).set_label("test accuracy (%)")
+        fig.colorbar(image, ax=axes, fraction=0.025, pad=0.02).set_label(i18n._("test accuracy (%)"))
         fig.suptitle(title, fontsize=10.5)
         return fig
 
     c = radius
-    alt = (f"{title}. Two {2 * radius + 1}×{2 * radius + 1} heatmaps of test accuracy for every shift from "
-           f"{-radius} to {radius} pixels: unshifted {zero[c, c]:.1f}%; shifted {radius} pixels right "
-           f"{zero[c, -1]:.1f}% zero-filled and {wrap[c, -1]:.1f}% wrapped; lowest {zero.min():.1f}% zero-filled")
+    alt = i18n._("%(title)s. Two %(side)s×%(side)s heatmaps of test accuracy for every shift from %(low)s to "
+                 "%(radius)s pixels: unshifted %(zero)s%%; shifted %(radius)s pixels right %(right)s%% zero-filled and "
+                 "%(wrapped)s%% wrapped; lowest %(lowest)s%% zero-filled") % {
+        "title": title, "side": 2 * radius + 1, "low": -radius, "radius": radius,
+        "zero": numbers.plain(zero[c, c], 1), "right": numbers.plain(zero[c, -1], 1),
+        "wrapped": numbers.plain(wrap[c, -1], 1), "lowest": numbers.plain(zero.min(), 1)}
     return figures.emit(name, alt, (zero, wrap, radius, vmin, vmax, title), draw)
 
 

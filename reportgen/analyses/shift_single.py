@@ -10,6 +10,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from .. import i18n
+from ..i18n import N_
 from ..figures import IMAGE_CMAP, WIDTH, Figure, FigureWriter
 from ..i18n import N_
 from ..loader import to_input
@@ -17,7 +19,7 @@ from ..study import Study
 from . import Analysis
 from ._common import class_names, first_run, load_model, normalization, pct, run_test_set, variant_head
 
-SINGLE_SHIFTS = (("original", 0, 0), ("lower right", 4, 1), ("upper left", -4, -1))  # (name, dx, dy) in pixels
+SINGLE_SHIFTS = ((N_("original"), 0, 0), (N_("lower right"), 4, 1), (N_("upper left"), -4, -1))  # (name, dx, dy) in pixels
 
 # A dict, not a dataclass: the partial reads ``.class``, which no Python attribute can be called.
 ShiftedImage = TypedDict("ShiftedImage", {"index": int, "class": str, "all_correct": bool})
@@ -77,7 +79,7 @@ def compute(study: Study, figures: FigureWriter) -> ShiftSingleResult:
     images, labels_t = run_test_set(runs0[0])
     true = int(labels_t[index])
     stack = torch.stack([torch.roll(images[index], shifts=(dy, dx), dims=(-2, -1)) for _, dx, dy in SINGLE_SHIFTS])
-    shifts = [Shift(name=n, dx=dx, dy=dy) for n, dx, dy in SINGLE_SHIFTS]
+    shifts = [Shift(name=i18n._(n), dx=dx, dy=dy) for n, dx, dy in SINGLE_SHIFTS]
     classes = class_names(variants[0].dataset, runs0[0].predictions()[1].shape[1])
     rows = []
     for v in variants:
@@ -98,7 +100,7 @@ def compute(study: Study, figures: FigureWriter) -> ShiftSingleResult:
         rows.append(VariantShiftSingle(**variant_head(v, first_run(v)), results=results))
     titles = [s.name + (f" (dx {s.dx:+d}, dy {s.dy:+d})" if s.dx or s.dy else "") for s in shifts]
     fig = draw_shift_triptych(figures, stack.numpy(), titles, name="shift-single",
-                              title=f"One test image ({classes[true]}) moved with torch.roll")
+                              title=i18n._("One test image (%(class)s) moved with torch.roll") % {"class": classes[true]})
     return ShiftSingleResult(image={"index": index, "class": classes[true], "all_correct": all_correct},
                              shifts=shifts, figure=fig, variants=rows, seeds=max(len(v.runs) for v in variants))
 
@@ -118,8 +120,8 @@ def draw_shift_triptych(figures: FigureWriter, images: np.ndarray, titles: list[
         fig.tight_layout()
         return fig
 
-    alt = (f"{title}: three versions of the image side by side: {', '.join(titles)}; pixels pushed over one "
-           "edge come back on the opposite edge")
+    alt = i18n._("%(title)s: three versions of the image side by side: %(titles)s; pixels pushed over one edge "
+                 "come back on the opposite edge") % {"title": title, "titles": ", ".join(titles)}
     return figures.emit(name, alt, (images, titles, title), draw)
 
 
