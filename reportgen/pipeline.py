@@ -305,13 +305,14 @@ def build(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, log: 
     subset's) are removed, so one site holds one profile. Each edition of ``langs`` (default: all; English at the
     site's root, the others under site/<lang>/) is rendered and built (:mod:`reportgen.editions`)."""
     from .post import remove_post
-    from .site import build_site
+    from .site import build_site, vendor_assets
     studies = ws.studies()
     selected = select(studies, names)
     langs = editions.choose(langs)
     preflight(studies, selected, profile)
     if not (project / "mkdocs.yml").is_file():
         raise ConfigError(f"{project / 'mkdocs.yml'}: not found; run `reportgen build` from the project root")
+    vendor_assets(ws.docs)  # before the other editions' docs folders link docs/'s files (a fresh clone has none yet)
     with hashing_once():  # the runs are checked here, for every post and for the home page: each file read once
         ready = complete(studies, selected, profile, ws.store)
         for name in selected:
