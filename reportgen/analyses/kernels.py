@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from markupsafe import Markup
 
+from ..i18n import N_
 from ..figures import (DIVERGING, IMAGE_CMAP, MUTED, TEXT_DARK, TEXT_LIGHT, WIDTH, Figure, FigureWriter, _frameless,
                        _number_text)
 from ..study import Study
@@ -18,15 +19,15 @@ from . import Analysis
 from ._common import dataset_splits, study_dataset
 
 HAND_KERNELS: list[tuple[str, str, list[list[float]]]] = [
-    ("box blur", "the average of the 3×3 neighbourhood", [[1 / 9] * 3] * 3),
-    ("outline", "8 × the centre minus the sum of its eight neighbours (Laplacian-like): zero on flat areas, "
-     "positive where the centre is brighter than its neighbours, negative where it is darker",
+    (N_("box blur"), N_("the average of the 3×3 neighbourhood"), [[1 / 9] * 3] * 3),
+    (N_("outline"), N_("8 × the centre minus the sum of its eight neighbours (Laplacian-like): zero on flat areas, "
+     "positive where the centre is brighter than its neighbours, negative where it is darker"),
      [[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]]),
-    ("vertical edges (Sobel)", "the right column minus the left one, the middle row counted twice: zero on flat "
-     "areas, positive where the image gets brighter from left to right, negative where it gets darker",
+    (N_("vertical edges (Sobel)"), N_("the right column minus the left one, the middle row counted twice: zero on flat "
+     "areas, positive where the image gets brighter from left to right, negative where it gets darker"),
      [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]),
-    ("horizontal lines", "a bright row between two darker rows", [[-1, -1, -1], [2, 2, 2], [-1, -1, -1]]),
-    ("vertical lines", "a bright column between two darker columns", [[-1, 2, -1], [-1, 2, -1], [-1, 2, -1]]),
+    (N_("horizontal lines"), N_("a bright row between two darker rows"), [[-1, -1, -1], [2, 2, 2], [-1, -1, -1]]),
+    (N_("vertical lines"), N_("a bright column between two darker columns"), [[-1, 2, -1], [-1, 2, -1], [-1, 2, -1]]),
 ]
 PADDING = 1  # a 3×3 kernel with padding 1 keeps the image size
 
