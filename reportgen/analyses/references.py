@@ -11,6 +11,7 @@ from markupsafe import Markup
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..figures import FigureWriter
+from ..i18n import N_
 from ..markdown import markdown_text
 from ..settings import CONFIDENCE, DATASET_TITLES
 from ..stats import Interval, mean_ci, test_accuracy
@@ -20,7 +21,7 @@ from . import Analysis, AnalysisError
 REFERENCES_FILE = Path(__file__).resolve().parent.parent / "references.yaml"
 Family = Literal["lenet", "mlp", "cnn"]
 FAMILY_OF_MODEL: dict[str, Family] = {"lenet": "lenet", "fcnn": "mlp"}  # every other model of the zoo is a CNN
-FAMILY_TITLES = {"lenet": "LeNet-like CNNs", "mlp": "fully connected networks", "cnn": "other CNNs"}
+FAMILY_TITLES = {"lenet": N_("LeNet-like CNNs"), "mlp": N_("fully connected networks"), "cnn": N_("other CNNs")}
 # A URL goes into a Markdown link as it is: no spaces, brackets or parentheses that would end the link early.
 URL = r"^https?://[^\s<>()\[\]]+$"
 
