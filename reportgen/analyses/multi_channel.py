@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..figures import DIVERGING, TEXT_DARK, TEXT_LIGHT, WIDTH, Figure, FigureWriter, _frameless, _number_text
+from ..i18n import N_
 from ..study import Study
 from . import Analysis
 from .kernels import kernel_tex
@@ -25,9 +26,9 @@ from ._common import build_spec, dataset_splits, layer_table, model_specs, study
 
 # The input channels: what three hand-made first-layer kernels make of the image
 CHANNELS: list[tuple[str, list[list[float]]]] = [
-    ("blur", [[1 / 9] * 3] * 3),
-    ("vertical edges", [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]),
-    ("horizontal edges", [[-1, -2, -1], [0, 0, 0], [1, 2, 1]]),
+    (N_("blur"), [[1 / 9] * 3] * 3),
+    (N_("vertical edges"), [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]),
+    (N_("horizontal edges"), [[-1, -2, -1], [0, 0, 0], [1, 2, 1]]),
 ]
 # One output channel's kernel: one 3×3 slice per input channel. The blurred channel's slice is its centre minus its
 # neighbours (a soft outline); each edge channel's slice averages it along the edges' own direction.
