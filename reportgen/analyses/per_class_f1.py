@@ -120,10 +120,10 @@ def draw_per_class_f1(figures: FigureWriter, variants: list[tuple[str, str, list
 
 def findings(result: PerClassF1Result) -> list[str]:
     """Where each variant goes wrong most: its hardest and easiest class by mean F1."""
-    return [i18n._("%(label)s: the hardest class is %(worst)s (F1 %(worst_f1)s, mean over seeds), the easiest "
-                   "%(best)s (%(best_f1)s).") % {"label": v.label, "worst": v.worst.name, "worst_f1": fixed(v.worst.f1, 3),
-                                                 "best": v.best.name, "best_f1": fixed(v.best.f1, 3)}
-            for v in result.variants if v.classes]
+    message = i18n._("%(label)s: the hardest class is %(worst)s (F1 %(worst_f1)s, mean over seeds), the easiest "
+                     "%(best)s (%(best_f1)s).")
+    return [message % {"label": v.label, "worst": v.worst.name, "worst_f1": fixed(v.worst.f1, 3), "best": v.best.name,
+                       "best_f1": fixed(v.best.f1, 3)} for v in result.variants if v.classes]
 
 
 ANALYSIS = Analysis(
