@@ -38,7 +38,7 @@ def reproducibility(study: Study, profile: str) -> Reproduction:
         from .runs import git_commit, versions
         return Reproduction(
             command=f"reportgen render {study.id} --profile {profile}", profile=profile, runs=0, seeds=[], epochs=[],
-            devices=["cpu (rendering only; nothing is trained)"], executors=[], versions=versions(), wall_seconds=0.0,
+            devices=[i18n._("cpu (rendering only; nothing is trained)")], executors=[], versions=versions(), wall_seconds=0.0,
             commits=[git_commit() or "not a git checkout"], train_sizes=[])
     records = [r.record for r in runs]
     return Reproduction(

@@ -57,7 +57,7 @@ def pytest_collection_modifyitems(config, items):
 
 # Modules that share an expensive session fixture run in the same test process under ``pytest -n``: module name ->
 # the name of the group (xdist's ``loadscope`` otherwise gives each module to whichever process is free).
-SAME_PROCESS = {"test_e2e.py": "smoke_site", "test_wordcount.py": "smoke_site"}
+SAME_PROCESS = {"test_e2e.py": "smoke_site", "test_wordcount.py": "smoke_site", "test_pt_prose.py": "smoke_site"}
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -144,8 +144,9 @@ def smoke_site(tmp_path_factory, synthetic_idx) -> SmokeSite:
     """A project with every shipped study (YAML and prose), the hand-written site and the model source, run and
     built once per test process with the `smoke` profile on synthetic Fashion-MNIST (MNIST and KMNIST are not
     provisioned), as a user runs it: ``reportgen run --profile smoke`` then ``reportgen build --profile smoke``.
-    Read-only for the tests that share it (tests/test_e2e.py, tests/test_wordcount.py; :data:`SAME_PROCESS` keeps
-    them in one process under ``pytest -n``): a test that changes the project works on a :func:`copy_project`.
+    Read-only for the tests that share it (tests/test_e2e.py, tests/test_wordcount.py, tests/test_pt_prose.py;
+    :data:`SAME_PROCESS` keeps them in one process under ``pytest -n``): a test that changes the project works on a
+    :func:`copy_project`.
     The environment and working directory are set for the two commands only."""
     from reportgen.provision import provision
     base = tmp_path_factory.mktemp("smoke-site")

@@ -23,6 +23,7 @@ from torch import nn
 from .. import i18n
 from ..loader import Normalization, to_input
 from ..models import count_parameters, named_layers
+from ..numbers import general
 from ..settings import ANALYSIS_CACHE_VERSION, EVAL_BATCH, FIRST_SEED, IMAGE_SIZE  # noqa: F401 - re-exported
 from ..fsutil import atomic_write
 from ..store import Run, npz_bytes
@@ -214,24 +215,28 @@ def _pair(v: Any) -> int:
 
 
 def layer_details(module: nn.Module) -> str:
-    """The key settings of a layer, as a reader would write them."""
+    """The key settings of a layer, as a reader would write them (in the edition being rendered)."""
     if isinstance(module, nn.Conv2d):
         k, s, p = _pair(module.kernel_size), _pair(module.stride), _pair(module.padding)
-        plural = "s" if module.out_channels != 1 else ""
-        return (f"{module.in_channels} → {module.out_channels} channel{plural}, {k}×{k} kernel, stride {s}, "
-                f"padding {p}")
+        return i18n.ngettext("%(in_)s → %(num)s channel, %(k)s×%(k)s kernel, stride %(s)s, padding %(p)s",
+                             "%(in_)s → %(num)s channels, %(k)s×%(k)s kernel, stride %(s)s, padding %(p)s",
+                             module.out_channels) % {"in_": module.in_channels, "num": module.out_channels, "k": k,
+                                                     "s": s, "p": p}
     if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
         k = _pair(module.kernel_size)
-        return f"{k}×{k} window, stride {_pair(module.stride or module.kernel_size)}, padding {_pair(module.padding)}"
+        return i18n._("%(k)s×%(k)s window, stride %(s)s, padding %(p)s") % {
+            "k": k, "s": _pair(module.stride or module.kernel_size), "p": _pair(module.padding)}
     if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
         size = _pair(module.output_size)
-        return f"each map → {size}×{size} ({'average' if isinstance(module, nn.AdaptiveAvgPool2d) else 'maximum'})"
+        message = (i18n._("each map → %(size)s×%(size)s (average)") if isinstance(module, nn.AdaptiveAvgPool2d)
+                   else i18n._("each map → %(size)s×%(size)s (maximum)"))
+        return message % {"size": size}
     if isinstance(module, nn.Linear):
         return f"{module.in_features} → {module.out_features}"
     if isinstance(module, nn.Dropout):
-        return f"p = {module.p:g} (training only)"
+        return i18n._("p = %(p)s (training only)") % {"p": general(module.p)}
     if isinstance(module, nn.Flatten):
-        return "C × H × W → one vector"
+        return i18n._("C × H × W → one vector")
     return "—"
 
 

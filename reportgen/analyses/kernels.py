@@ -15,7 +15,6 @@ from .. import i18n, numbers
 from ..i18n import N_
 from ..figures import (DIVERGING, IMAGE_CMAP, MUTED, TEXT_DARK, TEXT_LIGHT, WIDTH, Figure, FigureWriter, _frameless,
                        _number_text)
-from ..i18n import N_
 from ..study import Study
 from . import Analysis
 from ._common import dataset_splits, study_dataset

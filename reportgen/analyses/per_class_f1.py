@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from .. import i18n, numbers
+from ..numbers import fixed
 from ..figures import PALETTE, WIDTH, Figure, FigureWriter
 from ..i18n import N_
 from ..study import Study
@@ -121,8 +122,10 @@ def draw_per_class_f1(figures: FigureWriter, variants: list[tuple[str, str, list
 
 def findings(result: PerClassF1Result) -> list[str]:
     """Where each variant goes wrong most: its hardest and easiest class by mean F1."""
-    return [f"{v.label}: the hardest class is {v.worst.name} (F1 {v.worst.f1:.3f}, mean over seeds), the easiest "
-            f"{v.best.name} ({v.best.f1:.3f})." for v in result.variants if v.classes]
+    message = i18n._("%(label)s: the hardest class is %(worst)s (F1 %(worst_f1)s, mean over seeds), the easiest "
+                     "%(best)s (%(best_f1)s).")
+    return [message % {"label": v.label, "worst": v.worst.name, "worst_f1": fixed(v.worst.f1, 3), "best": v.best.name,
+                       "best_f1": fixed(v.best.f1, 3)} for v in result.variants if v.classes]
 
 
 ANALYSIS = Analysis(

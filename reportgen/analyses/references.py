@@ -10,6 +10,7 @@ import yaml
 from markupsafe import Markup
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .. import i18n
 from ..figures import FigureWriter
 from ..i18n import N_
 from ..markdown import markdown_text
@@ -21,7 +22,7 @@ from . import Analysis, AnalysisError
 REFERENCES_FILE = Path(__file__).resolve().parent.parent / "references.yaml"
 Family = Literal["lenet", "mlp", "cnn"]
 FAMILY_OF_MODEL: dict[str, Family] = {"lenet": "lenet", "fcnn": "mlp"}  # every other model of the zoo is a CNN
-FAMILY_TITLES = {"lenet": "LeNet-like CNNs", "mlp": "fully connected networks", "cnn": "other CNNs"}
+FAMILY_TITLES = {"lenet": N_("LeNet-like CNNs"), "mlp": N_("fully connected networks"), "cnn": N_("other CNNs")}
 # A URL goes into a Markdown link as it is: no spaces, brackets or parentheses that would end the link early.
 URL = r"^https?://[^\s<>()\[\]]+$"
 
@@ -37,6 +38,7 @@ class Reference(BaseModel):
     model: str = Field(min_length=1)
     source: str = Field(pattern=URL)
     measured: str = Field(min_length=1)
+    measured_pt: str | None = Field(default=None, min_length=1)  # the same, in the Portuguese edition
     code: str | None = Field(default=None, pattern=URL)
 
 
@@ -104,9 +106,14 @@ class ReferenceRow:
     value: float                       # percent
     value_text: str                    # as precise as the source, no more ("87.6", "99.05")
     stated: str | None
-    measured: str
+    measured_in: dict[str, str]        # how it was measured, per edition ("en" always)
     source_link: Markup                # a Markdown link to where the number is printed
     code_link: Markup | None
+
+    @property
+    def measured(self) -> str:
+        """How it was measured, in the edition being rendered (English where it has no translation)."""
+        return self.measured_in.get(i18n.current(), self.measured_in["en"])
 
 
 @dataclass
@@ -134,7 +141,8 @@ def link(url: str, text: str | None = None) -> Markup:
 
 def reference_row(ref: Reference) -> ReferenceRow:
     return ReferenceRow(model=ref.model, value=ref.value, value_text=f"{ref.value:g}", stated=ref.stated,
-                        measured=ref.measured, source_link=link(ref.source),
+                        measured_in={"en": ref.measured, **({"pt": ref.measured_pt} if ref.measured_pt else {})},
+                        source_link=link(ref.source),
                         code_link=link(ref.code, "code") if ref.code else None)
 
 

@@ -39,12 +39,13 @@ from ..i18n import N_
 from ..loader import to_input
 from ..models import ACTIVATIONS
 from ..settings import FIRST_SEED, IMAGE_SIZE
+from ..i18n import N_
 from ..study import Study, label_smoothing
 from . import Analysis
 from ._common import (cached_arrays, class_examples, class_names, first_run, layer_table, load_model, normalization,
                       run_test_set)
 
-CHOICE = "the first test image of each class (correctly classified or not)"
+CHOICE = N_("the first test image of each class (correctly classified or not)")
 OBJECT_THRESHOLD = 0  # uint8 pixel value: MNIST-family backgrounds are exactly 0, so "> 0" is the drawn object
 GAP = 2               # pixels of white between the tiles of a figure column
 
