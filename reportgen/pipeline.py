@@ -23,6 +23,7 @@ from .methods import METHODS, write_methods
 from .scaffold import write_guide
 from .store import Store
 from .study import UNAVAILABLE, RenderError, collect
+from .settings import OPTIONAL_DATASET_RETRY_S
 
 Log = Callable[[str], None]
 
@@ -49,11 +50,12 @@ def preflight(studies: dict, names: list[str], profile: str) -> None:
         path, exp = studies[name]
         prose_file = prose_path(path, exp)
         reads = {r: studies[r][1] for r in exp.reads if r in studies and r != name}
-        key = preflight_key(name, exp, profile, prose_file, list(studies), reads)
+        key = preflight_key(name, exp, profile, prose_file, list(studies), reads, translations.files(path, exp))
         if not seen(CHECKED, name, key):  # a study that passed with the same inputs passes again
             _check_study(studies, name, profile, prose_file)
+            translations.check(studies, [name], profile)  # its <id>.pt.md against placeholders
             remember(CHECKED, name, key)
-    translations.check(studies, names, profile)  # <id>.pt.yaml and <id>.pt.md
+    translations.check_texts(studies)  # every <id>.pt.yaml: a misspelt key is found before anything trains
 
 
 def _check_study(studies: dict, name: str, profile: str, prose_file: Path | None) -> None:
@@ -170,6 +172,11 @@ def _provision(ws: Workspace, studies: dict, selected: list[str], log: Log,
             for v in [*exp.variants, *(extra or {}).get(name, [])]:
                 needed.setdefault(v.dataset or exp.dataset, []).append((name, v.name, v.optional))
     for dataset, users in needed.items():
+        markers = [ws.store.root / study_id / variant / UNAVAILABLE for study_id, variant, _ in users]
+        if all(optional for _, _, optional in users) and recently_unavailable(dataset, markers):
+            log(f"warning: {dataset} left out (it could not be provisioned less than "
+                f"{OPTIONAL_DATASET_RETRY_S // 60} min ago; `reportgen data fetch {dataset}` tries again now)")
+            continue
         try:
             provision(dataset, log=log)
         except DataError as exc:
@@ -179,6 +186,18 @@ def _provision(ws: Workspace, studies: dict, selected: list[str], log: Log,
                 atomic_write(ws.store.root / study_id / variant / UNAVAILABLE, (str(exc) + "\n").encode())
             log(f"warning: {dataset} left out ({exc})")
     return set(needed)
+
+
+def recently_unavailable(dataset: str, markers: list[Path], now: float | None = None) -> bool:
+    """Every variant that needs ``dataset`` was marked unavailable less than :data:`OPTIONAL_DATASET_RETRY_S` ago,
+    and the dataset has not been provisioned since (e.g. by ``reportgen data fetch``)."""
+    from .data import is_prepared
+    now = time.time() if now is None else now
+    try:
+        fresh = all(now - marker.stat().st_mtime < OPTIONAL_DATASET_RETRY_S for marker in markers)
+    except OSError:
+        return False
+    return bool(markers) and fresh and not is_prepared(dataset)
 
 
 def _log_plan(planned: list, todo: list, force: bool, where: str, log: Log) -> None:

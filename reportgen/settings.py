@@ -11,6 +11,10 @@ DATASET_TRAIN_SIZE = 60_000  # training images of each dataset (and 10,000 test 
 VAL_SIZE = 5_000             # training images held out to choose the best epoch (split seed 0)
 SPLIT_SEED = 0
 DATASET_TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "kmnist": "KMNIST"}
+# A dataset that only optional variants need and that could not be provisioned is not tried again by `reportgen run`
+# for this long (its variants stay left out; `reportgen data fetch <name>` tries at once). Trying costs seconds
+# (torchvision's import and a failed download) on every warm run of a machine without internet.
+OPTIONAL_DATASET_RETRY_S = 3600
 
 # ---- languages -----------------------------------------------------------------------------------------------
 # Each edition of the site: its short code (URL prefix, study file suffix: experiments/<id>.pt.md) and its CLDR

@@ -102,15 +102,16 @@ def precompute_key(exp_id: str, exp: StudyConfig, profile: str, results: Path) -
 
 
 def preflight_key(exp_id: str, exp: StudyConfig, profile: str, prose_file: Path | None, studies: list[str],
-                  reads: dict[str, StudyConfig]) -> str:
+                  reads: dict[str, StudyConfig], translations: tuple[Path, ...] = ()) -> str:
     """The key of everything :func:`reportgen.pipeline.preflight` checks a study against: its config, the profile,
-    its prose (path and bytes), the ids of every declared study and the configs of those its prose reads, the
+    its prose and its translations (paths and bytes), the ids of every declared study and the configs of those its prose reads, the
     package's code, the libraries and the language of the edition."""
     data = {"study": exp.model_dump(mode="json"), "profile": profile, "studies": sorted(studies),
             "reads": {sid: other.model_dump(mode="json") for sid, other in reads.items()},
             "prose": [str(prose_file), sha256_file(prose_file)] if prose_file is not None and prose_file.is_file()
             else None, "reportgen": __version__, "code": package_code(), "libraries": libraries(),
-            "language": i18n.current()}
+            "language": i18n.current(),
+            "translations": [[str(f), sha256_file(f)] for f in translations if f.is_file()]}
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 

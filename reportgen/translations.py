@@ -163,6 +163,24 @@ def localized(studies: dict[str, tuple[Path, StudyConfig]], lang: str | None = N
     return {sid: (path, localize(exp, load_text(path, exp, lang))) for sid, (path, exp) in studies.items()}
 
 
+def files(yaml_path: Path, exp: StudyConfig) -> tuple[Path, ...]:
+    """A study's translation files in every other language (``<id>.pt.yaml``, its ``.pt.md``), present or not."""
+    found: list[Path] = []
+    for lang in LANGUAGES:
+        if lang != SOURCE_LANGUAGE:
+            prose = prose_path(yaml_path, exp, lang)
+            found += [text_path(yaml_path, lang)] + ([prose] if prose is not None and is_translation(prose) else [])
+    return tuple(found)
+
+
+def check_texts(studies: dict[str, tuple[Path, StudyConfig]]) -> None:
+    """Every study's ``<id>.<lang>.yaml`` loads and names only fields, variants and exercises that exist."""
+    for lang in LANGUAGES:
+        if lang != SOURCE_LANGUAGE:
+            for path, exp in studies.values():
+                load_text(path, exp, lang)
+
+
 def check(studies: dict[str, tuple[Path, StudyConfig]], names: list[str], profile: str) -> None:
     """Before anything trains: every study's ``<id>.<lang>.yaml`` (all studies: a misspelt key is found early) and
     the translated prose of the selected ones (rendered against placeholders, like the English prose)."""

@@ -301,3 +301,24 @@ def test_render_writes_post_with_numbers_from_results(trained):
     acc = Store(project / "results").load("dropout", "dropout", 0).metrics.test_acc * 100
     assert f"{acc:.1f}" in post
     assert (project / "docs" / "blog" / "posts" / "dropout" / "curves.png").stat().st_size > 1000
+
+
+def test_an_optional_dataset_that_just_failed_is_not_tried_again_on_every_run(tmp_path, monkeypatch):
+    """A machine without internet: KMNIST (needed by an optional variant only) failed a minute ago, so the next
+    `reportgen run` leaves it out at once instead of importing torchvision to fail again; an hour later, or once the
+    dataset is there, it is tried."""
+    import os
+    import time
+
+    from reportgen.pipeline import recently_unavailable
+    from reportgen.settings import OPTIONAL_DATASET_RETRY_S
+    monkeypatch.setenv("REPORTGEN_DATA", str(tmp_path / "data"))
+    marker = tmp_path / "results" / "datasets" / "kmnist" / "UNAVAILABLE.txt"
+    marker.parent.mkdir(parents=True)
+    assert not recently_unavailable("kmnist", [marker])  # never tried
+    marker.write_text("no route to host\n")
+    assert recently_unavailable("kmnist", [marker])
+    old = time.time() - OPTIONAL_DATASET_RETRY_S - 1
+    os.utime(marker, (old, old))
+    assert not recently_unavailable("kmnist", [marker])  # an hour later: tried again
+    assert not recently_unavailable("kmnist", [])
