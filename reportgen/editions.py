@@ -245,11 +245,31 @@ ALTERNATE = """\
 """
 
 
+# Material's partials/copyright.html, with its one English phrase translated by _overrides.
+COPYRIGHT = """<div class="md-copyright">
+  {% if config.copyright %}
+    <div class="md-copyright__highlight">
+      {{ config.copyright }}
+    </div>
+  {% endif %}
+  {% if not config.extra.generator == false %}
+    Made with
+    <a href="https://squidfunk.github.io/mkdocs-material/" target="_blank" rel="noopener">
+      Material for MkDocs
+    </a>
+  {% endif %}
+</div>
+"""
+
+
 def _overrides(project: Path, docs: Path, lang: str) -> Path:
     """The edition's theme overrides: the language selector (:data:`ALTERNATE`) and, where Material's translation
     declares only the language (``pt``), a copy of it declaring the region too (``<html lang="pt-BR">``)."""
     folder = edition_root(docs, lang) / "overrides"
     atomic_write(folder / "partials" / "alternate.html", ALTERNATE.encode())
+    with i18n.active(lang):  # Material writes its footer's "Made with" in English in every language
+        made_with = i18n._("Made with")
+    atomic_write(folder / "partials" / "copyright.html", COPYRIGHT.replace("Made with", made_with).encode())
     code = EDITIONS[lang].theme_language
     if "-" in code:
         try:
