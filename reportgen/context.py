@@ -175,7 +175,7 @@ def setup(exp: StudyConfig, study: Study, profile: str) -> Setup:
         # one training line for all variants when they share it; the epochs join it when they share those too,
         # else they are a column of their own (a variant may train longer to converge)
         variants=rows, training=rows[0].training if len(trainings) == 1 and rows else None,
-        epochs_vary=len(epochs) > 1, augmented=any(r.augment != "none" for r in rows),
+        epochs_vary=len(epochs) > 1, augmented=any(r.augment != describe_augment(None) for r in rows),
         datasets=list(dict.fromkeys(r.dataset_name + (" (left out)" if r.unavailable else "") for r in rows)),
         seeds=prof.seeds, epochs=epochs[0] if len(epochs) == 1 else prof.epochs,
         train_limit=prof.train_limit, eval_limit=prof.eval_limit, train_total=DATASET_TRAIN_SIZE - val_size,

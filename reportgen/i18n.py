@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import re
 import gettext as _gettext
 import hashlib
 import io
@@ -81,14 +82,24 @@ def current() -> str:
     return _ACTIVE.get()
 
 
+# *term*: the emphasis a translation gives a kept English term (*batch*, *feature maps*) at its first use in prose.
+_EMPHASIS = re.compile(r"(?<![\w*\\])\*([^\s*][^*\n]*?)\*(?![\w*])")
+
+
+def _plain(message: str, translated: str) -> str:
+    """Text written from Python lands in figures, chart labels and values that a template escapes, where Markdown
+    emphasis would show as asterisks: the translation's ``*term*`` becomes ``term`` unless the English has its own."""
+    return translated if "*" in message else _EMPHASIS.sub(r"\1", translated)
+
+
 def gettext(message: str) -> str:
-    """``message`` (an English msgid) in the edition being rendered."""
-    return translations(current()).gettext(message)
+    """``message`` (an English msgid) in the edition being rendered, as plain text (:func:`_plain`)."""
+    return _plain(message, translations(current()).gettext(message))
 
 
 def ngettext(singular: str, plural: str, n: int) -> str:
     """The singular or plural of a message, as the edition's plural rule chooses for ``n``."""
-    return translations(current()).ngettext(singular, plural, n)
+    return _plain(singular + plural, translations(current()).ngettext(singular, plural, n))
 
 
 def pgettext(context: str, message: str) -> str:

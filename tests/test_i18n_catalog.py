@@ -100,3 +100,12 @@ def test_a_translated_heading_keeps_its_english_anchor_so_links_into_the_page_st
         pt = package_environment().from_string(source).render()
     assert pt.splitlines()[0].endswith(" { #the-checkpoint }") and not pt.startswith("## The checkpoint")
     assert pt.splitlines()[1].endswith(" { #converged-or-still-learning }")
+
+
+def test_text_written_from_python_carries_no_markdown_emphasis_the_english_lacks():
+    """Figures, chart labels and values a template escapes would show a translation's `*batch*` as asterisks."""
+    with i18n.active("pt"):
+        assert "*" not in i18n._("Feature maps of ") and "Feature maps" in i18n._("Feature maps of ")
+        assert "*" not in i18n._("batch size %(n)s")
+    assert i18n._plain("**Bold** in English", "**Negrito** em português") == "**Negrito** em português"
+    assert i18n._plain("2 x 3", "*kernel* 2 × 3 e *feature map*") == "kernel 2 × 3 e feature map"

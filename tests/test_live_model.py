@@ -325,6 +325,26 @@ def test_the_page_predicts_what_pytorch_predicts_under_a_sub_path(built, served,
 
 
 @pytest.mark.slow
+def test_the_portuguese_page_speaks_portuguese_and_predicts_what_pytorch_predicts(built, served, browser):
+    browser.get(served + "pt/" + POST)
+    assert browser.execute_script("return document.documentElement.lang;") == "pt-BR"
+    _wait(browser, f"{ROOT_JS}.dataset.state === 'ready'", "the first prediction in the Portuguese edition")
+    titles = browser.execute_script(f"return Array.from({ROOT_JS}.querySelectorAll('.live-model__column'))"
+                                    ".map(c => c.innerText);")
+    assert len(titles) == len(EXPORTED) and all("semente 2" in t and "seed" not in t for t in titles), titles
+    manifest = _manifest(built)
+    images = np.frombuffer(base64.b64decode(manifest["images"]["pixels"]), dtype=np.uint8).reshape(-1, 28, 28).copy()
+    for image, dx, dy, mode in CASES[-3:]:  # shifted, wrapped: the same networks as the English page
+        key = _set(browser, image, dx, dy, mode)
+        _wait(browser, f"{SETTLED} && {ROOT_JS}.dataset.shown === {json.dumps(key)}", key)
+        _, pixels, columns = _shown(browser)
+        assert np.array_equal(pixels, shift_images(torch.from_numpy(images[image:image + 1]), dx, dy, mode).numpy())
+        for name, probs in columns.items():
+            reference = _pytorch(built, name, pixels)[0]
+            assert probs.argmax() == reference.argmax() and np.abs(probs - reference).max() <= TOLERANCE, (key, name)
+
+
+@pytest.mark.slow
 def test_without_webassembly_the_page_says_why_and_keeps_its_figures(served, browser):
     browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": "delete window.WebAssembly;"})
     browser.get(served + POST)

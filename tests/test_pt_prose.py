@@ -139,3 +139,23 @@ def test_the_portuguese_edition_reads_as_portuguese(smoke_site):
     terms = kept_terms()
     english = {str(p.relative_to(site_pt)): english_blocks(p, terms) for p in pages}
     assert {page: blocks for page, blocks in english.items() if blocks} == {}
+
+
+@pytest.mark.slow
+def test_the_portuguese_edition_prints_the_same_numbers_with_the_decimal_comma(smoke_site):
+    """Each training post's results table: the English row `| LeNet | 90.0 | 85.1 to 93.4 | 61,706 |` is the
+    Portuguese row `| LeNet | 90,0 | 85,1 a 93,4 | 61.706 |` — the same measurements, in Brazilian format — and no
+    Portuguese post shows a Markdown asterisk that was meant as emphasis."""
+    import re
+    english_rows = re.compile(r"^\| [^|]+ \| (\d+)\.(\d+) \| (\d+)\.(\d+) to (\d+)\.(\d+) \| (\d+),?(\d*) \|", re.M)
+    portuguese_rows = re.compile(r"^\| [^|]+ \| (\d+),(\d+) \| (\d+),(\d+) a (\d+),(\d+) \| (\d+)\.?(\d*) \|", re.M)
+    english_posts = smoke_site.project / "docs" / "blog" / "posts"
+    portuguese_posts = smoke_site.project / ".editions" / "pt" / "docs" / "blog" / "posts"
+    compared = 0
+    for post in sorted(english_posts.glob("*.md")):
+        portuguese = (portuguese_posts / post.name).read_text()
+        english = english_rows.findall(post.read_text())
+        assert english == portuguese_rows.findall(portuguese), post.name
+        assert "\\*" not in portuguese, (post.name, portuguese[portuguese.index("\\*") - 60:][:120])
+        compared += len(english)
+    assert compared >= 10
