@@ -161,24 +161,26 @@ def build_site(project_dir: Path, strict: bool = True, engine: str = DEFAULT_ENG
     site_dir = project_dir / "site"
     staging = Path(tempfile.mkdtemp(prefix=".site-build-", dir=project_dir))
     try:
-        root = None
+        jobs, base = [], ""
         for index, (config, folder) in enumerate(configs):
             try:
-                job = prepare(engine, project_dir, config, staging / str(index) if index else staging, strict)
-                if root is None:  # Under a sub-path (GitHub Pages: https://user.github.io/repo/) absolute links
+                jobs.append((prepare(engine, project_dir, config, staging / str(index) if index else staging, strict),
+                             folder))
+                if index == 0:  # Under a sub-path (GitHub Pages: https://user.github.io/repo/) absolute links
                     base = urlsplit(str(load_mkdocs_config(project_dir, config).get("site_url") or "")).path
             except EngineError as exc:
                 raise SiteError(str(exc)) from None
-            env = {**os.environ, "PYTHONWARNINGS": "ignore", "NO_COLOR": "1", "NO_MKDOCS_2_WARNING": "1"}
-            proc = subprocess.run(job.argv, cwd=job.cwd, capture_output=True, text=True, env=env)
-            if proc.returncode != 0 or not job.output.is_dir():
-                raise SiteError(failure(engine, proc.stdout + proc.stderr, proc.returncode, strict))
-            if root is None:
-                root = job
-            else:  # another edition: under the root's site, e.g. site/pt/
-                os.replace(job.output, root.output / folder)
-                if not base:
-                    _relocate_404(root.output / folder / "404.html", folder)
+        env = {**os.environ, "PYTHONWARNINGS": "ignore", "NO_COLOR": "1", "NO_MKDOCS_2_WARNING": "1"}
+        # MkDocs builds the editions side by side (one process each, nothing shared but the read-only docs): on a
+        # machine with a core per edition two editions take about the time of one. Zensical keeps a cache in the
+        # project, so its builds run one after the other.
+        for group in ([jobs] if engine == "mkdocs" else [[job] for job in jobs]):
+            _run_builds(engine, group, env, strict)
+        root = jobs[0][0]
+        for j, folder in jobs[1:]:  # another edition: under the root's site, e.g. site/pt/
+            os.replace(j.output, root.output / folder)
+            if not base:
+                _relocate_404(root.output / folder / "404.html", folder)
         job = root
         urls = ResourceCache.load()  # each page parsed once, and not again while its bytes stay the same
         offsite = external_resources(job.output, urls)
@@ -195,6 +197,22 @@ def build_site(project_dir: Path, strict: bool = True, engine: str = DEFAULT_ENG
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return site_dir
+
+
+def _run_builds(engine: str, jobs: list, env: dict[str, str], strict: bool) -> None:
+    """Start every build of ``jobs`` at once and wait for all; a failed one is a :class:`SiteError` with its output.
+    An interrupted wait stops the builds still running."""
+    procs = [subprocess.Popen(job.argv, cwd=job.cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env=env) for job, _ in jobs]
+    try:
+        outputs = [proc.communicate()[0] for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+    for (job, _), proc, out in zip(jobs, procs, outputs):
+        if proc.returncode != 0 or not job.output.is_dir():
+            raise SiteError(failure(engine, out, proc.returncode, strict))
 
 
 def _relocate_404(page: Path, folder: str) -> None:
