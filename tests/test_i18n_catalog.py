@@ -109,3 +109,12 @@ def test_text_written_from_python_carries_no_markdown_emphasis_the_english_lacks
         assert "*" not in i18n._("batch size %(n)s")
     assert i18n._plain("**Bold** in English", "**Negrito** em português") == "**Negrito** em português"
     assert i18n._plain("2 x 3", "*kernel* 2 × 3 e *feature map*") == "kernel 2 × 3 e feature map"
+
+
+def test_a_filters_orientation_is_printed_in_the_editions_words():
+    from reportgen.analyses.filters import FilterReading
+    f = FilterReading(index=0, sum=0.0, balance=0.0, near_zero_sum=True, flat_black=0.0,
+                      orientation="rising diagonal", coherence=0.9)
+    assert f.orientation_words == "rising diagonal"
+    with i18n.active("pt"):
+        assert f.orientation_words == "diagonal ascendente" and f.orientation == "rising diagonal"

@@ -40,6 +40,11 @@ class FilterReading:
     coherence: float                # 0..1: how single the direction of change is
     bias: float = 0.0               # its bias: flat_black = black · sum + bias (VariantFilters.black)
 
+    @property
+    def orientation_words(self) -> str:
+        """:attr:`orientation` in the words of the edition being rendered ("diagonal ascendente" in Portuguese)."""
+        return i18n._(self.orientation)
+
 
 @dataclass
 class FilterLayer:
