@@ -153,9 +153,9 @@ def _yaml_error(path: Path, exc: yaml.YAMLError) -> str:
     return f"{path}: YAML syntax error{where}: {problem}"
 
 
-def load_study(path: str | Path) -> StudyConfig:
-    """Read and validate one study file; raise ConfigError with a one-line message on any problem."""
-    path = Path(path)
+def read_yaml(path: Path) -> Any:
+    """The YAML document of ``path`` (None when empty), read as UTF-8 with the safe loader; a ConfigError with a
+    one-line message when the file cannot be read, is not UTF-8 or is not valid YAML."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -172,6 +172,13 @@ def load_study(path: str | Path) -> StudyConfig:
         raise ConfigError(_yaml_error(path, exc)) from None
     except RecursionError:
         raise ConfigError(f"{path}: YAML error: nested too deeply") from None
+    return data
+
+
+def load_study(path: str | Path) -> StudyConfig:
+    """Read and validate one study file; raise ConfigError with a one-line message on any problem."""
+    path = Path(path)
+    data = read_yaml(path)
     if data is None:
         raise ConfigError(f"{path}: the file is empty; expected a mapping of fields (id, title, variants, ...)")
     if not isinstance(data, dict):

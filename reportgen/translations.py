@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from . import i18n
-from .config import ConfigError, StudyConfig, _Loader, _yaml_error
+from .config import ConfigError, StudyConfig, read_yaml
 from .fsutil import atomic_write
 from .settings import LANGUAGES, SOURCE_LANGUAGE
 from .suggest import suggest
@@ -97,12 +97,7 @@ def load_text(yaml_path: Path, exp: StudyConfig, lang: str) -> StudyText | None:
     path = text_path(yaml_path, lang)
     if not path.is_file():
         return None
-    try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 - a SafeLoader
-    except yaml.YAMLError as exc:
-        raise ConfigError(_yaml_error(path, exc)) from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
+    data = read_yaml(path)
     if data is None:
         return StudyText()
     if not isinstance(data, dict):
