@@ -13,6 +13,7 @@ and passes unchanged.
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import replace
@@ -165,11 +166,18 @@ class _Sandbox(_Precise, ImmutableSandboxedEnvironment):
 
 
 def package_environment(lang: str | None = None) -> jinja2.Environment:
-    """reportgen's own templates, translated for ``lang`` (default: the edition being rendered, :func:`i18n.current`)."""
+    """reportgen's own templates, translated for ``lang`` (default: the edition being rendered, :func:`i18n.current`).
+    One environment per edition and process, so each template is compiled once, not once per post (Jinja still
+    reloads a template whose file changed). Shared: a caller that needs another loader takes an ``overlay``."""
+    return _package_environment(lang or i18n.current())
+
+
+@functools.lru_cache(maxsize=None)
+def _package_environment(lang: str) -> jinja2.Environment:
     env = _Environment(loader=jinja2.FileSystemLoader([str(TEMPLATES), str(ANALYSES)]),
                        extensions=["jinja2.ext.i18n"], **_OPTIONS)
     env.filters.update(FILTERS)
-    _install_gettext(env, lang or i18n.current())
+    _install_gettext(env, lang)
     return env
 
 

@@ -66,6 +66,9 @@ def pytest_xdist_make_scheduler(config, log):
     if config.getvalue("dist") != "loadscope":
         return None
     from xdist.scheduler import LoadScopeScheduling
+    # xdist would otherwise hand out the modules with the most tests first (--loadscope-reorder, its default),
+    # which starts the longest module (test_e2e.py: one test, minutes) late and leaves the other process idle.
+    config.option.loadscopereorder = False
 
     class SharedFixtureScopes(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:

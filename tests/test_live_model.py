@@ -370,6 +370,7 @@ def test_a_page_opened_from_disk_says_to_serve_the_site(built, browser):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("built", ["zensical"], indirect=True)  # MkDocs's site with live models: tests/test_e2e.py
 def test_the_site_with_a_live_model_loads_nothing_from_another_host(built, tmp_path):
     from tests.browser import BrowserUnavailable, check_site_in_browser
     try:

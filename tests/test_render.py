@@ -396,10 +396,9 @@ def stub_analyses_with(monkeypatch, results: dict | None = None) -> None:
     real_env = post_mod.package_environment
 
     def environment():
-        env = real_env()
-        env.loader = jinja2.ChoiceLoader([jinja2.DictLoader({"stub.md.j2": "<!-- analysis {{ a | code }} -->\n"}),
-                                          env.loader])
-        return env
+        env = real_env()  # shared by every post: the stub gets an overlay, not the shared environment
+        return env.overlay(loader=jinja2.ChoiceLoader([
+            jinja2.DictLoader({"stub.md.j2": "<!-- analysis {{ a | code }} -->\n"}), env.loader]))
     monkeypatch.setattr(post_mod, "package_environment", environment)
 
 

@@ -268,10 +268,9 @@ def test_the_closing_section_states_the_shift_findings_once(tmp_path, monkeypatc
     real_env = post_mod.package_environment
 
     def environment():  # their partials are tested with their real results elsewhere
-        env = real_env()
-        env.loader = jinja2.ChoiceLoader([jinja2.DictLoader({f"{n}.md.j2": f"<!-- {n} -->\n" for n in results}),
-                                          env.loader])
-        return env
+        env = real_env()  # shared by every post: the stubs go in an overlay
+        return env.overlay(loader=jinja2.ChoiceLoader([
+            jinja2.DictLoader({f"{n}.md.j2": f"<!-- {n} -->\n" for n in results}), env.loader]))
     monkeypatch.setattr(post_mod, "package_environment", environment)
     exp, store = study(tmp_path, other="    model: {options: {global_pool: true}}\n    intended: [parameters]",
                        analyses_="shift_grid, shift_curve")

@@ -3,8 +3,9 @@
 One module-scoped project (the hand-written site, the shipped illustration ``convolution`` and the study ``beta``,
 whose prose uses every Markdown feature the posts use: a snippet of the project's source, math, an admonition, a
 collapsible block and tabs) is trained once with the smoke profile on synthetic data and built once by each engine
-through the command line. The read-only checks compare those two builds; the browser check runs on both (the
-``site_engine`` fixture of tests/browser.py); the failure checks build copies of the project.
+through the command line. The read-only checks compare those two builds; the browser check runs on the Zensical
+one (MkDocs's builds are checked page by page in tests/test_e2e.py and tests/test_site.py); the failure checks build
+copies of the project.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import yaml
 from reportgen import engines
 from reportgen.engines import EngineError, write_zensical_config
 from reportgen.site import SiteError, build_site, external_resources, missing_resources
-from tests.browser import BrowserUnavailable, check_site_in_browser, site_engine  # noqa: F401 - a fixture
+from tests.browser import BrowserUnavailable, check_site_in_browser
 from tests.conftest import ROOT, copy_project, copy_site_sources, run_main
 
 BETA = """\
@@ -189,7 +190,10 @@ def test_both_engines_build_the_same_pages_and_post_features(sites):
 
 
 @pytest.mark.slow
-def test_the_browser_checks_pass_on_each_engines_build(sites, site_engine):  # noqa: F811 - the fixture
+def test_the_browser_checks_pass_on_the_zensical_build(sites):
+    """The MkDocs build of the same kind of site is checked page by page in tests/test_e2e.py (every shipped study,
+    both editions) and tests/test_site.py: here, the Zensical build."""
+    site_engine = "zensical"
     built = sites[site_engine]
     assert built["code"] == 0, built["err"]
     try:

@@ -135,7 +135,7 @@ def draw_confusion(figures: FigureWriter, matrix: np.ndarray, classes: list[str]
                     continue
                 text = numbers.plain(v, 0 if v >= 9.95 else 1) if normalised else f"{int(v)}"
                 dark = v > 0.55 * (100 if normalised else top)
-                ax.text(j, i, text, ha="center", va="center", fontsize=size,
+                ax.text(j, i, text, ha="center", va="center", fontsize=size, in_layout=False,
                         color=TEXT_LIGHT if dark else TEXT_DARK, fontweight="bold" if i == j else "normal")
         ax.set_xticks(range(n), classes, rotation=40, ha="right", rotation_mode="anchor")
         ax.set_yticks(range(n), classes)

@@ -108,7 +108,7 @@ def draw_shift_heatmaps(figures: FigureWriter, zero: np.ndarray, wrap: np.ndarra
             image = ax.imshow(grid, cmap=SEQUENTIAL, vmin=vmin, vmax=vmax, extent=extent, interpolation="nearest")
             for (iy, ix), v in np.ndenumerate(grid):
                 ax.text(ix - radius, iy - radius, numbers.plain(v), ha="center", va="center", fontsize=5.5,
-                        color=TEXT_DARK if v > vmin + 0.6 * (vmax - vmin) else TEXT_LIGHT)
+                        color=TEXT_DARK if v > vmin + 0.6 * (vmax - vmin) else TEXT_LIGHT, in_layout=False)
             ax.add_patch(plt.Rectangle((-0.5, -0.5), 1, 1, fill=False, edgecolor=WRONG, linewidth=1.2))
             ticks = list(range(-radius, radius + 1, 2))
             ax.set_xticks(ticks)
