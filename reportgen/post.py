@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -54,7 +55,7 @@ def models(facts: Setup) -> list[dict[str, Any]]:
     descriptions that :func:`reportgen.context.setup` already made (``facts``): no model is built twice."""
     found: dict[str, dict[str, Any]] = {}
     for row in facts.variants:
-        key = json.dumps([row.model.text, row.model.layers], sort_keys=True, default=str)
+        key = json.dumps([row.model.text, [asdict(layer) for layer in row.model.layers]], sort_keys=True, default=str)
         found.setdefault(key, {**vars(row.model), "variants": []})["variants"].append(row.label)
     return list(found.values())
 

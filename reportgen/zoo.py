@@ -8,7 +8,7 @@ from typing import Any
 
 from torch import nn
 
-from .analyses._common import architecture_table
+from .analyses._common import LayerRow, architecture_table
 from .models import build, count_parameters, named_layers
 from .run_schema import ModelConfig
 
@@ -80,7 +80,7 @@ class ModelDescription:
     text: str                      # the one-line layer summary
     parameters: int                # trainable
     macs: int                      # multiply-adds of one forward pass
-    layers: list[dict[str, Any]]   # one row per leaf layer, as architecture_table gives
+    layers: list[LayerRow]         # one row per leaf layer, as architecture_table gives
 
 
 def describe_model(model_config: dict[str, Any]) -> ModelDescription:
@@ -91,4 +91,4 @@ def describe_model(model_config: dict[str, Any]) -> ModelDescription:
     net = build(options)
     table = architecture_table(net, options.in_channels)
     return ModelDescription(name=model_config["name"], text=layer_summary(net), parameters=count_parameters(net),
-                            macs=table["macs"], layers=table["rows"])
+                            macs=table.macs, layers=table.rows)

@@ -148,15 +148,15 @@ def test_hooks_are_removed_when_the_forward_pass_fails():
 def test_architecture_total_equals_count_parameters_and_shapes_are_real(name, options):
     model = build_model(name, **options)
     table = architecture_table(model)
-    assert table["total"] == table["trainable"] == count_parameters(model)
+    assert table.total == table.trainable == count_parameters(model)
     h = torch.zeros(1, 1, 28, 28)
     model.eval()
     with torch.no_grad():
-        for row, (layer_name, layer) in zip(table["rows"], layer_table(model)):
+        for row, (layer_name, layer) in zip(table.rows, layer_table(model)):
             h = layer(h)
-            assert row["name"] == layer_name and row["output_shape"] == list(h.shape[1:])
-            assert row["parameters"] == sum(p.numel() for p in layer.parameters())
-    assert len(table["rows"]) == len(layer_table(model))
+            assert row.name == layer_name and row.output_shape == list(h.shape[1:])
+            assert row.parameters == sum(p.numel() for p in layer.parameters())
+    assert len(table.rows) == len(layer_table(model))
     assert all(len(m._forward_hooks) == 0 for m in model.modules())
 
 

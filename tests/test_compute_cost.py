@@ -14,8 +14,8 @@ def test_lenet_multiply_adds_are_the_sum_over_its_layers_by_hand():
     # three linear layers, one per weight
     by_hand = 6 * 28 * 28 * 25 + 16 * 10 * 10 * 150 + 400 * 120 + 120 * 84 + 84 * 10
     table = architecture_table(build_model("lenet"))
-    assert table["macs"] == by_hand == 416_520
-    assert {r["name"]: r["macs"] for r in table["rows"]}["pool1"] == 0  # pooling compares, it does not multiply
+    assert table.macs == by_hand == 416_520
+    assert {r.name: r.macs for r in table.rows}["pool1"] == 0  # pooling compares, it does not multiply
 
 
 @pytest.mark.parametrize("options, params, macs", [
@@ -30,7 +30,7 @@ def test_a_fully_connected_network_does_one_multiply_add_per_weight_and_a_stride
 def test_removing_pooling_costs_what_the_unpooled_lenet_has():
     unpooled = without_pooling(build_model("lenet"))
     same = architecture_table(build_model("lenet", pooling=False))
-    assert (architecture_table(unpooled)["trainable"], architecture_table(unpooled)["macs"]) == \
-        (same["trainable"], same["macs"]) == (1_119_626, 2_616_840)
+    assert (architecture_table(unpooled).trainable, architecture_table(unpooled).macs) == \
+        (same.trainable, same.macs) == (1_119_626, 2_616_840)
     assert without_pooling(build_model("fcnn")) is None
     assert without_pooling(build_model("lenet", pooling=False, strided=True)) is None

@@ -207,10 +207,10 @@ def test_the_parameter_formulas_count_every_shipped_layer(model):
 
 def test_every_row_formula_of_the_architecture_table_evaluates_to_its_count(model):
     table = architecture_table(model)
-    for row in table["rows"]:
-        if row["formula"]:
-            assert evaluate(python_of(row["formula"])) == row["parameters"], row
-    assert table["total"] == count_parameters(model)
+    for row in table.rows:
+        if row.formula:
+            assert evaluate(python_of(row.formula)) == row.parameters, row
+    assert table.total == count_parameters(model)
 
 
 def test_the_cnn_vs_fc_cost_of_a_hidden_layer_is_the_matched_networks_count():

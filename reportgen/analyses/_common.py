@@ -13,6 +13,7 @@ import json
 import math
 import sys
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -276,21 +277,44 @@ def layer_shapes(model: nn.Module, in_channels: int = 1, size: int = IMAGE_SIZE)
     return acts
 
 
-def architecture_table(model: nn.Module, in_channels: int = 1, size: int = IMAGE_SIZE) -> dict[str, Any]:
+@dataclass
+class LayerRow:
+    """One leaf layer of a model as a reader reads it (:func:`architecture_table`)."""
+    name: str
+    part: str                    # featurizer or classifier
+    type: str
+    details: str                 # the layer's settings as a reader writes them
+    output_shape: list[int]      # without the batch dimension
+    output: str                  # the same, as "6 × 28 × 28"
+    parameters: int
+    formula: str                 # how the parameters add up ("" for a layer without any)
+    macs: int = 0                # multiply-adds of one forward pass of one image (multiply_adds)
+
+
+@dataclass
+class ArchitectureTable:
+    """A model layer by layer, from a hooked forward pass of one blank image."""
+    input: str                   # the image's shape, "1 × 28 × 28"
+    rows: list[LayerRow] = field(default_factory=list)
+    total: int = 0               # the layers' parameters, added up
+    trainable: int = 0           # count_parameters of the whole model
+    macs: int = 0                # multiply-adds of one forward pass of one image, every layer added up
+
+
+def architecture_table(model: nn.Module, in_channels: int = 1, size: int = IMAGE_SIZE) -> ArchitectureTable:
     """A hooked forward pass of one dummy image: every layer's type, settings, output shape and parameters."""
     halves = {id(m): "featurizer" for m in model.featurizer.children()}
     acts = layer_shapes(model, in_channels, size)
     rows = []
     for name, module in layer_table(model):
         params = sum(p.numel() for p in module.parameters() if p.requires_grad)
-        rows.append({"name": name, "part": halves.get(id(module), "classifier"), "type": type(module).__name__,
-                     "details": layer_details(module), "output_shape": list(acts.output_shapes[name][1:]),
-                     "output": shape_text(acts.output_shapes[name][1:]), "parameters": int(params),
-                     "formula": _parameter_formula(module),
-                     "macs": multiply_adds(module, acts.output_shapes[name])})
-    return {"input": shape_text((in_channels, size, size)), "rows": rows,
-            "total": int(sum(r["parameters"] for r in rows)), "trainable": int(count_parameters(model)),
-            "macs": int(sum(r["macs"] for r in rows))}
+        rows.append(LayerRow(name=name, part=halves.get(id(module), "classifier"), type=type(module).__name__,
+                             details=layer_details(module), output_shape=list(acts.output_shapes[name][1:]),
+                             output=shape_text(acts.output_shapes[name][1:]), parameters=int(params),
+                             formula=_parameter_formula(module), macs=multiply_adds(module, acts.output_shapes[name])))
+    return ArchitectureTable(input=shape_text((in_channels, size, size)), rows=rows,
+                             total=int(sum(r.parameters for r in rows)), trainable=int(count_parameters(model)),
+                             macs=int(sum(r.macs for r in rows)))
 
 
 def output_size_rows(model: nn.Module, in_channels: int = 1, size: int = IMAGE_SIZE) -> list[dict[str, Any]]:

@@ -14,20 +14,7 @@ from ..i18n import N_
 from ..settings import IMAGE_SIZE
 from ..study import Study
 from . import Analysis
-from ._common import architecture_table, build_spec, model_specs
-
-
-@dataclass
-class LayerRow:
-    name: str
-    part: str                    # featurizer or classifier
-    type: str
-    details: str                 # the layer's settings as a reader writes them
-    output_shape: list[int]      # without the batch dimension
-    output: str                  # the same, as "6 × 28 × 28"
-    parameters: int
-    formula: str                 # how the parameters add up ("" for a layer without any)
-    macs: int = 0                # multiply-adds of one forward pass of one image (_common.multiply_adds)
+from ._common import LayerRow, architecture_table, build_spec, model_specs  # noqa: F401 - LayerRow: the rows' type
 
 
 @dataclass
@@ -92,12 +79,12 @@ def compute(study: Study, figures: FigureWriter) -> ArchitectureResult:
         model = build_spec(spec)
         table = architecture_table(model, spec["options"].get("in_channels", 1))
         models.append(ModelArchitecture(model=spec["model"], options=spec["options"], variants=spec["variants"],
-                                        input=table["input"], rows=[LayerRow(**row) for row in table["rows"]],
-                                        total=table["total"], trainable=table["trainable"], macs=table["macs"]))
+                                        input=table.input, rows=table.rows, total=table.total,
+                                        trainable=table.trainable, macs=table.macs))
         unpooled = without_pooling(model, spec["options"].get("in_channels", 1))
         if unpooled is not None:
             table = architecture_table(unpooled, spec["options"].get("in_channels", 1))
-            models[-1].unpooled_parameters, models[-1].unpooled_macs = table["trainable"], table["macs"]
+            models[-1].unpooled_parameters, models[-1].unpooled_macs = table.trainable, table.macs
     reference = _reference(study, specs)
     for m in models:
         m.ratio = m.trainable / models[reference].trainable if models[reference].trainable else float("nan")

@@ -56,18 +56,18 @@ def stages(model: nn.Module, in_channels: int = 1) -> list[Stage]:
     """The model as the diagram draws it: the input, then one stage per layer of :data:`STAGES`, with the layers
     after it (activation, batch norm, dropout) folded into its operation, parameters and multiply-adds."""
     table = architecture_table(model, in_channels)
-    out = [Stage(name="input", operation="", shape=[in_channels, IMAGE_SIZE, IMAGE_SIZE], shape_text=table["input"],
+    out = [Stage(name="input", operation="", shape=[in_channels, IMAGE_SIZE, IMAGE_SIZE], shape_text=table.input,
                  parameters=0, macs=0)]
-    for (name, module), row in zip(layer_table(model), table["rows"]):
+    for (name, module), row in zip(layer_table(model), table.rows):
         word = layer_word(module)
         if isinstance(module, STAGES):
-            out.append(Stage(name=name, operation=word or "flatten", shape=row["output_shape"],
-                             shape_text=row["output"], parameters=row["parameters"], macs=row["macs"]))
+            out.append(Stage(name=name, operation=word or "flatten", shape=row.output_shape,
+                             shape_text=row.output, parameters=row.parameters, macs=row.macs))
             continue
         last = out[-1]
         last.operation += f" → {word}" if word else ""
-        last.parameters += row["parameters"]
-        last.macs += row["macs"]
+        last.parameters += row.parameters
+        last.macs += row.macs
     return out
 
 

@@ -72,11 +72,11 @@ def compute(study: Study, figures: FigureWriter) -> OutputSizeResult:
 
 def _adaptive_rows(model: nn.Module, in_channels: int) -> list[AdaptiveRow]:
     """Every adaptive pooling layer with the size it receives and the size it gives (a forward pass's shapes)."""
-    table = architecture_table(model, in_channels)["rows"]
-    shapes = [[in_channels, IMAGE_SIZE, IMAGE_SIZE]] + [row["output_shape"] for row in table]
-    return [AdaptiveRow(name=row["name"], type=row["type"], n=int(shapes[i][-1]), out=int(row["output_shape"][-1]),
-                        channels=int(row["output_shape"][0]))
-            for i, row in enumerate(table) if row["type"] in ("AdaptiveAvgPool2d", "AdaptiveMaxPool2d")]
+    table = architecture_table(model, in_channels).rows
+    shapes = [[in_channels, IMAGE_SIZE, IMAGE_SIZE]] + [row.output_shape for row in table]
+    return [AdaptiveRow(name=row.name, type=row.type, n=int(shapes[i][-1]), out=int(row.output_shape[-1]),
+                        channels=int(row.output_shape[0]))
+            for i, row in enumerate(table) if row.type in ("AdaptiveAvgPool2d", "AdaptiveMaxPool2d")]
 
 
 ANALYSIS = Analysis(
