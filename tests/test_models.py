@@ -257,8 +257,8 @@ def test_describe_model_shows_batch_norm_dropout_and_the_options():
 def test_describe_model_names_global_pooling_and_its_settings():
     described = zoo.describe_model({"name": "lenet", "options": {"global_pool": True}})
     assert "max-pool 2×2 → global average-pool → linear 120" in described.text
-    gap = next(r for r in described.layers if r["name"] == "gap")
-    assert (gap["details"], gap["output"]) == ("each map → 1×1 (average)", "16 × 1 × 1")
+    gap = next(r for r in described.layers if r.name == "gap")
+    assert (gap.details, gap.output) == ("each map → 1×1 (average)", "16 × 1 × 1")
     strided = zoo.describe_model({"name": "lenet", "options": {"pooling": False, "strided": True}}).text
     assert strided.startswith("conv 5×5, 6 ch, stride 2 → ReLU → conv 5×5, 16 ch, stride 2 → ReLU → linear 120")
 
@@ -273,10 +273,10 @@ def test_describe_model_folds_repeated_blocks():
 def test_describe_model_has_a_row_per_layer_adding_up_to_the_parameter_count(name, options):
     described = zoo.describe_model({"name": name, "options": options})
     model = build_model(name, **options)
-    assert [r["name"] for r in described.layers] == [n for n, _ in named_layers(model)]
-    assert sum(r["parameters"] for r in described.layers) == described.parameters == count_parameters(model)
-    assert described.layers[-1]["output_shape"] == [10]
-    assert all({"name", "type", "output_shape", "parameters"} <= set(r) for r in described.layers)
+    assert [r.name for r in described.layers] == [n for n, _ in named_layers(model)]
+    assert sum(r.parameters for r in described.layers) == described.parameters == count_parameters(model)
+    assert described.layers[-1].output_shape == [10]
+    assert all(r.type == type(m).__name__ for r, (_, m) in zip(described.layers, named_layers(model)))
 
 
 def test_zoo_never_branches_on_a_model_name():
