@@ -43,7 +43,7 @@ GENERATED_DOCS = ("index.md", "write-your-own.md", "methods.md", "blog/posts", "
 # The modules that take longest, run first: with ``pytest -n`` (``make test``, ``make check``), xdist hands whole
 # modules to its processes in this order (``--dist loadscope``), so the longest one never starts last and leaves
 # one process idle (times: ``pytest --durations=40``). A module not named here keeps its place after these.
-LONGEST_FIRST = ("test_e2e.py", "test_wordcount.py", "test_interrupts.py", "test_faults.py", "test_analyses_b.py",
+LONGEST_FIRST = ("test_e2e.py", "test_wordcount.py", "test_interrupts.py", "test_faults.py", "test_analyses_b.py", "test_shows.py",
                  "test_live_model.py", "test_exercises.py", "test_zensical.py", "test_ray.py", "test_build.py",
                  "test_site.py", "test_pipeline.py", "test_analyses_a.py", "test_render.py")
 
