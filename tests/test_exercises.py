@@ -56,6 +56,17 @@ def answer_block(text: str, title: str) -> str:
     return text[start:min(ends) if ends else len(text)]
 
 
+def admonition_body(block: str, opening: str) -> str:
+    """The lines of the collapsible block that ``opening`` starts, as Markdown nests them: each indented four spaces
+    (or blank) up to the first line that is not."""
+    body = []
+    for line in block[block.index(opening):].splitlines()[1:]:
+        if line and not line.startswith("    "):
+            break
+        body.append(line)
+    return "\n".join(body)
+
+
 @pytest.mark.slow  # trains
 def test_an_exercise_is_trained_cached_and_answered_from_its_numbers(ex_project):
     first = invoke("run", "--profile", "smoke", "--exercise", "fc", "--workers", "1")
@@ -78,6 +89,9 @@ def test_an_exercise_is_trained_cached_and_answered_from_its_numbers(ex_project)
     assert "paired over 2 seeds" in fc and "**The prediction:** Small FC scores lower than Tiny CNN" in fc
     assert ("**Confirmed:**" in fc) != ("**Not confirmed:**" in fc)
     assert "![Training curves of Tiny CNN, Small FC" in fc  # its curves against the baseline's
+    answer = admonition_body(fc, '??? success "Answer (measured)"')  # all of it folded: nothing falls out of the block
+    for part in ("test accuracy", "paired over 2 seeds", "Its networks", "**The prediction:**", "![Training curves"):
+        assert part in answer, (part, answer)
     assert (ex_project / "docs" / "blog" / "posts" / "ex" / "exercise-fc.png").is_file()
     slow = answer_block(text, "slow")
     assert '??? note "Answer: not run yet"' in slow and "reportgen run ex --profile smoke --exercise slow" in slow
