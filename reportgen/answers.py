@@ -135,10 +135,9 @@ def answer(study: Study, exercise: Exercise, store: Store, figures: FigureWriter
     out.baseline_acc = mean_ci([test_accuracy(r) for r in base.runs])
     out.convergence = convergence(result.runs)
     out.diff = difference(base, result)
-    if out.diff is not None:
-        learning = [label for label, runs in ((base.label, base.runs), (result.label, result.runs))
-                    if convergence(runs).still_learning]
-        out.diff = replace(out.diff, verdict=learning_caveat(out.diff.verdict, learning))
+    if out.diff is not None and convergence(base.runs).still_learning:
+        # the baseline's caveat; the exercise's own is the sentence after the verdict, with its numbers
+        out.diff = replace(out.diff, verdict=learning_caveat(out.diff.verdict, [base.label]))
     out.prediction = check_prediction(exercise, out.diff)
     out.differences = differences(study, exercise)
     if figures is not None and out.epochs > 1:
