@@ -92,6 +92,7 @@ def test_an_exercise_is_trained_cached_and_answered_from_its_numbers(ex_project)
     answer = admonition_body(fc, '??? success "Answer (measured)"')  # all of it folded: nothing falls out of the block
     for part in ("test accuracy", "paired over 2 seeds", "Its networks", "**The prediction:**", "![Training curves"):
         assert part in answer, (part, answer)
+    assert "\n\n    **The prediction:**" in answer  # a paragraph of its own, not run into the convergence sentence
     assert (ex_project / "docs" / "blog" / "posts" / "ex" / "exercise-fc.png").is_file()
     slow = answer_block(text, "slow")
     assert '??? note "Answer: not run yet"' in slow and "reportgen run ex --profile smoke --exercise slow" in slow
