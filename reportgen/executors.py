@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from .runs import PlannedRun, TrainedRun, train_files
+from .runs import PlannedRun, TrainedRun, deterministic, train_files
 from .store import Store
 
 if TYPE_CHECKING:  # imported by a worker that trains: a warm `run` needs no torch
@@ -128,11 +128,14 @@ class LocalExecutor(Executor):
 
 def make_executor(name: str, device: torch.device, store: Store, profile: str, log: Log, workers: int | None,
                   address: str | None, splits_of: Callable[[str], Any]) -> Executor:
-    """The executor ``--executor`` names; for ``ray``, connected (or refused in one line) before anything trains."""
+    """The executor ``--executor`` names; for ``ray``, connected (or refused in one line) before anything trains.
+    Deterministic kernels are set in each process that computes: here for the local executor, in Ray's workers for
+    ``ray`` (torch imports its compiler to set them: seconds that a Ray driver need not wait)."""
     if name == "ray":
         from .ray_executor import RayExecutor
         return RayExecutor.connect(device, store, profile, log, address, splits_of)
     count = workers if workers is not None else default_workers(device.type)
+    deterministic()  # this process may train and precompute (one worker); pool workers set it in _init_worker
     return LocalExecutor(device, store, profile, log, count, splits_of)
 
 

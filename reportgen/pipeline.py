@@ -128,14 +128,10 @@ def run(ws: Workspace, names: list[str] | tuple[str, ...], profile: str, device:
 
 def _executor(ws: Workspace, executor: str, device: str, profile: str, log: Log, workers: int | None,
               address: str | None, splits: "DatasetCache"):
-    """The executor ``--executor`` names, on the resolved device. Deterministic kernels in this process when it may
-    compute here (the local executor; its pool workers and Ray's workers set them in their own processes): torch
-    imports its compiler to set them, seconds that a Ray driver, or a cluster that does not answer, need not wait."""
+    """The executor ``--executor`` names, on the resolved device (:func:`reportgen.executors.make_executor`)."""
     from .executors import make_executor
-    from .runs import deterministic, resolve_device
+    from .runs import resolve_device
     torch_device = resolve_device(device)
-    if executor == "local":
-        deterministic()
     return make_executor(executor, torch_device, ws.store, profile, log, workers, address, splits.get)
 
 

@@ -14,7 +14,7 @@ from ..i18n import N_
 from ..settings import IMAGE_SIZE
 from ..study import Study
 from . import Analysis
-from ._common import LayerRow, architecture_table, build_spec, model_specs  # noqa: F401 - LayerRow: the rows' type
+from ._common import LayerRow, architecture_table, build_spec, model_specs
 
 
 @dataclass
