@@ -38,7 +38,10 @@ import pytest
 
 from reportgen.engines import ENGINES, ZENSICAL_INSTALL
 
-CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+# The headless shell first (Debian's chromium-headless-shell, Chrome for Testing's chrome-headless-shell): the same
+# engine without the desktop browser around it, about a sixth less CPU per page here.
+CHROMIUM_NAMES = ("chromium-headless-shell", "chrome-headless-shell", "chromium", "chromium-browser", "google-chrome",
+                  "google-chrome-stable")
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--disable-dev-shm-usage", "--window-size=1280,1600",
@@ -71,6 +74,13 @@ def find_browser() -> tuple[str, str] | None:
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves as GitHub Pages does, with ten minutes of caching, so a page's scripts load from the browser's cache
+    after the first page that uses them."""
+
+    def end_headers(self) -> None:
+        self.send_header("Cache-Control", "max-age=600")
+        super().end_headers()
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
         pass
 
@@ -105,7 +115,8 @@ def _driver(chrome: str, chromedriver: str, profile_dir: str):
     options.binary_location = chrome
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={profile_dir}")
+    if "headless-shell" not in Path(chrome).name:  # the shell cannot start on a given profile; chromedriver makes one
+        options.add_argument(f"--user-data-dir={profile_dir}")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
     driver.set_page_load_timeout(WAIT_S)
