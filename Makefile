@@ -11,6 +11,9 @@ ENGINE  ?= mkdocs
 # README "Past one machine").
 EXECUTOR ?= local
 EXPERIMENTS ?=
+# WORKERS=N trains N runs at once with the local executor; empty: one per core.
+WORKERS ?=
+WORKERS_FLAG := $(if $(WORKERS),--workers $(WORKERS),)
 # The studies to run and build (EXPERIMENTS= is the same); empty: all of them.
 STUDIES ?= $(EXPERIMENTS)
 # EXERCISES=1 also trains every exercise of the studies (the full profile always does); NO_ANSWERS=1 builds the
@@ -37,7 +40,7 @@ venv: $(STAMP)
 ## EXECUTOR=ray trains on the Ray cluster at RAY_ADDRESS (make report EXECUTOR=ray RAY_ADDRESS=10.0.0.5:6379).
 ## STUDIES="a b" (or EXPERIMENTS="a b") runs and builds only those studies; the home page lists the others with the command that runs them.
 report: $(STAMP)
-	$(BIN)/reportgen run $(STUDIES) --profile $(PROFILE) --device $(DEVICE) --executor $(EXECUTOR) $(EXERCISE_FLAG)
+	$(BIN)/reportgen run $(STUDIES) --profile $(PROFILE) --device $(DEVICE) --executor $(EXECUTOR) $(WORKERS_FLAG) $(EXERCISE_FLAG)
 	$(BIN)/reportgen build $(STUDIES) --profile $(PROFILE) --engine $(ENGINE) $(ANSWERS_FLAG) $(LANGS_FLAG)
 
 ## The test suite (synthetic data only; a few minutes on a 2-core CPU), in one test process per core
@@ -69,7 +72,7 @@ data: $(STAMP)
 	$(BIN)/reportgen data fetch
 
 run: $(STAMP)
-	$(BIN)/reportgen run $(STUDIES) --profile $(PROFILE) --device $(DEVICE) --executor $(EXECUTOR) $(EXERCISE_FLAG)
+	$(BIN)/reportgen run $(STUDIES) --profile $(PROFILE) --device $(DEVICE) --executor $(EXECUTOR) $(WORKERS_FLAG) $(EXERCISE_FLAG)
 
 render: $(STAMP)
 	$(BIN)/reportgen render $(STUDIES) --profile $(PROFILE) $(ANSWERS_FLAG) $(LANGS_FLAG)

@@ -57,7 +57,8 @@ def pytest_collection_modifyitems(config, items):
 
 # Modules that share an expensive session fixture run in the same test process under ``pytest -n``: module name ->
 # the name of the group (xdist's ``loadscope`` otherwise gives each module to whichever process is free).
-SAME_PROCESS = {"test_e2e.py": "smoke_site", "test_wordcount.py": "smoke_site", "test_pt_prose.py": "smoke_site"}
+SAME_PROCESS = {"test_e2e.py": "smoke_site", "test_wordcount.py": "smoke_site", "test_pt_prose.py": "smoke_site",
+                "test_analyses_b.py": "study", "test_analyses_a.py": "study", "test_analysis.py": "study"}
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -161,7 +162,9 @@ def smoke_site(tmp_path_factory, synthetic_idx) -> SmokeSite:
     outputs = []
     with pytest.MonkeyPatch.context() as patch:
         for key, value in {"REPORTGEN_DATA": str(data), "REPORTGEN_OFFLINE": "1", "REPORTGEN_SKIP_CHECKSUM": "1",
-                           "REPORTGEN_CACHE": str(base / "cache")}.items():
+                           "REPORTGEN_CACHE": str(base / "cache"),
+                           # the shift grids on half of the 200 test images: the same code, half the passes
+                           "REPORTGEN_SHIFT_IMAGES": "100"}.items():
             patch.setenv(key, value)
         patch.delenv("REPORTGEN_RESULTS", raising=False)
         patch.chdir(project)

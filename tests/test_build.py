@@ -99,6 +99,7 @@ def trained(tmp_path_factory, synthetic_idx):
     copy_site_sources(project, model_source="reportgen/models.py")  # the posts' --8<-- snippets
     patch = pytest.MonkeyPatch()
     patch.setenv("REPORTGEN_DATA", str(data))
+    patch.setenv("REPORTGEN_CACHE", str(base / "cache"))  # one cache for the module: a figure is drawn once
     for key, value in ENV.items():
         patch.setenv(key, value)
     patch.delenv("REPORTGEN_RESULTS", raising=False)
@@ -216,12 +217,12 @@ def test_make_report_runs_and_builds_only_the_named_study(trained, tmp_path):
     env = {k: v for k, v in os.environ.items()
            if k not in ("REPORTGEN_RESULTS", "REPORTGEN_DEBUG", "MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     env.update(ENV, REPORTGEN_DATA=str(trained[1]))
-    proc = subprocess.run([make, "-C", str(proj), "report", "EXPERIMENTS=alpha", "PROFILE=smoke", "DEVICE=cpu",
+    proc = subprocess.run([make, "-C", str(proj), "report", "EXPERIMENTS=alpha", "PROFILE=smoke", "DEVICE=cpu", "WORKERS=1",
                            f"BIN={bin_dir}", f"STAMP={stamp}"], env=env, capture_output=True, text=True, timeout=600,
                           check=False)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output
-    assert f"{bin_dir}/reportgen run alpha --profile smoke" in output
+    assert f"{bin_dir}/reportgen run alpha --profile smoke --device cpu --executor local --workers 1" in output
     assert f"{bin_dir}/reportgen build alpha --profile smoke" in output and "site built" in output
     assert "pip install" not in output and not (proj / ".venv").exists()
     for variant in ("slow", "fast"):
@@ -239,14 +240,14 @@ def test_a_build_of_another_profile_removes_the_posts_of_the_first(project):
     (leftover / "gone").mkdir(parents=True)  # the post of a study that no longer exists
     (leftover / "gone.md").write_text("---\ntitle: Gone\n---\n\n# Gone\n")
     (leftover / "gone" / "figure.png").write_bytes(b"png")
-    smoke = reportgen("build", "--profile", "smoke")
+    smoke = reportgen("build", "--profile", "smoke", "--langs", "en")  # the English edition says it all here
     assert smoke.code == 0, smoke.err
     assert "removed the post of gone (not in this smoke site)" in smoke.err
     assert posts(project) == {"alpha.md", f"{ILLUSTRATION}.md"} and not (leftover / "gone").exists()
     assert (project / "site" / "blog" / "alpha" / "index.html").is_file()
     assert "Profile | `smoke`" in (project / "docs" / "blog" / "posts" / "alpha.md").read_text()
 
-    quick = reportgen("build", "--profile", "quick")
+    quick = reportgen("build", "--profile", "quick", "--langs", "en")
     assert quick.code == 0, quick.err
     assert "removed the post of alpha (not in this quick site)" in quick.err
     assert posts(project) == {f"{ILLUSTRATION}.md"} and not (leftover / "alpha").exists()

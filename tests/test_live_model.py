@@ -230,13 +230,15 @@ def served(built, tmp_path_factory):
     server.server_close()
 
 
-@pytest.fixture
-def browser(tmp_path):
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """One headless Chromium for the module's page tests (starting one costs more than most tests): each test
+    opens its page itself, and a test that changes the browser undoes it."""
     from tests.browser import _driver, find_browser
     found = find_browser()
     if found is None:
         pytest.skip("chromium and chromedriver are needed (apt-get install chromium chromium-driver)")
-    driver = _driver(*found, str(tmp_path / "profile"))
+    driver = _driver(*found, str(tmp_path_factory.mktemp("profile")))
     yield driver
     driver.quit()
 
@@ -346,7 +348,15 @@ def test_the_portuguese_page_speaks_portuguese_and_predicts_what_pytorch_predict
 
 @pytest.mark.slow
 def test_without_webassembly_the_page_says_why_and_keeps_its_figures(served, browser):
-    browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": "delete window.WebAssembly;"})
+    script = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument",
+                                     {"source": "delete window.WebAssembly;"})
+    try:
+        _check_the_page_without_webassembly(served, browser)
+    finally:  # the next test's pages have WebAssembly again
+        browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": script["identifier"]})
+
+
+def _check_the_page_without_webassembly(served: str, browser) -> None:
     browser.get(served + POST)
     _wait(browser, f"{ROOT_JS}.dataset.state === 'no-webassembly'", "the no-WebAssembly sentence")
     message = browser.find_element("css selector", '.live-model__message[data-reason="no-webassembly"]')

@@ -123,27 +123,6 @@ def assert_same_runs(serial: Path, other: Path) -> None:
             assert (serial / slot / name).read_bytes() == (other / slot / name).read_bytes(), (slot, name)
 
 
-def test_a_study_trained_on_ray_has_the_weights_of_a_serial_run(cluster, project):
-    ns, address = cluster
-    smoke_project(project)
-    code, _, err = run_main("--results", "serial", "run", "--profile", "smoke", "--workers", "1")
-    assert code == 0, err
-    proc = reportgen(ns, "--results", "on-ray", "run", "--profile", "smoke", "--executor", "ray", "--address",
-                     address)
-    out, _ = proc.communicate(timeout=600)
-    assert proc.returncode == 0, out
-    assert "4 runs submitted" in out and "dropout/dropout/seed-1: test accuracy" in out
-    assert_same_runs(project / "serial", project / "on-ray")
-    record = (project / "on-ray" / "dropout" / "dropout" / "seed-0" / "run.json").read_text()
-    assert '"executor": "ray"' in record
-    assert list((project / ".cache" / "analysis").rglob("activation_stats-*.npz")), "precompute did not run"
-    # RAY_ADDRESS instead of --address; everything is cached now, so nothing trains and no task is submitted
-    again = reportgen(ns, "--results", "on-ray", "run", "--profile", "smoke", "--executor", "ray",
-                      env={**os.environ, "RAY_ADDRESS": address})
-    out, _ = again.communicate(timeout=300)
-    assert again.returncode == 0 and "4 of 4 runs cached; 0 to run" in out and "submitted" not in out, out
-
-
 def _train_tasks(ns: Namespace) -> list[int]:
     found = []
     for pid in ns.processes():
@@ -155,7 +134,10 @@ def _train_tasks(ns: Namespace) -> list[int]:
     return found
 
 
-def test_a_worker_killed_mid_run_is_retried_and_nothing_is_lost(cluster, project):
+def test_a_study_on_ray_with_a_worker_killed_mid_run_has_the_weights_of_a_serial_run(cluster, project):
+    """One Ray run of four runs, one of whose tasks is killed mid-run: Ray retries it, nothing is lost or left half
+    written, and every run is byte for byte the serial run's. A second driver, given RAY_ADDRESS instead of
+    --address, finds everything cached and submits nothing."""
     ns, address = cluster
     smoke_project(project, epochs=12)  # long enough to be killed while training
     code, _, err = run_main("--results", "serial", "run", "--profile", "smoke", "--workers", "1")
@@ -173,8 +155,16 @@ def test_a_worker_killed_mid_run_is_retried_and_nothing_is_lost(cluster, project
     out, _ = proc.communicate(timeout=600)
     assert killed is not None, f"no training task was seen to kill:\n{out}"
     assert proc.returncode == 0, out
+    assert "4 runs submitted" in out and "dropout/dropout/seed-1: test accuracy" in out
     assert not list((project / "on-ray").rglob(".seed-*")), "a staging directory was left"
     assert_same_runs(project / "serial", project / "on-ray")
+    record = (project / "on-ray" / "dropout" / "dropout" / "seed-0" / "run.json").read_text()
+    assert '"executor": "ray"' in record
+    assert list((project / ".cache" / "analysis").rglob("activation_stats-*.npz")), "precompute did not run"
+    again = reportgen(ns, "--results", "on-ray", "run", "--profile", "smoke", "--executor", "ray",
+                      env={**os.environ, "RAY_ADDRESS": address})
+    out, _ = again.communicate(timeout=300)
+    assert again.returncode == 0 and "4 of 4 runs cached; 0 to run" in out and "submitted" not in out, out
 
 
 def test_sigterm_cancels_the_outstanding_tasks_and_keeps_every_finished_run(cluster, project):
