@@ -31,7 +31,9 @@ ANSWERS_FLAG := $(if $(filter-out 0,$(NO_ANSWERS)),--no-answers,)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,zensical,ray]'
+	# --no-compile: Python compiles a module when it is first imported; compiling all of torch, Ray and the rest here
+	# took about a minute (of two for the whole install).
+	$(BIN)/python -m pip install --quiet --no-compile -e '.[test,zensical,ray]'
 	touch $(STAMP)
 
 venv: $(STAMP)
