@@ -28,12 +28,14 @@ ANSWERS_FLAG := $(if $(filter-out 0,$(NO_ANSWERS)),--no-answers,)
 
 .PHONY: report test check data run render build serve bench deploy clean venv messages
 
+# The install compiles the packages' bytecode itself, on every core (pip compiles on one: half of a two-minute
+# install here); a file that does not compile (torch ships some written for newer Pythons) is skipped, as pip does.
+SITE_PACKAGES = $$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	# --no-compile: Python compiles a module when it is first imported; compiling all of torch, Ray and the rest here
-	# took about a minute (of two for the whole install).
 	$(BIN)/python -m pip install --quiet --no-compile -e '.[test,zensical,ray]'
+	$(BIN)/python -m compileall -qq -j 0 $(SITE_PACKAGES) || true
 	touch $(STAMP)
 
 venv: $(STAMP)
