@@ -66,11 +66,44 @@ def site_engine(request) -> str:
     return request.param
 
 
+# Where Debian keeps the headless shell itself: its /usr/bin/chromium-headless-shell is a shell script that starts
+# the shell without exec, so chromedriver's quit would stop the script and leave the browser running, orphaned.
+SHELL_DIRS = ("/usr/lib/chromium",)
+
+
+def _which(name: str) -> str | None:
+    if "headless-shell" in name:
+        return shutil.which(name, path=os.pathsep.join([*SHELL_DIRS, os.environ.get("PATH", "")]))
+    return shutil.which(name)
+
+
 def find_browser() -> tuple[str, str] | None:
     """(chromium, chromedriver) paths, from $CHROME_BIN / $CHROMEDRIVER or the PATH; None if either is absent."""
-    chrome = os.environ.get("CHROME_BIN") or next(filter(None, map(shutil.which, CHROMIUM_NAMES)), None)
+    chrome = os.environ.get("CHROME_BIN") or next(filter(None, map(_which, CHROMIUM_NAMES)), None)
     driver = os.environ.get("CHROMEDRIVER") or shutil.which("chromedriver")
     return (chrome, driver) if chrome and driver else None
+
+
+def seconds_since_boot() -> float:
+    with open("/proc/uptime") as handle:
+        return float(handle.read().split()[0])
+
+
+def orphaned_browsers(since: float) -> list[str]:
+    """Browsers started by chromedriver (``--enable-automation``) after ``since`` (seconds since boot) that outlived
+    it: their parent is init. Linux only (/proc); empty elsewhere."""
+    found, ticks = [], os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # not a process, or gone meanwhile
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()  # after the command name, which may hold spaces
+        parent, started = int(fields[1]), int(fields[19]) / ticks
+        if "--enable-automation" in command and parent == 1 and started >= since:
+            found.append(f"{entry.name}: {command[:120]}")
+    return found
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

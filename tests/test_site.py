@@ -22,7 +22,7 @@ from reportgen.methods import write_methods
 from reportgen.scaffold import write_guide
 from reportgen.site import SiteError, build_site, external_resources, vendor_assets
 
-from tests.browser import check_site_in_browser, find_browser
+from tests.browser import check_site_in_browser, find_browser, orphaned_browsers, seconds_since_boot
 from tests.conftest import copy_site_sources
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -295,7 +295,9 @@ def require_browser() -> None:
 @pytest.mark.slow
 def test_site_in_browser(built: Path):
     require_browser()
+    started = seconds_since_boot()
     report = check_site_in_browser(built, ARTIFACTS)
+    assert orphaned_browsers(started) == [], "the browser outlived its session"
     assert report["problems"] == []
     assert report["pages"][0] == "" and "blog/example/" in report["posts"]
     assert "blog/example/" in report["math_pages"] and report["links_checked"] > 0
