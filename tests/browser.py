@@ -85,13 +85,19 @@ def find_browser() -> tuple[str, str] | None:
 
 
 def seconds_since_boot() -> float:
-    with open("/proc/uptime") as handle:
-        return float(handle.read().split()[0])
+    """The clock of /proc/<pid>/stat's start times (0 without /proc)."""
+    try:
+        with open("/proc/uptime") as handle:
+            return float(handle.read().split()[0])
+    except OSError:
+        return 0.0
 
 
 def orphaned_browsers(since: float) -> list[str]:
     """Browsers started by chromedriver (``--enable-automation``) after ``since`` (seconds since boot) that outlived
     it: their parent is init. Linux only (/proc); empty elsewhere."""
+    if not Path("/proc/self/stat").is_file():
+        return []
     found, ticks = [], os.sysconf("SC_CLK_TCK")
     for entry in Path("/proc").iterdir():
         try:
