@@ -248,3 +248,13 @@ def test_editing_a_module_level_helper_redraws_the_figure(tmp_path, monkeypatch)
     assert (drawn, reused) == (0, 1) and again == first
     drawn, reused, changed = draw(edited, "edited")
     assert (drawn, reused) == (1, 0) and changed != first  # the legend's words changed
+
+
+@pytest.mark.parametrize("options, layer, border", [
+    ({}, "pool2", 16),  # unit n sees pixels 4n - 2 to 4n + 13: the 3 × 3 inner units stay inside, 25 - 9 see past
+    ({"pooling": False, "global_pool": True}, "conv2", 24 * 24 - 20 * 20)])  # n - 2 to n + 6: n = 2..21 inside
+def test_the_units_whose_field_reaches_past_the_image_edge_are_counted(options, layer, border):
+    from reportgen.analyses.receptive_field import FieldRow, receptive_field_rows
+    from reportgen.models import build_model
+    rows = {row["name"]: FieldRow(**row) for row in receptive_field_rows(build_model("lenet", **options))}
+    assert rows[layer].border_units == border

@@ -52,6 +52,14 @@ class FieldRow:
     whole_image: bool            # the field of a unit in the middle of the map covers the whole image
     math: Markup                 # the update with the numbers put in, as inline LaTeX
 
+    @property
+    def border_units(self) -> int:
+        """Units of this size × size map whose field reaches past the image's edge, into the padding."""
+        reach = (self.r - 1) / 2
+        inside = sum(1 for n in range(self.size)
+                     if self.centre + n * self.j - reach >= 0 and self.centre + n * self.j + reach <= IMAGE_SIZE - 1)
+        return self.size * self.size - inside * inside
+
 
 @dataclass
 class ModelField:
