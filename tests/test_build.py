@@ -217,8 +217,8 @@ def test_make_report_runs_and_builds_only_the_named_study(trained, tmp_path):
     env = {k: v for k, v in os.environ.items()
            if k not in ("REPORTGEN_RESULTS", "REPORTGEN_DEBUG", "MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     env.update(ENV, REPORTGEN_DATA=str(trained[1]))
-    proc = subprocess.run([make, "-C", str(proj), "report", "EXPERIMENTS=alpha", "PROFILE=smoke", "DEVICE=cpu", "WORKERS=1",
-                           f"BIN={bin_dir}", f"STAMP={stamp}"], env=env, capture_output=True, text=True, timeout=600,
+    proc = subprocess.run([make, "-C", str(proj), "report", "EXPERIMENTS=alpha", "PROFILE=smoke", "DEVICE=cpu",
+                           "WORKERS=1", f"BIN={bin_dir}", f"STAMP={stamp}"], env=env, capture_output=True, text=True, timeout=600,
                           check=False)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output

@@ -51,14 +51,7 @@ class FieldRow:
     centre: float                # where the first unit's field is centred (input pixel coordinate, 0 = first pixel)
     whole_image: bool            # the field of a unit in the middle of the map covers the whole image
     math: Markup                 # the update with the numbers put in, as inline LaTeX
-
-    @property
-    def border_units(self) -> int:
-        """Units of this size × size map whose field reaches past the image's edge, into the padding."""
-        reach = (self.r - 1) / 2
-        inside = sum(1 for n in range(self.size)
-                     if self.centre + n * self.j - reach >= 0 and self.centre + n * self.j + reach <= IMAGE_SIZE - 1)
-        return self.size * self.size - inside * inside
+    border_units: int            # units of the size × size map whose field reaches past the image's edge
 
 
 @dataclass
@@ -104,6 +97,14 @@ def _window(module: nn.Module, n_in: int, n_out: int) -> tuple[int, int, int]:
     return d * (k - 1) + 1, s, p
 
 
+def _units_past_edge(centre: float, r: int, j: int, units: int, size: int) -> int:
+    """How many of a units × units map's fields (the first centred at ``centre``, ``j`` apart, ``r`` wide) reach
+    past a size × size image's edge, into the padding: all but the inner square whose fields stay inside."""
+    centres = centre + np.arange(units) * j
+    inside = int(np.count_nonzero((centres - (r - 1) / 2 >= 0) & (centres + (r - 1) / 2 <= size - 1)))
+    return units * units - inside * inside
+
+
 def receptive_field_rows(model: nn.Module, in_channels: int = 1, size: int = IMAGE_SIZE) -> list[dict[str, Any]]:
     """One row per windowed layer before ``flatten``: its window, output size, receptive field and jump. A layer
     that changes the map's size without a window this walk knows is an AnalysisError, not a wrong number."""
@@ -130,7 +131,8 @@ def receptive_field_rows(model: nn.Module, in_channels: int = 1, size: int = IMA
         rows.append({"name": name, "type": type(module).__name__, "k": k, "s": s, "p": p, "size": int(after[-1]),
                      "channels": int(after[1]), "r": r_out, "j": j_out, "r_in": r, "j_in": j, "centre": centre,
                      "whole_image": middle - (r_out - 1) / 2 <= 0 and middle + (r_out - 1) / 2 >= size - 1,
-                     "math": Markup(rf"\({latex}\)")})
+                     "math": Markup(rf"\({latex}\)"),
+                     "border_units": _units_past_edge(centre, r_out, j_out, int(after[-1]), size)})
         r, j = r_out, j_out
     return rows
 
