@@ -45,6 +45,7 @@ class ExerciseAnswer:
     question: str
     hint: str
     command: str                               # the exact command that trains it
+    baseline_label: str = ""                   # the variant it is compared with (``against``, else the baseline)
     prediction: PredictionCheck | None = None  # None: the study predicts nothing, or the exercise has not run
     expected: str | None = None                # the prediction, before it is checked (shown with the question)
     measured: bool = False
@@ -119,10 +120,9 @@ def answer(study: Study, exercise: Exercise, store: Store, figures: FigureWriter
            found: list[VariantResults] | None = None) -> ExerciseAnswer:
     """One exercise: its question and command, and once it ran, its measured answer (its runs are appended to
     ``found``)."""
-    out = ExerciseAnswer(name=exercise.name, label=exercise.title, question=exercise.question, hint=exercise.hint,
-                         command=command(study.id, study.profile, exercise.name),
-                         expected=exercise.prediction.accuracy if exercise.prediction else None)
-    base = next((v for v in study.available if v.name == study.baseline), None)
+    out = question(study, exercise)
+    against = exercise.against or study.baseline
+    base = next((v for v in study.available if v.name == against), None)
     result = exercise_results(study.id, study.config, exercise, study.profile, store)
     if result is None or not result.runs or base is None:
         return out
@@ -139,18 +139,28 @@ def answer(study: Study, exercise: Exercise, store: Store, figures: FigureWriter
         # the baseline's caveat; the exercise's own is the sentence after the verdict, with its numbers
         out.diff = replace(out.diff, verdict=learning_caveat(out.diff.verdict, [base.label]))
     out.prediction = check_prediction(exercise, out.diff)
-    out.differences = differences(study, exercise)
+    out.differences = differences(study, exercise, against)
     if figures is not None and out.epochs > 1:
         out.figure = _curves(figures, study, base, result)
     return out
 
 
-def differences(study: Study, exercise: Exercise) -> list[tuple[str, str, str, str]]:
-    """The confounds check's differences between the exercise's runs and the baseline's that the exercise declares
-    with ``intended`` (what, the exercise's value, the baseline's, its ``intended_reason``)."""
+def question(study: Study, exercise: Exercise) -> ExerciseAnswer:
+    """The exercise before any answer: its question, hint, command, prediction and what it is compared with."""
+    against = exercise.against or study.baseline
+    label = next((v.label for v in study.config.variants if v.name == against), against or "")
+    return ExerciseAnswer(name=exercise.name, label=exercise.title, question=exercise.question, hint=exercise.hint,
+                          command=command(study.id, study.profile, exercise.name), baseline_label=label,
+                          expected=exercise.prediction.accuracy if exercise.prediction else None)
+
+
+def differences(study: Study, exercise: Exercise, against: str) -> list[tuple[str, str, str, str]]:
+    """The confounds check's differences between the exercise's runs and those of the variant it is compared with
+    (``against``) that the exercise declares with ``intended`` (what, the exercise's value, the other's, its
+    ``intended_reason``)."""
     from .confounds import WHAT, compare, parameter_count
     exp, seed = study.config, study.config.profile(study.profile).seeds[0]
-    base = exp.resolve(exp.variant(study.baseline), seed, study.profile)
+    base = exp.resolve(exp.variant(against), seed, study.profile)
     mine = exp.resolve(exercise.as_variant(), seed, study.profile)
     found = compare(base, mine, parameter_count(base["model"]), parameter_count(mine["model"]))
     return [(i18n._(WHAT[kind]), value, base_value, exercise.intended_reason)
@@ -175,10 +185,6 @@ def section(study: Study, store: Store, figures: FigureWriter | None, answers: b
     show = answers and not exp.hide_answers
     base_label = next((v.label for v in study.variants if v.name == study.baseline), study.baseline or "")
     found: list[VariantResults] = []
-    items = [answer(study, e, store, figures, found) if show else
-             ExerciseAnswer(name=e.name, label=e.title, question=e.question, hint=e.hint,
-                            command=command(study.id, study.profile, e.name),
-                            expected=e.prediction.accuracy if e.prediction else None)
-             for e in exp.exercises]
+    items = [answer(study, e, store, figures, found) if show else question(study, e) for e in exp.exercises]
     return ExercisesSection(exercises=items, answers=show, profile=study.profile, baseline_label=base_label,
                             render_command=f"reportgen render {study.id} --profile {study.profile}", results=found)

@@ -48,6 +48,7 @@ class Exercise(Override):
     question: str = Field(min_length=1)
     hint: str = ""
     prediction: Optional[Prediction] = None
+    against: Optional[str] = None  # the variant its answer compares with (default: the study's baseline)
     label: Optional[str] = None
     description: str = ""
     dataset: Optional[DatasetName] = None
@@ -68,6 +69,10 @@ class Exercise(Override):
     @property
     def title(self) -> str:
         return self.label or self.name
+
+    def compared_with(self, exp: "StudyConfig") -> Optional[str]:
+        """The name of the variant its answer compares with: ``against``, or the study's baseline."""
+        return self.against or exp.baseline or (exp.variants[0].name if exp.variants else None)
 
     def as_variant(self) -> "VariantConfig":
         """The variant this exercise trains: what :meth:`StudyConfig.resolve` and the store see."""
@@ -93,6 +98,10 @@ def check_exercises(exp: "StudyConfig") -> None:
         if name in variants:
             raise ValueError(f"exercises[{index}].name: {name!r} is already a variant's name; an exercise needs a "
                              f"name of its own")
+        against = exp.exercises[index].against
+        if against is not None and against not in variants:
+            raise ValueError(f"exercises[{index}].against: {against!r} is not a variant of this study; it names the "
+                             f"variant the answer compares with ({', '.join(variants)}){suggest(against, variants)}")
     if names and not exp.trains:
         raise ValueError("exercises: a study that trains nothing (trains: false) has no exercise to run")
 
@@ -132,24 +141,29 @@ def extra_variants(chosen: dict[str, list[Exercise]]) -> dict[str, list["Variant
 
 # ---- the confounds check ----------------------------------------------------------------------------------------
 def warnings(path: Path, exp: StudyConfig, profile: str) -> list[str]:
-    """One line per exercise that differs from the baseline in more than it says (see :meth:`Exercise.says`) and
-    does not declare it with ``intended``; ``reportgen list`` prints them, as it does the variants' confounds."""
-    from .confounds import WHAT, baseline_of, compare, parameter_count
-    base = baseline_of(exp)
-    if base is None or not exp.exercises:
+    """One line per exercise that differs from the variant it is compared with (:meth:`Exercise.compared_with`) in
+    more than it says (see :meth:`Exercise.says`) and does not declare it with ``intended``; ``reportgen list``
+    prints them, as it does the variants' confounds."""
+    from .confounds import WHAT, compare, parameter_count
+    if not exp.exercises:
         return []
     seed = exp.profile(profile).seeds[0]
-    base_config = exp.resolve(base, seed, profile)
-    base_count = parameter_count(base_config["model"])
     lines = []
     for index, exercise in enumerate(exp.exercises):
+        against = exercise.compared_with(exp)
+        if against is None:
+            continue
+        base = exp.variant(against)
+        base_config = exp.resolve(base, seed, profile)
+        base_count = parameter_count(base_config["model"])
         config = exp.resolve(exercise.as_variant(), seed, profile)
         found = compare(base_config, config, base_count, parameter_count(config["model"]))
         for kind, (value, base_value) in found.items():
             if kind in exercise.says() or kind in exercise.intended:
                 continue
             declared = [*exercise.intended, kind]
-            lines.append(f"{path}: exercises[{index}] {exercise.name!r} differs from the baseline {base.name!r} in "
+            lines.append(f"{path}: exercises[{index}] {exercise.name!r} differs from {base.name!r}, which it is "
+                         f"compared with, in "
                          f"{WHAT[kind]} as well as in what it says it changes: {value} vs {base_value}; if that "
                          f"is intended, add to the exercise: intended: [{', '.join(declared)}] and "
                          f"intended_reason: \"why\"")

@@ -70,6 +70,8 @@ FIELD_HELP: dict[str, str] = {
     "exercises.hint": N_("a hint, folded away in the post"),
     "exercises.prediction": N_("what you expect: accuracy (higher, lower or same as the baseline) and because; the "
                                "answer says whether the measurement confirms it"),
+    "exercises.against": N_("the variant its answer compares with (default: the baseline), e.g. the variant the "
+                            "exercise changes one more thing in"),
     "exercises.label": N_("how the post calls it (default: its name)"),
     "exercises.description": N_("what changes, in a few words"),
     "exercises.dataset": N_("the change to try, written like a variant override: another dataset"),

@@ -111,6 +111,20 @@ def test_no_answers_and_hide_answers_publish_the_questions_only(ex_project):
     assert invoke("render", "--profile", "smoke").exit_code == 0
     assert post(ex_project) == hidden
 
+    # `against`: the answer compares with that variant, not the baseline (its runs are the fc exercise's twins)
+    study = json.loads(json.dumps(STUDY))
+    study["variants"].append({"name": "small-fc", "label": "FC variant", "model": STUDY["exercises"][0]["model"],
+                              "intended": ["parameters"], "intended_reason": "on purpose"})
+    study["exercises"][1]["against"] = "small-fc"
+    write_study(ex_project, study)
+    assert "identical run found" in invoke("run", "--profile", "smoke", "--workers", "1").output
+    assert invoke("render", "--profile", "smoke").exit_code == 0
+    slow, fc = answer_block(post(ex_project), "slow"), answer_block(post(ex_project), "Small FC")
+    metrics = [json.loads((ex_project / "results" / "ex" / "small-fc" / f"seed-{s}" / "metrics.json").read_text())
+               for s in (0, 1)]
+    assert f"over 2 seeds, against {50 * sum(m['test_acc'] for m in metrics):.2f}% for FC variant." in slow
+    assert "for Tiny CNN." not in slow and "for Tiny CNN." in fc
+
 
 def test_a_misspelt_exercise_is_one_line_with_the_closest_name_before_training(ex_project):
     code, out, err = run_main("run", "ex", "--profile", "smoke", "--exercise", "slwo")
@@ -134,6 +148,9 @@ def test_a_bad_exercise_field_is_one_line_naming_it_and_the_closest_field(ex_pro
     code, _, err = run_main("list")
     assert code == 2 and "exercises[1].model.options.dropuot" in err and "did you mean 'dropout'?" in err
     for change, message in (({"name": "tiny"}, "already a variant's name"),
+                            ({"against": "tinny"}, "exercises[1].against: 'tinny' is not a variant of this study; "
+                                                   "it names the variant the answer compares with (tiny); did you "
+                                                   "mean 'tiny'?"),
                             ({"training": None}, "changes nothing")):
         bad = json.loads(json.dumps(STUDY))
         bad["exercises"][1].update(change)
@@ -165,8 +182,8 @@ def test_an_exercise_that_changes_more_than_it_says_is_warned_about(ex_project):
     write_study(ex_project, study)
     result = invoke("list", "--profile", "smoke")
     assert result.exit_code == 0
-    assert ("exercises[0] 'fc' differs from the baseline 'tiny' in parameter count as well as in what it says it "
-            "changes") in result.output
+    assert ("exercises[0] 'fc' differs from 'tiny', which it is compared with, in parameter count as well as in "
+            "what it says it changes") in result.output
     assert "exercises[1]" not in result.output  # a training override is the recipe change it says it makes
 
 
