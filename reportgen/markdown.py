@@ -137,6 +137,7 @@ FILTERS = {
     "figure": figure, "pct": number, "signed": signed_number, "interval": interval, "oneline": oneline,
     "fixed": lambda x, digits=2: numbers.fixed(x, digits),  # a value that is not a measured share: weights, sums
     "seconds": seconds, "thousands": numbers.thousands, "general": numbers.general,  # "%g", in the locale
+    "significant": lambda x, digits=2: numbers.significant(x, digits),  # "%.2g", in the locale
     "code": lambda s: Markup(str(s)),
     "yaml_str": lambda s: Markup(json.dumps(html_text(oneline(s)), ensure_ascii=False)),
     "dataset_name": lambda d: DATASET_TITLES.get(d, d),

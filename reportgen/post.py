@@ -70,7 +70,7 @@ def _variant(facts: VariantSetup, row: VariantRow | None) -> prose.VariantFacts:
     nan = float("nan")
     return prose.VariantFacts(
         label=facts.label, description=facts.description, parameters=facts.parameters, macs=facts.macs,
-        dataset=facts.dataset, max_shift=facts.max_shift,
+        dataset=facts.dataset, max_shift=facts.max_shift, epochs=facts.epochs,
         still_learning=bool(row and row.convergence.still_learning),
         train_acc_running=float(row.train_acc_running.mean) if row else nan,
         train_acc_eval=float(row.train_acc_eval.mean) if row and row.train_acc_eval else nan)

@@ -91,6 +91,7 @@ class VariantFacts:
     macs: int
     dataset: str
     max_shift: float
+    epochs: int = 0              # epochs each of its runs trains in this profile (0 before the check has any)
     still_learning: bool = False
     train_acc_running: float = _NAN
     train_acc_eval: float = _NAN

@@ -17,6 +17,8 @@ def test_a_convolution_moves_with_the_image_and_pooling_only_by_whole_windows():
     assert one.conv_difference == two.conv_difference == 0  # f(Tx) = T f(x): equivariant
     assert one.conv_change > 0                                # but not invariant: f(Tx) ≠ f(x)
     assert one.pool_difference > 0 and two.pool_difference == 0 and two.pool_shift == 1
+    # a stride-2 convolution halves a shift as pooling does: exact for 2 pixels, not for 1
+    assert one.strided_difference > 0 and two.strided_difference == 0 and two.strided_shift == 1
     assert one.average_difference == pytest.approx(0, abs=1e-5)  # the global average does not move: invariant
     assert maps["pool"].shape == (image.shape[0] // 2, image.shape[1] // 2)
 

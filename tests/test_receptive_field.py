@@ -196,6 +196,10 @@ def test_pooling_study_tells_position_specific_from_global(tmp_path):
     assert "*invariant* to shifts by multiples of 4 pixels if nothing reached the border" in flat
     assert "measured with shifted images, not promised by the architecture" in flat
     assert "None" not in text
+    # what the prose reads: the field of one unit of the last map each classifier reads (pool2's, conv2's)
+    assert result.seen_by("LeNet") == 16 and result.seen_by("LeNet, strided") == 13
+    with pytest.raises(ValueError, match="seen_by\\('LeNet strided'\\): no variant .* labelled so"):
+        result.seen_by("LeNet strided")
 
 
 def test_a_model_without_convolution_says_so(tmp_path):

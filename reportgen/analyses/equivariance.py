@@ -8,6 +8,7 @@ A layer f is *equivariant* to a shift T when shifting the input shifts the outpu
   shift;
 - 2×2 max-pooling after it: the pooled map of the moved image against the pooled map of the original moved by the
   whole pooled pixels that come closest (T′ moves by s/2 pooled pixels; for an odd s no T′ fits exactly);
+- the same convolution with stride 2 instead (the strided network's way to halve a map), compared the same way;
 - the global average of that output: one number, which should not change at all.
 
 Every number is the largest absolute difference over the map; the figure shows the differences."""
@@ -40,6 +41,8 @@ class ShiftCheck:
     conv_difference: float           # max |f(Tx) − T f(x)|: 0 means equivariant
     pool_difference: float           # max |pool f(Tx) − T′ pool f(x)| for the best whole-pixel T′
     pool_shift: int                  # that T′, in pooled pixels
+    strided_difference: float        # max |g(Tx) − T′ g(x)| for g the convolution with stride 2, best whole-pixel T′
+    strided_shift: int               # that T′, in output pixels
     average_difference: float        # |mean f(Tx) − mean f(x)|: 0 means invariant
     conv_change: float               # max |f(Tx) − f(x)|: how much the unmoved output changes (not invariant)
 
@@ -64,23 +67,32 @@ def shift_right(x: torch.Tensor, pixels: int) -> torch.Tensor:
     return out
 
 
+def best_move(moved: torch.Tensor, original: torch.Tensor, pixels: int) -> tuple[int, torch.Tensor]:
+    """For maps at half the image's resolution: the whole-pixel move T′ of ``original`` that comes closest to
+    ``moved`` (``pixels`` / 2, rounded either way) and the difference it leaves."""
+    candidates = {s: moved - shift_right(original, s) for s in range(pixels // POOL, -(-pixels // POOL) + 1)}
+    best = min(candidates, key=lambda s: float(candidates[s].abs().max()))
+    return best, candidates[best]
+
+
 def check(image: torch.Tensor, kernel: torch.Tensor, pixels: int) -> tuple[ShiftCheck, dict[str, np.ndarray]]:
-    """The three comparisons for one shift, and the maps the figure draws."""
-    f = lambda x: torch.relu(F.conv2d(x[None, None], kernel[None, None], padding=1))[0, 0]  # noqa: E731
+    """The comparisons for one shift, and the maps the figure draws."""
+    f = lambda x, stride=1: torch.relu(F.conv2d(x[None, None], kernel[None, None], padding=1,  # noqa: E731
+                                                stride=stride))[0, 0]
     pool = lambda m: F.max_pool2d(m[None, None], POOL)[0, 0]  # noqa: E731
     moved = shift_right(image, pixels)
     out, out_moved = f(image), f(moved)
     conv_diff = out_moved - shift_right(out, pixels)
-    pooled, pooled_moved = pool(out), pool(out_moved)
-    candidates = {s: pooled_moved - shift_right(pooled, s) for s in range(pixels // POOL, -(-pixels // POOL) + 1)}
-    best = min(candidates, key=lambda s: float(candidates[s].abs().max()))
+    pool_shift, pool_diff = best_move(pool(out_moved), pool(out), pixels)
+    strided_shift, strided_diff = best_move(f(moved, POOL), f(image, POOL), pixels)
     exact = lambda v: round(float(v), ROUNDING)  # noqa: E731 - float32 sums differ in the 8th digit
     result = ShiftCheck(pixels=pixels, conv_difference=exact(conv_diff.abs().max()),
-                        pool_difference=exact(candidates[best].abs().max()), pool_shift=best,
+                        pool_difference=exact(pool_diff.abs().max()), pool_shift=pool_shift,
+                        strided_difference=exact(strided_diff.abs().max()), strided_shift=strided_shift,
                         average_difference=exact((out_moved.mean() - out.mean()).abs()),
                         conv_change=exact((out_moved - out).abs().max()))
     return result, {"moved": moved.numpy(), "conv": out_moved.numpy(), "conv_diff": conv_diff.numpy(),
-                    "pool": pooled_moved.numpy(), "pool_diff": candidates[best].numpy()}
+                    "pool": pool(out_moved).numpy(), "pool_diff": pool_diff.numpy()}
 
 
 def compute(study: Study, figures: FigureWriter, index: int = 0) -> EquivarianceResult:

@@ -76,6 +76,15 @@ class ReceptiveFieldResult:
     models: list[ModelField]
     image: int                   # pixels per side of the input image
 
+    def seen_by(self, label: str) -> int:
+        """Pixels per side that one unit of the last map the variant labelled ``label`` hands its classifier sees
+        (prose: ``result("receptive_field").seen_by(variant("pool").label)``)."""
+        for m in self.models:
+            if label in m.variants and m.rows:
+                return next(r.r for r in m.rows if r.name == m.last)
+        raise ValueError(f"seen_by({label!r}): no variant with a convolution is labelled so "
+                         f"(labels: {', '.join(v for m in self.models for v in m.variants)})")
+
 
 def _pair(v: Any) -> int:
     return int(v[0]) if isinstance(v, (tuple, list)) else int(v)
