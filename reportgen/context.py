@@ -61,8 +61,8 @@ def describe_training(training: TrainingConfig, epochs: bool = True) -> str:
                                                           "lr": _g(t.lr)}]
     if t.optimizer == "sgd" and t.momentum:
         parts.append(_("momentum %(m)s") % {"m": _g(t.momentum)})
-    if t.weight_decay:
-        parts.append(_("weight decay %(wd)s") % {"wd": _g(t.weight_decay)})
+    # stated when off too: the Methods page's shared recipe has both, and holds "unless the setup table says otherwise"
+    parts.append(_("weight decay %(wd)s") % {"wd": _g(t.weight_decay)} if t.weight_decay else _("no weight decay"))
     parts.append(_("batch size %(n)s") % {"n": t.batch_size})
     if epochs:
         parts.append(i18n.ngettext("%(num)s epoch", "%(num)s epochs", t.epochs) % {"num": t.epochs})
@@ -77,8 +77,8 @@ def describe_training(training: TrainingConfig, epochs: bool = True) -> str:
         parts.append(i18n.ngettext("%(num)s epoch of linear warmup, then a cosine decay per batch",
                                    "%(num)s epochs of linear warmup, then a cosine decay per batch",
                                    t.warmup_epochs) % {"num": _g(t.warmup_epochs)})
-    if t.label_smoothing:
-        parts.append(_("label smoothing %(eps)s") % {"eps": _g(t.label_smoothing)})
+    parts.append(_("label smoothing %(eps)s") % {"eps": _g(t.label_smoothing)} if t.label_smoothing
+                 else _("no label smoothing"))
     return ", ".join(parts)
 
 

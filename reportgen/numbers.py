@@ -94,6 +94,8 @@ def localized(x: float | int, digits: int = 0, signed: bool = False, grouped: bo
     text = f"{x:+.{digits}f}" if signed else f"{x:.{digits}f}"
     if not math.isfinite(x):
         return text.replace("-", MINUS)
+    if Decimal(text) == 0:  # rounds to zero: "0.00", neither "−0.00" nor "+0.00"
+        text = f"{0:.{digits}f}"
     out = format_decimal(Decimal(text), format=_pattern(digits, signed, grouped), locale=i18n.babel_locale(),
                          decimal_quantization=False)
     return out.replace("-", MINUS)

@@ -68,6 +68,9 @@ TRAIN_EVAL_IMAGES = 10_000
 # A filter "sums to nearly zero" when its sum is under this share of its total absolute weight: then a flat area
 # moves its output by less than a tenth of what the strongest pattern of the same brightness range can.
 NEAR_ZERO_SUM = 0.1
+# A first-layer filter "fires on the empty background" when its output there (bias included) is above this, in the
+# normalised units of its input, where a Fashion-MNIST image spans about 2.8: an output of 0.03 is no response.
+FIRES_ON_BLACK = 0.1
 # Below this coherence the weights change in no single direction (a spot, a blob or a mixture): no orientation.
 ORIENTED = 0.5
 # Shift distances (pixels) the closing section reports: one pixel (with the diagonal ±1, ±1) is less than a 2×2

@@ -2,16 +2,11 @@
 gives each layer's type, settings, output shape and parameter count (needs no training)."""
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-from torch import nn
-
 from ..figures import FigureWriter
 from ..i18n import N_
-from ..settings import IMAGE_SIZE
 from ..study import Study
 from . import Analysis
 from ._common import LayerRow, architecture_table, build_spec, model_specs
@@ -29,10 +24,6 @@ class ModelArchitecture:
     ratio: float = 1.0           # trainable parameters relative to the reference model's
     macs: int = 0                # multiply-adds of one forward pass of one image, every layer added up
     macs_ratio: float = 1.0      # multiply-adds relative to the reference model's
-    # the same model with its pooling layers taken out (fc1 widened to what then reaches it): what pooling saves;
-    # None for a model without a fixed-window pooling layer
-    unpooled_parameters: int | None = None
-    unpooled_macs: int | None = None
 
 
 @dataclass
@@ -49,29 +40,6 @@ def _reference(study: Study, specs: list[dict[str, Any]]) -> int:
     return next((i for i, spec in enumerate(specs) if baseline in spec["variants"]), 0)
 
 
-POOLS = (nn.MaxPool2d, nn.AvgPool2d)  # fixed-window pooling; a global (adaptive) pooling stays
-
-
-def without_pooling(model: nn.Module, in_channels: int = 1) -> nn.Module | None:
-    """A copy of ``model`` with every fixed-window pooling layer of its featurizer replaced by the identity and its
-    first linear layer widened to take the larger maps that then reach it (fresh weights: only its size matters
-    here); None when the model pools nothing."""
-    pools = [name for name, m in model.featurizer.named_children() if isinstance(m, POOLS)]
-    if not pools:
-        return None
-    out = copy.deepcopy(model)
-    for name in pools:
-        setattr(out.featurizer, name, nn.Identity())
-    with torch.no_grad():
-        h = out.featurizer(torch.zeros(1, in_channels, IMAGE_SIZE, IMAGE_SIZE))
-        for name, module in out.classifier.named_children():
-            if isinstance(module, nn.Linear):
-                setattr(out.classifier, name, nn.Linear(h.shape[1], module.out_features, bias=module.bias is not None))
-                return out
-            h = module(h)
-    return None
-
-
 def compute(study: Study, figures: FigureWriter) -> ArchitectureResult:
     models = []
     specs = model_specs(study)
@@ -81,10 +49,6 @@ def compute(study: Study, figures: FigureWriter) -> ArchitectureResult:
         models.append(ModelArchitecture(model=spec["model"], options=spec["options"], variants=spec["variants"],
                                         input=table.input, rows=table.rows, total=table.total,
                                         trainable=table.trainable, macs=table.macs))
-        unpooled = without_pooling(model, spec["options"].get("in_channels", 1))
-        if unpooled is not None:
-            table = architecture_table(unpooled, spec["options"].get("in_channels", 1))
-            models[-1].unpooled_parameters, models[-1].unpooled_macs = table.trainable, table.macs
     reference = _reference(study, specs)
     for m in models:
         m.ratio = m.trainable / models[reference].trainable if models[reference].trainable else float("nan")

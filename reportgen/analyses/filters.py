@@ -22,7 +22,7 @@ from torch import nn
 from .. import i18n, numbers
 from ..figures import DIVERGING, WIDTH, Figure, FigureWriter, _frameless, _mosaic, _tile_grid, _with_bad
 from ..i18n import N_
-from ..settings import FIRST_SEED, IMAGE_SIZE, NEAR_ZERO_SUM, ORIENTED
+from ..settings import FIRES_ON_BLACK, FIRST_SEED, IMAGE_SIZE, NEAR_ZERO_SUM, ORIENTED
 from ..study import Study, VariantResults
 from . import Analysis, pick
 from ._common import first_run, layer_table, load_model, normalization, shape_text, variant_head
@@ -39,6 +39,11 @@ class FilterReading:
     orientation: str                # "vertical", "horizontal", "rising diagonal", "falling diagonal" or "none"
     coherence: float                # 0..1: how single the direction of change is
     bias: float = 0.0               # its bias: flat_black = black · sum + bias (VariantFilters.black)
+
+    @property
+    def fires_on_black(self) -> bool:
+        """Whether its output on the black background is more than a trace (above FIRES_ON_BLACK)."""
+        return self.flat_black > FIRES_ON_BLACK
 
     @property
     def orientation_words(self) -> str:
@@ -93,6 +98,7 @@ class FiltersResult:
     variants: list[VariantFilters] = field(default_factory=list)
     deeper: bool = False                # some variant has a convolution after its first
     near_zero: float = NEAR_ZERO_SUM    # the thresholds of the readings, for the partial to state
+    fires: float = FIRES_ON_BLACK
     oriented: float = ORIENTED
 
     def reading(self, variant: str, index: int = 0) -> FilterReading:
