@@ -22,11 +22,13 @@ def _pair(v: Any) -> int:
 
 
 def layer_word(module: nn.Module) -> str | None:
-    """One layer in a few words (``conv 5×5, 6 ch``, ``max-pool 2×2``, ``dropout 0.5``); None for the layers that
+    """One layer in a few words (``conv 5×5, 6 ch, pad 2``, ``max-pool 2×2``, ``dropout 0.5``); None for the layers that
     only reshape (flatten, identity)."""
     if isinstance(module, nn.Conv2d):
         k, stride = _pair(module.kernel_size), _pair(module.stride)
-        return f"conv {k}×{k}, {module.out_channels} ch" + (f", stride {stride}" if stride != 1 else "")
+        pad = module.padding if isinstance(module.padding, str) else _pair(module.padding)  # "same", or pixels
+        return (f"conv {k}×{k}, {module.out_channels} ch" + (f", pad {pad}" if pad not in (0, "valid") else "")
+                + (f", stride {stride}" if stride != 1 else ""))
     if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
         k = _pair(module.kernel_size)
         return f"{'max' if isinstance(module, nn.MaxPool2d) else 'average'}-pool {k}×{k}"

@@ -43,5 +43,6 @@ def test_the_diagram_of_lenet_follows_its_layer_shapes():
     stages = architecture_diagram.stages(model)
     assert [s.shape_text for s in stages] == ["1 × 28 × 28", "6 × 28 × 28", "6 × 14 × 14", "16 × 10 × 10",
                                               "16 × 5 × 5", "400", "120", "84", "10"]
-    assert stages[1].operation == "conv 5×5, 6 ch → ReLU" and stages[6].operation == "linear 120 → ReLU → dropout 0.5"
+    assert stages[1].operation == "conv 5×5, 6 ch, pad 2 → ReLU"
+    assert stages[6].operation == "linear 120 → ReLU → dropout 0.5"
     assert sum(s.parameters for s in stages) == count_parameters(model) and sum(s.macs for s in stages) == 416_520

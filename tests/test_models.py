@@ -243,14 +243,14 @@ def test_the_batchnorm_study_compares_lenet_with_and_without_batch_norm_on_one_r
 def test_describe_model_summarises_lenet_layer_by_layer():
     described = zoo.describe_model({"name": "lenet", "options": LENET_AT_204FEE1})
     assert described.name == "lenet" and described.parameters == 61_706
-    assert described.text == ("conv 5×5, 6 ch → ReLU → max-pool 2×2 → conv 5×5, 16 ch → ReLU → max-pool 2×2 → "
+    assert described.text == ("conv 5×5, 6 ch, pad 2 → ReLU → max-pool 2×2 → conv 5×5, 16 ch → ReLU → max-pool 2×2 → "
                                  "linear 120 → ReLU → linear 84 → ReLU → linear 10")
 
 
 def test_describe_model_shows_batch_norm_dropout_and_the_options():
     text = zoo.describe_model({"name": "lenet", "options": {"batch_norm": True, "dropout": 0.5, "kernel_size": 3,
                                                             "channels": [8, 32], "activation": "tanh"}}).text
-    assert text == ("conv 3×3, 8 ch → batch norm → tanh → max-pool 2×2 → conv 3×3, 32 ch → batch norm → tanh → "
+    assert text == ("conv 3×3, 8 ch, pad 1 → batch norm → tanh → max-pool 2×2 → conv 3×3, 32 ch → batch norm → tanh → "
                     "max-pool 2×2 → linear 120 → tanh → dropout 0.5 → linear 84 → tanh → dropout 0.5 → linear 10")
 
 
@@ -260,13 +260,13 @@ def test_describe_model_names_global_pooling_and_its_settings():
     gap = next(r for r in described.layers if r.name == "gap")
     assert (gap.details, gap.output) == ("each map → 1×1 (average)", "16 × 1 × 1")
     strided = zoo.describe_model({"name": "lenet", "options": {"pooling": False, "strided": True}}).text
-    assert strided.startswith("conv 5×5, 6 ch, stride 2 → ReLU → conv 5×5, 16 ch, stride 2 → ReLU → linear 120")
+    assert strided.startswith("conv 5×5, 6 ch, pad 2, stride 2 → ReLU → conv 5×5, 16 ch, stride 2 → ReLU → linear 120")
 
 
 def test_describe_model_folds_repeated_blocks():
     text = zoo.describe_model({"name": "deep_pool", "options": {}}).text
-    assert text == ("(conv 3×3, 16 ch → tanh) ×2 → max-pool 2×2 → (conv 3×3, 32 ch → tanh) ×2 → max-pool 2×2 → "
-                    "(conv 3×3, 32 ch → tanh) ×2 → linear 10")
+    assert text == ("(conv 3×3, 16 ch, pad 1 → tanh) ×2 → max-pool 2×2 → (conv 3×3, 32 ch, pad 1 → tanh) ×2 → "
+                    "max-pool 2×2 → (conv 3×3, 32 ch, pad 1 → tanh) ×2 → linear 10")
 
 
 @pytest.mark.parametrize("name,options", [(n, o) for n, o, _ in ZOO] + [("lenet", {"batch_norm": True})])

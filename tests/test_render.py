@@ -267,7 +267,7 @@ def test_post_states_the_numbers_of_the_results(tmp_path):
     assert "| Epochs | 2 |" in post and "cpu (test)" in post and "`abc123`" in post and "15 s of training over 6 runs" in post
     # the models come from the zoo: one line per distinct model, with its parameter count
     assert "## The models" in post
-    assert re.search(r"^    Base: conv 5×5, 6 ch → ReLU → .* — 61,706 parameters\.$", post, re.M)
+    assert re.search(r"^    Base: conv 5×5, 6 ch, pad 2 → ReLU → .* — 61,706 parameters\.$", post, re.M)
     assert re.search(r"^    Better: .*dropout 0\.5.* — 61,706 parameters\.$", post, re.M)
 
 
@@ -359,8 +359,8 @@ def test_a_study_without_prose_gets_a_complete_post(tmp_path):
     setup = post[at[2]:at[3]]
     assert "| Narrow | LeNet as it is |" in setup and f"| {narrow:,} |" in setup and f"| {wide:,} |" in setup
     models = post[at[3]:at[4]]
-    assert re.search(rf"^    Narrow: conv 5×5, 6 ch → .* — {narrow:,} parameters\.$", models, re.M)
-    assert re.search(rf"^    Wide: conv 5×5, 8 ch → .* — {wide:,} parameters\.$", models, re.M)
+    assert re.search(rf"^    Narrow: conv 5×5, 6 ch, pad 2 → .* — {narrow:,} parameters\.$", models, re.M)
+    assert re.search(rf"^    Wide: conv 5×5, 8 ch, pad 2 → .* — {wide:,} parameters\.$", models, re.M)
     assert "| Test accuracy (%) |" in post[at[4]:at[5]]
     assert "| Trained on | one machine (`--executor local`) |" in post[at[8]:]  # the stamp names the executor
     figures = re.findall(r"!\[[^\]]*\]\((plain/[^)]+)\)", post)
