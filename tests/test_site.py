@@ -326,8 +326,9 @@ def test_browser_check_catches_a_broken_site(tmp_path: Path):
 
     # a page left out of the browser visit still has its links and images checked, from its HTML
     (tmp_path / "pt").mkdir()
-    (tmp_path / "pt" / "index.html").write_text('<!doctype html><html><body><img src="lost.png"><a href="../ok.png">'
-                                              'ok</a><a href="away/">away</a><a href="regularização/">é</a></body></html>', encoding="utf-8")
+    (tmp_path / "pt" / "index.html").write_text(
+        '<!doctype html><html><body><img src="lost.png"><a href="../ok.png">ok</a><a href="away/">away</a>'
+        '<a href="regularização/">é</a></body></html>', encoding="utf-8")
     report = check_site_in_browser(tmp_path, tmp_path / "artifacts", timeout=3, visit=lambda page: page == "")
     text = "\n".join(report["problems"])
     assert "pt/: link /pt/lost.png answers HTTP 404" in text and "pt/: link /pt/away/ answers HTTP 404" in text
