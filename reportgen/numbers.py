@@ -95,7 +95,7 @@ def localized(x: float | int, digits: int = 0, signed: bool = False, grouped: bo
     if not math.isfinite(x):
         return text.replace("-", MINUS)
     if Decimal(text) == 0:  # rounds to zero: "0.00", neither "−0.00" nor "+0.00"
-        text = f"{0:.{digits}f}"
+        text, signed = f"{0:.{digits}f}", False
     out = format_decimal(Decimal(text), format=_pattern(digits, signed, grouped), locale=i18n.babel_locale(),
                          decimal_quantization=False)
     return out.replace("-", MINUS)

@@ -104,7 +104,7 @@ def test_a_short_run_measures_over_all_its_epochs_after_the_first(epochs, window
 def test_flat_networks_converged_and_rising_ones_are_still_learning():
     converged = convergence(variant("a", [0.9] * 3, [flat()] * 3).runs)
     assert converged.verdict == "converged" and not converged.still_learning
-    assert converged.text == f"+0.00 points over the last {W} epochs" and converged.best_is_last == 0
+    assert converged.text == f"0.00 points over the last {W} epochs" and converged.best_is_last == 0
     still = convergence(variant("b", [0.9] * 3, [rising(per_epoch=0.003)] * 3).runs)
     assert still.verdict == "still learning" and still.still_learning and still.best_is_last == 3
     assert still.gain == pytest.approx(W * 0.3) and still.text == f"+{W * 0.3:.2f} points over the last {W} epochs"
@@ -163,7 +163,7 @@ def test_every_post_states_per_variant_whether_it_converged():
                       variant("better", [0.83, 0.845, 0.85], [rising()] * 3)))
     text = package_environment().get_template("_results.md.j2").render(summary=s)
     # in the collapsed detail table under the results; the caveat itself is said once, with the answer it threatens
-    assert f" | converged: +0.00 points over the last {W} epochs; best epoch the last one on 0 of 3 seeds |" in text
+    assert f" | converged: 0.00 points over the last {W} epochs; best epoch the last one on 0 of 3 seeds |" in text
     assert (f" | still learning: +{W:.2f} points over the last {W} epochs; best epoch the last one on "
             "3 of 3 seeds |") in text
     assert "(../../methods.md#converged-or-still-learning)" in text  # the rule itself is on Methods

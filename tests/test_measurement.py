@@ -201,7 +201,7 @@ def test_the_disagreement_table_appears_only_when_validation_loss_rises_after_it
     assert "**Validation loss disagrees with the checkpoint** on 3 of 6 runs" in flat
     assert f"more than {TOL} epochs away" in flat and f"more than {round(100 * RISE)}% higher" in flat
     assert "| Other | 0.500 (3, 3, 3) | 8, 8, 8 | 0.760 | +52% | 3 of 3 |" in text
-    assert "| Base | 0.585 (8, 8, 8) | 8, 8, 8 | 0.585 | +0% | 0 of 3 |" in text
+    assert "| Base | 0.585 (8, 8, 8) | 8, 8, 8 | 0.585 | 0% | 0 of 3 |" in text
 
 
 @pytest.mark.parametrize("losses,disagree", [

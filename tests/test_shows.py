@@ -322,10 +322,10 @@ def _activations(off: tuple[list[int], list[float]], on: tuple[list[int], list[f
 @pytest.mark.parametrize("off, on, says, verdict", [
     (([18, 16, 17], [0.35, 0.36, 0.34]), ([0, 1, 2], [0.24, 0.25, 0.23]),
      "dropout leaves\n1.0 of 84 units dead on average, against 17.0\nwithout it (paired difference −16.0, 95% CI",
-     "these\nnetworks agree with it, though they show what dropout leaves behind, not why."),
+     "at `relu4`\nthese networks agree with it, though they show what dropout leaves behind, not why"),
     (([3, 0, 6], [0.35, 0.36, 0.34]), ([3, 5, 1], [0.24, 0.25, 0.23]),
-     "dropout leaves\n3.0 of 84 units dead on average, against 3.0\nwithout it (paired difference +0.0, 95% CI",
-     "these networks do not\nclearly show both."),
+     "dropout leaves\n3.0 of 84 units dead on average, against 3.0\nwithout it (paired difference 0.0, 95% CI",
+     "at `relu4` these networks do not clearly show both."),
 ])
 def test_the_shipped_dropout_prose_says_what_its_activation_statistics_measured(tmp_path, monkeypatch, off, on,
                                                                                  says, verdict):
