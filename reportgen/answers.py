@@ -68,7 +68,6 @@ class ExercisesSection:
     exercises: list[ExerciseAnswer]
     answers: bool                  # False: questions only (``--no-answers`` or ``hide_answers: true``)
     profile: str
-    baseline_label: str
     render_command: str
     results: list[VariantResults] = field(default_factory=list)  # the measured exercises' runs (answers shown)
 
@@ -121,7 +120,7 @@ def answer(study: Study, exercise: Exercise, store: Store, figures: FigureWriter
     """One exercise: its question and command, and once it ran, its measured answer (its runs are appended to
     ``found``)."""
     out = question(study, exercise)
-    against = exercise.against or study.baseline
+    against = compared_with(study, exercise)
     base = next((v for v in study.available if v.name == against), None)
     result = exercise_results(study.id, study.config, exercise, study.profile, store)
     if result is None or not result.runs or base is None:
@@ -145,9 +144,15 @@ def answer(study: Study, exercise: Exercise, store: Store, figures: FigureWriter
     return out
 
 
+def compared_with(study: Study, exercise: Exercise) -> str | None:
+    """The variant the exercise's answer compares with: its ``against``, else the post's baseline (the first variant
+    that ran when the study names none, where :meth:`Exercise.compared_with` takes the first declared)."""
+    return exercise.against or study.baseline
+
+
 def question(study: Study, exercise: Exercise) -> ExerciseAnswer:
     """The exercise before any answer: its question, hint, command, prediction and what it is compared with."""
-    against = exercise.against or study.baseline
+    against = compared_with(study, exercise)
     label = next((v.label for v in study.config.variants if v.name == against), against or "")
     return ExerciseAnswer(name=exercise.name, label=exercise.title, question=exercise.question, hint=exercise.hint,
                           command=command(study.id, study.profile, exercise.name), baseline_label=label,
@@ -183,8 +188,7 @@ def section(study: Study, store: Store, figures: FigureWriter | None, answers: b
     if not exp.exercises:
         return None
     show = answers and not exp.hide_answers
-    base_label = next((v.label for v in study.variants if v.name == study.baseline), study.baseline or "")
     found: list[VariantResults] = []
     items = [answer(study, e, store, figures, found) if show else question(study, e) for e in exp.exercises]
-    return ExercisesSection(exercises=items, answers=show, profile=study.profile, baseline_label=base_label,
+    return ExercisesSection(exercises=items, answers=show, profile=study.profile,
                             render_command=f"reportgen render {study.id} --profile {study.profile}", results=found)

@@ -42,8 +42,8 @@ NAMES: dict[str, tuple[str, str]] = {
         "gap")),
     "variant": ('variant("name")', N_(
         "a variant's .label .description .parameters .macs (multiply-adds of one image's forward pass) .dataset "
-        ".epochs .max_shift .still_learning (its networks had not stopped improving) .train_acc_running .train_acc_eval "
-        "(training accuracy at the checkpoint, counted during training or measured in eval mode; %)")),
+        ".epochs .max_shift .still_learning (its networks had not stopped improving) .train_acc_running "
+        ".train_acc_eval (training accuracy at the checkpoint, counted during training or measured in eval mode; %)")),
     "setup": ("setup", N_("the setup: .epochs .seeds .train_limit .eval_limit .val_size .train_total .variants")),
     "profile": ("profile", N_("the profile's name: smoke, quick or full")),
     "study": ("study", N_("the study's .id .title .question")),

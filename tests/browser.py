@@ -30,8 +30,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import quote, urldefrag, urljoin, urlsplit
 
