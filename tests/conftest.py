@@ -40,6 +40,52 @@ VENDOR = Path("assets") / "vendor"  # under docs/ (reportgen.site.VENDOR_DIR)
 GENERATED_DOCS = ("index.md", "write-your-own.md", "methods.md", "blog/posts", "assets/vendor", "assets/figures")
 
 
+# ---- the temporary directory: in memory where there is room -------------------------------------------------------
+# A run writes about 1 GB of sites, checkpoints and results under pytest's temporary directory, and removes it at
+# the end (``tmp_path_retention_policy = "failed"``). On a disk mounted with ``discard`` (this project's machines)
+# removing it took 20-30 s after the last test, and every fsync of an atomic write waits for the disk. So the run
+# goes to a RAM-backed file system when one has room (/dev/shm with at least RAM_TEMP_MIN_FREE free; Docker's
+# default of 64 MB has not), and is removed from there when every test passed. A failed run keeps it, for a look,
+# until the next run starts (pytest clears a given ``--basetemp`` first). ``--basetemp`` on the command line wins.
+RAM_TEMP = Path("/dev/shm")
+RAM_TEMP_MIN_FREE = 8 * 2**30
+
+
+def _ram_basetemp() -> Path | None:
+    try:
+        usage = shutil.disk_usage(RAM_TEMP)
+    except OSError:
+        return None
+    return RAM_TEMP / f"reportgen-pytest-{os.getuid()}" if usage.free >= RAM_TEMP_MIN_FREE else None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    """The xdist controller (or a run without xdist) picks :func:`_ram_basetemp`; workers get theirs from it."""
+    if config.option.basetemp or hasattr(config, "workerinput"):
+        return
+    basetemp = _ram_basetemp()
+    if basetemp is not None:
+        config.option.basetemp = str(basetemp)
+        config.stash[_CHOSEN] = basetemp
+
+
+_CHOSEN = pytest.StashKey[Path]()
+
+
+def pytest_unconfigure(config):
+    basetemp = config.stash.get(_CHOSEN, None)
+    if basetemp is not None and config.stash.get(_PASSED, False):
+        shutil.rmtree(basetemp, ignore_errors=True)
+
+
+_PASSED = pytest.StashKey[bool]()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    session.config.stash[_PASSED] = exitstatus == 0
+
+
 # The modules that take longest, run first: with ``pytest -n`` (``make test``, ``make check``), xdist hands whole
 # modules to its processes in this order (``--dist loadscope``), so the longest one never starts last and leaves
 # one process idle (times: ``pytest --durations=40``). A module not named here keeps its place after these.

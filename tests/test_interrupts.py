@@ -90,6 +90,13 @@ class Proc:
         self.popen.send_signal(sig)
         return self.finish()
 
+    def signal_while_stopped(self, sig: int) -> tuple[int, str]:
+        """Deliver ``sig`` to a process stopped with SIGSTOP: it is pending before the process runs again, so nothing
+        it would have done in the meantime (finish a run, write a file) races the test."""
+        self.popen.send_signal(sig)
+        self.popen.send_signal(signal.SIGCONT)
+        return self.finish()
+
     def kill(self) -> tuple[int, str]:
         return self.signal(signal.SIGKILL) if self.popen.poll() is None else self.finish()
 
@@ -202,14 +209,17 @@ def test_sigkill_between_moving_the_old_run_aside_and_the_new_one_in(slow_run, s
 @pytest.mark.slow
 def test_ctrl_c_exits_130_keeps_finished_runs_and_a_second_run_is_refused(slow_run):
     start, run_here, results, same_as_reference = slow_run
-    proc = start(REPORTGEN_TEST_WRITE_DELAY="0.5")  # each run takes >= 3.5 s to write: time for what follows
+    proc = start(REPORTGEN_TEST_WRITE_DELAY="0.3")  # each run takes >= 2 s to write: time to stop it mid-run
     proc.wait_for(f"{SLOTS[1]} epoch 1/2")  # the first run is written, the second is training
+    # Stopped (SIGSTOP) while the second `reportgen run` below is refused: otherwise, on a loaded machine, the first
+    # one could finish its second run before the Ctrl-C arrives. A stopped process still holds the lock.
+    proc.popen.send_signal(signal.SIGSTOP)
     # a second `reportgen run` on the same results directory refuses, in one line, and writes nothing
     before = tree_hash(results)
     second = run_here()
     one_line_error(second, 1, "another `reportgen run`", f"pid {proc.popen.pid}", "wait for it to finish")
     assert "half-written" not in second.err
-    code, err = proc.signal(signal.SIGINT)
+    code, err = proc.signal_while_stopped(signal.SIGINT)
     assert code == 130 and "Traceback" not in err, err
     assert err.rstrip().splitlines()[-1] == ("interrupted: finished runs are kept; run the same command again "
                                               "to continue")
