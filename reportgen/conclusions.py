@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from . import i18n
 from .confounds import Difference
 from .markdown import signed_number
+from .measures import gains_in_words
 from .schema import StudyConfig
 from .summary import Summary, Unavailable, VariantRow
 
@@ -64,6 +65,8 @@ class Closing:
     single_variant: bool = False
     rows: list[VariantRow] = field(default_factory=list)
     learning: list[Note] = field(default_factory=list)
+    learning_labels: str = ""           # the still-learning variants, as a list in words
+    learning_why: str = ""              # their gains in one phrase (measures.gains_in_words)
     not_measured: list[str] = field(default_factory=list)
     all_converged: bool = False
     confounds: list[Stated] = field(default_factory=list)
@@ -98,11 +101,14 @@ def closing(exp: StudyConfig, stats: Summary, facts: Setup, differences: list[Di
                                    "seeds).") % {"label": c.label, "train": _points(c.train_change),
                                                  "val": _points(c.val_change), "baseline": c.baseline_label})
     compared = [d for d in differences if d.variant in shown and d.baseline in shown]
+    learning = [r for r in rows if r.convergence.still_learning]
     return Closing(
         question=exp.question, varies=exp.varies.strip().rstrip("."),
         verdicts=verdicts, findings=list(dict.fromkeys(findings)),
         single_variant=len(rows) == 1, rows=rows,
-        learning=[Note(r.label, text=r.convergence.text) for r in rows if r.convergence.still_learning],
+        learning=[Note(r.label, text=r.convergence.text) for r in learning],
+        learning_labels=i18n.and_list([r.label for r in learning]),
+        learning_why=gains_in_words([r.convergence for r in learning]) if learning else "",
         not_measured=[r.label for r in rows if r.convergence.window == 0],
         all_converged=bool(rows) and all(r.convergence.verdict == "converged" for r in rows),
         confounds=[_stated(d) for d in compared if not d.intended],

@@ -15,6 +15,7 @@ import io
 from pathlib import Path
 from typing import Iterator
 
+from babel.lists import format_list
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
@@ -133,6 +134,11 @@ DEFINED_ELSEWHERE = (
 def babel_locale() -> str:
     """The CLDR locale of the edition being rendered: what Babel formats numbers and dates for."""
     return locale_of(current())
+
+
+def and_list(items: "list[str]") -> str:
+    """"a, b and c" in the edition's language (Babel's list patterns)."""
+    return format_list(list(items), locale=babel_locale()) if items else ""
 
 
 _ = gettext

@@ -209,9 +209,22 @@ def convergence(runs: list[Run], threshold: float = CONVERGED_GAIN_POINTS) -> Co
     window = min(c.window for c in measured)
     most_best_last = best_last > len(per_run) / 2
     still = gain > threshold or (most_best_last and gain > threshold / 2)
-    span = i18n._("the last epoch") if window == 1 else i18n._("the last %(n)s epochs") % {"n": window}
     return Convergence(gain=gain, window=window, best_is_last=best_last, n=len(per_run), still_learning=still,
-                       verdict=STILL_LEARNING if still else CONVERGED,
-                       # two decimals: the gain is read against a threshold of a few tenths, and must fall on the right side
-                       text=i18n._("%(gain)s points over %(span)s") % {
-                           "gain": signed_number(gain, numbers.FINE_DECIMALS), "span": span})
+                       verdict=STILL_LEARNING if still else CONVERGED, text=_gains_over([gain], window))
+
+
+def _gains_over(gains: list[float], window: int) -> str:
+    """"+0.90 points over the last 3 epochs", or "+1.06, +0.90 and +1.35 points over …" for several variants (the
+    list in the edition's language). Two decimals: a gain is read against a threshold of a few tenths, and must
+    fall on the right side."""
+    span = i18n._("the last epoch") if window == 1 else i18n._("the last %(n)s epochs") % {"n": window}
+    listed = i18n.and_list([signed_number(g, numbers.FINE_DECIMALS) for g in gains])
+    return i18n._("%(gain)s points over %(span)s") % {"gain": listed, "span": span}
+
+
+def gains_in_words(convergences: list[Convergence]) -> str:
+    """The gains of several variants in one phrase (:func:`_gains_over`) when they were measured over the same
+    epochs; each variant's own ``text``, joined, when not."""
+    if len({c.window for c in convergences}) == 1:
+        return _gains_over([c.gain for c in convergences], convergences[0].window)
+    return "; ".join(c.text for c in convergences)

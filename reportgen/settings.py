@@ -20,7 +20,7 @@ OPTIONAL_DATASET_RETRY_S = 3600
 # Each edition of the site: its short code (URL prefix, study file suffix: experiments/<id>.pt.md) and its CLDR
 # locale (Babel number and date formats, Material's theme.language). English is the source and sits at the root.
 SOURCE_LANGUAGE = "en"
-LANGUAGES = {"en": "en", "pt": "pt_BR"}
+LANGUAGES = {"en": "en_GB", "pt": "pt_BR"}  # CLDR locales: British English, as the text is written
 
 # ---- evaluation and analyses ---------------------------------------------------------------------------------
 EVAL_BATCH = 1000            # batch of reportgen.train.evaluate; the shift grid's unshifted pass repeats it exactly

@@ -15,7 +15,7 @@ from reportgen.loader import Normalization
 from reportgen.markdown import package_environment
 from reportgen.models import build_model, count_parameters
 from reportgen.settings import CONVERGED_GAIN_POINTS as T, CONVERGENCE_WINDOW as W
-from reportgen.measures import convergence, run_convergence
+from reportgen.measures import convergence, gains_in_words, run_convergence
 from reportgen.stats import paired_difference
 from reportgen.summary import summary
 from reportgen.store import Store
@@ -108,6 +108,17 @@ def test_flat_networks_converged_and_rising_ones_are_still_learning():
     still = convergence(variant("b", [0.9] * 3, [rising(per_epoch=0.003)] * 3).runs)
     assert still.verdict == "still learning" and still.still_learning and still.best_is_last == 3
     assert still.gain == pytest.approx(W * 0.3) and still.text == f"+{W * 0.3:.2f} points over the last {W} epochs"
+
+
+def test_several_variants_gains_are_one_phrase_in_the_edition_s_language_when_their_windows_agree():
+    from reportgen import i18n
+    a, b, c = (convergence(variant(n, [0.9] * 3, [rising(per_epoch=g)] * 3).runs) for n, g in
+               (("a", 0.003), ("b", 0.004), ("c", 0.005)))
+    assert gains_in_words([a, b, c]) == f"+0.90, +1.20 and +1.50 points over the last {W} epochs"
+    with i18n.active("pt"):
+        assert gains_in_words([a, b]) == f"+0,90 e +1,20 pontos nas últimas {W} épocas"
+    short = convergence(variant("d", [0.9] * 3, [rising(per_epoch=0.003, epochs=2)] * 3).runs)
+    assert gains_in_words([a, short]) == f"+0.90 points over the last {W} epochs; +0.30 points over the last epoch"
 
 
 @pytest.mark.parametrize("gain,best_last_seeds,verdict", [

@@ -184,7 +184,8 @@ def test_differences_besides_the_factor_are_stated_declared_or_not(tmp_path):
     closing = section(render(tmp_path / "declared", exp, store))
     assert "Not only the declared factor" not in closing
     # stated with what the variants vary, not among the limits
-    assert ("**Also different, on purpose:**\n\n- Other and Base differ in training recipe, lr: 0.01 against "
+    # in a folded note of its own: a design statement, not a threat to the answer
+    assert ("??? info \"Also different, on purpose\"\n    - Other and Base differ in training recipe, lr: 0.01 against "
             "lr: 0.001. The learning rate is the factor.") in closing
     assert "The learning rate is the factor.\n\n??? abstract \"What the measurements show: every verdict" in closing  # a list of its own
 
@@ -193,7 +194,7 @@ def test_a_variant_s_declared_differences_are_one_sentence_with_its_reason_once(
     exp, store = study(tmp_path, other="    model: {options: {channels: [16, 32]}}\n    epochs: {quick: 3}\n"
                                        "    intended: [parameters, epochs]\n    intended_reason: bigger and longer")
     closing = section(render(tmp_path, exp, store))
-    line = next(x for x in closing.splitlines() if x.startswith("- Other and Base differ in"))
+    line = next(x.strip() for x in closing.splitlines() if x.startswith("    - Other and Base differ in"))
     assert line.startswith("- Other and Base differ in parameter count, ") and "; and in number of epochs, 3 against 2." in line
     assert line.endswith(" Bigger and longer.") and closing.count("Bigger and longer") == 1
 
@@ -332,7 +333,7 @@ def test_the_shipped_dropout_prose_says_what_its_activation_statistics_measured(
     """The dropout post reads its dead units and activation sizes over every seed's network, paired seed against
     seed, and agrees with the usual account only when both intervals say so."""
     post = render_shipped(tmp_path, monkeypatch, "dropout", {"activation_stats": _activations(off, on)})
-    assert "Over all 3 seeds' networks" in post and says in post and verdict in post
+    assert "acts on: over all 3 seeds' networks" in post and says in post and verdict in post
     assert "the mean `relu4` output is 0.24 with dropout against 0.35" in post
     assert "one network of each kind" not in post
 
