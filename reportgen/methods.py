@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import scipy.stats
+
 from . import i18n, settings
 from .fsutil import atomic_write
 from .markdown import package_environment
@@ -36,7 +38,14 @@ def _recipe_facts(recipe: TrainingConfig | None) -> dict[str, Any] | None:
     eps = recipe.label_smoothing
     return {"optimizer_name": OPTIMIZERS.get(recipe.optimizer, recipe.optimizer), "lr": f"{recipe.lr:g}",
             "batch_size": recipe.batch_size, "label_smoothing": f"{eps:g}", "weight_decay": f"{recipe.weight_decay:g}",
-            "smoothed_target_pct": f"{100 * (1 - eps + eps / settings.NUM_CLASSES):g}"}
+            "smoothed_target_pct": f"{100 * (1 - eps + eps / settings.NUM_CLASSES):g}", "loss_floor": loss_floor(eps)}
+
+
+def loss_floor(eps: float, classes: int = settings.NUM_CLASSES) -> float:
+    """The lowest training loss label smoothing ``eps`` allows: the cross-entropy against the smoothed target is
+    smallest when the network outputs that target, where it equals the target's entropy (nats)."""
+    target = [1 - eps + eps / classes] + [eps / classes] * (classes - 1)
+    return float(scipy.stats.entropy(target))
 
 
 def methods_facts(recipe: TrainingConfig | None = None) -> dict[str, Any]:

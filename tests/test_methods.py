@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from reportgen import methods, settings
 from reportgen.methods import methods_markdown, write_methods
 from reportgen.pipeline import Workspace, render
@@ -84,3 +86,21 @@ def test_the_standard_recipe_is_the_one_most_training_studies_share():
     assert (recipe.label_smoothing, recipe.weight_decay) == (0.1, 0.0005)
     assert "label smoothing 0.1 and weight\ndecay 0.0005" in methods_markdown(recipe)
     assert "(91% here)" in methods_markdown(recipe)
+
+
+def test_the_training_loss_floor_under_label_smoothing_is_the_smoothed_target_s_entropy():
+    """The floor the page states is where the loss really bottoms out: a network that outputs the smoothed target
+    scores it, and any other output scores more (cross-entropy against a fixed target is smallest there)."""
+    import torch
+    from reportgen.schema import TrainingConfig
+    eps, k = 0.1, settings.NUM_CLASSES
+    target = torch.full((1, k), eps / k)
+    target[0, 0] += 1 - eps
+    loss = torch.nn.CrossEntropyLoss(label_smoothing=eps)
+    at_target = loss(target.log(), torch.tensor([0])).item()
+    assert methods.loss_floor(eps) == pytest.approx(at_target, abs=1e-6)
+    sharper = torch.tensor([[8.0] + [0.0] * (k - 1)])
+    assert loss(sharper, torch.tensor([0])).item() > at_target
+    text = " ".join(methods_markdown(TrainingConfig(label_smoothing=eps)).split())
+    assert f"cannot fall below the entropy of that target, {methods.loss_floor(eps):.2f} here" in text
+    assert "cannot fall below" not in methods_markdown(TrainingConfig(label_smoothing=0.0))
