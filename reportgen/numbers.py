@@ -136,14 +136,28 @@ def thousands(n: Any) -> str:
     return localized(int(n), 0, grouped=True)
 
 
+MAX_BOUND_DECIMALS = 3  # a bound near zero gets up to this many decimals to show which side of zero it is on
+
+
+def bound(x: float, digits: int, signed: bool = False) -> str:
+    """An interval's bound with ``digits`` decimals, or with as many more (up to :data:`MAX_BOUND_DECIMALS`) as it
+    takes not to print 0 for a bound that is not zero: "0.0 to 0.6 points lower" beside "the interval lies below
+    zero" reads as a contradiction; "0.04 to 0.6" does not."""
+    x = float(x)
+    while digits < MAX_BOUND_DECIMALS and x != 0 and math.isfinite(x) and round(x, digits) == 0:
+        digits += 1
+    return localized(x, digits, signed)
+
+
 def interval(ci: Any, digits: int | None = None, signed: bool = False) -> str:
-    """'81.9 to 84.0' with the decimals the interval's own width supports; '—' without an interval (one seed)."""
+    """'81.9 to 84.0' with the decimals the interval's own width supports (more for a bound next to zero,
+    :func:`bound`); '—' without an interval (one seed)."""
     half = half_width(ci)
     if half is None:
         return DASH
     digits = decimals(half) if digits is None else digits
-    return i18n._("%(low)s to %(high)s") % {"low": fixed(_field(ci, "low"), digits, signed),
-                                             "high": fixed(_field(ci, "high"), digits, signed)}
+    return i18n._("%(low)s to %(high)s") % {"low": bound(_field(ci, "low"), digits, signed),
+                                             "high": bound(_field(ci, "high"), digits, signed)}
 
 
 def measured(ci: Any, unit: str = "%", signed: bool = False, level: str | None = None) -> str:

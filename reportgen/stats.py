@@ -224,6 +224,9 @@ def verdict(subject: str, reference: str, ci: DifferenceInterval, metric: str = 
     def pts(x: float, sign: bool = False) -> str:
         return _pts(x, sign, digits)
 
+    def end(x: float, sign: bool = False) -> str:  # an interval's bound: not "0.0" when it is not zero
+        return numbers.bound(x, digits, sign)
+
     level = i18n._("%(pct)s%% CI") % {"pct": round(100 * ci.confidence)}
     up, down, _higher, lower = (i18n._(w) for w in words)
     metric = i18n._(metric)
@@ -257,12 +260,12 @@ def verdict(subject: str, reference: str, ci: DifferenceInterval, metric: str = 
     if ci.low > 0:
         return i18n._("%(subject)s %(verb)s %(metric)s by %(diff)s percentage points compared with %(reference)s "
                       "(%(level)s %(low)s to %(high)s, %(seeds)s)%(note)s.") % {
-            **say, "verb": up, "diff": pts(mean), "low": pts(ci.low), "high": pts(ci.high)}
+            **say, "verb": up, "diff": pts(mean), "low": end(ci.low), "high": end(ci.high)}
     if ci.high < 0:
         return i18n._("%(subject)s %(verb)s %(metric)s by %(diff)s percentage points compared with %(reference)s "
                       "(%(level)s %(low)s to %(high)s points %(lower)s, %(seeds)s)%(note)s.") % {
-            **say, "verb": down, "diff": pts(-mean), "low": pts(-ci.high), "high": pts(-ci.low)}
+            **say, "verb": down, "diff": pts(-mean), "low": end(-ci.high), "high": end(-ci.low)}
     return i18n._("No clear difference in %(metric)s between %(subject)s and %(reference)s at %(at)s: the mean "
                   "difference is %(diff)s percentage points, but its %(level)s (%(low)s to %(high)s, %(seeds)s) "
-                  "includes zero.") % {**say, "diff": pts(mean, sign=True), "low": pts(ci.low, sign=True),
-                                       "high": pts(ci.high, sign=True)}
+                  "includes zero.") % {**say, "diff": pts(mean, sign=True), "low": end(ci.low, sign=True),
+                                       "high": end(ci.high, sign=True)}

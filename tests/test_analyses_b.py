@@ -56,6 +56,8 @@ def _draw_inputs():
         ("feature_maps", "vector", dict(values=np.maximum(rng.normal(size=400), 0), layer="flatten", title="s",
                                         name="folded", fold=25)),
         ("feature_maps", "vector", dict(values=rng.normal(size=784), layer="fc1", title="s", name="strip")),
+        ("feature_maps", "vector", dict(values=np.maximum(rng.normal(size=144), 0), layer="flatten", title="s",
+                                        name="rows", fold=12, by_row=True)),
         ("feature_maps", "feature_overview", dict(
             images=rng.integers(0, 256, size=(3, 28, 28), dtype=np.uint8),
             layers=[("conv1", rng.normal(size=(3, 6, 28, 28))), ("fc1", rng.normal(size=(3, 120)))],
@@ -84,6 +86,18 @@ def _draw_inputs():
                                                for case in _draw_inputs()])
 def test_draw_function_writes_the_same_png_drawn_or_cached(name, method, kwargs, tmp_path):
     shared.check_draw_function(name, method, kwargs, tmp_path)
+
+
+def test_a_flattened_single_channel_map_is_drawn_as_the_map_s_rows_not_as_channels(tmp_path):
+    """A 1 × 12 × 12 map flattened to 144 values: its figure folds the vector back into the map's 12 rows, and says
+    so; "one row per channel" would invent eleven channels (a lecturer's read of the tiny CNN post)."""
+    fm = module("feature_maps")
+    values = np.arange(144, dtype=float)
+    figures = FigureWriter(directory=tmp_path, link_prefix="p", cache_dir=None)
+    rows = fm.draw_vector(figures, values, layer="flatten", title="t", name="rows", fold=12, by_row=True)
+    channels = fm.draw_vector(figures, np.arange(400, dtype=float), layer="flatten", title="t", name="ch", fold=25)
+    assert rows.alt.endswith("one row per row of the map, 12 values each") and "channel" not in rows.alt
+    assert channels.alt.endswith("one row per channel of 25 values")
 
 
 _copy_of = shared.edited_copy

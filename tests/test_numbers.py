@@ -53,3 +53,17 @@ def test_measure_and_verdict_quote_the_same_decimals():
     sentence = verdict("A", "B", DifferenceInterval.paired(ci))
     assert f"by {numbers.fixed(ci.mean, 1)} percentage points" in sentence
     assert f"{numbers.fixed(ci.low, 1)} to {numbers.fixed(ci.high, 1)}" in sentence
+
+
+def test_a_bound_next_to_zero_shows_which_side_of_zero_it_is_on():
+    """"95% CI 0.0 to 0.6 points lower" beside "the interval lies entirely below zero" read as a contradiction to a
+    lecturer: a bound that is not zero never prints as zero (up to three decimals), in the interval and the verdict."""
+    ci = {"mean": -0.31, "low": -0.62, "high": -0.04, "n": 5, "std": 0.2}
+    assert numbers.interval(ci) == f"{MINUS}0.6 to {MINUS}0.04"
+    assert numbers.interval({**ci, "high": -0.0004}) == f"{MINUS}0.6 to 0.000"  # three decimals at most
+    assert numbers.interval({**ci, "high": 0.0}) == f"{MINUS}0.6 to 0.0"  # zero itself stays 0.0
+    sentence = verdict("A", "B", DifferenceInterval.paired(mean_ci([-0.05, -0.3, -0.6, -0.35, -0.25])))
+    low, high = sentence.split("95% CI ")[1].split(" points lower")[0].split(" to ")
+    assert float(low) > 0 and float(high) > 0, sentence
+    with __import__("reportgen").i18n.active("pt"):
+        assert numbers.interval(ci) == f"{MINUS}0,6 a {MINUS}0,04"

@@ -650,6 +650,9 @@ def test_unavailable_optional_dataset_is_left_out_with_a_visible_note(project):
     post = (project / "docs" / "blog" / "posts" / "sets.md").read_text()
     # the note says what is missing and how to add it; the build machine's paths and errors stay in its log
     assert '!!! warning "Left out of this run: KMNIST"' in post and "reportgen data fetch kmnist" in post
+    # the page's description (search engines, link previews) does not promise the missing dataset either
+    assert next(line for line in post.splitlines() if line.startswith("description: ")).endswith(
+        '(Left out of this run: KMNIST.)"')
     assert "could not provision KMNIST" not in post and str(project) not in post
     assert "| KMNIST (left out) |" in post
     acc = Store(project / "results").load("sets", "fashion", 0).metrics.test_acc * 100

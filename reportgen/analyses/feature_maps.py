@@ -97,12 +97,13 @@ def compute(study: Study, figures: FigureWriter) -> FeatureMapsResult:
                 fig = draw_feature_map(figures, values, name=f"features-{v.name}-{name}", layer=name, title=title)
             else:
                 # after flatten, one row per channel of the map it came from (a single channel: one image row)
-                fold = None
+                fold, by_row = None, False
                 if isinstance(module, nn.Flatten) and len(previous) == 3:
-                    fold = previous[1] * previous[2] if previous[0] > 1 else previous[2]
+                    by_row = previous[0] == 1
+                    fold = previous[2] if by_row else previous[1] * previous[2]
                 fig = draw_vector(figures, values, name=f"features-{v.name}-{name}", layer=name, title=title,
                                   classes=classes if kind == "logits" else None,
-                                  probs=out_probs[0] if kind == "logits" else None, fold=fold)
+                                  probs=out_probs[0] if kind == "logits" else None, fold=fold, by_row=by_row)
             previous = tuple(values.shape)
             layers.append(LayerOutput(name=name, type=type(module).__name__, kind=kind,
                                       shape=shape_text(values.shape), min=float(values.min()),
@@ -172,9 +173,11 @@ def _logit_bars(values: np.ndarray, classes: list[str], probs: np.ndarray | None
 
 
 def draw_vector(figures: FigureWriter, values: np.ndarray, layer: str, title: str, name: str,
-                classes: list[str] | None = None, probs: np.ndarray | None = None, fold: int | None = None) -> Figure:
+                classes: list[str] | None = None, probs: np.ndarray | None = None, fold: int | None = None,
+                by_row: bool = False) -> Figure:
     """A 1-D layer output: logits as bars per class (with softmax probabilities), short vectors as bars, long
-    ones as a heat strip folded into rows of ``fold`` values (e.g. one row per channel after ``flatten``)."""
+    ones as a heat strip folded into rows of ``fold`` values (e.g. one row per channel after ``flatten``; with
+    ``by_row``, a single channel's map, one row per row of that map)."""
     values = np.asarray(values, dtype=float)
 
     def draw() -> plt.Figure:
@@ -201,7 +204,10 @@ def draw_vector(figures: FigureWriter, values: np.ndarray, layer: str, title: st
             cmap, norm = _activation_scale(values)
             image = ax.imshow(strip.reshape(rows, cols), cmap=_with_bad(cmap), norm=norm, interpolation="nearest",
                               aspect="auto")
-            if fold is not None:
+            if fold is not None and by_row:
+                ax.set(xlabel=i18n._("column of the map (%(n)s values)") % {"n": cols},
+                       ylabel=i18n._("row of the map"), title=title)
+            elif fold is not None:
                 ax.set(xlabel=i18n._("position within the channel's map (%(n)s values, row by row)") % {"n": cols},
                        ylabel=i18n._("channel"), title=title)
             else:
@@ -224,8 +230,9 @@ def draw_vector(figures: FigureWriter, values: np.ndarray, layer: str, title: st
                                               "low": numbers.plain(values.min(), 2),
                                               "high": numbers.plain(values.max(), 2),
                                               "zeros": int((values == 0).sum())}
-               + (i18n._(", one row per channel of %(n)s values") % {"n": fold} if fold else ""))
-    return figures.emit(name, alt, (values, layer, title, classes, probs, fold), draw)
+               + ((i18n._(", one row per row of the map, %(n)s values each") if by_row else
+                   i18n._(", one row per channel of %(n)s values")) % {"n": fold} if fold else ""))
+    return figures.emit(name, alt, (values, layer, title, classes, probs, fold, by_row), draw)
 
 
 def draw_feature_overview(figures: FigureWriter, images: np.ndarray, layers: list[tuple[str, np.ndarray]],
