@@ -277,7 +277,10 @@ def _shown(driver) -> tuple[str, np.ndarray, dict[str, np.ndarray]]:
 
 
 @pytest.mark.slow
-def test_the_page_predicts_what_pytorch_predicts_under_a_sub_path(built, served, browser):
+def test_the_page_predicts_what_pytorch_predicts_under_a_sub_path(built, served, browser, request):
+    # The page runs the same JavaScript and ONNX files whichever engine built it: the default engine's site is
+    # checked on every case, the other's on a spread of them (zero-filled and wrapped, both signs of dx and dy).
+    cases = CASES if request.node.callspec.params["built"] == DEFAULT_ENGINE else CASES[::4]
     browser.get(served + POST)
     _wait(browser, f"{ROOT_JS}.dataset.state === 'ready'", "the first prediction")
     ready_ms = int(browser.execute_script(f"return {ROOT_JS}.dataset.readyMs;"))
@@ -294,7 +297,7 @@ def test_the_page_predicts_what_pytorch_predicts_under_a_sub_path(built, served,
     manifest = _manifest(built)
     images = np.frombuffer(base64.b64decode(manifest["images"]["pixels"]), dtype=np.uint8).reshape(-1, 28, 28).copy()
     predicted_same = 0
-    for image, dx, dy, mode in CASES:
+    for image, dx, dy, mode in cases:
         key = _set(browser, image, dx, dy, mode)
         _wait(browser, f"{SETTLED} && {ROOT_JS}.dataset.shown === {json.dumps(key)}", key)
         shown, pixels, columns = _shown(browser)
@@ -306,7 +309,7 @@ def test_the_page_predicts_what_pytorch_predicts_under_a_sub_path(built, served,
             assert probs.argmax() == reference.argmax(), (key, name, probs, reference)
             assert np.abs(probs - reference).max() <= TOLERANCE, (key, name, np.abs(probs - reference).max())
             predicted_same += 1
-    assert predicted_same == len(CASES) * len(EXPORTED) and len(CASES) >= 20
+    assert predicted_same == len(cases) * len(EXPORTED) and len(cases) >= (20 if cases is CASES else 6)
 
     # a drawing, shifted: the pixels the page fed are the networks' input, whatever the pen did
     pad = browser.find_element("css selector", ".live-model__draw")
@@ -318,7 +321,7 @@ def test_the_page_predicts_what_pytorch_predicts_under_a_sub_path(built, served,
     browser.execute_script("arguments[0].value = '-2'; arguments[0].dispatchEvent(new Event('input'));", slider)
     _wait(browser, f"{SETTLED} && {ROOT_JS}.dataset.shown.startsWith('drawing:')", "the drawing's prediction")
     shown, pixels, columns = _shown(browser)
-    _, _, dy, mode = CASES[-1]
+    _, _, dy, mode = cases[-1]
     assert shown.endswith(f"|-2|{dy}|{mode}") and pixels.sum() > 0, shown
     for name, probs in columns.items():
         reference = _pytorch(built, name, pixels)[0]
