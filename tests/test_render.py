@@ -653,6 +653,7 @@ def test_unavailable_optional_dataset_is_left_out_with_a_visible_note(project):
     # the page's description (search engines, link previews) does not promise the missing dataset either
     assert next(line for line in post.splitlines() if line.startswith("description: ")).endswith(
         '(Left out of this run: KMNIST.)"')
+    assert 'title: "Two datasets (KMNIST left out)"' in post and "\n# Two datasets (KMNIST left out)\n" in post
     assert "could not provision KMNIST" not in post and str(project) not in post
     assert "| KMNIST (left out) |" in post
     acc = Store(project / "results").load("sets", "fashion", 0).metrics.test_acc * 100
