@@ -45,10 +45,21 @@ GENERATED_DOCS = ("index.md", "write-your-own.md", "methods.md", "blog/posts", "
 # the end (``tmp_path_retention_policy = "failed"``). On a disk mounted with ``discard`` (this project's machines)
 # removing it took 20-30 s after the last test, and every fsync of an atomic write waits for the disk. So the run
 # goes to a RAM-backed file system when one has room (/dev/shm with at least RAM_TEMP_MIN_FREE free; Docker's
-# default of 64 MB has not), and is removed from there when every test passed. A failed run keeps it, for a look,
-# until the next run starts (pytest clears a given ``--basetemp`` first). ``--basetemp`` on the command line wins.
+# default of 64 MB has not): a folder of its own, named after the run's process, so that two runs at once (two
+# checkouts, or `make check` beside `make test`) never share one. It is removed when every test passed; a failed
+# run's folder stays for a look until the next run starts and finds its process gone. ``--basetemp`` wins.
 RAM_TEMP = Path("/dev/shm")
 RAM_TEMP_MIN_FREE = 8 * 2**30
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _ram_basetemp() -> Path | None:
@@ -56,7 +67,15 @@ def _ram_basetemp() -> Path | None:
         usage = shutil.disk_usage(RAM_TEMP)
     except OSError:
         return None
-    return RAM_TEMP / f"reportgen-pytest-{os.getuid()}" if usage.free >= RAM_TEMP_MIN_FREE else None
+    if usage.free < RAM_TEMP_MIN_FREE:
+        return None
+    runs = RAM_TEMP / f"reportgen-pytest-{os.getuid()}"
+    runs.mkdir(exist_ok=True)
+    for old in runs.glob("run-*"):  # left by a failed (or killed) run whose process is gone
+        pid = old.name.removeprefix("run-")
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    return runs / f"run-{os.getpid()}"
 
 
 @pytest.hookimpl(tryfirst=True)
