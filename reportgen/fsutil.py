@@ -71,14 +71,18 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def pause_for_tests() -> None:
-    """The REPORTGEN_TEST_WRITE_DELAY hook (see the module docstring); does nothing unless the variable is set."""
+def pause_for_tests(index: int = 0) -> None:
+    """The REPORTGEN_TEST_WRITE_DELAY hook (see the module docstring); does nothing unless the variable is set.
+    A comma-separated list gives a delay per ``index`` (the results store passes how many runs this process wrote
+    before), the last one holding for the rest: ``0,60`` writes the first run at once and then stalls in the second,
+    so a test can interrupt a process that has finished one run and is writing the next."""
     delay = os.environ.get(ENV_TEST_WRITE_DELAY)
     if delay:
         try:
-            time.sleep(float(delay))
+            values = [float(v) for v in delay.split(",")]
         except ValueError:
-            pass
+            return
+        time.sleep(values[min(index, len(values) - 1)])
 
 
 def fsync_dir(path: Path) -> None:

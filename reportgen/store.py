@@ -21,7 +21,8 @@ either the previous complete run (in its slot, or moved to ``.kept/``) or nothin
 already complete when the writer died (killed between moving the old run aside and moving the new one in) is put
 in place instead, as is a moved-aside old run that nothing replaced.
 
-Test hook (off by default, for the fault-injection tests only): ``REPORTGEN_TEST_WRITE_DELAY=<seconds>`` makes
+Test hook (off by default, for the fault-injection tests only): ``REPORTGEN_TEST_WRITE_DELAY=<seconds>`` (or a
+comma-separated list of them, one per run written, :func:`reportgen.fsutil.pause_for_tests`) makes
 :meth:`Store.write_run` sleep after each file it stages and (in :func:`reportgen.fsutil.swap_dir`) between moving
 the old run aside and moving the new one in, so a test can kill the process at each of those moments.
 """
@@ -174,6 +175,7 @@ class Run:
 class Store:
     def __init__(self, root: str | Path = "results"):
         self.root = Path(root)
+        self.runs_written = 0  # by this process, through this store (the test hook's per-run delays)
 
     def run_dir(self, study: str, variant: str, seed: int) -> Path:
         return self.root / study / variant / f"seed-{seed}"
@@ -235,11 +237,12 @@ class Store:
             staging.mkdir()
             for name, data in files.items():
                 atomic_write(staging / name, data)
-                pause_for_tests()
+                pause_for_tests(self.runs_written)
             marker = {"cache_key": key, "files": {name: sha256_bytes(data) for name, data in sorted(files.items())}}
             atomic_write(staging / MARKER, json_bytes(marker))
             self._keep(final, key)
             self._swap_in(staging, final)
+            self.runs_written += 1
             # a kept run with this key (e.g. before --force retrained it) is superseded by the one now in place
             shutil.rmtree(self.kept_dir(final, key), ignore_errors=True)
         except BaseException as exc:  # full disk, read-only directory, Ctrl-C: nothing half-written stays behind

@@ -90,13 +90,6 @@ class Proc:
         self.popen.send_signal(sig)
         return self.finish()
 
-    def signal_while_stopped(self, sig: int) -> tuple[int, str]:
-        """Deliver ``sig`` to a process stopped with SIGSTOP: it is pending before the process runs again, so nothing
-        it would have done in the meantime (finish a run, write a file) races the test."""
-        self.popen.send_signal(sig)
-        self.popen.send_signal(signal.SIGCONT)
-        return self.finish()
-
     def kill(self) -> tuple[int, str]:
         return self.signal(signal.SIGKILL) if self.popen.poll() is None else self.finish()
 
@@ -209,17 +202,17 @@ def test_sigkill_between_moving_the_old_run_aside_and_the_new_one_in(slow_run, s
 @pytest.mark.slow
 def test_ctrl_c_exits_130_keeps_finished_runs_and_a_second_run_is_refused(slow_run):
     start, run_here, results, same_as_reference = slow_run
-    proc = start(REPORTGEN_TEST_WRITE_DELAY="0.3")  # each run takes >= 2 s to write: time to stop it mid-run
-    proc.wait_for(f"{SLOTS[1]} epoch 1/2")  # the first run is written, the second is training
-    # Stopped (SIGSTOP) while the second `reportgen run` below is refused: otherwise, on a loaded machine, the first
-    # one could finish its second run before the Ctrl-C arrives. A stopped process still holds the lock.
-    proc.popen.send_signal(signal.SIGSTOP)
+    # The first run is written at once; writing the second stalls for a minute after its first file. Waiting for a
+    # log line and then racing the process, as this test once did, failed on a loaded machine: the run finished
+    # before the Ctrl-C arrived.
+    proc = start(REPORTGEN_TEST_WRITE_DELAY="0,60")
+    proc.poll_path(_staging_with_files(results, SLOTS[1], at_least=1))  # the first run is written, the second stalls
     # a second `reportgen run` on the same results directory refuses, in one line, and writes nothing
     before = tree_hash(results)
     second = run_here()
     one_line_error(second, 1, "another `reportgen run`", f"pid {proc.popen.pid}", "wait for it to finish")
     assert "half-written" not in second.err
-    code, err = proc.signal_while_stopped(signal.SIGINT)
+    code, err = proc.signal(signal.SIGINT)
     assert code == 130 and "Traceback" not in err, err
     assert err.rstrip().splitlines()[-1] == ("interrupted: finished runs are kept; run the same command again "
                                               "to continue")
@@ -309,3 +302,21 @@ def test_sigterm_of_a_parallel_run_leaves_no_half_written_run(slow_run):
     assert run_here().code == 0
     same_as_reference()
 
+
+
+def test_the_write_delay_hook_takes_one_delay_per_run_written(monkeypatch):
+    """``REPORTGEN_TEST_WRITE_DELAY``: one number for every pause, or one per run the process writes, the last holding
+    for the rest; unset or unreadable, no pause at all."""
+    from reportgen import fsutil
+    slept: list[float] = []
+    monkeypatch.setattr(fsutil.time, "sleep", slept.append)
+    monkeypatch.setenv("REPORTGEN_TEST_WRITE_DELAY", "0,60")
+    for index in (0, 1, 2):
+        fsutil.pause_for_tests(index)
+    monkeypatch.setenv("REPORTGEN_TEST_WRITE_DELAY", "0.3")
+    fsutil.pause_for_tests(5)
+    monkeypatch.setenv("REPORTGEN_TEST_WRITE_DELAY", "soon")
+    fsutil.pause_for_tests()
+    monkeypatch.delenv("REPORTGEN_TEST_WRITE_DELAY")
+    fsutil.pause_for_tests()
+    assert slept == [0.0, 60.0, 60.0, 0.3]
