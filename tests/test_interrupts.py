@@ -51,9 +51,12 @@ class Proc:
     """``python -m reportgen.cli ARGS`` in the background; stderr lines are collected by a thread."""
 
     def __init__(self, args: list[str], cwd: Path, env: dict[str, str]):
+        # SIGINT back to its default in the child: a shell starts a background job with SIGINT ignored, the
+        # ignoring is inherited, and Python then never turns Ctrl-C into KeyboardInterrupt (`make test &` or a
+        # `nohup` CI wrapper made the Ctrl-C test fail: the run went on to finish, or slept out its stall).
         self.popen = subprocess.Popen([sys.executable, "-m", "reportgen.cli", *args], cwd=cwd, env=env,
                                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                      text=True)
+                                      text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         self.lines: queue.Queue[str] = queue.Queue()
         self.stderr: list[str] = []
         self.thread = threading.Thread(target=self._read, daemon=True)
