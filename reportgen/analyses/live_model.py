@@ -101,10 +101,16 @@ class LiveModelResult:
     opset: int
     tolerance: float
     groups: list[LiveDataset] = field(default_factory=list)
+    exercises: list[str] = field(default_factory=list)  # labels of the measured exercises whose networks run too
 
     @property
     def total_bytes(self) -> int:
         return sum(v.size_bytes for g in self.groups for v in g.variants)
+
+    @property
+    def exercise_list(self) -> str:
+        """The measured exercises whose networks run too, as a list in the edition's words ("a, b and c")."""
+        return i18n.and_list(self.exercises)
 
     @property
     def ui_text(self) -> str:
@@ -239,6 +245,8 @@ def compute(study: Study, figures: FigureWriter) -> LiveModelResult:
     for v in study.available:
         groups.setdefault(v.dataset, []).append(v)
     result = LiveModelResult(basis=FIRST_SEED, radius=SHIFT_RADIUS, opset=ONNX_OPSET, tolerance=PROBABILITY_TOLERANCE)
+    declared = {v.name for v in study.config.variants}
+    result.exercises = [v.label for v in study.available if v.name not in declared]
     for dataset, variants in groups.items():
         images, labels_t = run_test_set(first_run(variants[0]))
         labels = labels_t.numpy()
