@@ -250,7 +250,7 @@ def test_the_live_model_runs_a_measured_exercise_network_unless_answers_are_hidd
     assert [v["name"] for v in json.loads(manifest.read_text())["variants"]] == ["tiny", "fc"]
     post = ex_project / "docs" / "blog" / "posts" / "ex.md"
     beside = "Beside them run the networks of the exercises that were measured"
-    assert f"{beside} (see Exercises, below): Small FC." in " ".join(post.read_text().split())
+    assert f"{beside} (see Exercises, below): *Small FC*." in " ".join(post.read_text().split())
     assert invoke("render", "--profile", "smoke", "--no-answers").exit_code == 0
     assert [v["name"] for v in json.loads(manifest.read_text())["variants"]] == ["tiny"]
     assert beside not in post.read_text()

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+from markupsafe import Markup
 import torch
 from torch import nn
 
@@ -38,6 +39,7 @@ from ..figures import FigureWriter
 from ..fsutil import atomic_write
 from ..i18n import N_
 from ..loader import Normalization, to_input
+from ..markdown import markdown_text
 from ..settings import FIRST_SEED, IMAGE_SIZE, SHIFT_RADIUS
 from ..store import Run
 from ..study import Study, VariantResults
@@ -109,8 +111,9 @@ class LiveModelResult:
 
     @property
     def exercise_list(self) -> str:
-        """The measured exercises whose networks run too, as a list in the edition's words ("a, b and c")."""
-        return i18n.and_list(self.exercises)
+        """The measured exercises whose networks run too, as a list in the edition's words, each in italics (a
+        label may hold a comma of its own: "*LeNet, twice as wide* and *LeNet with 3×3 kernels*")."""
+        return Markup(i18n.and_list([f"*{markdown_text(label)}*" for label in self.exercises]))
 
     @property
     def ui_text(self) -> str:
