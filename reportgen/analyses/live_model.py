@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
 from markupsafe import Markup
+import numpy as np
 import torch
 from torch import nn
 
