@@ -11,6 +11,7 @@ picture, many times faster to draw.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import io
@@ -184,6 +185,33 @@ def _number_text(w: float) -> str:
         return str(int(round(w)))
     f = Fraction(w).limit_denominator(64)
     return f"{f.numerator}/{f.denominator}" if abs(float(f) - w) < 1e-6 else numbers.plain(w, 2)
+
+
+def cell_labels(ax: plt.Axes, cells: list[tuple[float, float, str, str]], fontsize: float) -> None:
+    """Short labels centred on points in data coordinates (a heatmap's values: ``(x, y, text, colour)``), drawn as
+    one collection of glyph outlines rather than one ``Text`` per cell: a 13 × 13 heatmap's 169 numbers cost one
+    draw call instead of 169 text layouts, done twice (once to lay the figure out). The labels take no part in the
+    layout, like ``in_layout=False`` text."""
+    from matplotlib.collections import PathCollection
+    from matplotlib.transforms import Affine2D
+    points = Affine2D().scale(1 / 72) + ax.figure.dpi_scale_trans  # the glyphs' size in points, at any dpi
+    labels = PathCollection([_glyphs(c[2], fontsize) for c in cells], offsets=[(c[0], c[1]) for c in cells],
+                            offset_transform=ax.transData, transform=points,
+                            facecolors=[c[3] for c in cells], edgecolors="none", linewidths=0, zorder=3)
+    labels.set_in_layout(False)
+    ax.add_collection(labels, autolim=False)
+
+
+@functools.lru_cache(maxsize=4096)
+def _glyphs(text: str, fontsize: float) -> "matplotlib.path.Path":
+    """``text``'s outline in points (the figures' one font, ``STYLE``), its ink centred on (0, 0); shaped once."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextPath
+    from matplotlib.transforms import Affine2D
+    with plt.rc_context(STYLE):
+        path = TextPath((0, 0), text, prop=FontProperties(size=fontsize))
+    ink = path.get_extents()
+    return path.transformed(Affine2D().translate(-(ink.x0 + ink.x1) / 2, -(ink.y0 + ink.y1) / 2))
 
 
 def _mosaic(tiles: np.ndarray, ncols: int, gap: int = 1) -> np.ndarray:

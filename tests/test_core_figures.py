@@ -46,3 +46,33 @@ def test_the_diagram_of_lenet_follows_its_layer_shapes():
     assert stages[1].operation == "conv 5×5, 6 ch, pad 2 → ReLU"
     assert stages[6].operation == "linear 120 → ReLU → dropout 0.5"
     assert sum(s.parameters for s in stages) == count_parameters(model) and sum(s.macs for s in stages) == 416_520
+
+
+def test_cell_labels_put_each_text_centred_on_its_cell_in_its_colour():
+    """The heatmaps' numbers, drawn as glyph outlines: each label's ink lies centred on its cell, in its colour, and
+    a wider number is wider."""
+    import io
+
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from PIL import Image
+
+    from reportgen.figures import cell_labels
+
+    fig, ax = plt.subplots(figsize=(3, 1), dpi=100)
+    fig.subplots_adjust(0, 0, 1, 1)
+    ax.set(xlim=(-0.5, 2.5), ylim=(-0.5, 0.5))
+    ax.axis("off")
+    cell_labels(ax, [(0, 0, "8", "#ff0000"), (2, 0, "88", "#0000ff")], fontsize=30)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    pixels = np.asarray(Image.open(buf).convert("RGB")).astype(int)
+    red = (pixels[..., 0] > 150) & (pixels[..., 2] < 100)
+    blue = (pixels[..., 2] > 150) & (pixels[..., 0] < 100)
+    height, width = red.shape
+    for ink, centre_x in ((red, width / 6), (blue, width * 5 / 6)):
+        ys, xs = np.nonzero(ink)
+        assert ys.size > 50
+        assert abs((xs.min() + xs.max()) / 2 - centre_x) <= 2 and abs((ys.min() + ys.max()) / 2 - height / 2) <= 2
+    assert np.ptp(np.nonzero(blue)[1]) > 1.8 * np.ptp(np.nonzero(red)[1])

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from .. import i18n, numbers
-from ..figures import SEQUENTIAL, TEXT_DARK, TEXT_LIGHT, WIDTH, WRONG, Figure, FigureWriter
+from ..figures import SEQUENTIAL, TEXT_DARK, TEXT_LIGHT, WIDTH, WRONG, Figure, FigureWriter, cell_labels
 from ..i18n import N_
 from ..settings import FIRST_SEED, SHIFT_RADIUS
 from ..study import Study
@@ -106,9 +106,9 @@ def draw_shift_heatmaps(figures: FigureWriter, zero: np.ndarray, wrap: np.ndarra
         for ax, grid, label in ((axes[0], zero, i18n._("zero-filled (black comes in)")),
                                 (axes[1], wrap, i18n._("wrap-around (torch.roll)"))):
             image = ax.imshow(grid, cmap=SEQUENTIAL, vmin=vmin, vmax=vmax, extent=extent, interpolation="nearest")
-            for (iy, ix), v in np.ndenumerate(grid):
-                ax.text(ix - radius, iy - radius, numbers.plain(v), ha="center", va="center", fontsize=5.5,
-                        color=TEXT_DARK if v > vmin + 0.6 * (vmax - vmin) else TEXT_LIGHT, in_layout=False)
+            cell_labels(ax, [(ix - radius, iy - radius, numbers.plain(v),
+                              TEXT_DARK if v > vmin + 0.6 * (vmax - vmin) else TEXT_LIGHT)
+                             for (iy, ix), v in np.ndenumerate(grid)], fontsize=5.5)
             ax.add_patch(plt.Rectangle((-0.5, -0.5), 1, 1, fill=False, edgecolor=WRONG, linewidth=1.2))
             ticks = list(range(-radius, radius + 1, 2))
             ax.set_xticks(ticks)
