@@ -10,8 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import scipy.stats
-
 from . import i18n, settings
 from .fsutil import atomic_write
 from .markdown import package_environment
@@ -44,8 +42,9 @@ def _recipe_facts(recipe: TrainingConfig | None) -> dict[str, Any] | None:
 def loss_floor(eps: float, classes: int = settings.NUM_CLASSES) -> float:
     """The lowest training loss label smoothing ``eps`` allows: the cross-entropy against the smoothed target is
     smallest when the network outputs that target, where it equals the target's entropy (nats)."""
+    from scipy.stats import entropy  # seconds to import: not at every command's start
     target = [1 - eps + eps / classes] + [eps / classes] * (classes - 1)
-    return float(scipy.stats.entropy(target))
+    return float(entropy(target))
 
 
 def methods_facts(recipe: TrainingConfig | None = None) -> dict[str, Any]:

@@ -41,3 +41,15 @@ def test_results_that_cross_modules_are_not_dicts():
     for name in ("stats.py", "summary.py", "measures.py", "conclusions.py", "context.py", "home.py"):
         source = (PACKAGE / name).read_text()
         assert "-> dict[str, Any]" not in source and "exp: Any" not in source, name
+
+
+def test_a_command_that_trains_and_draws_nothing_starts_without_the_heavy_libraries():
+    """``reportgen`` with its whole pipeline loaded, as every command starts: torch, matplotlib, scipy.stats, onnx
+    and Ray are imported only where something is trained, drawn, measured or exported (each costs seconds)."""
+    import subprocess
+    import sys
+    heavy = ["torch", "matplotlib", "scipy.stats", "onnx", "ray"]
+    code = ("import sys, reportgen.cli, reportgen.pipeline; "
+            f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "", f"imported at start: {loaded}"
