@@ -1,4 +1,5 @@
-"""Live model: each variant's first-seed network, exported to ONNX, runs in the reader's browser.
+"""Live model: the first-seed network of each variant, and of each measured exercise (unless the answers are hidden),
+exported to ONNX, runs in the reader's browser.
 
 For every variant the network of its first seed is exported with ``torch.onnx`` (the TorchScript exporter, a
 pinned opset) into the post's folder, with training's preprocessing as the first nodes of the graph
@@ -292,6 +293,7 @@ def _write(path: Path, data: bytes) -> None:
 
 ANALYSIS = Analysis(
     name="live_model", title=N_("Live model"), compute=compute,
-    summary=N_("Each variant's first-seed network runs in the reader's browser: test images or a drawing, shifted."),
+    summary=N_("Each variant's first-seed network, and each measured exercise's, runs in the reader's browser: test "
+               "images or a drawing, shifted."),
     with_exercises=True,
 )
