@@ -204,12 +204,13 @@ def cell_labels(ax: plt.Axes, cells: list[tuple[float, float, str, str]], fontsi
 
 @functools.lru_cache(maxsize=4096)
 def _glyphs(text: str, fontsize: float) -> "matplotlib.path.Path":
-    """``text``'s outline in points (the figures' one font, ``STYLE``), its ink centred on (0, 0); shaped once."""
+    """``text``'s outline in points, in matplotlib's default font (the figures' only one), its ink centred on
+    (0, 0): shaped once per text and size. Centring the ink suits numbers, what the helper is for; a text with a
+    descender or a lone minus sign would sit a little off its line."""
     from matplotlib.font_manager import FontProperties
     from matplotlib.textpath import TextPath
     from matplotlib.transforms import Affine2D
-    with plt.rc_context(STYLE):
-        path = TextPath((0, 0), text, prop=FontProperties(size=fontsize))
+    path = TextPath((0, 0), text, prop=FontProperties(size=fontsize))
     ink = path.get_extents()
     return path.transformed(Affine2D().translate(-(ink.x0 + ink.x1) / 2, -(ink.y0 + ink.y1) / 2))
 

@@ -48,9 +48,10 @@ def test_the_diagram_of_lenet_follows_its_layer_shapes():
     assert sum(s.parameters for s in stages) == count_parameters(model) and sum(s.macs for s in stages) == 416_520
 
 
-def test_cell_labels_put_each_text_centred_on_its_cell_in_its_colour():
-    """The heatmaps' numbers, drawn as glyph outlines: each label's ink lies centred on its cell, in its colour, and
-    a wider number is wider."""
+@pytest.mark.parametrize("dpi", [100, 200])
+def test_cell_labels_put_each_text_centred_on_its_cell_in_its_colour_and_size(dpi):
+    """The heatmaps' numbers, drawn as glyph outlines: each label's ink lies centred on its cell, in its colour, as
+    tall as a digit of that font size at the figure's dpi, and a wider number is wider."""
     import io
 
     import matplotlib.pyplot as plt
@@ -59,20 +60,24 @@ def test_cell_labels_put_each_text_centred_on_its_cell_in_its_colour():
 
     from reportgen.figures import cell_labels
 
-    fig, ax = plt.subplots(figsize=(3, 1), dpi=100)
+    fontsize = 30
+    fig, ax = plt.subplots(figsize=(3, 1), dpi=dpi)
     fig.subplots_adjust(0, 0, 1, 1)
     ax.set(xlim=(-0.5, 2.5), ylim=(-0.5, 0.5))
     ax.axis("off")
-    cell_labels(ax, [(0, 0, "8", "#ff0000"), (2, 0, "88", "#0000ff")], fontsize=30)
+    cell_labels(ax, [(0, 0, "8", "#ff0000"), (2, 0, "88", "#0000ff")], fontsize=fontsize)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
+    fig.savefig(buf, format="png", dpi=dpi)
     plt.close(fig)
     pixels = np.asarray(Image.open(buf).convert("RGB")).astype(int)
     red = (pixels[..., 0] > 150) & (pixels[..., 2] < 100)
     blue = (pixels[..., 2] > 150) & (pixels[..., 0] < 100)
     height, width = red.shape
+    tolerance = dpi / 50
     for ink, centre_x in ((red, width / 6), (blue, width * 5 / 6)):
         ys, xs = np.nonzero(ink)
-        assert ys.size > 50
-        assert abs((xs.min() + xs.max()) / 2 - centre_x) <= 2 and abs((ys.min() + ys.max()) / 2 - height / 2) <= 2
+        assert abs((xs.min() + xs.max()) / 2 - centre_x) <= tolerance
+        assert abs((ys.min() + ys.max()) / 2 - height / 2) <= tolerance
+        # a digit of DejaVu Sans (matplotlib's font) is 0.73 of the font size tall; the font size is in points
+        assert np.ptp(ys) + 1 == pytest.approx(0.73 * fontsize * dpi / 72, rel=0.08)
     assert np.ptp(np.nonzero(blue)[1]) > 1.8 * np.ptp(np.nonzero(red)[1])

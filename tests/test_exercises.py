@@ -243,14 +243,20 @@ def test_reportgen_new_shows_one_exercise_that_validates(project):
 
 @pytest.mark.slow  # trains
 def test_the_live_model_runs_a_measured_exercise_network_unless_answers_are_hidden(ex_project):
-    write_study(ex_project, {**STUDY, "analyses": ["live_model"]})
+    # a label with a comma of its own and a Markdown character: italics keep it one item, and it stays text
+    fc = {**STUDY["exercises"][0], "label": "Small FC, *plain*"}
+    write_study(ex_project, {**STUDY, "analyses": ["live_model"], "exercises": [fc, STUDY["exercises"][1]]})
     assert invoke("run", "--profile", "smoke", "--exercise", "fc", "--workers", "1").exit_code == 0
     manifest = ex_project / "docs" / "blog" / "posts" / "ex" / "live-model" / "fashion-mnist.json"
     assert invoke("render", "--profile", "smoke").exit_code == 0
     assert [v["name"] for v in json.loads(manifest.read_text())["variants"]] == ["tiny", "fc"]
     post = ex_project / "docs" / "blog" / "posts" / "ex.md"
-    beside = "Beside them run the networks of the exercises that were measured"
-    assert f"{beside} (see Exercises, below): *Small FC*." in " ".join(post.read_text().split())
+    beside = "The networks of the measured exercises run beside the variants'"
+    assert f"{beside} (see Exercises, below): *Small FC, \\*plain\\**." in " ".join(post.read_text().split())
+    portuguese = ex_project / ".editions" / "pt" / "docs" / "blog" / "posts" / "ex.md"
+    assert "As redes dos exercícios medidos rodam ao lado das redes das variantes (veja Exercícios, abaixo): " \
+           "*Small FC, \\*plain\\**." in " ".join(portuguese.read_text().split())
     assert invoke("render", "--profile", "smoke", "--no-answers").exit_code == 0
     assert [v["name"] for v in json.loads(manifest.read_text())["variants"]] == ["tiny"]
-    assert beside not in post.read_text()
+    assert beside not in " ".join(post.read_text().split())
+    assert "As redes dos exercícios medidos" not in " ".join(portuguese.read_text().split())

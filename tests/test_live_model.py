@@ -202,6 +202,25 @@ def test_the_runtime_and_each_shipped_posts_networks_fit_the_budget():
     assert max(pages.values()) <= 20 * 2**20, {k: f"{v / 2**20:.1f} MiB" for k, v in pages.items()}
 
 
+@pytest.mark.slow
+def test_networks_export_after_other_analyses_loaded_them_in_inference_mode(trained, tmp_path):
+    """The analyses share a model cache, and a model first built inside ``torch.inference_mode`` has parameters
+    that tracing refuses: the export must not depend on who loaded the network first."""
+    from reportgen.analyses._common import load_model
+    from reportgen.config import load_study
+    from reportgen.figures import FigureWriter
+    from reportgen.store import Store
+    from reportgen.study import collect
+    study = collect("live", load_study(trained / "experiments" / "live.yaml"), "smoke", Store(trained / "results"))
+    with torch.inference_mode():
+        for v in study.available:
+            load_model(v.runs[0])
+    result = live_model.compute(study, FigureWriter(directory=tmp_path, link_prefix="post", cache_dir=None))
+    assert [v.name for g in result.groups for v in g.variants] == EXPORTED
+    assert [l.name for g in result.groups for l in g.left_out] == ["broken"]
+    assert result.exercises == []  # this study has no exercise
+
+
 # ---- the page in a browser ----------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def served(built, tmp_path_factory):

@@ -105,6 +105,7 @@ class LiveModelResult:
     tolerance: float
     groups: list[LiveDataset] = field(default_factory=list)
     exercises: list[str] = field(default_factory=list)  # labels of the measured exercises whose networks run too
+    # (exported: one that could not be is named among the left out, not here)
 
     @property
     def total_bytes(self) -> int:
@@ -249,8 +250,6 @@ def compute(study: Study, figures: FigureWriter) -> LiveModelResult:
     for v in study.available:
         groups.setdefault(v.dataset, []).append(v)
     result = LiveModelResult(basis=FIRST_SEED, radius=SHIFT_RADIUS, opset=ONNX_OPSET, tolerance=PROBABILITY_TOLERANCE)
-    declared = {v.name for v in study.config.variants}
-    result.exercises = [v.label for v in study.available if v.name not in declared]
     for dataset, variants in groups.items():
         images, labels_t = run_test_set(first_run(variants[0]))
         labels = labels_t.numpy()
@@ -282,6 +281,8 @@ def compute(study: Study, figures: FigureWriter) -> LiveModelResult:
         _write(folder / f"{dataset}.json", json.dumps(manifest, ensure_ascii=False, sort_keys=True).encode())
         result.groups.append(LiveDataset(dataset=dataset, manifest=f"{link}/{dataset}.json", classes=classes,
                                          images=len(picks), variants=live, left_out=left_out))
+    declared = {v.name for v in study.config.variants}  # the rest are measured exercises (post.py adds them)
+    result.exercises = [v.label for g in result.groups for v in g.variants if v.name not in declared]
     return result
 
 
